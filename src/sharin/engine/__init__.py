@@ -1,0 +1,39 @@
+"""The engine: scheduling, state, the run journal and recovery. Defines the executor protocol."""
+
+from ._engine import (
+    SUPPORTED_TYPES,
+    Engine,
+    RunOptions,
+    RunResult,
+    evaluate_condition,
+    install_signal_handlers,
+    sharin_dir,
+)
+from ._events import Event, EventBus
+from ._files import Delivery, deliver, resolve_sources
+from ._journal import Journal, RunRecord, TaskRecord
+from ._protocol import Executor, ExecutorProvider, JobHandle, JobResult, JobStatus, TaskSpec
+
+__all__ = [
+    "SUPPORTED_TYPES",
+    "Delivery",
+    "Engine",
+    "Event",
+    "EventBus",
+    "Executor",
+    "ExecutorProvider",
+    "JobHandle",
+    "JobResult",
+    "JobStatus",
+    "Journal",
+    "RunOptions",
+    "RunRecord",
+    "RunResult",
+    "TaskRecord",
+    "TaskSpec",
+    "deliver",
+    "evaluate_condition",
+    "install_signal_handlers",
+    "resolve_sources",
+    "sharin_dir",
+]

@@ -1,0 +1,610 @@
+"""The engine: runs a project's components in dependency order, journaling every step.
+
+One coroutine per container (the root workflow and each nested workflow) keeps the counts of
+unfinished dependencies of its children and starts each child when its count reaches zero; a
+child's end is reported through a queue, so nothing polls. Tasks go through an
+:class:`~sharin.engine.Executor`; at most ``max_concurrent`` of them per executor run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import functools
+import os
+import signal
+import subprocess
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..errors import RunError, SharinError
+from ..model import (
+    STATUS_FILE,
+    Component,
+    ComponentType,
+    Project,
+    State,
+    write_json_atomic,
+)
+from ._events import Event, EventBus
+from ._files import Delivery, deliver, resolve_sources
+from ._journal import Journal, TaskRecord
+from ._protocol import Executor, ExecutorProvider, JobHandle, JobResult, TaskSpec
+
+__all__ = ["Engine", "RunOptions", "RunResult", "SUPPORTED_TYPES", "sharin_dir"]
+
+#: component types this engine runs
+SUPPORTED_TYPES = frozenset({ComponentType.TASK.value, ComponentType.WORKFLOW.value})
+
+_INCOMPLETE_PROJECT_STATES = {
+    "running",
+    "stopped",
+    "failed",
+    "holding",
+    "paused",
+    "unknown",
+    "preparing",
+}
+_RESUMABLE_RUN_STATES = {"running", "stopped", "failed"}
+
+
+def sharin_dir(project_root: Path) -> Path:
+    """sharin's own files in a project: the journal, logs of every run, the engine lock."""
+    return project_root / ".sharin"
+
+
+@dataclass
+class RunOptions:
+    """How a run behaves. Every field has the default a user of WHEEL expects."""
+
+    keep_going: bool = False
+    """Go on with independent components after a failure (default: stop starting new ones)."""
+    resume: bool = True
+    """Continue the last run if it did not finish (finished tasks are not run again)."""
+    lost_task: Literal["rerun", "fail"] = "rerun"
+    """What to do with a task whose process vanished while no engine watched it."""
+    max_local: int | None = None
+    """Concurrent local tasks (WHEEL's numJobOnLocal); default: the number of CPUs."""
+    launch_window: int = 512
+    """Tasks a container starts ahead of free executor slots; bounds memory for huge workflows."""
+
+
+@dataclass
+class RunResult:
+    run: int
+    state: str
+    resumed: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.state == State.FINISHED
+
+
+class _Slots:
+    """A counting limit per executor, FIFO."""
+
+    def __init__(self, n: int) -> None:
+        self.sem = asyncio.Semaphore(n)
+
+
+class Engine:
+    """Runs one project. Use :meth:`run` once per Engine object."""
+
+    def __init__(
+        self,
+        project: Project,
+        executors: ExecutorProvider,
+        *,
+        options: RunOptions | None = None,
+        events: EventBus | None = None,
+    ) -> None:
+        self.project = project
+        self.executors = executors
+        self.options = options or RunOptions()
+        self.events = events or EventBus()
+        self.dir = sharin_dir(project.root)
+        self.journal: Journal | None = None
+        self.run_id = 0
+        self._slots: dict[int, _Slots] = {}
+        self._halt = False
+        self._stopping = False
+        self._prev: dict[str, TaskRecord] = {}
+        self._wheel_finished: set[str] = set()
+        self._task_futs: set[asyncio.Task[str]] = set()
+        self._counts: dict[str, int] = {}
+        self._failed: list[str] = []
+        self._base_env: dict[str, str] = {}
+        self._log_dir = self.dir
+        self._lock_fd: int | None = None
+
+    # ------------------------------------------------------------------ public
+    def stop(self) -> None:
+        """Stop the run: no new tasks start, running ones are cancelled. Safe to call from signal handlers."""
+        self._stopping = True
+        self._halt = True
+        for t in list(self._task_futs):
+            t.cancel()
+
+    async def run(self) -> RunResult:
+        t0 = time.monotonic()
+        self._lock()
+        try:
+            return await self._run(t0)
+        finally:
+            self._unlock()
+
+    # ------------------------------------------------------------------ setup
+    def _lock(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "engine.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = _read_int(self.dir / "engine.pid")
+            raise RunError(
+                f"{self.project.root}: the project is already running (engine pid {pid}); "
+                "wait for it, watch it with `sharin status`, or stop it with `sharin stop`"
+            ) from None
+        self._lock_fd = fd
+        (self.dir / "engine.pid").write_text(f"{os.getpid()}\n")
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                (self.dir / "engine.pid").unlink()
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _start_run(self) -> bool:
+        """Open the journal and choose: resume the last run, or begin a new one."""
+        self.journal = Journal(self.dir / "journal.sqlite")
+        last = self.journal.last_run()
+        if self.options.resume and last is not None and last.state in _RESUMABLE_RUN_STATES:
+            self.run_id = last.id
+            self.journal.reopen_run(last.id)
+            self._prev = self.journal.tasks(last.id)
+            resumed = True
+        else:
+            if self.options.resume and self.project.state in _INCOMPLETE_PROJECT_STATES:
+                # A run that WHEEL (or an older sharin) left unfinished: trust cmp.wheel.json states.
+                for c in self.project.components():
+                    if c.type == ComponentType.TASK and c.state == State.FINISHED:
+                        self._wheel_finished.add(c.rel)
+            resumed = bool(self._wheel_finished)
+            self.run_id = self.journal.new_run(
+                {"git": _git_head(self.project.root), "resumed_from_wheel": resumed}
+            )
+            if not resumed:
+                self._reset_component_states()
+        self._log_dir = self.dir / "runs" / str(self.run_id)
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        return resumed
+
+    def _reset_component_states(self) -> None:
+        for c in self.project.root_component.walk():
+            if c.data.get("state") not in (None, State.NOT_STARTED.value):
+                c.data["state"] = State.NOT_STARTED.value
+                write_json_atomic(c.file, c.data)
+                with contextlib.suppress(FileNotFoundError):
+                    (c.directory / STATUS_FILE).unlink()
+
+    async def _run(self, t0: float) -> RunResult:
+        resumed = self._start_run()
+        assert self.journal is not None
+        root = self.project.root
+        self._base_env = dict(os.environ)
+        self._base_env.update(self.project.root_component.env)
+        self._base_env.update(
+            WHEEL_LOCAL_PRJDIR=str(root),
+            SHARIN_PROJECT_DIR=str(root),
+            SHARIN_RUN_ID=str(self.run_id),
+        )
+        self.project.set_project_state(State.RUNNING.value)
+        self._emit("", "run", State.RUNNING, message="resumed" if resumed else "")
+        state = State.FAILED
+        try:
+            ok = await self._run_container(self.project.root_component, root, "", self._base_env)
+            if self._stopping:
+                state = State.STOPPED
+            else:
+                state = State.FINISHED if ok else State.FAILED
+        finally:
+            # also reached on an unexpected error or KeyboardInterrupt: record what we know
+            self.journal.end_run(self.run_id, state.value)
+            self.project.set_project_state(state.value)
+            self._emit("", "run", state)
+            self.events.close()
+            self.journal.close()
+        return RunResult(
+            self.run_id,
+            state.value,
+            resumed,
+            dict(self._counts),
+            list(self._failed),
+            time.monotonic() - t0,
+        )
+
+    # ------------------------------------------------------------------ events
+    def _emit(
+        self,
+        key: str,
+        kind: str,
+        state: State,
+        *,
+        attempt: int = 0,
+        rc: int | None = None,
+        message: str = "",
+    ) -> None:
+        self.events.publish(Event(self.run_id, key, kind, state.value, attempt, rc, message))
+
+    def _record(
+        self,
+        c: Component,
+        key: str,
+        state: State,
+        *,
+        persist: bool,
+        **kw: object,
+    ) -> None:
+        """Journal first, then tell subscribers, then (for WHEEL) the component's own JSON."""
+        assert self.journal is not None
+        self.journal.set_task(self.run_id, key, c.type, state.value, **kw)  # type: ignore[arg-type]
+        attempt = kw.get("attempt")
+        rc = kw.get("rc")
+        msg = kw.get("message")
+        self._emit(
+            key,
+            c.type,
+            state,
+            attempt=attempt if isinstance(attempt, int) else 0,
+            rc=rc if isinstance(rc, int) else None,
+            message=msg if isinstance(msg, str) else "",
+        )
+        if persist and state in (
+            State.RUNNING,
+            State.FINISHED,
+            State.FAILED,
+            State.STOPPED,
+            State.UNKNOWN,
+        ):
+            c.data["state"] = state.value
+            write_json_atomic(c.file, c.data)
+
+    # ------------------------------------------------------------------ containers
+    async def _run_component(
+        self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    ) -> str:
+        if c.type == ComponentType.WORKFLOW:
+            return await self._run_workflow(c, cdir, key, env)
+        if c.type == ComponentType.TASK:
+            return await self._run_task(c, cdir, key, env)
+        raise RunError(f"{c.rel}: component type {c.type!r} is not supported by this engine")
+
+    async def _run_workflow(
+        self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    ) -> str:
+        persist = cdir == c.directory
+        prev = self._prev.get(key)
+        if prev is not None and prev.state == State.FINISHED:
+            self._emit(
+                key, c.type, State.FINISHED, message="finished in an earlier attempt of this run"
+            )
+            return State.FINISHED.value
+        self._record(c, key, State.STAGE_IN, persist=persist, started=True)
+        try:
+            self._deliver_inputs(c, cdir)
+        except SharinError as e:
+            self._record(c, key, State.FAILED, persist=persist, message=str(e), ended=True)
+            return State.FAILED.value
+        self._record(c, key, State.RUNNING, persist=persist)
+        sub_env = dict(env)
+        sub_env.update(c.env)
+        ok = await self._run_container(c, cdir, key, sub_env)
+        state = State.STOPPED if self._stopping else (State.FINISHED if ok else State.FAILED)
+        self._record(c, key, state, persist=persist, ended=True)
+        return state.value
+
+    async def _run_container(
+        self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    ) -> bool:
+        children = [x for x in c.children if not x.disabled]
+        ids = {x.id for x in children}
+        by_id = {x.id: x for x in children}
+        waiting: dict[str, int] = {}
+        successors: dict[str, list[str]] = {x.id: [] for x in children}
+        for x in children:
+            deps = set(x.previous) & ids
+            for inp in x.input_files:
+                deps.update(link.node for link in inp.src if link.node in ids)
+            waiting[x.id] = len(deps)
+            for d in deps:
+                successors[d].append(x.id)
+        ready = deque(x for x in children if waiting[x.id] == 0)
+        done_q: asyncio.Queue[tuple[Component, str]] = asyncio.Queue()
+        in_flight = 0
+        ok = True
+        finished = 0
+
+        def launch(x: Component) -> None:
+            child_key = f"{key}/{x.name}" if key else x.name
+            coro = self._run_component(x, cdir / x.name, child_key, env)
+            t: asyncio.Task[str] = asyncio.ensure_future(coro)
+            if x.type == ComponentType.TASK:
+                self._task_futs.add(t)
+            t.add_done_callback(functools.partial(self._report, x=x, q=done_q))
+
+        while True:
+            while ready and not self._halt and in_flight < self.options.launch_window:
+                launch(ready.popleft())
+                in_flight += 1
+            if in_flight == 0:
+                break
+            x, state = await done_q.get()
+            in_flight -= 1
+            finished += 1
+            if state == State.FINISHED or (state == State.FAILED and x.ignore_failure):
+                for s in successors[x.id]:
+                    waiting[s] -= 1
+                    if waiting[s] == 0:
+                        ready.append(by_id[s])
+            else:
+                ok = False
+                if not self.options.keep_going:
+                    self._halt = True
+        return ok and finished == len(children)
+
+    def _report(
+        self, fut: asyncio.Task[str], *, x: Component, q: asyncio.Queue[tuple[Component, str]]
+    ) -> None:
+        self._task_futs.discard(fut)
+        if fut.cancelled():
+            state = State.STOPPED.value
+        elif (exc := fut.exception()) is not None:
+            self._failed.append(f"{x.rel}: internal error: {exc!r}")
+            state = State.FAILED.value
+        else:
+            state = fut.result()
+        q.put_nowait((x, state))
+
+    # ------------------------------------------------------------------ files
+    def _deliver_inputs(self, c: Component, cdir: Path) -> None:
+        parent = c.parent
+        if parent is None:
+            return
+        pdir = cdir.parent
+        for inp in c.input_files:
+            for link in inp.src:
+                for producer, sdir, pattern in resolve_sources(parent, pdir, link.node, link.name):
+                    deliver(Delivery(producer, sdir, pattern, cdir, inp.name))
+
+    # ------------------------------------------------------------------ tasks
+    def _executor(self, c: Component) -> tuple[Executor, _Slots]:
+        ex = self.executors.executor_for(c.host, c.use_job_scheduler)
+        slots = self._slots.get(id(ex))
+        if slots is None:
+            n = ex.max_concurrent
+            if ex.kind == "local" and self.options.max_local:
+                n = self.options.max_local
+            slots = self._slots[id(ex)] = _Slots(n)
+        return ex, slots
+
+    def _spec(
+        self, c: Component, cdir: Path, key: str, env: Mapping[str, str], attempt: int
+    ) -> TaskSpec:
+        full_env = dict(env)
+        full_env.update(c.env)
+        full_env["SHARIN_TASK"] = key
+        full_env["SHARIN_ATTEMPT"] = str(attempt)
+        return TaskSpec(
+            key=key,
+            name=c.name,
+            workdir=cdir,
+            script=c.script or "",
+            env=full_env,
+            log_dir=self._log_dir,
+            attempt=attempt,
+            host=c.host,
+            use_job_scheduler=c.use_job_scheduler,
+            queue=c.queue,
+            submit_option=c.submit_option,
+            include=tuple(c.include),
+            exclude=tuple(c.exclude),
+            outputs=tuple(o.name for o in c.output_files),
+            project_root=self.project.root,
+        )
+
+    async def _run_task(self, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
+        persist = cdir == c.directory
+        prev = self._prev.get(key)
+        if (prev is not None and prev.state == State.FINISHED) or key in self._wheel_finished:
+            self._count(State.FINISHED)
+            self._emit(
+                key, c.type, State.FINISHED, message="finished in an earlier attempt of this run"
+            )
+            if key in self._wheel_finished:
+                self._record(
+                    c, key, State.FINISHED, persist=False, message="finished before (WHEEL state)"
+                )
+            return State.FINISHED.value
+        attempt = prev.attempt if prev is not None else 0
+        try:
+            ex, slots = self._executor(c)
+        except SharinError as e:
+            return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
+        handle: JobHandle | None = None
+        result: JobResult | None = None
+        try:
+            if (
+                prev is not None
+                and prev.handle
+                and prev.state
+                in (
+                    State.RUNNING,
+                    State.QUEUED,
+                    State.WAITING,
+                    State.STAGE_OUT,
+                )
+            ):
+                # the task was started by an engine that died: find it again, never resubmit
+                handle = JobHandle.from_json(prev.handle)
+                spec = self._spec(c, cdir, key, env, attempt)
+                async with slots.sem:
+                    self._record(c, key, State.RUNNING, persist=persist, message="re-attached")
+                    result = await ex.attach(handle, spec)
+                if result.lost:
+                    if self.options.lost_task == "fail":
+                        return self._finish(
+                            c, key, State.FAILED, persist, attempt, None, result.message
+                        )
+                    result = None  # run it again below
+                    handle = None
+            while True:
+                if result is None:
+                    attempt += 1
+                    spec = self._spec(c, cdir, key, env, attempt)
+                    self._record(
+                        c, key, State.STAGE_IN, persist=persist, attempt=attempt, started=True
+                    )
+                    try:
+                        self._deliver_inputs(c, cdir)
+                        await ex.stage_in(spec)
+                    except SharinError as e:
+                        return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
+                    self._record(c, key, State.WAITING, persist=persist)
+                    async with slots.sem:
+                        self._record(c, key, State.QUEUED, persist=persist, message="submitting")
+                        try:
+                            handle = await ex.submit(spec)
+                        except SharinError as e:
+                            return self._finish(
+                                c, key, State.FAILED, persist, attempt, None, str(e)
+                            )
+                        self._record(
+                            c, key, State.RUNNING, persist=persist, handle=handle.to_json()
+                        )
+                        result = await ex.wait(handle, spec)
+                if result.ok:
+                    self._record(c, key, State.STAGE_OUT, persist=persist)
+                    await ex.stage_out(spec, result)
+                    return self._finish(c, key, State.FINISHED, persist, attempt, 0, result.message)
+                if attempt <= c.retry and await self._should_retry(c, cdir, env):
+                    self._record(
+                        c,
+                        key,
+                        State.WAITING,
+                        persist=persist,
+                        message=f"attempt {attempt} failed (exit {result.returncode}); retrying",
+                    )
+                    result = None
+                    handle = None
+                    continue
+                return self._finish(
+                    c, key, State.FAILED, persist, attempt, result.returncode, result.message
+                )
+        except asyncio.CancelledError:
+            if handle is not None:
+                with contextlib.suppress(SharinError, OSError):
+                    await asyncio.shield(ex.cancel(handle))
+            return self._finish(
+                c, key, State.STOPPED, persist, attempt, None, "stopped by the user"
+            )
+
+    def _count(self, state: State) -> None:
+        self._counts[state.value] = self._counts.get(state.value, 0) + 1
+
+    def _finish(
+        self,
+        c: Component,
+        key: str,
+        state: State,
+        persist: bool,
+        attempt: int,
+        rc: int | None,
+        message: str,
+    ) -> str:
+        self._count(state)
+        if state == State.FAILED:
+            self._failed.append(f"{key}: {message or f'exit code {rc}'}")
+        self._record(
+            c,
+            key,
+            state,
+            persist=persist,
+            attempt=attempt,
+            rc=rc,
+            message=message or None,
+            ended=True,
+        )
+        status = f"{state.value}\n{'' if rc is None else rc}\n{'' if rc is None else rc}\n"
+        with contextlib.suppress(OSError):
+            (self.project.root / key / STATUS_FILE).write_text(status)
+        return state.value
+
+    async def _should_retry(self, c: Component, cdir: Path, env: Mapping[str, str]) -> bool:
+        cond = c.retry_condition
+        if cond is None:
+            return True
+        return await evaluate_condition(cond, cdir, env)
+
+
+async def evaluate_condition(cond: str, cdir: Path, env: Mapping[str, str]) -> bool:
+    """A WHEEL condition: a script in the component's directory (exit 0 = true) or true/false."""
+    text = cond.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    script = cdir / text
+    if not script.is_file():
+        raise RunError(
+            f"{cdir}: condition {cond!r} is neither a script in the component's directory nor "
+            "true/false"
+        )
+    mode = script.stat().st_mode
+    if not mode & 0o100:
+        script.chmod(mode | 0o111)
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh",
+        "-c",
+        './"$1"',
+        "sh",
+        text,
+        cwd=cdir,
+        env=dict(env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return await proc.wait() == 0
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _git_head(root: Path) -> str | None:
+    if not (root / ".git").exists():
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def install_signal_handlers(engine: Engine) -> None:
+    """SIGINT/SIGTERM stop the run cleanly (tasks cancelled, state journaled)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, engine.stop)

@@ -1,0 +1,202 @@
+"""The run journal: an SQLite file in ``<project>/.sharin/journal.sqlite``.
+
+Every state change of a run and of each task instance is written (and committed) before the
+engine acts on it, so a new engine process knows what finished, what was submitted (with its
+handle) and what never started. WAL mode with ``synchronous=NORMAL``: a commit survives the death
+of the engine process (``kill -9``); only a power cut may lose the last commits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import JournalError
+
+__all__ = ["Journal", "RunRecord", "TaskRecord"]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    started REAL NOT NULL,
+    ended REAL,
+    state TEXT NOT NULL,
+    pid INTEGER,
+    info TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS tasks (
+    run INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    handle TEXT,
+    rc INTEGER,
+    started REAL,
+    ended REAL,
+    message TEXT,
+    PRIMARY KEY (run, key)
+);
+"""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    started: float
+    ended: float | None
+    state: str
+    pid: int | None
+    info: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    run: int
+    key: str
+    kind: str
+    state: str
+    attempt: int
+    handle: str | None
+    rc: int | None
+    started: float | None
+    ended: float | None
+    message: str | None
+
+
+class Journal:
+    """Append-and-update store of runs and task instances; one per project."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise JournalError(
+                    f"{path}: journal schema {row[0]} is not {SCHEMA_VERSION}; "
+                    "move .sharin/ away to start a fresh history"
+                )
+        except sqlite3.DatabaseError as e:
+            raise JournalError(
+                f"{path}: cannot open the run journal ({e}); move it away to start a fresh history"
+            ) from None
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ runs
+    def new_run(self, info: dict[str, Any]) -> int:
+        cur = self._db.execute(
+            "INSERT INTO runs (started, state, pid, info) VALUES (?, 'running', ?, ?)",
+            (time.time(), os.getpid(), json.dumps(info)),
+        )
+        assert cur.lastrowid is not None
+        return int(cur.lastrowid)
+
+    def reopen_run(self, run: int) -> None:
+        self._db.execute(
+            "UPDATE runs SET state='running', ended=NULL, pid=? WHERE id=?", (os.getpid(), run)
+        )
+
+    def end_run(self, run: int, state: str) -> None:
+        self._db.execute("UPDATE runs SET state=?, ended=? WHERE id=?", (state, time.time(), run))
+
+    def runs(self) -> list[RunRecord]:
+        rows = self._db.execute(
+            "SELECT id, started, ended, state, pid, info FROM runs ORDER BY id"
+        ).fetchall()
+        return [RunRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}")) for r in rows]
+
+    def run(self, run: int) -> RunRecord | None:
+        r = self._db.execute(
+            "SELECT id, started, ended, state, pid, info FROM runs WHERE id=?", (run,)
+        ).fetchone()
+        return RunRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}")) if r else None
+
+    def last_run(self) -> RunRecord | None:
+        r = self._db.execute(
+            "SELECT id, started, ended, state, pid, info FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return RunRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}")) if r else None
+
+    # ------------------------------------------------------------------ tasks
+    def set_task(
+        self,
+        run: int,
+        key: str,
+        kind: str,
+        state: str,
+        *,
+        attempt: int | None = None,
+        handle: str | None = None,
+        rc: int | None = None,
+        message: str | None = None,
+        started: bool = False,
+        ended: bool = False,
+    ) -> None:
+        """Insert or update one task instance; only the given fields change."""
+        now = time.time()
+        self._db.execute(
+            """
+            INSERT INTO tasks (run, key, kind, state, attempt, handle, rc, started, ended, message)
+            VALUES (?, ?, ?, ?, COALESCE(?, 0), ?, ?, ?, ?, ?)
+            ON CONFLICT (run, key) DO UPDATE SET
+                state = excluded.state,
+                attempt = COALESCE(?, tasks.attempt),
+                handle = CASE WHEN ? THEN excluded.handle ELSE tasks.handle END,
+                rc = CASE WHEN ? THEN excluded.rc ELSE tasks.rc END,
+                started = COALESCE(excluded.started, tasks.started),
+                ended = excluded.ended,
+                message = excluded.message
+            """,
+            (
+                run,
+                key,
+                kind,
+                state,
+                attempt,
+                handle,
+                rc,
+                now if started else None,
+                now if ended else None,
+                message,
+                attempt,
+                handle is not None,
+                rc is not None or ended,
+            ),
+        )
+
+    def clear_handle(self, run: int, key: str) -> None:
+        self._db.execute("UPDATE tasks SET handle=NULL WHERE run=? AND key=?", (run, key))
+
+    def tasks(self, run: int) -> dict[str, TaskRecord]:
+        rows = self._db.execute(
+            "SELECT run, key, kind, state, attempt, handle, rc, started, ended, message "
+            "FROM tasks WHERE run=?",
+            (run,),
+        ).fetchall()
+        return {r[1]: TaskRecord(*r) for r in rows}
+
+    def task_list(self, run: int) -> list[TaskRecord]:
+        rows = self._db.execute(
+            "SELECT run, key, kind, state, attempt, handle, rc, started, ended, message "
+            "FROM tasks WHERE run=? ORDER BY COALESCE(started, 1e18), key",
+            (run,),
+        ).fetchall()
+        return [TaskRecord(*r) for r in rows]

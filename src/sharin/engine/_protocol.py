@@ -1,0 +1,166 @@
+"""The executor contract. The engine defines it; ``sharin.executors`` implements it.
+
+A task goes through an executor in five steps, each awaited by the engine::
+
+    stage_in(spec)            make the task's files available where it will run
+    submit(spec) -> handle    start it; the handle is journaled at once
+    wait(handle) -> result    until it ends (event-driven, or one batched status query per host)
+    stage_out(spec, result)   bring outputs back (include/exclude globs)
+    cancel(handle)            on stop
+
+After a crash the engine never calls ``submit`` again for a task whose handle was journaled:
+it calls ``attach(handle)``, which waits for the same process or job and returns its result, or a
+result with ``lost=True`` when nothing is left to wait for (the engine then reruns the task or marks
+it failed, as configured). ``status`` answers for many handles in one call, so that one scheduler
+query covers every job on a host.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+__all__ = [
+    "Executor",
+    "ExecutorProvider",
+    "JobHandle",
+    "JobResult",
+    "JobStatus",
+    "TaskSpec",
+]
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """Everything an executor needs to run one attempt of one task instance."""
+
+    key: str  #: unique in the run: the instance path below the project root, e.g. ``wf0/train``
+    name: str  #: the component name
+    workdir: Path  #: the task's directory on this machine
+    script: str  #: file name of the script, relative to ``workdir``
+    env: Mapping[str, str]  #: the full environment of the script
+    log_dir: Path  #: where stdout, stderr and the exit-code file of each attempt go
+    attempt: int = 1
+    host: str = "localhost"
+    use_job_scheduler: bool = False
+    queue: str | None = None
+    submit_option: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    project_root: Path = Path(".")
+
+    @property
+    def log_stem(self) -> str:
+        return self.key.replace("%", "%25").replace("/", "%2F")
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.log_dir / f"{self.log_stem}.out"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.log_dir / f"{self.log_stem}.err"
+
+    @property
+    def rc_path(self) -> Path:
+        return self.log_dir / f"{self.log_stem}.{self.attempt}.rc"
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """What is journaled right after submit: enough to find the process or job again."""
+
+    executor: str
+    host: str
+    native_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "executor": self.executor,
+                "host": self.host,
+                "id": self.native_id,
+                "data": dict(self.data),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> JobHandle:
+        d = json.loads(text)
+        return cls(str(d["executor"]), str(d["host"]), str(d["id"]), dict(d.get("data") or {}))
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One answer of a status query: ``state`` is a sharin state name, ``native`` the scheduler's word."""
+
+    state: str
+    native: str = ""
+    returncode: int | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How an attempt ended. ``returncode`` None means it is not known."""
+
+    returncode: int | None
+    message: str = ""
+    lost: bool = False  #: the process or job vanished without a trace (only from ``attach``)
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.lost
+
+
+class Executor(abc.ABC):
+    """Runs task attempts somewhere. Subclasses implement submit/wait/attach/cancel/status."""
+
+    #: short name journaled with each handle ("local", "ssh", "slurm" ...)
+    kind: str = "executor"
+
+    def __init__(self, *, host: str = "localhost", max_concurrent: int = 1) -> None:
+        self.host = host
+        self.max_concurrent = max(1, int(max_concurrent))
+
+    async def stage_in(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
+        """Make ``spec.workdir`` available where the task runs (no-op for the local machine)."""
+
+    @abc.abstractmethod
+    async def submit(self, spec: TaskSpec) -> JobHandle:
+        """Start the attempt and return at once with a handle."""
+
+    @abc.abstractmethod
+    async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
+        """Wait until the attempt started by this engine ends."""
+
+    @abc.abstractmethod
+    async def attach(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
+        """Wait for an attempt started by an earlier engine process (after a crash)."""
+
+    @abc.abstractmethod
+    async def cancel(self, handle: JobHandle) -> None:
+        """Stop the attempt; returns when it has been told to stop."""
+
+    @abc.abstractmethod
+    async def status(self, handles: Sequence[JobHandle]) -> dict[JobHandle, JobStatus]:
+        """The state of many attempts in one query."""
+
+    async def stage_out(self, spec: TaskSpec, result: JobResult) -> None:  # noqa: B027
+        """Bring outputs back to ``spec.workdir`` (no-op for the local machine)."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release connections."""
+
+
+class ExecutorProvider(Protocol):
+    """Chooses the executor for a task; the interfaces build one from the host definitions."""
+
+    def executor_for(self, host: str, use_job_scheduler: bool) -> Executor: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,216 @@
+"""Run task scripts on this machine.
+
+Each attempt is started with ``posix_spawn`` as ``/bin/sh -c 'cd DIR && ./SCRIPT; echo $? > RC'``
+in a session of its own, stdout and stderr going to files. The engine learns that it ended from a
+pidfd registered with the event loop (no polling, no thread per task). The exit code is written
+to a file by the wrapper shell, so an engine started after a crash can still learn how a task that
+outlived the old engine ended: :meth:`LocalExecutor.attach` waits on the pid (checked against its
+start time, so a reused pid is not mistaken for it) and then reads that file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
+from ..errors import ExecutorError
+
+__all__ = ["LocalExecutor"]
+
+_WRAPPER = 'cd "$1" || exit 126; ./"$2"; echo $? > "$3"'
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    rest = data[data.rfind(b")") + 2 :].split()
+    try:
+        return int(rest[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _read_rc(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def prepare_script(path: Path) -> None:
+    """As WHEEL does before a run: CRLF line ends become LF and the script is made executable."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ExecutorError(
+            f"script {path} does not exist; create it or fix the task's script"
+        ) from None
+    if b"\r\n" in data:
+        path.write_bytes(data.replace(b"\r\n", b"\n"))
+    mode = path.stat().st_mode
+    if mode & 0o111 != 0o111:
+        path.chmod(mode | 0o111)
+
+
+class LocalExecutor(Executor):
+    """Scripts as child processes of the engine, at most ``max_concurrent`` at once."""
+
+    kind = "local"
+
+    def __init__(self, *, max_concurrent: int | None = None) -> None:
+        super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
+        self._children: dict[int, asyncio.Future[int]] = {}
+
+    async def submit(self, spec: TaskSpec) -> JobHandle:
+        prepare_script(spec.workdir / spec.script)
+        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        rc_path = spec.rc_path
+        with contextlib.suppress(FileNotFoundError):
+            rc_path.unlink()
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (
+                os.POSIX_SPAWN_OPEN,
+                1,
+                str(spec.stdout_path),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                0o644,
+            ),
+            (
+                os.POSIX_SPAWN_OPEN,
+                2,
+                str(spec.stderr_path),
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+                0o644,
+            ),
+        ]
+        argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(spec.workdir), spec.script, str(rc_path)]
+        try:
+            pid = os.posix_spawn("/bin/sh", argv, dict(spec.env), file_actions=actions, setsid=True)
+        except OSError as e:
+            raise ExecutorError(f"{spec.key}: cannot start /bin/sh ({e})") from None
+        fut = self._watch_child(pid)
+        self._children[pid] = fut
+        return JobHandle(
+            "local",
+            "localhost",
+            str(pid),
+            {"start": _proc_start_time(pid), "rc": str(rc_path)},
+        )
+
+    def _watch_child(self, pid: int) -> asyncio.Future[int]:
+        """A future with the wait status of our child ``pid``, resolved from a pidfd."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        pidfd = os.pidfd_open(pid)
+
+        def on_exit() -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                status = 0
+            if not fut.done():
+                fut.set_result(status)
+
+        loop.add_reader(pidfd, on_exit)
+        return fut
+
+    async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
+        pid = int(handle.native_id)
+        fut = self._children.get(pid)
+        if fut is None:
+            return await self.attach(handle, spec)
+        try:
+            status = await fut
+        finally:
+            if fut.done():
+                self._children.pop(pid, None)
+        rc = _read_rc(Path(handle.data["rc"]))
+        if rc is not None:
+            return JobResult(rc, "" if rc == 0 else f"exit code {rc}")
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            return JobResult(-sig, f"killed by signal {signal.Signals(sig).name}")
+        code = os.waitstatus_to_exitcode(status)
+        return JobResult(code, f"exit code {code}")
+
+    async def attach(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
+        rc_path = Path(handle.data.get("rc") or spec.rc_path)
+        rc = _read_rc(rc_path)
+        if rc is not None:
+            return JobResult(rc, "" if rc == 0 else f"exit code {rc}")
+        pid = int(handle.native_id)
+        start = handle.data.get("start")
+        if start is not None and _proc_start_time(pid) == start:
+            await self._wait_foreign(pid)
+            rc = _read_rc(rc_path)
+            if rc is not None:
+                return JobResult(rc, "" if rc == 0 else f"exit code {rc}")
+        return JobResult(
+            None,
+            f"process {pid} ended while no engine was watching and left no exit code",
+            lost=True,
+        )
+
+    async def _wait_foreign(self, pid: int) -> None:
+        """Wait for a process that is not our child (pidfd turns readable when it exits)."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def on_exit() -> None:
+            if not done.done():
+                done.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
+        try:
+            await done
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+
+    async def cancel(self, handle: JobHandle) -> None:
+        pid = int(handle.native_id)
+        start = handle.data.get("start")
+        if start is not None and _proc_start_time(pid) != start:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+        fut = self._children.get(pid)
+        if fut is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(fut), timeout=5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                await fut
+            self._children.pop(pid, None)
+
+    async def status(self, handles: Sequence[JobHandle]) -> dict[JobHandle, JobStatus]:
+        out: dict[JobHandle, JobStatus] = {}
+        for h in handles:
+            rc = _read_rc(Path(h.data.get("rc", "")))
+            if rc is not None:
+                out[h] = JobStatus("finished" if rc == 0 else "failed", "exited", rc)
+            elif _proc_start_time(int(h.native_id)) == h.data.get("start"):
+                out[h] = JobStatus("running", "alive")
+            else:
+                out[h] = JobStatus("unknown", "gone")
+        return out

@@ -1,0 +1,342 @@
+"""The Python API. The CLI is a thin layer over these functions; a web server can use the same.
+
+Build a project in code, run it and look at the result::
+
+    import sharin
+
+    p = sharin.new_project("demo.wheel")
+    a = sharin.add_task(p, "hello", "echo hello > out.txt", outputs=["out.txt"])
+    b = sharin.add_task(p, "shout", "tr a-z A-Z < in.txt")
+    sharin.connect_files(p, a, "out.txt", b, "in.txt")
+    result = sharin.run(p)          # or: await sharin.run_async(p)
+    assert result.ok
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..engine import (
+    SUPPORTED_TYPES,
+    Engine,
+    Event,
+    EventBus,
+    ExecutorProvider,
+    Journal,
+    RunOptions,
+    RunRecord,
+    RunResult,
+    TaskRecord,
+    install_signal_handlers,
+    sharin_dir,
+)
+from ..errors import Problem, ProjectError, RunError
+from ..executors import ExecutorRegistry
+from ..model import Component, Project, check, git, load_hosts
+
+__all__ = [
+    "ProjectStatus",
+    "add_component",
+    "add_task",
+    "clean",
+    "connect",
+    "connect_files",
+    "copy_project",
+    "engine_pid",
+    "log_paths",
+    "new_project",
+    "open_project",
+    "revert",
+    "run",
+    "run_async",
+    "runs",
+    "save",
+    "set_property",
+    "status",
+    "stop",
+    "validate",
+]
+
+
+ProjectRef = Project | str | os.PathLike[str]
+
+
+def _project(p: ProjectRef) -> Project:
+    return p if isinstance(p, Project) else Project.open(Path(p))
+
+
+def _component(p: Project, c: Component | str) -> Component:
+    return c if isinstance(c, Component) else p.component(c)
+
+
+# ---------------------------------------------------------------------- building
+def new_project(path: str | os.PathLike[str], description: str = "") -> Project:
+    """Create an empty project (a git repository) at ``path`` (``.wheel`` is appended if missing)."""
+    return Project.create(Path(path), description=description)
+
+
+def open_project(path: str | os.PathLike[str]) -> Project:
+    """Open a project written by sharin or by WHEEL."""
+    return Project.open(Path(path))
+
+
+def copy_project(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Project:
+    """Copy a project (e.g. a shipped example) and make the copy a repository of its own."""
+    return Project.copy(Path(src), Path(dst))
+
+
+def add_component(
+    project: ProjectRef,
+    ctype: str,
+    name: str,
+    *,
+    parent: Component | str | None = None,
+    **props: Any,
+) -> Component:
+    p = _project(project)
+    par = _component(p, parent) if parent is not None else None
+    return p.add_component(ctype, name, par, **props)
+
+
+def add_task(
+    project: ProjectRef,
+    name: str,
+    script_text: str | None = None,
+    *,
+    script: str = "run.sh",
+    parent: Component | str | None = None,
+    outputs: Iterable[str] = (),
+    **props: Any,
+) -> Component:
+    """Add a task; ``script_text`` (a shell script body) is written to ``script`` in its directory."""
+    p = _project(project)
+    c = add_component(p, "task", name, parent=parent, script=script, **props)
+    if script_text is not None:
+        text = script_text if script_text.startswith("#!") else "#!/bin/sh\n" + script_text
+        path = c.directory / script
+        path.write_text(text if text.endswith("\n") else text + "\n")
+        path.chmod(0o755)
+    outs = list(outputs)
+    if outs:
+        c.data["outputFiles"] = [{"name": o, "dst": []} for o in outs]
+        p.write_component(c)
+    return c
+
+
+def connect(
+    project: ProjectRef, src: Component | str, dst: Component | str, *, else_: bool = False
+) -> None:
+    """A flow edge: ``dst`` starts after ``src`` finished."""
+    p = _project(project)
+    p.connect(_component(p, src), _component(p, dst), else_=else_)
+
+
+def connect_files(
+    project: ProjectRef,
+    src: Component | str,
+    src_name: str,
+    dst: Component | str,
+    dst_name: str,
+) -> None:
+    """A file edge: ``src``'s output ``src_name`` reaches ``dst`` as ``dst_name`` (and orders them)."""
+    p = _project(project)
+    p.connect_file(_component(p, src), src_name, _component(p, dst), dst_name)
+
+
+def set_property(project: ProjectRef, component: Component | str, key: str, value: Any) -> None:
+    p = _project(project)
+    p.set_property(_component(p, component), key, value)
+
+
+# ---------------------------------------------------------------------- checking
+def validate(project: ProjectRef) -> list[Problem]:
+    """Every problem in the project; empty when it can run."""
+    p = _project(project)
+    return check(p, hosts=load_hosts().keys(), supported_types=SUPPORTED_TYPES)
+
+
+# ---------------------------------------------------------------------- running
+async def run_async(
+    project: ProjectRef,
+    *,
+    options: RunOptions | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    executors: ExecutorProvider | None = None,
+    handle_signals: bool = False,
+) -> RunResult:
+    """Validate and run (or resume) a project; returns when the run ends."""
+    p = _project(project)
+    from ..errors import ValidationError
+
+    problems = validate(p)
+    if problems:
+        raise ValidationError(problems)
+    opts = options or RunOptions()
+    provider = executors or ExecutorRegistry(load_hosts(), max_local=opts.max_local)
+    bus = EventBus()
+    if on_event is not None:
+        bus.subscribe(on_event)
+    engine = Engine(p, provider, options=opts, events=bus)
+    if handle_signals:
+        install_signal_handlers(engine)
+    try:
+        return await engine.run()
+    finally:
+        await provider.close()
+
+
+def run(project: ProjectRef, **kwargs: Any) -> RunResult:
+    """Blocking form of :func:`run_async`."""
+    return asyncio.run(run_async(project, **kwargs))
+
+
+# ---------------------------------------------------------------------- watching
+@dataclass(frozen=True)
+class ProjectStatus:
+    project: str
+    state: str  #: the project's state (prj.wheel.json)
+    engine_pid: int | None  #: the engine running it now, if any
+    run: RunRecord | None
+    tasks: list[TaskRecord]
+
+    @property
+    def interrupted(self) -> bool:
+        """The last run did not end and no engine runs it: ``sharin run`` resumes it."""
+        return self.run is not None and self.run.state == "running" and self.engine_pid is None
+
+
+def _journal(p: Project) -> Journal | None:
+    path = sharin_dir(p.root) / "journal.sqlite"
+    return Journal(path) if path.exists() else None
+
+
+def engine_pid(project: ProjectRef) -> int | None:
+    """The pid of the engine running the project now, or None."""
+    import fcntl
+
+    p = _project(project)
+    d = sharin_dir(p.root)
+    lock = d / "engine.lock"
+    if not lock.exists():
+        return None
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        try:
+            return int((d / "engine.pid").read_text().strip())
+        except (OSError, ValueError):
+            return -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
+    p = _project(project)
+    j = _journal(p)
+    rec: RunRecord | None = None
+    tasks: list[TaskRecord] = []
+    if j is not None:
+        try:
+            rec = j.run(run_id) if run_id is not None else j.last_run()
+            if run_id is not None and rec is None:
+                raise RunError(f"{p.root}: there is no run {run_id}; `sharin runs` lists them")
+            if rec is not None:
+                tasks = j.task_list(rec.id)
+        finally:
+            j.close()
+    return ProjectStatus(p.name, p.state, engine_pid(p), rec, tasks)
+
+
+def runs(project: ProjectRef) -> list[RunRecord]:
+    p = _project(project)
+    j = _journal(p)
+    if j is None:
+        return []
+    try:
+        return j.runs()
+    finally:
+        j.close()
+
+
+def log_paths(
+    project: ProjectRef, component: Component | str, run_id: int | None = None
+) -> tuple[Path, Path]:
+    """stdout and stderr files of a task in a run (default: the last run)."""
+    p = _project(project)
+    key = component.rel if isinstance(component, Component) else component.strip("/")
+    if isinstance(component, str):
+        try:
+            key = p.component(component).rel
+        except ProjectError:
+            pass  # an instance path (e.g. in a loop) that is not a component of the model
+    if run_id is None:
+        rs = runs(p)
+        if not rs:
+            raise RunError(f"{p.root}: the project has not been run yet")
+        run_id = rs[-1].id
+    stem = key.replace("%", "%25").replace("/", "%2F")
+    d = sharin_dir(p.root) / "runs" / str(run_id)
+    return d / f"{stem}.out", d / f"{stem}.err"
+
+
+def stop(project: ProjectRef, *, timeout: float = 30.0) -> bool:
+    """Ask the engine running the project to stop; True if one was running."""
+    p = _project(project)
+    pid = engine_pid(p)
+    if pid is None or pid <= 0:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and engine_pid(p) is not None:
+        time.sleep(0.05)
+    if engine_pid(p) is not None:
+        raise RunError(
+            f"the engine (pid {pid}) did not stop within {timeout:.0f} s; kill it with `kill {pid}`"
+        )
+    return True
+
+
+# ---------------------------------------------------------------------- versioning
+def _not_running(p: Project, what: str) -> None:
+    pid = engine_pid(p)
+    if pid is not None:
+        raise RunError(
+            f"{p.root}: cannot {what} while the project runs (engine pid {pid}); `sharin stop` it first"
+        )
+
+
+def save(project: ProjectRef, message: str = "save project") -> bool:
+    """Commit the project (WHEEL's Save); False when nothing changed."""
+    p = _project(project)
+    _not_running(p, "save")
+    return git.commit_all(p.root, message)
+
+
+def revert(project: ProjectRef) -> None:
+    """Throw away every change since the last save (WHEEL's Revert)."""
+    p = _project(project)
+    _not_running(p, "revert")
+    git.revert(p.root)
+
+
+def clean(project: ProjectRef, component: Component | str | None = None) -> None:
+    """Remove run outputs and states: back to the last save. The run history in .sharin/ stays."""
+    p = _project(project)
+    _not_running(p, "clean")
+    sub = ""
+    if component is not None:
+        sub = _component(p, component).rel
+    git.clean(p.root, sub)

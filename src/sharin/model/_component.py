@@ -1,0 +1,357 @@
+"""Components: a thin typed view over WHEEL's ``cmp.wheel.json`` that keeps every field it holds."""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "COMPONENT_FILE",
+    "CONTAINER_TYPES",
+    "Component",
+    "ComponentType",
+    "FileLink",
+    "InputFile",
+    "OutputFile",
+    "PROJECT_FILE",
+    "ROOT_PARENT",
+    "STATUS_FILE",
+    "State",
+    "is_valid_name",
+    "new_id",
+]
+
+PROJECT_FILE = "prj.wheel.json"
+COMPONENT_FILE = "cmp.wheel.json"
+STATUS_FILE = "status.wheel.txt"
+ROOT_PARENT = "this is root"
+PROJECT_SUFFIX = ".wheel"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
+
+
+def is_valid_name(name: object) -> bool:
+    """WHEEL's rule for component names (they are directory names): ``[A-Za-z0-9_-]+``."""
+    return isinstance(name, str) and bool(_NAME_RE.match(name))
+
+
+def new_id() -> str:
+    """A new component ID in WHEEL's form (a version-1 UUID)."""
+    return str(uuid.uuid1())
+
+
+class ComponentType(enum.StrEnum):
+    """Every component type WHEEL and OPEN-WHEEL write in ``cmp.wheel.json``."""
+
+    TASK = "task"
+    WORKFLOW = "workflow"
+    IF = "if"
+    FOR = "for"
+    WHILE = "while"
+    FOREACH = "foreach"
+    PARAMETER_STUDY = "parameterStudy"
+    SOURCE = "source"
+    VIEWER = "viewer"
+    STORAGE = "storage"
+    STEPJOB = "stepjob"
+    STEPJOB_TASK = "stepjobTask"
+    BULKJOB_TASK = "bulkjobTask"
+    HPCISS = "hpciss"
+    HPCISSTAR = "hpcisstar"
+    BREAK = "break"
+    CONTINUE = "continue"
+
+
+CONTAINER_TYPES = frozenset(
+    {
+        ComponentType.WORKFLOW,
+        ComponentType.FOR,
+        ComponentType.WHILE,
+        ComponentType.FOREACH,
+        ComponentType.PARAMETER_STUDY,
+        ComponentType.STEPJOB,
+    }
+)
+
+
+class State(enum.StrEnum):
+    """Component and task states, with WHEEL's spelling where WHEEL has the state."""
+
+    NOT_STARTED = "not-started"
+    STAGE_IN = "stage-in"
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    STAGE_OUT = "stage-out"
+    FINISHED = "finished"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    STOPPED = "stopped"
+    SKIPPED = "skipped"
+
+    @property
+    def final(self) -> bool:
+        """True for states a task does not leave without a new run."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({State.FINISHED, State.FAILED, State.UNKNOWN, State.STOPPED, State.SKIPPED})
+
+
+@dataclass(frozen=True)
+class FileLink:
+    """One end of a file edge: a component ID and a file name (or glob) in it."""
+
+    node: str
+    name: str
+
+
+@dataclass(frozen=True)
+class InputFile:
+    name: str
+    src: tuple[FileLink, ...]
+    forward_to: tuple[FileLink, ...] = ()
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str
+    dst: tuple[FileLink, ...]
+    origin: tuple[FileLink, ...] = ()
+
+
+def _links(items: Any, node_key: str, name_key: str) -> tuple[FileLink, ...]:
+    out = []
+    for item in items or []:
+        if isinstance(item, dict):
+            out.append(FileLink(str(item.get(node_key, "")), str(item.get(name_key, ""))))
+    return tuple(out)
+
+
+@dataclass(eq=False)
+class Component:
+    """A component as read from its ``cmp.wheel.json``.
+
+    ``data`` is the JSON object exactly as on disk; typed properties read from it and setters
+    write into it, so fields sharin does not know survive a load/save round trip.
+    """
+
+    data: dict[str, Any]
+    directory: Path
+    rel: str = ""
+    parent: Component | None = None
+    children: list[Component] = field(default_factory=list)
+
+    @property
+    def file(self) -> Path:
+        return self.directory / COMPONENT_FILE
+
+    @property
+    def id(self) -> str:
+        return str(self.data.get("ID", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.data.get("name", ""))
+
+    @property
+    def type(self) -> str:
+        return str(self.data.get("type", ""))
+
+    @property
+    def is_container(self) -> bool:
+        return self.type in CONTAINER_TYPES
+
+    @property
+    def disabled(self) -> bool:
+        return bool(self.data.get("disable", False))
+
+    @property
+    def previous(self) -> list[str]:
+        return [str(x) for x in self.data.get("previous") or []]
+
+    @property
+    def next(self) -> list[str]:
+        return [str(x) for x in self.data.get("next") or []]
+
+    @property
+    def else_(self) -> list[str]:
+        return [str(x) for x in self.data.get("else") or []]
+
+    @property
+    def script(self) -> str | None:
+        s = self.data.get("script")
+        return str(s) if s else None
+
+    @property
+    def host(self) -> str:
+        return str(self.data.get("host") or "localhost")
+
+    @property
+    def use_job_scheduler(self) -> bool:
+        return bool(self.data.get("useJobScheduler", False))
+
+    @property
+    def queue(self) -> str | None:
+        q = self.data.get("queue")
+        return str(q) if q else None
+
+    @property
+    def submit_option(self) -> str | None:
+        s = self.data.get("submitOption")
+        return str(s) if s else None
+
+    @property
+    def retry(self) -> int:
+        """Number of re-executions after a failure (WHEEL's ``retry``; W22 wrote ``retryTimes``)."""
+        value = self.data.get("retry")
+        if value in (None, ""):
+            value = self.data.get("retryTimes")
+        try:
+            return max(0, int(value)) if value not in (None, "") else 0
+        except (TypeError, ValueError):
+            return 0
+
+    @property
+    def retry_condition(self) -> str | None:
+        c = self.data.get("retryCondition")
+        return str(c) if c not in (None, "") else None
+
+    @property
+    def ignore_failure(self) -> bool:
+        return bool(self.data.get("ignoreFailure", False))
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = self.data.get("env") or {}
+        return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
+
+    @property
+    def include(self) -> list[str]:
+        return _glob_list(self.data.get("include"))
+
+    @property
+    def exclude(self) -> list[str]:
+        return _glob_list(self.data.get("exclude"))
+
+    @property
+    def state(self) -> str:
+        return str(self.data.get("state") or State.NOT_STARTED)
+
+    @property
+    def input_files(self) -> list[InputFile]:
+        out = []
+        for f in self.data.get("inputFiles") or []:
+            if isinstance(f, dict):
+                out.append(
+                    InputFile(
+                        str(f.get("name", "")),
+                        _links(f.get("src"), "srcNode", "srcName"),
+                        _links(f.get("forwardTo"), "dstNode", "dstName"),
+                    )
+                )
+        return out
+
+    @property
+    def output_files(self) -> list[OutputFile]:
+        out = []
+        for f in self.data.get("outputFiles") or []:
+            if isinstance(f, dict):
+                out.append(
+                    OutputFile(
+                        str(f.get("name", "")),
+                        _links(f.get("dst"), "dstNode", "dstName"),
+                        _links(f.get("origin"), "srcNode", "srcName"),
+                    )
+                )
+        return out
+
+    def walk(self) -> list[Component]:
+        """This component and all below it, parents before children."""
+        out: list[Component] = []
+        stack = [self]
+        while stack:
+            c = stack.pop()
+            out.append(c)
+            stack.extend(reversed(c.children))
+        return out
+
+    def child_named(self, name: str) -> Component | None:
+        for c in self.children:
+            if c.name == name:
+                return c
+        return None
+
+    def __repr__(self) -> str:
+        return f"Component({self.type} {self.rel or '.'!s})"
+
+
+def _glob_list(value: Any) -> list[str]:
+    """include/exclude: OPEN-WHEEL stores an array, W22 a comma-separated string."""
+    if value in (None, ""):
+        return []
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list):
+        return [str(v) for v in value if str(v)]
+    return []
+
+
+def default_component(ctype: str, name: str, parent_id: str) -> dict[str, Any]:
+    """The JSON WHEEL writes for a new component of this type."""
+    data: dict[str, Any] = {
+        "type": ctype,
+        "name": name,
+        "description": None,
+        "parent": parent_id,
+        "ID": new_id(),
+        "pos": {"x": 0, "y": 0},
+        "state": State.NOT_STARTED.value,
+        "disable": False,
+        "env": {},
+    }
+    if ctype not in (ComponentType.SOURCE, ComponentType.VIEWER, ComponentType.STORAGE):
+        data.update(previous=[], next=[], inputFiles=[], outputFiles=[], cleanupFlag=2)
+    if ctype in (ComponentType.TASK, ComponentType.STEPJOB_TASK, ComponentType.BULKJOB_TASK):
+        data.update(
+            script=None,
+            host="localhost",
+            useJobScheduler=False,
+            queue=None,
+            submitOption=None,
+            include=[],
+            exclude=[],
+            retry=0,
+            retryCondition=None,
+            ignoreFailure=False,
+        )
+    if ctype in CONTAINER_TYPES:
+        data["descendants"] = []
+    if ctype == ComponentType.SOURCE:
+        data.update(outputFiles=[{"name": "", "dst": []}], uploadOnDemand=False)
+    if ctype == ComponentType.VIEWER:
+        data.update(inputFiles=[])
+    if ctype in (
+        ComponentType.IF,
+        ComponentType.WHILE,
+        ComponentType.BREAK,
+        ComponentType.CONTINUE,
+    ):
+        data["condition"] = None
+    if ctype == ComponentType.IF:
+        data["else"] = []
+    if ctype == ComponentType.FOR:
+        data.update(start=None, end=None, step=None, keep=None)
+    if ctype == ComponentType.FOREACH:
+        data.update(indexList=[], keep=None)
+    if ctype == ComponentType.WHILE:
+        data["keep"] = None
+    if ctype == ComponentType.PARAMETER_STUDY:
+        data.update(
+            parameterFile="parameterSetting.json", forceOverwrite=False, deleteLoopInstance=False
+        )
+    return data

@@ -1,0 +1,434 @@
+"""Projects: a ``<name>.wheel`` directory with ``prj.wheel.json`` and one ``cmp.wheel.json`` per component."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..errors import Problem, ProjectError
+from . import _git
+from ._component import (
+    COMPONENT_FILE,
+    PROJECT_FILE,
+    PROJECT_SUFFIX,
+    ROOT_PARENT,
+    Component,
+    ComponentType,
+    State,
+    default_component,
+    is_valid_name,
+    new_id,
+)
+from ._jsonio import read_json_object, write_json_atomic
+
+__all__ = ["Project", "find_project_root"]
+
+
+def _now() -> str:
+    return time.strftime("%Y/%m/%d-%H:%M:%S")
+
+
+def find_project_root(path: Path | str) -> Path:
+    """The project directory for ``path``: the directory itself, or the one holding a ``prj.wheel.json`` file."""
+    p = Path(path).expanduser()
+    if p.is_file() and p.name == PROJECT_FILE:
+        return p.parent.resolve()
+    if (p / PROJECT_FILE).is_file():
+        return p.resolve()
+    if not p.exists():
+        raise ProjectError("no such project directory; create one with `sharin new`", path=p)
+    raise ProjectError(
+        f"not a project: there is no {PROJECT_FILE} here; create one with `sharin new`, "
+        "or give the path of a <name>.wheel directory",
+        path=p,
+    )
+
+
+class Project:
+    """A project loaded from disk. Edits go through methods that write the JSON files atomically."""
+
+    def __init__(self, root: Path, data: dict[str, Any], root_component: Component) -> None:
+        self.root = root
+        self.data = data
+        self.root_component = root_component
+        self.load_problems: list[Problem] = []
+        self.by_id: dict[str, Component] = {}
+        self._index()
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def open(cls, path: Path | str) -> Project:
+        root = find_project_root(path)
+        data = read_json_object(root / PROJECT_FILE)
+        rc_data = read_json_object(root / COMPONENT_FILE)
+        root_c = Component(rc_data, root, "")
+        problems: list[Problem] = []
+        stack = [root_c]
+        while stack:
+            c = stack.pop()
+            if c.type not in _CONTAINERS:
+                continue
+            try:
+                entries = sorted(os.scandir(c.directory), key=lambda e: e.name)
+            except OSError as e:
+                raise ProjectError(f"cannot list directory ({e})", path=c.directory) from None
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                cfile = Path(entry.path) / COMPONENT_FILE
+                if not cfile.is_file():
+                    continue
+                cdata = read_json_object(cfile)
+                if cdata.get("subComponent"):
+                    continue  # a loop or parameter-study instance made by a run
+                rel = f"{c.rel}/{entry.name}" if c.rel else entry.name
+                child = Component(cdata, Path(entry.path), rel, parent=c)
+                if str(cdata.get("parent", "")) != c.id:
+                    problems.append(
+                        Problem(
+                            f"{rel}/{COMPONENT_FILE}",
+                            "parent",
+                            f"is {cdata.get('parent')!r} but the component sits in "
+                            f"{c.rel or 'the project root'} whose ID is {c.id!r}; "
+                            "set it to the enclosing component's ID",
+                        )
+                    )
+                c.children.append(child)
+                stack.append(child)
+        project = cls(root, data, root_c)
+        project.load_problems = problems
+        return project
+
+    def _index(self) -> None:
+        self.by_id = {}
+        for c in self.root_component.walk():
+            if c.id and c.id not in self.by_id:
+                self.by_id[c.id] = c
+
+    # ----------------------------------------------------------------- creating
+    @classmethod
+    def create(cls, path: Path | str, *, description: str = "", git: bool = True) -> Project:
+        """Create an empty project. ``path`` gets the ``.wheel`` suffix if it lacks it."""
+        p = Path(path).expanduser()
+        if not p.name.endswith(PROJECT_SUFFIX):
+            p = p.with_name(p.name + PROJECT_SUFFIX)
+        name = p.name[: -len(PROJECT_SUFFIX)]
+        if not is_valid_name(name):
+            raise ProjectError(
+                f"project name {name!r} may use only letters, digits, '_' and '-'", path=p
+            )
+        if p.exists() and any(p.iterdir()):
+            raise ProjectError(
+                "already exists and is not empty; choose another name or remove it", path=p
+            )
+        p.mkdir(parents=True, exist_ok=True)
+        p = p.resolve()
+        rc = default_component(ComponentType.WORKFLOW, name, ROOT_PARENT)
+        rc["description"] = description or None
+        now = _now()
+        data: dict[str, Any] = {
+            "version": 2,
+            "name": name,
+            "description": description,
+            "state": State.NOT_STARTED.value,
+            "root": str(p),
+            "ctime": now,
+            "mtime": now,
+            "componentPath": {rc["ID"]: "./"},
+        }
+        write_json_atomic(p / COMPONENT_FILE, rc)
+        write_json_atomic(p / PROJECT_FILE, data)
+        (p / ".gitignore").write_text(".sharin/\nwheel.log\n")
+        project = cls(p, data, Component(rc, p, ""))
+        if git:
+            _git.init(p)
+            _git.commit_all(p, "create new project")
+        return project
+
+    @classmethod
+    def copy(cls, src: Path | str, dst: Path | str, *, git: bool = True) -> Project:
+        """Copy a project (for instance a shipped example) to a new place and make it a repository."""
+        s = find_project_root(src)
+        d = Path(dst).expanduser()
+        if d.exists() and any(d.iterdir()):
+            raise ProjectError("already exists and is not empty", path=d)
+        shutil.copytree(
+            s,
+            d,
+            symlinks=True,
+            dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns(".git", ".sharin"),
+        )
+        project = cls.open(d)
+        project.data["root"] = str(project.root)
+        project.write_project()
+        if git and not _git.is_repo(project.root):
+            _git.init(project.root)
+            _git.commit_all(project.root, "import project")
+        return project
+
+    # ------------------------------------------------------------------ lookups
+    @property
+    def name(self) -> str:
+        return str(self.data.get("name") or self.root.name.removesuffix(PROJECT_SUFFIX))
+
+    @property
+    def state(self) -> str:
+        return str(self.data.get("state") or State.NOT_STARTED)
+
+    def components(self) -> list[Component]:
+        """All components below the root workflow, parents first."""
+        return self.root_component.walk()[1:]
+
+    def component(self, ref: str) -> Component:
+        """Find a component by path (``wf0/task1``), ID, or unique name."""
+        ref = ref.strip().strip("/")
+        if ref in ("", "."):
+            return self.root_component
+        for c in self.root_component.walk():
+            if c.rel == ref:
+                return c
+        if ref in self.by_id:
+            return self.by_id[ref]
+        named = [c for c in self.components() if c.name == ref]
+        if len(named) == 1:
+            return named[0]
+        if len(named) > 1:
+            paths = ", ".join(c.rel for c in named)
+            raise ProjectError(f"component name {ref!r} is ambiguous ({paths}); give its path")
+        known = ", ".join(c.rel for c in self.components()) or "none"
+        raise ProjectError(
+            f"no component {ref!r} in project {self.name} (components: {known})", path=self.root
+        )
+
+    # ------------------------------------------------------------------ editing
+    def write_component(self, c: Component) -> None:
+        write_json_atomic(c.file, c.data)
+
+    def write_project(self) -> None:
+        self.data["componentPath"] = {
+            c.id: ("./" if not c.rel else f"./{c.rel}") for c in self.root_component.walk()
+        }
+        write_json_atomic(self.root / PROJECT_FILE, self.data)
+
+    def touch(self) -> None:
+        self.data["mtime"] = _now()
+        self.write_project()
+
+    def add_component(
+        self,
+        ctype: str,
+        name: str,
+        parent: Component | None = None,
+        **props: Any,
+    ) -> Component:
+        """Add a component (its directory and ``cmp.wheel.json``) under ``parent`` (default: root)."""
+        parent = parent or self.root_component
+        try:
+            ComponentType(ctype)
+        except ValueError:
+            kinds = ", ".join(t.value for t in ComponentType)
+            raise ProjectError(f"unknown component type {ctype!r}; use one of: {kinds}") from None
+        if not is_valid_name(name):
+            raise ProjectError(f"component name {name!r} may use only letters, digits, '_' and '-'")
+        if parent.type not in _CONTAINERS:
+            raise ProjectError(
+                f"{parent.rel or 'root'} is a {parent.type}; components can only be added "
+                "to a workflow, loop, parameterStudy or stepjob"
+            )
+        if parent.child_named(name) is not None:
+            raise ProjectError(
+                f"{parent.rel or 'the project root'} already has a component named {name!r}"
+            )
+        data = default_component(ctype, name, parent.id)
+        for key, value in props.items():
+            data[key] = value
+        directory = parent.directory / name
+        if directory.exists():
+            raise ProjectError(
+                "a directory of that name is in the way; remove or rename it", path=directory
+            )
+        directory.mkdir()
+        rel = f"{parent.rel}/{name}" if parent.rel else name
+        comp = Component(data, directory, rel, parent=parent)
+        parent.children.append(comp)
+        if "descendants" in parent.data:
+            parent.data["descendants"] = [c.id for c in parent.children]
+            self.write_component(parent)
+        self.write_component(comp)
+        self.by_id[comp.id] = comp
+        self.touch()
+        return comp
+
+    def remove_component(self, c: Component) -> None:
+        """Remove a component, its directory and every edge that touches it."""
+        if c.parent is None:
+            raise ProjectError("the root workflow cannot be removed")
+        for sib in c.parent.children:
+            if sib is c:
+                continue
+            changed = _drop_refs(sib.data, c.id)
+            if changed:
+                self.write_component(sib)
+        _drop_refs(c.parent.data, c.id)
+        c.parent.children.remove(c)
+        if "descendants" in c.parent.data:
+            c.parent.data["descendants"] = [x.id for x in c.parent.children]
+        self.write_component(c.parent)
+        shutil.rmtree(c.directory)
+        for x in c.walk():
+            self.by_id.pop(x.id, None)
+        self.touch()
+
+    def connect(self, src: Component, dst: Component, *, else_: bool = False) -> None:
+        """A flow edge: ``dst`` runs after ``src`` (the ``else`` branch of an ``if`` with ``else_``)."""
+        if src is dst:
+            raise ProjectError(f"cannot connect {src.rel} to itself")
+        if src.parent is not dst.parent:
+            raise ProjectError(
+                f"{src.rel} and {dst.rel} have different parents; flow edges join siblings only"
+            )
+        for c in (src, dst):
+            if c.type in (ComponentType.SOURCE, ComponentType.VIEWER, ComponentType.STORAGE):
+                raise ProjectError(f"{c.rel} is a {c.type}; it takes file edges only")
+        key = "else" if else_ else "next"
+        if else_ and src.type != ComponentType.IF:
+            raise ProjectError(f"{src.rel} is not an if component; only an if has an else branch")
+        lst = src.data.setdefault(key, [])
+        if dst.id not in lst:
+            lst.append(dst.id)
+        prev = dst.data.setdefault("previous", [])
+        if src.id not in prev:
+            prev.append(src.id)
+        self.write_component(src)
+        self.write_component(dst)
+        self.touch()
+
+    def connect_file(self, src: Component, src_name: str, dst: Component, dst_name: str) -> None:
+        """A file edge: ``src``'s output ``src_name`` is delivered to ``dst`` as ``dst_name``.
+
+        Edges join siblings, or a parent and one of its children (WHEEL's forwardTo/origin).
+        """
+        if src is dst:
+            raise ProjectError(f"cannot connect a file of {src.rel} to itself")
+        if not src_name or not dst_name:
+            raise ProjectError("both file names must be given (out-name and in-name)")
+        if src.parent is dst.parent:
+            _add_output(src.data, src_name, "dst", {"dstNode": dst.id, "dstName": dst_name})
+            _add_input(dst.data, dst_name, "src", {"srcNode": src.id, "srcName": src_name})
+        elif dst.parent is src:
+            # parent input forwarded to a child
+            _add_input(src.data, src_name, "forwardTo", {"dstNode": dst.id, "dstName": dst_name})
+            _add_input(dst.data, dst_name, "src", {"srcNode": src.id, "srcName": src_name})
+        elif src.parent is dst:
+            # child output handed up to the parent
+            _add_output(src.data, src_name, "dst", {"dstNode": dst.id, "dstName": dst_name})
+            _add_output(dst.data, dst_name, "origin", {"srcNode": src.id, "srcName": src_name})
+        else:
+            raise ProjectError(
+                f"{src.rel} and {dst.rel} are neither siblings nor parent and child; "
+                "route the file through their common workflow's inputs/outputs"
+            )
+        self.write_component(src)
+        self.write_component(dst)
+        self.touch()
+
+    def set_property(self, c: Component, key: str, value: Any) -> None:
+        if key in ("ID", "parent", "type"):
+            raise ProjectError(f"{key!r} cannot be changed (it is set when a component is made)")
+        if key == "name":
+            self.rename(c, str(value))
+            return
+        c.data[key] = value
+        self.write_component(c)
+        self.touch()
+
+    def rename(self, c: Component, name: str) -> None:
+        if c.parent is None:
+            raise ProjectError("rename the project directory itself to rename a project")
+        if not is_valid_name(name):
+            raise ProjectError(f"component name {name!r} may use only letters, digits, '_' and '-'")
+        if c.parent.child_named(name) is not None:
+            raise ProjectError(f"{c.parent.rel or 'the project root'} already has {name!r}")
+        new_dir = c.directory.parent / name
+        if new_dir.exists():
+            raise ProjectError("a directory of that name is in the way", path=new_dir)
+        c.directory.rename(new_dir)
+        c.data["name"] = name
+        old_rel = c.rel
+        new_rel = f"{c.parent.rel}/{name}" if c.parent.rel else name
+        for x in c.walk():
+            x.rel = new_rel + x.rel[len(old_rel) :]
+            x.directory = self.root / x.rel
+        self.write_component(c)
+        self.touch()
+
+    # ------------------------------------------------------------------ state
+    def set_project_state(self, state: str) -> None:
+        self.data["state"] = state
+        self.write_project()
+
+    def new_id(self) -> str:
+        return new_id()
+
+
+_CONTAINERS = {t.value for t in ComponentType} & {
+    "workflow",
+    "for",
+    "while",
+    "foreach",
+    "parameterStudy",
+    "stepjob",
+}
+
+
+def _add_output(data: dict[str, Any], name: str, key: str, link: dict[str, str]) -> None:
+    files = data.setdefault("outputFiles", [])
+    for f in files:
+        if f.get("name") == name:
+            lst = f.setdefault(key, [])
+            if link not in lst:
+                lst.append(link)
+            return
+    files.append(
+        {"name": name, "dst": [], key: [link]} if key != "dst" else {"name": name, "dst": [link]}
+    )
+
+
+def _add_input(data: dict[str, Any], name: str, key: str, link: dict[str, str]) -> None:
+    files = data.setdefault("inputFiles", [])
+    for f in files:
+        if f.get("name") == name:
+            lst = f.setdefault(key, [])
+            if link not in lst:
+                lst.append(link)
+            return
+    files.append(
+        {"name": name, "src": [], key: [link]} if key != "src" else {"name": name, "src": [link]}
+    )
+
+
+def _drop_refs(data: dict[str, Any], cid: str) -> bool:
+    changed = False
+    for key in ("previous", "next", "else"):
+        lst = data.get(key)
+        if isinstance(lst, list) and cid in lst:
+            data[key] = [x for x in lst if x != cid]
+            changed = True
+    for fkey, lkey, nkey in (
+        ("inputFiles", "src", "srcNode"),
+        ("inputFiles", "forwardTo", "dstNode"),
+        ("outputFiles", "dst", "dstNode"),
+        ("outputFiles", "origin", "srcNode"),
+    ):
+        for f in data.get(fkey) or []:
+            links = f.get(lkey)
+            if isinstance(links, list):
+                kept = [x for x in links if not (isinstance(x, dict) and x.get(nkey) == cid)]
+                if len(kept) != len(links):
+                    f[lkey] = kept
+                    changed = True
+    return changed

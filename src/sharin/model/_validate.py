@@ -1,0 +1,294 @@
+"""Validation: every problem in a project, each naming the file and the field and saying what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+
+from ..errors import Problem, ValidationError
+from ._component import (
+    COMPONENT_FILE,
+    Component,
+    ComponentType,
+    is_valid_name,
+)
+from ._hosts import LOCALHOST
+from ._project import Project
+
+__all__ = ["check", "validate"]
+
+_Add = Callable[[Problem], None]
+
+_KNOWN = {t.value for t in ComponentType}
+_NO_FLOW = {ComponentType.SOURCE.value, ComponentType.VIEWER.value, ComponentType.STORAGE.value}
+_TASKLIKE = {"task", "stepjobTask", "bulkjobTask"}
+
+
+def _file(c: Component) -> str:
+    return f"{c.rel}/{COMPONENT_FILE}" if c.rel else COMPONENT_FILE
+
+
+def check(
+    project: Project,
+    *,
+    hosts: Collection[str] = (),
+    supported_types: Collection[str] | None = None,
+) -> list[Problem]:
+    """All problems found in ``project`` (an empty list for a valid project)."""
+    problems = list(project.load_problems)
+    add = problems.append
+    known_hosts = {LOCALHOST, *hosts}
+    seen_ids: dict[str, Component] = {}
+    for c in project.root_component.walk():
+        f = _file(c)
+        if not c.id:
+            add(Problem(f, "ID", "is missing; every component needs a unique ID"))
+        elif c.id in seen_ids:
+            add(
+                Problem(
+                    f,
+                    "ID",
+                    f"{c.id!r} is also the ID of {seen_ids[c.id].rel or 'root'}; give it a new one",
+                )
+            )
+        else:
+            seen_ids[c.id] = c
+        if c.type not in _KNOWN:
+            kinds = ", ".join(sorted(_KNOWN))
+            add(Problem(f, "type", f"unknown component type {c.type!r}; use one of: {kinds}"))
+            continue
+        if supported_types is not None and c.type not in supported_types:
+            add(
+                Problem(
+                    f,
+                    "type",
+                    f"component type {c.type!r} is not supported by this version of sharin "
+                    "(supported: " + ", ".join(sorted(supported_types)) + ")",
+                )
+            )
+        if c.parent is not None:
+            if not is_valid_name(c.name):
+                add(Problem(f, "name", f"{c.name!r} may use only letters, digits, '_' and '-'"))
+            elif c.name != c.directory.name:
+                add(
+                    Problem(
+                        f,
+                        "name",
+                        f"is {c.name!r} but the directory is {c.directory.name!r}; make them equal",
+                    )
+                )
+        names: dict[str, Component] = {}
+        for child in c.children:
+            if child.name in names:
+                add(
+                    Problem(
+                        _file(child),
+                        "name",
+                        f"{child.name!r} is used twice in {c.rel or 'the project root'}; rename one",
+                    )
+                )
+            names[child.name] = child
+        if c.type in _TASKLIKE:
+            _check_task(c, known_hosts, add)
+    for c in project.root_component.walk():
+        if c.type in _KNOWN:
+            _check_edges(project, c, add)
+    for c in project.root_component.walk():
+        if c.children:
+            _check_cycles(c, add)
+    return problems
+
+
+def validate(
+    project: Project,
+    *,
+    hosts: Collection[str] = (),
+    supported_types: Collection[str] | None = None,
+) -> None:
+    """Raise :class:`ValidationError` listing every problem, or return for a valid project."""
+    problems = check(project, hosts=hosts, supported_types=supported_types)
+    if problems:
+        raise ValidationError(problems)
+
+
+def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
+    f = _file(c)
+    script = c.data.get("script")
+    if not script:
+        add(
+            Problem(
+                f,
+                "script",
+                "no script is set; `sharin set` the task's script to a file in its directory",
+            )
+        )
+    else:
+        path = c.directory / str(script)
+        if not path.is_file():
+            add(
+                Problem(
+                    f,
+                    "script",
+                    f"{script!r} does not exist in {c.rel}/; create it or set script to an existing file",
+                )
+            )
+    host = c.host
+    if host not in known_hosts:
+        listed = ", ".join(sorted(known_hosts))
+        add(
+            Problem(
+                f,
+                "host",
+                f"unknown host {host!r} (known: {listed}); add it to remotehost.json or use localhost",
+            )
+        )
+    if host == LOCALHOST and c.use_job_scheduler:
+        add(
+            Problem(
+                f,
+                "useJobScheduler",
+                "a job scheduler needs a host defined in remotehost.json with a jobScheduler; "
+                "set host, or set useJobScheduler to false",
+            )
+        )
+    for key in ("retry", "retryTimes"):
+        value = c.data.get(key)
+        if value in (None, ""):
+            continue
+        try:
+            ok = int(value) >= 0 and not isinstance(value, bool)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            add(Problem(f, key, f"{value!r} is not a whole number ≥ 0"))
+
+
+def _sibling_ids(c: Component) -> dict[str, Component]:
+    if c.parent is None:
+        return {}
+    return {s.id: s for s in c.parent.children if s is not c}
+
+
+def _check_edges(project: Project, c: Component, add: _Add) -> None:
+    f = _file(c)
+    sibs = _sibling_ids(c)
+    for key in ("previous", "next", "else"):
+        ids = c.data.get(key)
+        if ids in (None, []):
+            continue
+        if not isinstance(ids, list):
+            add(Problem(f, key, "must be a list of component IDs"))
+            continue
+        if ids and c.type in _NO_FLOW:
+            add(
+                Problem(f, key, f"a {c.type} component takes file edges only; remove the flow edge")
+            )
+        for i in ids:
+            if i not in sibs:
+                other = project.by_id.get(str(i))
+                where = f" ({other.rel} is not a sibling)" if other else ""
+                add(
+                    Problem(f, key, f"refers to unknown component ID {i!r}{where}; remove the edge")
+                )
+    for inp in c.input_files:
+        field = f"inputFiles[{inp.name}]"
+        if len(inp.src) > 1 and not inp.name.endswith("/"):
+            add(
+                Problem(
+                    f,
+                    field,
+                    "receives files from several outputs, so its name must end with '/' (a directory)",
+                )
+            )
+        for link in inp.src:
+            src = project.by_id.get(link.node)
+            if src is None:
+                add(
+                    Problem(
+                        f, field, f"comes from unknown component ID {link.node!r}; remove the edge"
+                    )
+                )
+                continue
+            if src is c.parent:
+                if not any(x.name == link.name for x in src.input_files):
+                    add(
+                        Problem(
+                            f,
+                            field,
+                            f"comes from {src.rel or 'root'}'s input {link.name!r}, which it does not have",
+                        )
+                    )
+            elif src.parent is c.parent:
+                if not any(o.name == link.name for o in src.output_files):
+                    add(
+                        Problem(
+                            f,
+                            field,
+                            f"comes from {src.rel}'s output {link.name!r}, but {src.rel} produces no such "
+                            "file; add it to its outputFiles or fix the edge",
+                        )
+                    )
+            else:
+                add(
+                    Problem(
+                        f, field, f"comes from {src.rel}, which is neither a sibling nor the parent"
+                    )
+                )
+    for out in c.output_files:
+        for link in out.dst:
+            if link.node and link.node not in project.by_id:
+                add(
+                    Problem(
+                        f,
+                        f"outputFiles[{out.name}]",
+                        f"goes to unknown component ID {link.node!r}; remove the edge",
+                    )
+                )
+
+
+def _deps(c: Component, ids: set[str]) -> Iterable[str]:
+    for i in c.previous:
+        if i in ids:
+            yield i
+    for inp in c.input_files:
+        for link in inp.src:
+            if link.node in ids:
+                yield link.node
+
+
+def _check_cycles(parent: Component, add: _Add) -> None:
+    children = {c.id: c for c in parent.children}
+    ids = set(children)
+    graph = {cid: sorted(set(_deps(c, ids))) for cid, c in children.items()}
+    WHITE, GREY, BLACK = 0, 1, 2
+    color = dict.fromkeys(graph, WHITE)
+    for start in graph:
+        if color[start] != WHITE:
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        path: list[str] = []
+        while stack:
+            node, idx = stack.pop()
+            if idx == 0:
+                color[node] = GREY
+                path.append(node)
+            deps = graph[node]
+            if idx < len(deps):
+                stack.append((node, idx + 1))
+                nxt = deps[idx]
+                if color[nxt] == GREY:
+                    cyc = path[path.index(nxt) :] + [nxt]
+                    names = " → ".join(children[x].name for x in reversed(cyc))
+                    first = children[nxt]
+                    add(
+                        Problem(
+                            _file(first),
+                            "previous",
+                            f"dependency cycle {names}; remove one of these edges",
+                        )
+                    )
+                    return
+                if color[nxt] == WHITE:
+                    stack.append((nxt, 0))
+            else:
+                color[node] = BLACK
+                path.pop()
