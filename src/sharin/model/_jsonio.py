@@ -12,6 +12,9 @@ from ..errors import ProjectError
 
 __all__ = ["read_json_object", "write_json_atomic"]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """Read a JSON object; every failure names the file, line and column and says what to do."""
@@ -44,6 +47,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         try:

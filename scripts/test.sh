@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Install everything the tests need and run all of them: lint, types, and the pytest suite
+# (including the real TensorFlow MNIST example). Extra arguments go to pytest.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SHARIN_EXTRAS=test,mnist source "$repo/scripts/setup.sh"
+cd "$repo"
+if [ -z "${MNIST_NPZ:-}" ] && [ -f "$repo/../shared/datasets/mnist/mnist.npz" ]; then
+    export MNIST_NPZ="$repo/../shared/datasets/mnist/mnist.npz"
+fi
+export SHARIN_REQUIRE_ALL=1   # a test that cannot find what it needs fails instead of skipping
+ruff check src tests benchmarks
+ruff format --check src tests benchmarks
+mypy
+python -m pytest "$@"
