@@ -15,6 +15,7 @@ import functools
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -40,6 +41,9 @@ __all__ = ["Engine", "RunOptions", "RunResult", "SUPPORTED_TYPES", "sharin_dir"]
 
 #: component types this engine runs
 SUPPORTED_TYPES = frozenset({ComponentType.TASK.value, ComponentType.WORKFLOW.value})
+
+_PASSING = frozenset({State.STAGE_IN, State.WAITING, State.STAGE_OUT})
+_MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPED, State.UNKNOWN})
 
 _INCOMPLETE_PROJECT_STATES = {
     "running",
@@ -88,6 +92,54 @@ class RunResult:
         return self.state == State.FINISHED
 
 
+class _StateMirror:
+    """Writes states where WHEEL reads them (``cmp.wheel.json``, ``status.wheel.txt``).
+
+    The journal is the record; this is a mirror for WHEEL and people, written by a thread so
+    the event loop never waits on the file system. Writes coalesce: a task that goes from
+    running to finished before the thread gets to it is written once.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[int, tuple[Component, str, str | None]] = {}
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="sharin-state-mirror", daemon=True)
+        self._thread.start()
+
+    def set(self, c: Component, state: str, status: str | None) -> None:
+        with self._cond:
+            old = self._pending.get(id(c))
+            if status is None and old is not None and old[2] is not None:
+                status = old[2]
+            self._pending[id(c)] = (c, state, status)
+            self._cond.notify()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                batch, self._pending = self._pending, {}
+                closed = self._closed
+            for c, state, status in batch.values():
+                c.data["state"] = state
+                try:
+                    write_json_atomic(c.file, c.data)
+                    if status is not None:
+                        (c.directory / STATUS_FILE).write_text(status)
+                except OSError:
+                    pass  # the journal holds the truth; a mirror write may fail on a full disk
+            if closed and not batch:
+                return
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+
 class _Slots:
     """A counting limit per executor, FIFO."""
 
@@ -124,6 +176,7 @@ class Engine:
         self._base_env: dict[str, str] = {}
         self._log_dir = self.dir
         self._lock_fd: int | None = None
+        self._mirror = _StateMirror()
 
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
@@ -219,6 +272,7 @@ class Engine:
                 state = State.FINISHED if ok else State.FAILED
         finally:
             # also reached on an unexpected error or KeyboardInterrupt: record what we know
+            self._mirror.close()
             self.journal.end_run(self.run_id, state.value)
             self.project.set_project_state(state.value)
             self._emit("", "run", state)
@@ -255,9 +309,15 @@ class Engine:
         persist: bool,
         **kw: object,
     ) -> None:
-        """Journal first, then tell subscribers, then (for WHEEL) the component's own JSON."""
+        """Journal first, then tell subscribers, then (for WHEEL) the component's own JSON.
+
+        Passing states (stage-in, waiting, stage-out) are not journaled: after a crash a task in
+        one of them is treated by what the journal says before it (no handle: start; a handle:
+        attach), which is correct for each.
+        """
         assert self.journal is not None
-        self.journal.set_task(self.run_id, key, c.type, state.value, **kw)  # type: ignore[arg-type]
+        if state not in _PASSING:
+            self.journal.set_task(self.run_id, key, c.type, state.value, **kw)  # type: ignore[arg-type]
         attempt = kw.get("attempt")
         rc = kw.get("rc")
         msg = kw.get("message")
@@ -269,15 +329,12 @@ class Engine:
             rc=rc if isinstance(rc, int) else None,
             message=msg if isinstance(msg, str) else "",
         )
-        if persist and state in (
-            State.RUNNING,
-            State.FINISHED,
-            State.FAILED,
-            State.STOPPED,
-            State.UNKNOWN,
-        ):
-            c.data["state"] = state.value
-            write_json_atomic(c.file, c.data)
+        if persist and state in _MIRRORED:
+            status = None
+            if state.final and c.type != ComponentType.WORKFLOW:
+                code = "" if not isinstance(rc, int) else str(rc)
+                status = f"{state.value}\n{code}\n{code}\n"
+            self._mirror.set(c, state.value, status)
 
     # ------------------------------------------------------------------ containers
     async def _run_component(
@@ -427,12 +484,16 @@ class Engine:
         prev = self._prev.get(key)
         if (prev is not None and prev.state == State.FINISHED) or key in self._wheel_finished:
             self._count(State.FINISHED)
-            self._emit(
-                key, c.type, State.FINISHED, message="finished in an earlier attempt of this run"
-            )
             if key in self._wheel_finished:
                 self._record(
                     c, key, State.FINISHED, persist=False, message="finished before (WHEEL state)"
+                )
+            else:
+                self._emit(
+                    key,
+                    c.type,
+                    State.FINISHED,
+                    message="finished in an earlier attempt of this run",
                 )
             return State.FINISHED.value
         attempt = prev.attempt if prev is not None else 0
@@ -481,7 +542,15 @@ class Engine:
                         return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
                     self._record(c, key, State.WAITING, persist=persist)
                     async with slots.sem:
-                        self._record(c, key, State.QUEUED, persist=persist, message="submitting")
+                        self._record(
+                            c,
+                            key,
+                            State.QUEUED,
+                            persist=persist,
+                            attempt=attempt,
+                            started=True,
+                            message="submitting",
+                        )
                         try:
                             handle = await ex.submit(spec)
                         except SharinError as e:
@@ -544,9 +613,6 @@ class Engine:
             message=message or None,
             ended=True,
         )
-        status = f"{state.value}\n{'' if rc is None else rc}\n{'' if rc is None else rc}\n"
-        with contextlib.suppress(OSError):
-            (self.project.root / key / STATUS_FILE).write_text(status)
         return state.value
 
     async def _should_retry(self, c: Component, cdir: Path, env: Mapping[str, str]) -> bool:

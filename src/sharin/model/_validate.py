@@ -89,9 +89,12 @@ def check(
             names[child.name] = child
         if c.type in _TASKLIKE:
             _check_task(c, known_hosts, add)
+    family = {
+        id(c): {x.id: x for x in c.children} for c in project.root_component.walk() if c.children
+    }
     for c in project.root_component.walk():
         if c.type in _KNOWN:
-            _check_edges(project, c, add)
+            _check_edges(project, c, add, family)
     for c in project.root_component.walk():
         if c.children:
             _check_cycles(c, add)
@@ -155,22 +158,18 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
         if value in (None, ""):
             continue
         try:
-            ok = int(value) >= 0 and not isinstance(value, bool)
+            ok = not isinstance(value, bool) and int(value) >= 0 and int(value) == float(value)
         except (TypeError, ValueError):
             ok = False
         if not ok:
             add(Problem(f, key, f"{value!r} is not a whole number ≥ 0"))
 
 
-def _sibling_ids(c: Component) -> dict[str, Component]:
-    if c.parent is None:
-        return {}
-    return {s.id: s for s in c.parent.children if s is not c}
-
-
-def _check_edges(project: Project, c: Component, add: _Add) -> None:
+def _check_edges(
+    project: Project, c: Component, add: _Add, family: dict[int, dict[str, Component]]
+) -> None:
     f = _file(c)
-    sibs = _sibling_ids(c)
+    sibs = family.get(id(c.parent), {}) if c.parent is not None else {}
     for key in ("previous", "next", "else"):
         ids = c.data.get(key)
         if ids in (None, []):
@@ -183,7 +182,7 @@ def _check_edges(project: Project, c: Component, add: _Add) -> None:
                 Problem(f, key, f"a {c.type} component takes file edges only; remove the flow edge")
             )
         for i in ids:
-            if i not in sibs:
+            if i not in sibs or i == c.id:
                 other = project.by_id.get(str(i))
                 where = f" ({other.rel} is not a sibling)" if other else ""
                 add(
