@@ -5,6 +5,7 @@ Layers, importing one way only: ``interfaces`` → ``executors`` → ``engine`` 
 
 from .engine import Event, RunOptions, RunResult
 from .errors import (
+    BusyError,
     ExecutorError,
     JournalError,
     Problem,
@@ -40,6 +41,7 @@ from .model import Component, Project, State
 __version__ = "0.1.0"
 
 __all__ = [
+    "BusyError",
     "Component",
     "Event",
     "ExecutorError",

@@ -5,7 +5,8 @@ The tree, grouped by what the caller can do about it::
     SharinError
     ├── ProjectError          the project on disk cannot be read or written
     │   └── ValidationError   the project is readable but wrong (lists every problem)
-    ├── RunError              a run could not start or proceed (locked, nothing to resume ...)
+    ├── RunError              a run could not start or proceed (nothing to resume ...)
+    │   └── BusyError         another engine runs the project now
     ├── ExecutorError         an executor could not submit, watch or cancel a task
     │   └── TransportError    a host could not be reached (``transient`` tells if a retry may help)
     └── JournalError          the run journal is unreadable or belongs to another version
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "BusyError",
     "ExecutorError",
     "JournalError",
     "Problem",
@@ -68,6 +70,10 @@ class ValidationError(ProjectError):
 
 class RunError(SharinError):
     """A run cannot start or continue."""
+
+
+class BusyError(RunError):
+    """The project is being run by another engine, so it cannot be run, saved or cleaned now."""
 
 
 class ExecutorError(SharinError):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import RunError, SharinError
+from ..errors import BusyError, SharinError
 from ..model import (
     STATUS_FILE,
     Component,
@@ -32,6 +32,8 @@ from ..model import (
     State,
     write_json_atomic,
 )
+from . import _control
+from ._control import TripControl, condition_true
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources
 from ._journal import Journal, TaskRecord
@@ -40,7 +42,23 @@ from ._protocol import Executor, ExecutorProvider, JobHandle, JobResult, TaskSpe
 __all__ = ["Engine", "RunOptions", "RunResult", "SUPPORTED_TYPES", "sharin_dir"]
 
 #: component types this engine runs
-SUPPORTED_TYPES = frozenset({ComponentType.TASK.value, ComponentType.WORKFLOW.value})
+SUPPORTED_TYPES = frozenset(
+    t.value
+    for t in (
+        ComponentType.TASK,
+        ComponentType.WORKFLOW,
+        ComponentType.IF,
+        ComponentType.FOR,
+        ComponentType.FOREACH,
+        ComponentType.WHILE,
+        ComponentType.BREAK,
+        ComponentType.CONTINUE,
+        ComponentType.PARAMETER_STUDY,
+        ComponentType.SOURCE,
+        ComponentType.VIEWER,
+        ComponentType.STORAGE,
+    )
+)
 
 _PASSING = frozenset({State.STAGE_IN, State.WAITING, State.STAGE_OUT})
 _MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPED, State.UNKNOWN})
@@ -167,6 +185,7 @@ class Engine:
         self.run_id = 0
         self._slots: dict[int, _Slots] = {}
         self._halt = False
+        self._branches: dict[str, bool] = {}
         self._stopping = False
         self._prev: dict[str, TaskRecord] = {}
         self._wheel_finished: set[str] = set()
@@ -203,7 +222,7 @@ class Engine:
         except BlockingIOError:
             os.close(fd)
             pid = _read_int(self.dir / "engine.pid")
-            raise RunError(
+            raise BusyError(
                 f"{self.project.root}: the project is already running (engine pid {pid}); "
                 "wait for it, watch it with `sharin status`, or stop it with `sharin stop`"
             ) from None
@@ -338,13 +357,41 @@ class Engine:
 
     # ------------------------------------------------------------------ containers
     async def _run_component(
-        self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        ctx: TripControl | None = None,
     ) -> str:
-        if c.type == ComponentType.WORKFLOW:
-            return await self._run_workflow(c, cdir, key, env)
-        if c.type == ComponentType.TASK:
+        t = c.type
+        if t == ComponentType.TASK:
             return await self._run_task(c, cdir, key, env)
-        raise RunError(f"{c.rel}: component type {c.type!r} is not supported by this engine")
+        if t == ComponentType.WORKFLOW:
+            return await self._run_workflow(c, cdir, key, env)
+        if t == ComponentType.IF:
+            return await _control.run_if(self, c, cdir, key, env)
+        if t in (ComponentType.FOR, ComponentType.FOREACH, ComponentType.WHILE):
+            return await _control.run_loop(self, c, cdir, key, env)
+        if t == ComponentType.PARAMETER_STUDY:
+            return await _control.run_ps(self, c, cdir, key, env)
+        if t in (ComponentType.BREAK, ComponentType.CONTINUE):
+            return await _control.run_jump(self, c, cdir, key, env, ctx)
+        if t == ComponentType.SOURCE:
+            return await _control.run_source(self, c, cdir, key, env)
+        if t == ComponentType.VIEWER:
+            return await _control.run_viewer(self, c, cdir, key, env)
+        if t == ComponentType.STORAGE:
+            return await _control.run_storage(self, c, cdir, key, env)
+        return self._finish(
+            c,
+            key,
+            State.FAILED,
+            cdir == c.directory,
+            0,
+            None,
+            f"component type {t!r} is not supported by this version of sharin",
+        )
 
     async def _run_workflow(
         self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
@@ -371,53 +418,94 @@ class Engine:
         return state.value
 
     async def _run_container(
-        self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        ctx: TripControl | None = None,
     ) -> bool:
+        """Run ``c``'s children in ``cdir``; True when every one finished (or was skipped).
+
+        A child starts when each of its dependencies has finished, or failed with
+        ``ignoreFailure``, or was skipped, provided at least one of them was not skipped; a child
+        whose every dependency was skipped (the branch an ``if`` did not take) is skipped too.
+        """
         children = [x for x in c.children if not x.disabled]
         ids = {x.id for x in children}
         by_id = {x.id: x for x in children}
         waiting: dict[str, int] = {}
+        live: dict[str, int] = {}
         successors: dict[str, list[str]] = {x.id: [] for x in children}
         for x in children:
             deps = set(x.previous) & ids
             for inp in x.input_files:
                 deps.update(link.node for link in inp.src if link.node in ids)
             waiting[x.id] = len(deps)
+            live[x.id] = 0
             for d in deps:
                 successors[d].append(x.id)
         ready = deque(x for x in children if waiting[x.id] == 0)
         done_q: asyncio.Queue[tuple[Component, str]] = asyncio.Queue()
         in_flight = 0
         ok = True
-        finished = 0
+        resolved = 0
 
         def launch(x: Component) -> None:
             child_key = f"{key}/{x.name}" if key else x.name
-            coro = self._run_component(x, cdir / x.name, child_key, env)
+            coro = self._run_component(x, cdir / x.name, child_key, env, ctx)
             t: asyncio.Task[str] = asyncio.ensure_future(coro)
             if x.type == ComponentType.TASK:
                 self._task_futs.add(t)
             t.add_done_callback(functools.partial(self._report, x=x, q=done_q))
 
+        def release(x: Component, state: str) -> None:
+            """Tell x's successors that x is done; skip those left with only skipped deps."""
+            nonlocal resolved
+            taken: set[str] | None = None
+            if x.type == ComponentType.IF and state == State.FINISHED:
+                child_key = f"{key}/{x.name}" if key else x.name
+                branch = self._branches.pop(child_key, True)
+                taken = set(x.next if branch else x.else_)
+                not_taken = set(x.else_ if branch else x.next) - taken
+            for sid in successors[x.id]:
+                waiting[sid] -= 1
+                skipped = state == State.SKIPPED or (taken is not None and sid in not_taken)
+                if not skipped:
+                    live[sid] += 1
+                if waiting[sid] == 0:
+                    s = by_id[sid]
+                    if live[sid] > 0:
+                        ready.append(s)
+                    else:
+                        resolved += 1
+                        child_key = f"{key}/{s.name}" if key else s.name
+                        self._emit(child_key, s.type, State.SKIPPED, message="branch not taken")
+                        release(s, State.SKIPPED)
+
         while True:
-            while ready and not self._halt and in_flight < self.options.launch_window:
+            while (
+                ready
+                and not self._halt
+                and not (ctx is not None and ctx.stop)
+                and in_flight < self.options.launch_window
+            ):
                 launch(ready.popleft())
                 in_flight += 1
             if in_flight == 0:
                 break
             x, state = await done_q.get()
             in_flight -= 1
-            finished += 1
+            resolved += 1
             if state == State.FINISHED or (state == State.FAILED and x.ignore_failure):
-                for s in successors[x.id]:
-                    waiting[s] -= 1
-                    if waiting[s] == 0:
-                        ready.append(by_id[s])
+                release(x, State.FINISHED if state == State.FINISHED else State.FAILED)
             else:
                 ok = False
                 if not self.options.keep_going:
                     self._halt = True
-        return ok and finished == len(children)
+        if ctx is not None and ctx.stop:
+            return ok  # break/continue ended the trip early: what did not start is not a failure
+        return ok and resolved == len(children)
 
     def _report(
         self, fut: asyncio.Task[str], *, x: Component, q: asyncio.Queue[tuple[Component, str]]
@@ -440,8 +528,10 @@ class Engine:
         pdir = cdir.parent
         for inp in c.input_files:
             for link in inp.src:
-                for producer, sdir, pattern in resolve_sources(parent, pdir, link.node, link.name):
-                    deliver(Delivery(producer, sdir, pattern, cdir, inp.name))
+                for producer, sdir, pattern, copy in resolve_sources(
+                    parent, pdir, link.node, link.name
+                ):
+                    deliver(Delivery(producer, sdir, pattern, cdir, inp.name, copy))
 
     # ------------------------------------------------------------------ tasks
     def _executor(self, c: Component) -> tuple[Executor, _Slots]:
@@ -623,31 +713,8 @@ class Engine:
 
 
 async def evaluate_condition(cond: str, cdir: Path, env: Mapping[str, str]) -> bool:
-    """A WHEEL condition: a script in the component's directory (exit 0 = true) or true/false."""
-    text = cond.strip()
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    script = cdir / text
-    if not script.is_file():
-        raise RunError(
-            f"{cdir}: condition {cond!r} is neither a script in the component's directory nor "
-            "true/false"
-        )
-    mode = script.stat().st_mode
-    if not mode & 0o100:
-        script.chmod(mode | 0o111)
-    proc = await asyncio.create_subprocess_exec(
-        "/bin/sh",
-        "-c",
-        './"$1"',
-        "sh",
-        text,
-        cwd=cdir,
-        env=dict(env),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return await proc.wait() == 0
+    """A WHEEL condition: a script in ``cdir`` (exit 0 = true) or a safe expression."""
+    return await condition_true(cond, cdir, env)
 
 
 def _read_int(path: Path) -> int | None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..errors import RunError
 from ..model import Component
 
-__all__ = ["Delivery", "deliver", "has_magic", "resolve_sources"]
+__all__ = ["Delivery", "deliver", "has_magic", "resolve_sources", "storage_path"]
 
 
 def has_magic(name: str) -> bool:
@@ -35,25 +35,45 @@ class Delivery:
     pattern: str
     dst_dir: Path
     dst_name: str
+    copy: bool = False  #: a real copy (from a storage) instead of a link
+
+
+def storage_path(c: Component) -> Path:
+    """Where a storage component keeps its files (an absolute directory on this machine)."""
+    raw = c.data.get("storagePath")
+    if not raw:
+        raise RunError(f"{c.rel}: storagePath is not set; set it to a directory on this machine")
+    if c.host != "localhost":
+        raise RunError(
+            f"{c.rel}: storage on host {c.host!r} needs remote execution, not available yet"
+        )
+    p = Path(str(raw)).expanduser()
+    if not p.is_absolute():
+        raise RunError(f"{c.rel}: storagePath {raw!r} must be an absolute path")
+    return p
 
 
 def resolve_sources(
     container: Component, container_dir: Path, node_id: str, name: str
-) -> list[tuple[str, Path, str]]:
-    """(producer path, directory, glob) for output ``name`` of ``node_id`` as seen inside ``container``.
+) -> list[tuple[str, Path, str, bool]]:
+    """Where output ``name`` of ``node_id`` is, as seen inside ``container``.
 
-    ``node_id`` is a child of ``container`` or the container itself (a parent's input forwarded
-    down). A child that is itself a container hands over its own children's outputs (``origin``).
+    Each answer is (producer path, directory, glob, copy?). ``node_id`` is a child of
+    ``container`` or the container itself (a parent's input forwarded down). A child that is
+    itself a container hands over its own children's outputs (``origin``); a storage component
+    hands over copies of what it keeps.
     """
     if node_id == container.id:
-        return [(container.rel or "(project)", container_dir, name)]
+        return [(container.rel or "(project)", container_dir, name, False)]
     for child in container.children:
         if child.id != node_id:
             continue
         child_dir = container_dir / child.name
+        if child.type == "storage":
+            return [(child.rel, storage_path(child), name, True)]
         if not child.is_container:
-            return [(child.rel, child_dir, name)]
-        found: list[tuple[str, Path, str]] = []
+            return [(child.rel, child_dir, name, False)]
+        found: list[tuple[str, Path, str, bool]] = []
         for out in child.output_files:
             if out.name != name:
                 continue
@@ -61,7 +81,7 @@ def resolve_sources(
                 found.extend(resolve_sources(child, child_dir, link.node, link.name))
         if not found:
             # a container may also produce a file itself (e.g. gathered into its directory)
-            found.append((child.rel, child_dir, name))
+            found.append((child.rel, child_dir, name, False))
         return found
     return []
 
@@ -73,6 +93,26 @@ def _link_atomic(target: Path, dst: Path) -> None:
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     os.symlink(rel, tmp)
+    if dst.is_dir() and not dst.is_symlink():
+        shutil.rmtree(dst)
+    os.replace(tmp, dst)
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        tmp_dir = dst.with_name(f".{dst.name}.sharin-tmp")
+        if tmp_dir.exists():
+            shutil.rmtree(tmp_dir)
+        shutil.copytree(src, tmp_dir)
+        if dst.is_symlink() or dst.is_file():
+            dst.unlink()
+        elif dst.is_dir():
+            shutil.rmtree(dst)
+        os.replace(tmp_dir, dst)
+        return
+    tmp = dst.with_name(f".{dst.name}.sharin-tmp")
+    shutil.copyfile(src, tmp)
     if dst.is_dir() and not dst.is_symlink():
         shutil.rmtree(dst)
     os.replace(tmp, dst)
@@ -107,6 +147,9 @@ def deliver(d: Delivery) -> list[Path]:
             dst = d.dst_dir / d.dst_name
         if src.resolve() == dst.resolve() and not dst.is_symlink():
             continue
-        _link_atomic(src, dst)
+        if d.copy:
+            _copy_atomic(src, dst)
+        else:
+            _link_atomic(src, dst)
         made.append(dst)
     return made

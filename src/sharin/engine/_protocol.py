@@ -73,12 +73,16 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class JobHandle:
-    """What is journaled right after submit: enough to find the process or job again."""
+    """What is journaled right after submit: enough to find the process or job again.
+
+    Handles are compared and hashed by executor, host and native id (``status`` keys its
+    answer by handle); ``data`` is extra detail that does not change which job it is.
+    """
 
     executor: str
     host: str
     native_id: str
-    data: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     def to_json(self) -> str:
         return json.dumps(

@@ -24,6 +24,9 @@ __all__ = ["LocalExecutor"]
 
 _WRAPPER = 'cd "$1" || exit 126; ./"$2"; echo $? > "$3"'
 
+#: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
+_CANCEL_GRACE = 5.0
+
 
 def _proc_start_time(pid: int) -> int | None:
     """Start time of a process in clock ticks since boot (field 22 of /proc/PID/stat)."""
@@ -135,7 +138,9 @@ class LocalExecutor(Executor):
         if fut is None:
             return await self.attach(handle, spec)
         try:
-            status = await fut
+            # shielded: when the engine cancels this wait (on stop), the child's future must
+            # stay pending so that cancel() can still wait for the process and escalate
+            status = await asyncio.shield(fut)
         finally:
             if fut.done():
                 self._children.pop(pid, None)
@@ -196,7 +201,7 @@ class LocalExecutor(Executor):
         fut = self._children.get(pid)
         if fut is not None:
             try:
-                await asyncio.wait_for(asyncio.shield(fut), timeout=5)
+                await asyncio.wait_for(asyncio.shield(fut), timeout=_CANCEL_GRACE)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)

@@ -38,9 +38,9 @@ from ..engine import (
     install_signal_handlers,
     sharin_dir,
 )
-from ..errors import Problem, ProjectError, RunError
+from ..errors import BusyError, Problem, ProjectError, RunError
 from ..executors import ExecutorRegistry
-from ..model import Component, Project, check, git, load_hosts
+from ..model import Component, Project, check, git, load_hosts, local_job_limit
 
 __all__ = [
     "ProjectStatus",
@@ -180,6 +180,8 @@ async def run_async(
     if problems:
         raise ValidationError(problems)
     opts = options or RunOptions()
+    if opts.max_local is None:
+        opts.max_local = local_job_limit()
     provider = executors or ExecutorRegistry(load_hosts(), max_local=opts.max_local)
     bus = EventBus()
     if on_event is not None:
@@ -313,7 +315,7 @@ def stop(project: ProjectRef, *, timeout: float = 30.0) -> bool:
 def _not_running(p: Project, what: str) -> None:
     pid = engine_pid(p)
     if pid is not None:
-        raise RunError(
+        raise BusyError(
             f"{p.root}: cannot {what} while the project runs (engine pid {pid}); `sharin stop` it first"
         )
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..engine import Event, RunOptions, RunResult
-from ..errors import ProjectError, RunError, SharinError, ValidationError
+from ..errors import BusyError, ProjectError, RunError, SharinError, ValidationError
 from ..model import Project, State
 from . import api
 
@@ -30,8 +31,8 @@ err_console = Console(stderr=True, highlight=False)
 
 
 def _fail(e: SharinError) -> None:
-    err_console.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
-    if isinstance(e, RunError) and "already running" in str(e):
+    err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, soft_wrap=True)
+    if isinstance(e, BusyError):
         sys.exit(EXIT_BUSY)
     sys.exit(EXIT_INPUT if isinstance(e, ProjectError) else EXIT_FAILED)
 
@@ -65,7 +66,7 @@ def cli() -> None:
 def new(path: Path, description: str) -> None:
     """Create an empty project PATH (a <name>.wheel directory and git repository)."""
     p = api.new_project(path, description)
-    console.print(f"created project [bold]{p.name}[/] at {p.root}")
+    console.print(f"created project [bold]{p.name}[/] at {escape(str(p.root))}")
 
 
 @cli.command()
@@ -74,7 +75,7 @@ def new(path: Path, description: str) -> None:
 def copy(src: Path, dst: Path) -> None:
     """Copy project SRC (e.g. a shipped example) to DST, as a repository of its own."""
     p = api.copy_project(src, dst)
-    console.print(f"copied {src} to {p.root}")
+    console.print(escape(f"copied {src} to {p.root}"))
 
 
 @cli.command()
@@ -157,7 +158,7 @@ def connect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bo
         if not sep:
             inp = out
         api.connect_files(p, src, out, dst, inp)
-        console.print(f"{src}:{out} → {dst}:{inp}")
+        console.print(escape(f"{src}:{out} → {dst}:{inp}"))
 
 
 @cli.command("set")
@@ -170,7 +171,7 @@ def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
     for a in assignments:
         k, v = _kv(a)
         api.set_property(p, component, k, v)
-        console.print(f"{component}: {k} = {json.dumps(v)}")
+        console.print(escape(f"{component}: {k} = {json.dumps(v)}"))
 
 
 @cli.command()
@@ -236,7 +237,7 @@ class _Progress:
             shown = ", ".join(running[:3]) + (f" +{len(running) - 3}" if len(running) > 3 else "")
             self._bar.update(self._task, completed=done, total=len(tasks), running=shown)
             if ev.state == State.FAILED:
-                self._bar.console.print(f"[red]failed[/] {ev.key}: {ev.message}")
+                self._bar.console.print(f"[red]failed[/] {escape(f'{ev.key}: {ev.message}')}")
         elif not self.quiet and ev.state in (
             State.RUNNING,
             State.FINISHED,
@@ -244,7 +245,7 @@ class _Progress:
             State.STOPPED,
         ):
             extra = f" ({ev.message})" if ev.message and ev.state != State.RUNNING else ""
-            console.print(f"{time.strftime('%H:%M:%S')} {ev.state:<9} {ev.key}{extra}")
+            console.print(escape(f"{time.strftime('%H:%M:%S')} {ev.state:<9} {ev.key}{extra}"))
 
 
 @cli.command("run")
@@ -305,10 +306,11 @@ def _summary(p: Project, r: RunResult) -> None:
     verb = "resumed run" if r.resumed else "run"
     console.print(f"[{color}]{verb} {r.run} {r.state}[/] in {r.elapsed:.1f} s: {counts}")
     for f in r.failed:
-        err_console.print(f"  [red]✗[/] {f}")
+        err_console.print(f"  [red]✗[/] {escape(f)}")
     if r.failed:
+        root = escape(str(p.root))
         err_console.print(
-            f"  logs: `sharin log {p.root} <component>`; rerun failed tasks with `sharin run {p.root}`"
+            f"  logs: `sharin log {root} <component>`; rerun failed tasks with `sharin run {root}`"
         )
 
 
@@ -342,9 +344,10 @@ def _detach(p: Project, keep_going: bool, restart: bool, jobs: int | None, lost:
                 f"the engine exited at once (code {proc.returncode}); see {d / 'engine.log'}"
             )
         time.sleep(0.02)
+    root = escape(str(p.root))
     console.print(
         f"running in the background (engine pid {proc.pid}); "
-        f"`sharin status {p.root}` to watch, `sharin stop {p.root}` to stop"
+        f"`sharin status {root}` to watch, `sharin stop {root}` to stop"
     )
 
 
@@ -406,7 +409,7 @@ def status(project: Path, run_id: int | None, as_json: bool) -> None:
             str(t.attempt or ""),
             "" if t.rc is None else str(t.rc),
             dur,
-            t.message or "",
+            escape(t.message or ""),
         )
     console.print(table)
 
@@ -430,6 +433,8 @@ def log(project: Path, component: str, stream: str, follow: bool, run_id: int | 
 def _cat(path: Path, follow: bool, project: Path) -> None:
     pos = 0
     while True:
+        # asked before reading, so that what the task wrote just before the engine ended is read
+        running = follow and api.engine_pid(project) is not None
         if path.exists():
             with open(path, "rb") as f:
                 f.seek(pos)
@@ -438,7 +443,7 @@ def _cat(path: Path, follow: bool, project: Path) -> None:
             if data:
                 sys.stdout.buffer.write(data)
                 sys.stdout.buffer.flush()
-        if not follow or api.engine_pid(project) is None:
+        if not running:
             return
         time.sleep(0.2)
 
@@ -459,7 +464,7 @@ def stop(project: Path) -> None:
 def clean(project: Path, component: str | None) -> None:
     """Remove run outputs and states (back to the last save); run history is kept."""
     api.clean(project, component)
-    console.print("cleaned" + (f" {component}" if component else ""))
+    console.print(escape("cleaned" + (f" {component}" if component else "")))
 
 
 @cli.command()

@@ -16,12 +16,57 @@ from ._component import (
     is_valid_name,
     new_id,
 )
-from ._hosts import LOCALHOST, HostConfig, config_dir, load_hosts
+from ._expr import ExpressionError, evaluate, is_true, parse_expression
+from ._hosts import LOCALHOST, HostConfig, config_dir, load_hosts, local_job_limit
 from ._jsonio import read_json_object, write_json_atomic
+from ._loops import (
+    LoopTrip,
+    for_trips,
+    foreach_items,
+    foreach_trips,
+    validate_for,
+    while_trip,
+)
+from ._paramstudy import (
+    PARAMETER_FILE,
+    ParameterSetting,
+    ParamVector,
+    copy_exclusions,
+    copy_pairs,
+    expand_space,
+    instance_env,
+    instance_name,
+    load_parameter_setting,
+    render_template,
+    resolve_gather,
+    resolve_scatter,
+)
 from ._project import Project, find_project_root
 from ._validate import check, validate
 
 __all__ = [
+    "PARAMETER_FILE",
+    "ExpressionError",
+    "LoopTrip",
+    "ParamVector",
+    "ParameterSetting",
+    "copy_exclusions",
+    "copy_pairs",
+    "evaluate",
+    "expand_space",
+    "for_trips",
+    "foreach_items",
+    "foreach_trips",
+    "instance_env",
+    "instance_name",
+    "is_true",
+    "load_parameter_setting",
+    "parse_expression",
+    "render_template",
+    "resolve_gather",
+    "resolve_scatter",
+    "validate_for",
+    "while_trip",
     "COMPONENT_FILE",
     "CONTAINER_TYPES",
     "LOCALHOST",
@@ -42,6 +87,7 @@ __all__ = [
     "git",
     "is_valid_name",
     "load_hosts",
+    "local_job_limit",
     "new_id",
     "read_json_object",
     "validate",

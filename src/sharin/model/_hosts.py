@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import ProjectError
 
-__all__ = ["HostConfig", "LOCALHOST", "config_dir", "load_hosts"]
+__all__ = ["HostConfig", "LOCALHOST", "config_dir", "load_hosts", "local_job_limit"]
 
 LOCALHOST = "localhost"
 
@@ -80,3 +80,26 @@ def load_hosts(directory: Path | None = None) -> dict[str, HostConfig]:
         except (TypeError, ValueError) as e:
             raise ProjectError(f"entry {i} ({entry.get('name')!r}): {e}", path=path) from None
     return hosts
+
+
+def local_job_limit(directory: Path | None = None) -> int | None:
+    """WHEEL's ``numJobOnLocal``: $WHEEL_NUM_LOCAL_JOB, else ``server.json``, else None (the CPUs)."""
+    env = os.environ.get("WHEEL_NUM_LOCAL_JOB")
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ProjectError(f"WHEEL_NUM_LOCAL_JOB={env!r} is not a whole number") from None
+    path = (directory or config_dir()) / "server.json"
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("numJobOnLocal")
+    except (json.JSONDecodeError, AttributeError) as e:
+        raise ProjectError(f"cannot read numJobOnLocal ({e})", path=path) from None
+    if value in (None, ""):
+        return None
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        raise ProjectError(f"numJobOnLocal {value!r} is not a whole number", path=path) from None
