@@ -56,10 +56,6 @@ def tree_snapshot(root: Path) -> dict[str, tuple[object, ...]]:
     return snap
 
 
-def tree_hash(root: Path) -> str:
-    return sha256(repr(sorted(tree_snapshot(root).items())).encode()).hexdigest()
-
-
 def wait_for(
     predicate: Callable[[], object], what: str, timeout: float = 20.0, interval: float = 0.01
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -339,12 +340,18 @@ def test_stop_cancels_running_tasks(project: Project) -> None:
     assert ran(project) == ["next"]
 
 
+def mirror_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sharin-state-mirror"]
+
+
 def test_a_second_engine_is_refused(project: Project) -> None:
     sharin.add_task(project, "t", "true")
     with another_engine(project):
         with pytest.raises(sharin.BusyError, match=r"already running \(engine pid \d+\)"):
             sharin.run(project)
+    assert mirror_threads() == []  # a run that never started leaves no thread behind
     assert sharin.run(project).ok
+    assert mirror_threads() == []
 
 
 def test_evaluate_condition(tmp_path: Path) -> None:

@@ -7,8 +7,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import sharin
 from sharin import Project
 
@@ -282,7 +280,6 @@ def test_run_jobs_limit(cli: Cli, project: Project) -> None:
     assert "-j" in cli("run", project.root, "-j", "0", code=2).stderr
 
 
-@pytest.mark.slow
 def test_detach_status_stop_and_resume(cli: Cli, procs: Processes, project: Project) -> None:
     root = project.root
     sharin.add_task(project, "long", "touch started; echo working; [ -e ../go ] || sleep 30")
@@ -290,9 +287,9 @@ def test_detach_status_stop_and_resume(cli: Cli, procs: Processes, project: Proj
     sharin.connect(project, "long", "next")
     sharin.save(project)
 
-    r = procs.run("run", root, "--detach")
-    match = re.search(r"running in the background \(engine pid (\d+)\)", r.stdout)
-    assert match, r.stdout
+    detached = procs.run("run", root, "--detach")
+    match = re.search(r"running in the background \(engine pid (\d+)\)", detached.stdout)
+    assert match, detached.stdout
     pid = int(match.group(1))
     procs.track_pid(pid)
     wait_for((root / "long" / "started").exists, "the task to start")
@@ -303,6 +300,9 @@ def test_detach_status_stop_and_resume(cli: Cli, procs: Processes, project: Proj
     wait_for(
         lambda: journal_tasks(root, 1)["long"].state == "running", "the journal to say running"
     )
+    handle = journal_tasks(root, 1)["long"].handle
+    assert handle is not None
+    procs.track_group(int(json.loads(handle)["id"]))  # the task's own session, if we fail
     table = cli("status", root).stdout
     assert f"(engine pid {pid})" in table and re.search(r"long +│ task +│ running", table)
 

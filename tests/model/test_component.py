@@ -76,7 +76,7 @@ def test_new_task_has_wheels_fields() -> None:
     data = default_component("task", "t", "parent-id")
     assert data["parent"] == "parent-id"
     assert data["state"] == "not-started"
-    for key, value in {
+    expected: dict[str, object] = {
         "script": None,
         "host": "localhost",
         "useJobScheduler": False,
@@ -90,7 +90,8 @@ def test_new_task_has_wheels_fields() -> None:
         "outputFiles": [],
         "include": [],
         "exclude": [],
-    }.items():
+    }
+    for key, value in expected.items():
         assert data[key] == value, key
 
 

@@ -25,11 +25,13 @@ from typing import Literal
 
 from ..errors import BusyError, SharinError
 from ..model import (
+    COMPONENT_FILE,
     STATUS_FILE,
     Component,
     ComponentType,
     Project,
     State,
+    read_json_object,
     write_json_atomic,
 )
 from . import _control
@@ -63,15 +65,6 @@ SUPPORTED_TYPES = frozenset(
 _PASSING = frozenset({State.STAGE_IN, State.WAITING, State.STAGE_OUT})
 _MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPED, State.UNKNOWN})
 
-_INCOMPLETE_PROJECT_STATES = {
-    "running",
-    "stopped",
-    "failed",
-    "holding",
-    "paused",
-    "unknown",
-    "preparing",
-}
 _RESUMABLE_RUN_STATES = {"running", "stopped", "failed"}
 
 
@@ -188,7 +181,6 @@ class Engine:
         self._branches: dict[str, bool] = {}
         self._stopping = False
         self._prev: dict[str, TaskRecord] = {}
-        self._wheel_finished: set[str] = set()
         self._task_futs: set[asyncio.Task[str]] = set()
         self._counts: dict[str, int] = {}
         self._failed: list[str] = []
@@ -207,11 +199,14 @@ class Engine:
 
     async def run(self) -> RunResult:
         t0 = time.monotonic()
-        self._lock()
         try:
-            return await self._run(t0)
+            self._lock()
+            try:
+                return await self._run(t0)
+            finally:
+                self._unlock()
         finally:
-            self._unlock()
+            self._mirror.close()  # also when the run never started (busy, bad journal)
 
     # ------------------------------------------------------------------ setup
     def _lock(self) -> None:
@@ -246,20 +241,51 @@ class Engine:
             self._prev = self.journal.tasks(last.id)
             resumed = True
         else:
-            if self.options.resume and self.project.state in _INCOMPLETE_PROJECT_STATES:
-                # A run that WHEEL (or an older sharin) left unfinished: trust cmp.wheel.json states.
-                for c in self.project.components():
-                    if c.type == ComponentType.TASK and c.state == State.FINISHED:
-                        self._wheel_finished.add(c.rel)
-            resumed = bool(self._wheel_finished)
+            seeded = self._wheel_states() if self.options.resume else {}
+            resumed = bool(seeded)
             self.run_id = self.journal.new_run(
                 {"git": _git_head(self.project.root), "resumed_from_wheel": resumed}
             )
+            for rel, kind in seeded.items():
+                self.journal.set_task(
+                    self.run_id,
+                    rel,
+                    kind,
+                    State.FINISHED.value,
+                    message="finished before (WHEEL state)",
+                )
+            self._prev = self.journal.tasks(self.run_id)
             if not resumed:
                 self._reset_component_states()
         self._log_dir = self.dir / "runs" / str(self.run_id)
         self._log_dir.mkdir(parents=True, exist_ok=True)
         return resumed
+
+    def _wheel_states(self) -> dict[str, str]:
+        """Components (and loop trips, instances) a run left ``finished`` in ``cmp.wheel.json``.
+
+        When the project did not finish (a run WHEEL, or sharin before its journal, stopped),
+        ``sharin run`` continues from these, as WHEEL's own restart does.
+        """
+        if self.project.state == State.FINISHED:
+            return {}
+        done: dict[str, str] = {}
+        for c in self.project.components():
+            if c.state == State.FINISHED and c.type != ComponentType.IF:
+                done[c.rel] = c.type
+        root = self.project.root
+        for inst in self.project.instance_dirs:
+            for d, dirs, files in os.walk(inst):
+                dirs[:] = [x for x in dirs if not x.startswith(".")]
+                if COMPONENT_FILE not in files:
+                    continue
+                try:
+                    data = read_json_object(Path(d) / COMPONENT_FILE)
+                except SharinError:
+                    continue
+                if data.get("state") == State.FINISHED and data.get("type") != ComponentType.IF:
+                    done[os.path.relpath(d, root)] = str(data.get("type"))
+        return done
 
     def _reset_component_states(self) -> None:
         for c in self.project.root_component.walk():
@@ -430,6 +456,8 @@ class Engine:
         A child starts when each of its dependencies has finished, or failed with
         ``ignoreFailure``, or was skipped, provided at least one of them was not skipped; a child
         whose every dependency was skipped (the branch an ``if`` did not take) is skipped too.
+        As in WHEEL, a child behind an ``if`` (a flow edge from it) runs only when an ``if`` took
+        the branch to it, whatever file edges from other components it has.
         """
         children = [x for x in c.children if not x.disabled]
         ids = {x.id for x in children}
@@ -445,6 +473,13 @@ class Engine:
             live[x.id] = 0
             for d in deps:
                 successors[d].append(x.id)
+        # behind an if: started only by an if that took the branch to it (WHEEL's rule)
+        gated = {
+            x.id
+            for x in children
+            if any(by_id[d].type == ComponentType.IF for d in x.previous if d in by_id)
+        }
+        chosen: set[str] = set()
         ready = deque(x for x in children if waiting[x.id] == 0)
         done_q: asyncio.Queue[tuple[Component, str]] = asyncio.Queue()
         in_flight = 0
@@ -473,9 +508,11 @@ class Engine:
                 skipped = state == State.SKIPPED or (taken is not None and sid in not_taken)
                 if not skipped:
                     live[sid] += 1
+                if taken is not None and sid in taken:
+                    chosen.add(sid)
                 if waiting[sid] == 0:
                     s = by_id[sid]
-                    if live[sid] > 0:
+                    if live[sid] > 0 and (sid not in gated or sid in chosen):
                         ready.append(s)
                     else:
                         resolved += 1
@@ -572,19 +609,9 @@ class Engine:
     async def _run_task(self, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
         persist = cdir == c.directory
         prev = self._prev.get(key)
-        if (prev is not None and prev.state == State.FINISHED) or key in self._wheel_finished:
+        if prev is not None and prev.state == State.FINISHED:
             self._count(State.FINISHED)
-            if key in self._wheel_finished:
-                self._record(
-                    c, key, State.FINISHED, persist=False, message="finished before (WHEEL state)"
-                )
-            else:
-                self._emit(
-                    key,
-                    c.type,
-                    State.FINISHED,
-                    message="finished in an earlier attempt of this run",
-                )
+            self._emit(key, c.type, State.FINISHED, message=prev.message or "finished before")
             return State.FINISHED.value
         attempt = prev.attempt if prev is not None else 0
         try:

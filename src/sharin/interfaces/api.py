@@ -19,11 +19,12 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import model
 from ..engine import (
     SUPPORTED_TYPES,
     Engine,
@@ -51,6 +52,8 @@ __all__ = [
     "connect_files",
     "copy_project",
     "engine_pid",
+    "export_project",
+    "import_project",
     "log_paths",
     "new_project",
     "open_project",
@@ -91,6 +94,44 @@ def open_project(path: str | os.PathLike[str]) -> Project:
 def copy_project(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Project:
     """Copy a project (e.g. a shipped example) and make the copy a repository of its own."""
     return Project.copy(Path(src), Path(dst))
+
+
+def export_project(
+    project: ProjectRef,
+    dest: str | os.PathLike[str] | None = None,
+    *,
+    name: str | None = None,
+    mail: str | None = None,
+    memo: str | None = None,
+) -> Path:
+    """Write the project's last save as an archive WHEEL can import (``WHEEL_project_<name>.tgz``)."""
+    p = _project(project)
+    return model.export_project(
+        p.root, Path(dest) if dest is not None else None, name=name, mail=mail, memo=memo
+    )
+
+
+def import_project(
+    source: str | os.PathLike[str],
+    parent: str | os.PathLike[str] = ".",
+    *,
+    host_map: Mapping[str, str] | None = None,
+    ask_host: Callable[[str, list[str]], str] | None = None,
+    keep_state: bool = False,
+) -> Project:
+    """Import a WHEEL/sharin archive (``.tgz``) or project directory into ``parent``.
+
+    Host labels this machine does not know must be mapped (``host_map`` or ``ask_host``).
+    """
+    root = model.import_project(
+        Path(source),
+        Path(parent),
+        known_hosts=load_hosts().keys(),
+        host_map=host_map,
+        ask_host=ask_host,
+        keep_state=keep_state,
+    )
+    return Project.open(root)
 
 
 def add_component(

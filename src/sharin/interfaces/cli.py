@@ -78,6 +78,65 @@ def copy(src: Path, dst: Path) -> None:
     console.print(escape(f"copied {src} to {p.root}"))
 
 
+@cli.command("import")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.argument("parent", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option(
+    "--host-map",
+    "host_map",
+    multiple=True,
+    metavar="LABEL=HOST",
+    help="Use HOST (localhost or a remotehost.json label) for the archive's LABEL.",
+)
+@click.option(
+    "--resume",
+    "keep_state",
+    is_flag=True,
+    help="Keep component states left by a run, so `sharin run` resumes it.",
+)
+def import_(source: Path, parent: Path, host_map: tuple[str, ...], keep_state: bool) -> None:
+    """Import a WHEEL or sharin archive (.tgz) or project directory SOURCE into PARENT."""
+    mapping = {}
+    for item in host_map:
+        label, sep, host = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not LABEL=HOST", param_hint="--host-map")
+        mapping[label] = host
+
+    def ask(label: str, files: list[str]) -> str:
+        if not sys.stdin.isatty():
+            return mapping.get(label, "")
+        return str(
+            click.prompt(
+                f"host {label!r} (used by {', '.join(files)}) is unknown here; run it on",
+                default="localhost",
+            )
+        )
+
+    p = api.import_project(source, parent, host_map=mapping, ask_host=ask, keep_state=keep_state)
+    console.print(f"imported project [bold]{p.name}[/] to {p.root}")
+
+
+@cli.command("export")
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Archive file or directory (default: ./WHEEL_project_<name>.tgz).",
+)
+@click.option("--name", default=None, help="Exporter's name (recorded in the archive).")
+@click.option("--mail", default=None, help="Exporter's e-mail address.")
+@click.option("--memo", default=None, help="A note recorded in the archive.")
+def export(
+    project: Path, output: Path | None, name: str | None, mail: str | None, memo: str | None
+) -> None:
+    """Write PROJECT's last save as an archive that WHEEL can import."""
+    path = api.export_project(project, output, name=name, mail=mail, memo=memo)
+    console.print(f"exported to {path}")
+
+
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
 @click.argument("ctype", metavar="TYPE")

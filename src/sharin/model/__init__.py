@@ -1,6 +1,7 @@
 """The workflow model: components, projects, WHEEL's file format and validation. No engine here."""
 
 from . import _git as git
+from ._archive import archive_hosts, export_project, import_project
 from ._component import (
     COMPONENT_FILE,
     CONTAINER_TYPES,
@@ -45,6 +46,9 @@ from ._project import Project, find_project_root
 from ._validate import check, validate
 
 __all__ = [
+    "archive_hosts",
+    "export_project",
+    "import_project",
     "PARAMETER_FILE",
     "ExpressionError",
     "LoopTrip",

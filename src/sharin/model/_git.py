@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ProjectError
 
-__all__ = ["clean", "commit_all", "init", "is_dirty", "is_repo", "revert"]
+__all__ = ["clean", "clone", "commit_all", "init", "is_dirty", "is_repo", "revert"]
 
 _IDENT = [
     "-c",
@@ -82,3 +82,12 @@ def clean(root: Path, subdir: str = "") -> None:
     else:
         _git(root, "reset", "-q", "--hard", "HEAD")
     _git(root, "clean", "-q", "-d", "-f", "-e", "wheel.log", "-e", ".sharin", "--", target)
+
+
+def clone(src: Path, dst: Path) -> None:
+    """A copy of ``src``'s last commit at ``dst`` (a repository of its own, no remote)."""
+    _require_repo(src)
+    dst = dst.absolute()
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    _git(dst.parent, "clone", "-q", "--no-hardlinks", str(src.resolve()), str(dst))
+    _git(dst, "remote", "remove", "origin")

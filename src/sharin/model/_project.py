@@ -57,6 +57,8 @@ class Project:
         self.data = data
         self.root_component = root_component
         self.load_problems: list[Problem] = []
+        #: directories of loop trips and parameter-study instances left by runs
+        self.instance_dirs: list[Path] = []
         self.by_id: dict[str, Component] = {}
         self._batch_depth = 0
         self._batch_dirty: set[Component | None] = set()
@@ -70,6 +72,7 @@ class Project:
         rc_data = read_json_object(root / COMPONENT_FILE)
         root_c = Component(rc_data, root, "")
         problems: list[Problem] = []
+        instances: list[Path] = []
         stack = [root_c]
         while stack:
             c = stack.pop()
@@ -87,7 +90,8 @@ class Project:
                     continue
                 cdata = read_json_object(cfile)
                 if cdata.get("subComponent"):
-                    continue  # a loop or parameter-study instance made by a run
+                    instances.append(Path(entry.path))  # a loop or parameter-study instance
+                    continue
                 rel = f"{c.rel}/{entry.name}" if c.rel else entry.name
                 child = Component(cdata, Path(entry.path), rel, parent=c)
                 if str(cdata.get("parent", "")) != c.id:
@@ -104,6 +108,7 @@ class Project:
                 stack.append(child)
         project = cls(root, data, root_c)
         project.load_problems = problems
+        project.instance_dirs = instances
         return project
 
     def _index(self) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
 
-from ..errors import Problem, ValidationError
+from ..errors import Problem, ProjectError, ValidationError
 from ._component import (
     COMPONENT_FILE,
     Component,
     ComponentType,
     is_valid_name,
 )
+from ._expr import ExpressionError, parse_expression
 from ._hosts import LOCALHOST
+from ._loops import foreach_items, validate_for
+from ._paramstudy import PARAMETER_FILE, load_parameter_setting
 from ._project import Project
 
 __all__ = ["check", "validate"]
@@ -21,6 +25,7 @@ _Add = Callable[[Problem], None]
 _KNOWN = {t.value for t in ComponentType}
 _NO_FLOW = {ComponentType.SOURCE.value, ComponentType.VIEWER.value, ComponentType.STORAGE.value}
 _TASKLIKE = {"task", "stepjobTask", "bulkjobTask"}
+_LOOPS = {"for", "foreach", "while"}
 
 
 def _file(c: Component) -> str:
@@ -89,6 +94,8 @@ def check(
             names[child.name] = child
         if c.type in _TASKLIKE:
             _check_task(c, known_hosts, add)
+        else:
+            _check_control(c, add)
     family = {
         id(c): {x.id: x for x in c.children} for c in project.root_component.walk() if c.children
     }
@@ -111,6 +118,76 @@ def validate(
     problems = check(project, hosts=hosts, supported_types=supported_types)
     if problems:
         raise ValidationError(problems)
+
+
+def _check_condition(c: Component, key: str, add: _Add, *, required: bool = True) -> None:
+    """A condition is a script in the component's directory or a safe expression."""
+    f = _file(c)
+    cond = c.data.get(key)
+    if cond in (None, ""):
+        if required:
+            add(Problem(f, key, "is not set; give a script name in the directory or an expression"))
+        return
+    text = str(cond).strip()
+    if (c.directory / text).is_file():
+        return
+    try:
+        parse_expression(text)
+    except ExpressionError as e:
+        if re.fullmatch(r"[\w.\-]+\.\w+", text):
+            add(Problem(f, key, f"{text!r}: no such script in {c.rel}/ (and not an expression)"))
+        else:
+            add(Problem(f, key, str(e)))
+
+
+def _check_control(c: Component, add: _Add) -> None:
+    f = _file(c)
+    t = c.type
+    if t in ("if", "while", "break", "continue"):
+        _check_condition(c, "condition", add)
+    if t in ("break", "continue") and (c.parent is None or c.parent.type not in _LOOPS):
+        add(Problem(f, "type", f"a {t} must sit directly inside a for, foreach or while"))
+    if t == "for":
+        try:
+            validate_for(c.data.get("start"), c.data.get("end"), c.data.get("step"), name=c.name)
+        except ProjectError as e:
+            add(Problem(f, "start/end/step", str(e)))
+    if t == "foreach":
+        try:
+            foreach_items(c.data.get("indexList"), name=c.name)
+        except ProjectError as e:
+            add(Problem(f, "indexList", str(e)))
+    if t in _LOOPS or t == "parameterStudy":
+        keep = c.data.get("keep")
+        if keep not in (None, "") and (
+            isinstance(keep, bool) or not isinstance(keep, int) or keep < 0
+        ):
+            add(Problem(f, "keep", f"{keep!r} is not a whole number ≥ 0 (or empty to keep all)"))
+    if t == "parameterStudy":
+        name = str(c.data.get("parameterFile") or PARAMETER_FILE)
+        try:
+            load_parameter_setting(c.directory / name)
+        except ProjectError as e:
+            add(Problem(f, "parameterFile", str(e)))
+    if t == "source":
+        outs = c.data.get("outputFiles") or []
+        if len(outs) != 1 or not isinstance(outs[0], dict) or not outs[0].get("name"):
+            add(Problem(f, "outputFiles", "a source has exactly one output file with a name"))
+    if t == "storage":
+        raw = c.data.get("storagePath")
+        if not raw:
+            add(Problem(f, "storagePath", "is not set; give a directory on this machine"))
+        elif not str(raw).startswith(("/", "~")):
+            add(Problem(f, "storagePath", f"{raw!r} must be an absolute path"))
+    if t in ("hpciss", "hpcisstar"):
+        add(
+            Problem(
+                f,
+                "type",
+                f"{t} (HPCI shared storage through Gfarm) is not supported by sharin; "
+                "use a storage component or a task that runs gfcp/gfptar",
+            )
+        )
 
 
 def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
