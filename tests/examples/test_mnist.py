@@ -80,3 +80,34 @@ def test_mnist_reproduces_tutorial_accuracy(
     assert (project.root / "estimate" / "status.wheel.txt").read_text().splitlines()[
         0
     ] == "finished"
+
+
+PS_EXAMPLE = REPO / "examples" / "mnist_parameter_study.wheel"
+
+
+def test_parameter_study_variant_sweeps_batch_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    npz = _need_tensorflow()
+    monkeypatch.setenv("MNIST_NPZ", str(npz))
+    monkeypatch.setenv("MNIST_EPOCHS", "2")  # a short sweep; the shipped default is 20 epochs
+    monkeypatch.setenv("PYTHON", sys.executable)
+    project = sharin.copy_project(PS_EXAMPLE, tmp_path / "mnist_parameter_study.wheel")
+    assert sharin.validate(project) == []
+    result = sharin.run(project)
+    assert result.ok, result.failed
+    root = project.root
+    assert sorted(p.name for p in root.glob("sweep_*")) == [
+        "sweep_batch_size_128",
+        "sweep_batch_size_256",
+        "sweep_batch_size_64",
+    ]
+    rendered = (root / "sweep_batch_size_64" / "train" / "run.sh").read_text()
+    assert "batch_size = 64" in rendered and "{{" not in rendered
+    table = (root / "summarize" / "results.md").read_text().splitlines()
+    rows = [line.split("|")[1:-1] for line in table[2:]]
+    assert [int(r[0]) for r in rows] == [64, 128, 256]
+    assert all(0.85 <= float(r[2]) <= 0.95 for r in rows), table
+    curves = sorted(p.name for p in (root / "curves" / "results").glob("*.png"))
+    assert curves == ["curve_bs128.png", "curve_bs256.png", "curve_bs64.png"]
+    assert (root / "sweep" / "results" / "curve_bs64.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
