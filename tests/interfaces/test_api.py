@@ -210,13 +210,13 @@ def test_status_of_an_interrupted_run(project: Project) -> None:
     db.close()
     status = sharin.status(project)
     assert status.interrupted and status.engine_pid is None
-    with pytest.raises(sharin.RunError, match="there is no run 7"):
+    with pytest.raises(sharin.ProjectError, match="there is no run 7"):
         sharin.status(project, 7)
 
 
 def test_log_paths_before_a_run(project: Project) -> None:
     sharin.add_task(project, "t", "true")
-    with pytest.raises(sharin.RunError, match="has not been run yet"):
+    with pytest.raises(sharin.ProjectError, match="has not been run yet"):
         sharin.log_paths(project, "t")
 
 

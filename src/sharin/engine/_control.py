@@ -131,11 +131,21 @@ async def condition_true(cond: str, cdir: Path, env: Mapping[str, str]) -> bool:
         raise
 
 
+def _transient(name: str) -> bool:
+    """A temporary file of an atomic JSON write (``write_json_atomic``): the state mirror
+    thread may be writing a component's JSON in a directory while it is copied, and the file
+    is gone (renamed) by the time the copy reaches it."""
+    return _ATOMIC_TMP.fullmatch(name) is not None
+
+
+_ATOMIC_TMP = re.compile(r"\.tmp-\w+\.json")  # tempfile.mkstemp(prefix=".tmp-", suffix=".json")
+
+
 def _copy_tree(src: Path, dst: Path, *, skip_component_files: bool) -> None:
     """Copy a directory, following symbolic links (as WHEEL copies loop trips)."""
 
     def ignore(d: str, names: list[str]) -> set[str]:
-        out = {n for n in names if n == ".sharin"}
+        out = {n for n in names if n == ".sharin" or _transient(n)}
         if skip_component_files:
             out.update(n for n in names if n in (COMPONENT_FILE, STATUS_FILE))
         return out
@@ -422,7 +432,7 @@ def make_ps_instance(
     def ignore(d: str, names: list[str]) -> set[str]:
         rel = os.path.relpath(d, cdir)
         pre = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        return {n for n in names if pre + n in excluded or n == ".sharin"}
+        return {n for n in names if pre + n in excluded or n == ".sharin" or _transient(n)}
 
     shutil.copytree(cdir, idir, symlinks=False, ignore=ignore, dirs_exist_ok=True)
     for target in setting.target_files:

@@ -459,7 +459,7 @@ class Engine:
         As in WHEEL, a child behind an ``if`` (a flow edge from it) runs only when an ``if`` took
         the branch to it, whatever file edges from other components it has.
         """
-        children = [x for x in c.children if not x.disabled]
+        children = list(c.children)
         ids = {x.id for x in children}
         by_id = {x.id: x for x in children}
         waiting: dict[str, int] = {}
@@ -527,7 +527,20 @@ class Engine:
                 and not (ctx is not None and ctx.stop)
                 and in_flight < self.options.launch_window
             ):
-                launch(ready.popleft())
+                x = ready.popleft()
+                if x.disabled:
+                    # as OPEN-WHEEL: a disabled component is skipped, and so is what depends
+                    # on it alone
+                    resolved += 1
+                    self._emit(
+                        f"{key}/{x.name}" if key else x.name,
+                        x.type,
+                        State.SKIPPED,
+                        message="disabled",
+                    )
+                    release(x, State.SKIPPED)
+                    continue
+                launch(x)
                 in_flight += 1
             if in_flight == 0:
                 break

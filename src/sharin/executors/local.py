@@ -41,6 +41,16 @@ def _proc_start_time(pid: int) -> int | None:
         return None
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read_rc(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
@@ -198,15 +208,17 @@ class LocalExecutor(Executor):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
-        fut = self._children.get(pid)
+        # the whole process group gets the grace period, not only the wrapper shell (which
+        # dies at once): a script that traps SIGTERM may clean up, then it is killed
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _CANCEL_GRACE
+        while loop.time() < deadline and _group_alive(pid):
+            await asyncio.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        fut = self._children.pop(pid, None)
         if fut is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(fut), timeout=_CANCEL_GRACE)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-                await fut
-            self._children.pop(pid, None)
+            await fut
 
     async def status(self, handles: Sequence[JobHandle]) -> dict[JobHandle, JobStatus]:
         out: dict[JobHandle, JobStatus] = {}

@@ -294,7 +294,7 @@ def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
         try:
             rec = j.run(run_id) if run_id is not None else j.last_run()
             if run_id is not None and rec is None:
-                raise RunError(f"{p.root}: there is no run {run_id}; `sharin runs` lists them")
+                raise ProjectError(f"{p.root}: there is no run {run_id}; `sharin runs` lists them")
             if rec is not None:
                 tasks = j.task_list(rec.id)
         finally:
@@ -327,7 +327,7 @@ def log_paths(
     if run_id is None:
         rs = runs(p)
         if not rs:
-            raise RunError(f"{p.root}: the project has not been run yet")
+            raise ProjectError(f"{p.root}: the project has not been run yet; `sharin run` it first")
         run_id = rs[-1].id
     stem = key.replace("%", "%25").replace("/", "%2F")
     d = sharin_dir(p.root) / "runs" / str(run_id)

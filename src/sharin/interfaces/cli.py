@@ -485,7 +485,7 @@ def log(project: Path, component: str, stream: str, follow: bool, run_id: int | 
     out, err = api.log_paths(project, component, run_id)
     path = err if stream == "err" else out
     if not path.exists() and not follow:
-        raise RunError(f"no {stream} log for {component} in that run ({path} does not exist)")
+        raise ProjectError(f"no {stream} log for {component} in that run ({path} does not exist)")
     _cat(path, follow, project)
 
 

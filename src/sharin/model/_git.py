@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ProjectError
 
-__all__ = ["clean", "clone", "commit_all", "init", "is_dirty", "is_repo", "revert"]
+__all__ = ["add", "clean", "clone", "commit_all", "init", "is_dirty", "is_repo", "revert"]
 
 _IDENT = [
     "-c",
@@ -91,3 +91,10 @@ def clone(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     _git(dst.parent, "clone", "-q", "--no-hardlinks", str(src.resolve()), str(dst))
     _git(dst, "remote", "remove", "origin")
+
+
+def add(root: Path, paths: list[Path]) -> None:
+    """Stage ``paths`` (in chunks, so that 10,000 of them fit on command lines)."""
+    rel = [str(p.relative_to(root)) if p.is_absolute() else str(p) for p in paths]
+    for i in range(0, len(rel), 1000):
+        _git(root, "add", "--", *rel[i : i + 1000])

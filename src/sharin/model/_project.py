@@ -62,6 +62,7 @@ class Project:
         self.by_id: dict[str, Component] = {}
         self._batch_depth = 0
         self._batch_dirty: set[Component | None] = set()
+        self._batch_stage: list[Path] = []
         self._index()
 
     # ------------------------------------------------------------------ loading
@@ -173,6 +174,11 @@ class Project:
         )
         project = cls.open(d)
         project.data["root"] = str(project.root)
+        name = project.root.name.removesuffix(PROJECT_SUFFIX)
+        if is_valid_name(name) and name != project.data.get("name"):
+            project.data["name"] = name
+            project.root_component.data["name"] = name
+            project.write_component(project.root_component)
         project.write_project()
         if git and not _git.is_repo(project.root):
             _git.init(project.root)
@@ -243,6 +249,9 @@ class Project:
             self._batch_depth -= 1
             if not self._batch_depth:
                 dirty, self._batch_dirty = self._batch_dirty, set()
+                staged, self._batch_stage = self._batch_stage, []
+                if staged:
+                    _git.add(self.root, staged)
                 for c in dirty:
                     if c is not None:
                         self._write_container(c)
@@ -298,8 +307,18 @@ class Project:
             self._write_container(parent)
         self.write_component(comp)
         self.by_id[comp.id] = comp
+        self._stage(directory)
         self.touch()
         return comp
+
+    def _stage(self, path: Path) -> None:
+        """``git add`` a new component (as WHEEL does), so that revert removes it again."""
+        if not _git.is_repo(self.root):
+            return
+        if self._batch_depth:
+            self._batch_stage.append(path)
+        else:
+            _git.add(self.root, [path])
 
     def remove_component(self, c: Component) -> None:
         """Remove a component, its directory and every edge that touches it."""
