@@ -37,6 +37,7 @@ from .interfaces.api import (
     status,
     stop,
     validate,
+    viewer_images,
 )
 from .model import Component, Project, State
 
@@ -79,4 +80,5 @@ __all__ = [
     "status",
     "stop",
     "validate",
+    "viewer_images",
 ]

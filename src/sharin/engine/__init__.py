@@ -1,5 +1,6 @@
 """The engine: scheduling, state, the run journal and recovery. Defines the executor protocol."""
 
+from ._control import viewer_files
 from ._engine import (
     SUPPORTED_TYPES,
     Engine,
@@ -36,4 +37,5 @@ __all__ = [
     "install_signal_handlers",
     "resolve_sources",
     "sharin_dir",
+    "viewer_files",
 ]

@@ -386,10 +386,13 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
 
     def done(t: asyncio.Task[bool]) -> None:
         running.discard(t)
-        ok = not t.cancelled() and t.exception() is None and t.result()
-        counts["finished" if ok else "failed"] += 1
-        if t.exception() is not None and not t.cancelled():
-            self._failed.append(f"{key}: {t.exception()!r}")
+        if t.cancelled():
+            counts["failed"] += 1
+            return
+        exc = t.exception()
+        if exc is not None:
+            self._failed.append(f"{key}: {exc!r}")
+        counts["finished" if exc is None and t.result() else "failed"] += 1
 
     try:
         for vector in space:

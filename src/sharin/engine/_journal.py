@@ -72,6 +72,21 @@ class TaskRecord:
     message: str | None
 
 
+def _set_wal(db: sqlite3.Connection) -> None:
+    """Turn on WAL mode. While another connection creates the same file (a watcher such as
+    `sharin status` opening the journal as the engine starts), SQLite answers "database is
+    locked" at once, without waiting for the busy timeout: wait a little and try again."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class Journal:
     """Append-and-update store of runs and task instances; one per project."""
 
@@ -80,14 +95,17 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            # first, so that opening a journal another process creates now waits for it
             self._db.execute("PRAGMA busy_timeout=5000")
+            _set_wal(self._db)
+            self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            # OR IGNORE: a watcher (`sharin status`) may create the journal at the same moment
+            self._db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),)
+            )
             row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is None:
-                self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
+            if int(row[0]) != SCHEMA_VERSION:
                 raise JournalError(
                     f"{path}: journal schema {row[0]} is not {SCHEMA_VERSION}; "
                     "move .sharin/ away to start a fresh history"

@@ -38,6 +38,7 @@ from ..engine import (
     TaskRecord,
     install_signal_handlers,
     sharin_dir,
+    viewer_files,
 )
 from ..errors import BusyError, Problem, ProjectError, RunError
 from ..executors import ExecutorRegistry
@@ -66,6 +67,7 @@ __all__ = [
     "status",
     "stop",
     "validate",
+    "viewer_images",
 ]
 
 
@@ -311,6 +313,15 @@ def runs(project: ProjectRef) -> list[RunRecord]:
         return j.runs()
     finally:
         j.close()
+
+
+def viewer_images(project: ProjectRef, component: Component | str) -> list[Path]:
+    """The images a viewer component collected in its directory (links followed), sorted."""
+    p = _project(project)
+    c = _component(p, component)
+    if c.type != "viewer":
+        raise ProjectError(f"{c.rel} is a {c.type}, not a viewer")
+    return viewer_files(c.directory)
 
 
 def log_paths(
