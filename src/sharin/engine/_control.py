@@ -347,6 +347,10 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
         setting = load_parameter_setting(cdir / str(c.data.get("parameterFile") or PARAMETER_FILE))
         space = expand_space(setting, cdir)
         excluded = copy_exclusions(setting, cdir, node_dirs)
+        # what each instance gets, listed once before any instance runs: files gathered into
+        # the study's directory later are not copied into later instances (that would make
+        # creating N instances quadratic)
+        template = _template_listing(cdir, excluded)
     except SharinError as e:
         return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
     pkey, pdir = parent_key(key), cdir.parent
@@ -368,7 +372,7 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
             if iprev is None or not idir.exists():
                 if idir.exists() and force:
                     shutil.rmtree(idir)
-                make_ps_instance(self, c, cdir, idir, setting, vector, excluded, node_dirs)
+                make_ps_instance(self, c, cdir, idir, setting, vector, template, node_dirs)
             self._record(c, ikey, State.RUNNING, persist=False, started=True)
             ok = await self._run_container(c, idir, ikey, {**base_env, **instance_env(vector)})
             if ok:
@@ -422,6 +426,19 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
     return State.FINISHED.value
 
 
+def _template_listing(cdir: Path, excluded: frozenset[str]) -> tuple[list[str], list[str]]:
+    """Directories and files (relative, symbolic links followed) an instance is made of."""
+    dirs: list[str] = []
+    files: list[str] = []
+    for d, subdirs, names in os.walk(cdir, followlinks=True):
+        rel = os.path.relpath(d, cdir)
+        pre = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        subdirs[:] = [x for x in subdirs if x != ".sharin" and pre + x not in excluded]
+        dirs.extend(pre + x for x in subdirs)
+        files.extend(pre + n for n in names if pre + n not in excluded and not _transient(n))
+    return dirs, files
+
+
 def make_ps_instance(
     self: Engine,
     c: Component,
@@ -429,15 +446,18 @@ def make_ps_instance(
     idir: Path,
     setting: ParameterSetting,
     vector: ParamVector,
-    excluded: frozenset[str],
+    template: tuple[list[str], list[str]],
     node_dirs: Mapping[str, str],
 ) -> None:
-    def ignore(d: str, names: list[str]) -> set[str]:
-        rel = os.path.relpath(d, cdir)
-        pre = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        return {n for n in names if pre + n in excluded or n == ".sharin" or _transient(n)}
-
-    shutil.copytree(cdir, idir, symlinks=False, ignore=ignore, dirs_exist_ok=True)
+    dirs, files = template
+    idir.mkdir(exist_ok=True)
+    for d in dirs:
+        (idir / d).mkdir(exist_ok=True)
+    for f in files:
+        try:
+            shutil.copy(cdir / f, idir / f)  # content and mode (scripts stay executable)
+        except FileNotFoundError:
+            continue  # a transient file that vanished since the listing
     for target in setting.target_files:
         rel = target.path(node_dirs)
         src = cdir / rel
