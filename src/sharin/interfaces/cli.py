@@ -6,6 +6,7 @@ unreadable project); 3 the run was stopped; 4 the project is busy (another engin
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -251,7 +252,10 @@ class _Progress:
         self.quiet = quiet
         self.live = console.is_terminal and not quiet
         self.states: dict[str, str] = {}
-        self.kinds: dict[str, str] = {}
+        self.running: dict[str, None] = {}  # insertion-ordered set of running tasks
+        self.total = 0
+        self.done = 0
+        self._shown = 0.0
         self._bar: Any = None
         self._task: Any = None
 
@@ -280,6 +284,7 @@ class _Progress:
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, total=self.total, running="")
             self._bar.__exit__(None, None, None)
 
     def __call__(self, ev: Event) -> None:
@@ -287,14 +292,28 @@ class _Progress:
             if not self.quiet and ev.state == State.RUNNING and ev.message == "resumed":
                 console.print("resuming the unfinished run: finished tasks are not run again")
             return
-        self.states[ev.key] = ev.state
-        self.kinds[ev.key] = ev.kind
         if self.live:
-            tasks = [k for k, kind in self.kinds.items() if kind == "task"]
-            done = sum(1 for k in tasks if State(self.states[k]).final)
-            running = [k for k in tasks if self.states[k] == State.RUNNING]
-            shown = ", ".join(running[:3]) + (f" +{len(running) - 3}" if len(running) > 3 else "")
-            self._bar.update(self._task, completed=done, total=len(tasks), running=shown)
+            if ev.kind == "task":
+                # counted incrementally: a run of 10,000 tasks must not cost O(n) per event
+                old = self.states.get(ev.key)
+                if old is None:
+                    self.total += 1
+                if old is not None and State(old).final:
+                    self.done -= 1
+                if State(ev.state).final:
+                    self.done += 1
+                self.states[ev.key] = ev.state
+                if ev.state == State.RUNNING:
+                    self.running[ev.key] = None
+                else:
+                    self.running.pop(ev.key, None)
+            now = time.monotonic()
+            if now - self._shown >= 0.1 or ev.state == State.FAILED:
+                self._shown = now
+                keys = list(itertools.islice(self.running, 3))
+                more = len(self.running) - len(keys)
+                shown = ", ".join(keys) + (f" +{more}" if more > 0 else "")
+                self._bar.update(self._task, completed=self.done, total=self.total, running=shown)
             if ev.state == State.FAILED:
                 self._bar.console.print(f"[red]failed[/] {escape(f'{ev.key}: {ev.message}')}")
         elif not self.quiet and ev.state in (
