@@ -14,7 +14,6 @@ import fcntl
 import functools
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections import deque
@@ -103,6 +102,10 @@ class RunResult:
         return self.state == State.FINISHED
 
 
+#: seconds the mirror waits so that quick successive states of a component are written once
+_MIRROR_DELAY = 0.1
+
+
 class _StateMirror:
     """Writes states where WHEEL reads them (``cmp.wheel.json``, ``status.wheel.txt``).
 
@@ -131,6 +134,11 @@ class _StateMirror:
             with self._cond:
                 while not self._pending and not self._closed:
                     self._cond.wait()
+                closing = self._closed
+            if not closing:
+                # let the states of short tasks coalesce: one write instead of two or three
+                time.sleep(_MIRROR_DELAY)
+            with self._cond:
                 batch, self._pending = self._pending, {}
                 closed = self._closed
             for c, state, status in batch.values():
@@ -765,15 +773,24 @@ def _read_int(path: Path) -> int | None:
 
 
 def _git_head(root: Path) -> str | None:
-    if not (root / ".git").exists():
-        return None
+    """The commit the project's work tree is based on (read from .git, no git process)."""
+    git = root / ".git"
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=False
-        )
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head or None
+        ref = head[5:]
+        path = git / ref
+        if path.exists():
+            return path.read_text().strip() or None
+        packed = git / "packed-refs"
+        if packed.exists():
+            for line in packed.read_text().splitlines():
+                if line.endswith(" " + ref):
+                    return line.split(" ", 1)[0]
     except OSError:
         return None
-    return out.stdout.strip() or None
+    return None
 
 
 def install_signal_handlers(engine: Engine) -> None:

@@ -37,15 +37,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
-from typing import Any, ClassVar, Final, Literal, NamedTuple, TypeAlias
-
-import jinja2
-import jinja2.sandbox
-from jinja2.exceptions import SecurityError
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, NamedTuple, TypeAlias
 
 from ..errors import ProjectError
 from ._expr import to_js_string
 from ._jsonio import read_json_object
+
+if TYPE_CHECKING:  # jinja2 is imported when a template is first rendered (start-up time)
+    import jinja2
 
 __all__ = [
     "PARAMETER_FILE",
@@ -719,7 +718,11 @@ def instance_env(vector: ParamVector) -> dict[str, str]:
 # Templates
 
 
+@functools.cache
 def _environment(newline: Literal["\n", "\r\n"]) -> jinja2.Environment:
+    import jinja2
+    import jinja2.sandbox
+
     return jinja2.sandbox.ImmutableSandboxedEnvironment(
         autoescape=False,
         undefined=jinja2.StrictUndefined,
@@ -728,12 +731,9 @@ def _environment(newline: Literal["\n", "\r\n"]) -> jinja2.Environment:
     )
 
 
-_ENVIRONMENTS: Final = {"\n": _environment("\n"), "\r\n": _environment("\r\n")}
-
-
 @functools.lru_cache(maxsize=32)
 def _compile(text: str) -> jinja2.Template:
-    return _ENVIRONMENTS["\r\n" if "\r\n" in text else "\n"].from_string(text)
+    return _environment("\r\n" if "\r\n" in text else "\n").from_string(text)
 
 
 def render_template(
@@ -752,6 +752,9 @@ def render_template(
     params = vector.params if isinstance(vector, ParamVector) else dict(vector)
     if "{" not in text:
         return text
+    import jinja2
+    from jinja2.exceptions import SecurityError
+
     try:
         return _compile(text).render(params)
     except jinja2.TemplateSyntaxError as e:

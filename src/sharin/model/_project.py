@@ -287,7 +287,8 @@ class Project:
                 f"{parent.rel or 'root'} is a {parent.type}; components can only be added "
                 "to a workflow, loop, parameterStudy or stepjob"
             )
-        if parent.child_named(name) is not None:
+        directory = parent.directory / name
+        if (directory / COMPONENT_FILE).exists():  # O(1): components are directories
             raise ProjectError(
                 f"{parent.rel or 'the project root'} already has a component named {name!r}"
             )
