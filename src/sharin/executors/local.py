@@ -1,7 +1,7 @@
 """Run task scripts on this machine.
 
-Each attempt is started with ``posix_spawn`` as ``/bin/sh -c 'cd DIR && ./SCRIPT; echo $? > RC'``
-in a session of its own, stdout and stderr going to files. The engine learns that it ended from a
+Each attempt is started with ``posix_spawn`` as
+``/bin/sh -c 'exec >>OUT 2>>ERR; cd DIR && ./SCRIPT; echo $? > RC'`` in a session of its own. The engine learns that it ended from a
 pidfd registered with the event loop (no polling, no thread per task). The exit code is written
 to a file by the wrapper shell, so an engine started after a crash can still learn how a task that
 outlived the old engine ended: :meth:`LocalExecutor.attach` waits on the pid (checked against its
@@ -22,7 +22,7 @@ from ..errors import ExecutorError
 
 __all__ = ["LocalExecutor"]
 
-_WRAPPER = 'cd "$1" || exit 126; ./"$2"; echo $? > "$3"'
+_WRAPPER = 'exec </dev/null >>"$4" 2>>"$5" || exit 126; cd "$1" || exit 126; ./"$2"; echo $? > "$3"'
 
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
@@ -85,33 +85,32 @@ class LocalExecutor(Executor):
     def __init__(self, *, max_concurrent: int | None = None) -> None:
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
         self._children: dict[int, asyncio.Future[int]] = {}
+        self._log_dirs: set[Path] = set()
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
         prepare_script(spec.workdir / spec.script)
-        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        if spec.log_dir not in self._log_dirs:
+            spec.log_dir.mkdir(parents=True, exist_ok=True)
+            self._log_dirs.add(spec.log_dir)
         rc_path = spec.rc_path
         with contextlib.suppress(FileNotFoundError):
             rc_path.unlink()
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (
-                os.POSIX_SPAWN_OPEN,
-                1,
-                str(spec.stdout_path),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                0o644,
-            ),
-            (
-                os.POSIX_SPAWN_OPEN,
-                2,
-                str(spec.stderr_path),
-                os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-                0o644,
-            ),
+        # the wrapper opens the log files itself: with posix_spawn's file actions they would be
+        # opened before exec, while the engine waits
+        argv = [
+            "/bin/sh",
+            "-c",
+            _WRAPPER,
+            "sh",
+            str(spec.workdir),
+            spec.script,
+            str(rc_path),
+            str(spec.stdout_path),
+            str(spec.stderr_path),
         ]
-        argv = ["/bin/sh", "-c", _WRAPPER, "sh", str(spec.workdir), spec.script, str(rc_path)]
+        env = spec.env if isinstance(spec.env, dict) else dict(spec.env)
         try:
-            pid = os.posix_spawn("/bin/sh", argv, dict(spec.env), file_actions=actions, setsid=True)
+            pid = os.posix_spawn("/bin/sh", argv, env, setsid=True)
         except OSError as e:
             raise ExecutorError(f"{spec.key}: cannot start /bin/sh ({e})") from None
         fut = self._watch_child(pid)
