@@ -118,6 +118,7 @@ class _StateMirror:
         self._pending: dict[int, tuple[Component, str, str | None]] = {}
         self._cond = threading.Condition()
         self._closed = False
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sharin-state-mirror", daemon=True)
         self._thread.start()
 
@@ -137,7 +138,8 @@ class _StateMirror:
                 closing = self._closed
             if not closing:
                 # let the states of short tasks coalesce: one write instead of two or three
-                time.sleep(_MIRROR_DELAY)
+                # (close() cuts the wait short)
+                self._closing.wait(_MIRROR_DELAY)
             with self._cond:
                 batch, self._pending = self._pending, {}
                 closed = self._closed
@@ -153,6 +155,7 @@ class _StateMirror:
                 return
 
     def close(self) -> None:
+        self._closing.set()
         with self._cond:
             self._closed = True
             self._cond.notify()
