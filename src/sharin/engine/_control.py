@@ -50,6 +50,7 @@ from ..model import (
     instance_name,
     is_true,
     load_parameter_setting,
+    looks_like_script_name,
     render_template,
     resolve_gather,
     resolve_scatter,
@@ -123,7 +124,7 @@ async def condition_true(cond: str, cdir: Path, env: Mapping[str, str]) -> bool:
     try:
         return is_true(evaluate(text, env))
     except ExpressionError as e:
-        if re.fullmatch(r"[\w.\-]+\.\w+", text):
+        if looks_like_script_name(text):
             raise RunError(
                 f"condition {text!r} is neither a script in {cdir} nor an expression ({e.reason}); "
                 "create the script or fix the condition"
@@ -177,10 +178,9 @@ def _copy_path(src: Path, dst: Path) -> None:
 # ------------------------------------------------------------------ if
 async def run_if(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
     persist = cdir == c.directory
-    prev = self._prev.get(key)
-    if prev is not None and prev.state == State.FINISHED:
+    prev = self._finished_before(c, key)
+    if prev is not None:
         self._branches[key] = prev.message != "else"
-        self._emit(key, c.type, State.FINISHED, message="finished in an earlier attempt")
         return State.FINISHED.value
     self._record(c, key, State.RUNNING, persist=persist, started=True)
     try:
@@ -234,9 +234,7 @@ def loop_trips(c: Component) -> Iterator[LoopTrip] | None:
 
 async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
     persist = cdir == c.directory
-    prev = self._prev.get(key)
-    if prev is not None and prev.state == State.FINISHED:
-        self._emit(key, c.type, State.FINISHED, message="finished in an earlier attempt")
+    if self._finished_before(c, key) is not None:
         return State.FINISHED.value
     self._record(c, key, State.RUNNING, persist=persist, started=True)
     try:
@@ -336,9 +334,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
 # ------------------------------------------------------------------ parameter study
 async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
     persist = cdir == c.directory
-    prev = self._prev.get(key)
-    if prev is not None and prev.state == State.FINISHED:
-        self._emit(key, c.type, State.FINISHED, message="finished in an earlier attempt")
+    if self._finished_before(c, key) is not None:
         return State.FINISHED.value
     self._record(c, key, State.RUNNING, persist=persist, started=True)
     node_dirs = {x.id: x.rel[len(c.rel) + 1 :] for x in c.walk()[1:]}

@@ -162,13 +162,6 @@ class _StateMirror:
         self._thread.join()
 
 
-class _Slots:
-    """A counting limit per executor, FIFO."""
-
-    def __init__(self, n: int) -> None:
-        self.sem = asyncio.Semaphore(n)
-
-
 class Engine:
     """Runs one project. Use :meth:`run` once per Engine object."""
 
@@ -187,7 +180,7 @@ class Engine:
         self.dir = sharin_dir(project.root)
         self.journal: Journal | None = None
         self.run_id = 0
-        self._slots: dict[int, _Slots] = {}
+        self._slots: dict[int, asyncio.Semaphore] = {}
         self._halt = False
         self._branches: dict[str, bool] = {}
         self._stopping = False
@@ -392,6 +385,15 @@ class Engine:
                 status = f"{state.value}\n{code}\n{code}\n"
             self._mirror.set(c, state.value, status)
 
+    def _finished_before(self, c: Component, key: str) -> TaskRecord | None:
+        """The journal's record of ``key`` if it finished in an earlier attempt of this run
+        (or WHEEL left it finished); subscribers are told, and the caller skips it."""
+        prev = self._prev.get(key)
+        if prev is None or prev.state != State.FINISHED:
+            return None
+        self._emit(key, c.type, State.FINISHED, message=prev.message or "finished before")
+        return prev
+
     # ------------------------------------------------------------------ containers
     async def _run_component(
         self,
@@ -434,11 +436,7 @@ class Engine:
         self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
     ) -> str:
         persist = cdir == c.directory
-        prev = self._prev.get(key)
-        if prev is not None and prev.state == State.FINISHED:
-            self._emit(
-                key, c.type, State.FINISHED, message="finished in an earlier attempt of this run"
-            )
+        if self._finished_before(c, key) is not None:
             return State.FINISHED.value
         self._record(c, key, State.STAGE_IN, persist=persist, started=True)
         try:
@@ -595,14 +593,14 @@ class Engine:
                     deliver(Delivery(producer, sdir, pattern, cdir, inp.name, copy))
 
     # ------------------------------------------------------------------ tasks
-    def _executor(self, c: Component) -> tuple[Executor, _Slots]:
+    def _executor(self, c: Component) -> tuple[Executor, asyncio.Semaphore]:
         ex = self.executors.executor_for(c.host, c.use_job_scheduler)
         slots = self._slots.get(id(ex))
         if slots is None:
             n = ex.max_concurrent
             if ex.kind == "local" and self.options.max_local:
                 n = self.options.max_local
-            slots = self._slots[id(ex)] = _Slots(n)
+            slots = self._slots[id(ex)] = asyncio.Semaphore(n)
         return ex, slots
 
     def _spec(
@@ -633,9 +631,8 @@ class Engine:
     async def _run_task(self, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
         persist = cdir == c.directory
         prev = self._prev.get(key)
-        if prev is not None and prev.state == State.FINISHED:
+        if self._finished_before(c, key) is not None:
             self._count(State.FINISHED)
-            self._emit(key, c.type, State.FINISHED, message=prev.message or "finished before")
             return State.FINISHED.value
         attempt = prev.attempt if prev is not None else 0
         try:
@@ -659,7 +656,7 @@ class Engine:
                 # the task was started by an engine that died: find it again, never resubmit
                 handle = JobHandle.from_json(prev.handle)
                 spec = self._spec(c, cdir, key, env, attempt)
-                async with slots.sem:
+                async with slots:
                     self._record(c, key, State.RUNNING, persist=persist, message="re-attached")
                     result = await ex.attach(handle, spec)
                 if result.lost:
@@ -682,7 +679,7 @@ class Engine:
                     except SharinError as e:
                         return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
                     self._record(c, key, State.WAITING, persist=persist)
-                    async with slots.sem:
+                    async with slots:
                         self._record(
                             c,
                             key,
@@ -760,12 +757,11 @@ class Engine:
         cond = c.retry_condition
         if cond is None:
             return True
-        return await evaluate_condition(cond, cdir, env)
+        return await condition_true(cond, cdir, env)
 
 
-async def evaluate_condition(cond: str, cdir: Path, env: Mapping[str, str]) -> bool:
-    """A WHEEL condition: a script in ``cdir`` (exit 0 = true) or a safe expression."""
-    return await condition_true(cond, cdir, env)
+#: a WHEEL condition: a script in the component's directory (exit 0 = true) or a safe expression
+evaluate_condition = condition_true
 
 
 def _read_int(path: Path) -> int | None:

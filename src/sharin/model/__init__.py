@@ -17,7 +17,7 @@ from ._component import (
     is_valid_name,
     new_id,
 )
-from ._expr import ExpressionError, evaluate, is_true, parse_expression
+from ._expr import ExpressionError, evaluate, is_true, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST, HostConfig, config_dir, load_hosts, local_job_limit
 from ._jsonio import read_json_object, write_json_atomic
 from ._loops import (
@@ -64,6 +64,7 @@ __all__ = [
     "instance_env",
     "instance_name",
     "is_true",
+    "looks_like_script_name",
     "load_parameter_setting",
     "parse_expression",
     "render_template",

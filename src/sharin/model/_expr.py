@@ -44,6 +44,7 @@ __all__ = [
     "Undefined",
     "evaluate",
     "is_true",
+    "looks_like_script_name",
     "parse_expression",
     "to_js_number",
     "to_js_string",
@@ -938,3 +939,11 @@ def evaluate(expression: str | Expr, variables: Mapping[str, str | int | float |
     """
     expr = expression if isinstance(expression, Expr) else parse_expression(expression)
     return _Evaluator(expr, variables).eval(expr.root)
+
+
+_SCRIPT_NAME = re.compile(r"[\w.\-]+\.\w+")
+
+
+def looks_like_script_name(text: str) -> bool:
+    """A condition such as ``check.sh`` that failed to parse was meant as a script file."""
+    return _SCRIPT_NAME.fullmatch(text) is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection, Iterable
 
 from ..errors import Problem, ProjectError, ValidationError
@@ -12,7 +11,7 @@ from ._component import (
     ComponentType,
     is_valid_name,
 )
-from ._expr import ExpressionError, parse_expression
+from ._expr import ExpressionError, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST
 from ._loops import foreach_items, validate_for
 from ._paramstudy import PARAMETER_FILE, load_parameter_setting
@@ -134,7 +133,7 @@ def _check_condition(c: Component, key: str, add: _Add, *, required: bool = True
     try:
         parse_expression(text)
     except ExpressionError as e:
-        if re.fullmatch(r"[\w.\-]+\.\w+", text):
+        if looks_like_script_name(text):
             add(Problem(f, key, f"{text!r}: no such script in {c.rel}/ (and not an expression)"))
         else:
             add(Problem(f, key, str(e)))
