@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -127,6 +129,85 @@ class Processes:
 @pytest.fixture
 def procs() -> Iterator[Processes]:
     p = Processes()
+    try:
+        yield p
+    finally:
+        p.cleanup()
+
+
+PJM_BIN = Path(__file__).parent / "standins" / "pjm" / "bin"
+
+
+class Pjm:
+    """The PJM stand-in (``tests/standins/pjm``) on PATH, and a host ``fugaku`` that uses it.
+
+    Every pjsub/pjstat/pjdel call is logged (one line: command and arguments) to ``calls``.
+    """
+
+    def __init__(self, home: Path, calls: Path, config_dir: Path) -> None:
+        self.home = home
+        self.calls = calls
+        self.config_dir = config_dir
+
+    def host(self, **entry: object) -> None:
+        """(Re)write remotehost.json with the ``fugaku`` host, plus ``entry``'s fields."""
+        data = {
+            "name": "fugaku",
+            "host": "localhost",
+            "transport": "local",
+            "jobScheduler": "Fugaku",
+            "statusCheckInterval": 0.1,
+            "numJob": 8,
+            "useStepjob": True,
+            "useBulkjob": True,
+            "queue": "small,large",
+        }
+        data.update(entry)
+        (self.config_dir / "remotehost.json").write_text(json.dumps([data]))
+
+    def call_lines(self, command: str) -> list[list[str]]:
+        """The argument lists of every call of ``command`` (pjsub, pjstat or pjdel) so far."""
+        if not self.calls.exists():
+            return []
+        out = []
+        for line in self.calls.read_text().splitlines():
+            words = shlex.split(line)
+            if words and words[0] == command:
+                out.append(words[1:])
+        return out
+
+    def command(self, *args: str) -> str:
+        return subprocess.run(
+            list(args), capture_output=True, text=True, check=False, timeout=30
+        ).stdout
+
+    def cleanup(self) -> None:
+        out = self.command("pjstat", "-v", "--choose", "jid,st")
+        ids = [line.split()[0] for line in out.splitlines()[1:] if line.split()]
+        if ids:
+            self.command("pjdel", *ids)
+
+
+@pytest.fixture
+def pjm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> Iterator[Pjm]:
+    shims = tmp_path / "pjm-shims"
+    shims.mkdir()
+    calls = tmp_path / "pjm-calls.log"
+    for name in ("pjsub", "pjstat", "pjdel"):
+        shim = shims / name
+        shim.write_text(
+            "#!/bin/sh\n"
+            f'printf "%s" {name} >> "$PJM_CALL_LOG"\n'
+            'for a in "$@"; do printf " %s" "\'$a\'" >> "$PJM_CALL_LOG"; done\n'
+            'echo >> "$PJM_CALL_LOG"\n'
+            f'exec "{PJM_BIN / name}" "$@"\n'
+        )
+        shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    monkeypatch.setenv("PJM_STANDIN_HOME", str(tmp_path / "pjm-home"))
+    monkeypatch.setenv("PJM_CALL_LOG", str(calls))
+    p = Pjm(tmp_path / "pjm-home", calls, config_dir)
+    p.host()
     try:
         yield p
     finally:

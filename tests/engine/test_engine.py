@@ -375,4 +375,4 @@ def test_a_task_on_a_remote_host_fails_with_a_clear_message(
     sharin.add_task(project, "t", "true", host="cluster")
     result = sharin.run(project)
     assert result.state == "failed"
-    assert "remote execution" in result.failed[0] and "not available" in result.failed[0]
+    assert "SSH is not available" in result.failed[0] and "transport" in result.failed[0]

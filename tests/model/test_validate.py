@@ -157,13 +157,21 @@ def test_wrong_parent_id_is_a_load_problem(tmp_path: Path) -> None:
     assert (problem.file, problem.field) == ("a/cmp.wheel.json", "parent")
 
 
-def test_types_this_engine_cannot_run_are_reported(tmp_path: Path) -> None:
+def test_types_an_engine_cannot_run_are_reported(tmp_path: Path) -> None:
+    p = build_valid(tmp_path / "demo")
+    sharin.add_component(p, "viewer", "show")
+    problems = check(Project.open(p.root), supported_types={"task"})
+    found = {(x.file, x.field): x.message for x in problems}
+    assert "not supported by this version" in found["show/cmp.wheel.json", "type"]
+    assert check(Project.open(p.root)) == []  # the model itself knows the type
+
+
+def test_a_stepjob_on_localhost_is_reported(tmp_path: Path) -> None:
     p = build_valid(tmp_path / "demo")
     sharin.add_component(p, "stepjob", "steps")
     [problem] = sharin.validate(p)
-    assert (problem.file, problem.field) == ("steps/cmp.wheel.json", "type")
-    assert "not supported by this version" in problem.message
-    assert check(Project.open(p.root)) == []  # the model itself knows the type
+    assert (problem.file, problem.field) == ("steps/cmp.wheel.json", "host")
+    assert "step jobs" in problem.message
 
 
 def test_flow_edges_on_a_viewer_are_rejected(tmp_path: Path) -> None:

@@ -13,10 +13,20 @@ from ._engine import (
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources
 from ._journal import Journal, RunRecord, TaskRecord
-from ._protocol import Executor, ExecutorProvider, JobHandle, JobResult, JobStatus, TaskSpec
+from ._protocol import (
+    BulkRequest,
+    Executor,
+    ExecutorProvider,
+    JobHandle,
+    JobResult,
+    JobStatus,
+    StepRequest,
+    TaskSpec,
+)
 
 __all__ = [
     "SUPPORTED_TYPES",
+    "BulkRequest",
     "Delivery",
     "Engine",
     "Event",
@@ -30,6 +40,7 @@ __all__ = [
     "RunOptions",
     "RunRecord",
     "RunResult",
+    "StepRequest",
     "TaskRecord",
     "TaskSpec",
     "deliver",

@@ -33,12 +33,19 @@ from ..model import (
     read_json_object,
     write_json_atomic,
 )
-from . import _control
+from . import _control, _jobs
 from ._control import TripControl, condition_true
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources
+from ._jobs import JobOptions
 from ._journal import Journal, TaskRecord
-from ._protocol import Executor, ExecutorProvider, JobHandle, JobResult, TaskSpec
+from ._protocol import (
+    Executor,
+    ExecutorProvider,
+    JobHandle,
+    JobResult,
+    TaskSpec,
+)
 
 __all__ = ["Engine", "RunOptions", "RunResult", "SUPPORTED_TYPES", "sharin_dir"]
 
@@ -58,8 +65,24 @@ SUPPORTED_TYPES = frozenset(
         ComponentType.SOURCE,
         ComponentType.VIEWER,
         ComponentType.STORAGE,
+        ComponentType.STEPJOB,
+        ComponentType.STEPJOB_TASK,
+        ComponentType.BULKJOB_TASK,
     )
 )
+
+#: components that run one script as one process or job (stopped by cancelling their coroutine)
+_TASK_TYPES = frozenset(
+    {
+        ComponentType.TASK,
+        ComponentType.BULKJOB_TASK,
+        ComponentType.STEPJOB,
+        ComponentType.STEPJOB_TASK,
+    }
+)
+
+#: journaled states of an attempt that was under way when an engine died
+_IN_FLIGHT = frozenset({State.RUNNING, State.QUEUED, State.WAITING, State.STAGE_OUT})
 
 _PASSING = frozenset({State.STAGE_IN, State.WAITING, State.STAGE_OUT})
 _MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPED, State.UNKNOWN})
@@ -190,6 +213,7 @@ class Engine:
         self._failed: list[str] = []
         self._base_env: dict[str, str] = {}
         self._log_dir = self.dir
+        self._run_tag = ""
         self._lock_fd: int | None = None
         self._mirror = _StateMirror()
 
@@ -261,6 +285,9 @@ class Engine:
             self._prev = self.journal.tasks(self.run_id)
             if not resumed:
                 self._reset_component_states()
+        record = self.journal.run(self.run_id)
+        started = record.started if record is not None else time.time()
+        self._run_tag = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
         self._log_dir = self.dir / "runs" / str(self.run_id)
         self._log_dir.mkdir(parents=True, exist_ok=True)
         return resumed
@@ -406,6 +433,10 @@ class Engine:
         t = c.type
         if t == ComponentType.TASK:
             return await self._run_task(c, cdir, key, env)
+        if t == ComponentType.BULKJOB_TASK:
+            return await _jobs.run_bulkjob(self, c, cdir, key, env)
+        if t == ComponentType.STEPJOB:
+            return await _jobs.run_stepjob(self, c, cdir, key, env)
         if t == ComponentType.WORKFLOW:
             return await self._run_workflow(c, cdir, key, env)
         if t == ComponentType.IF:
@@ -499,7 +530,7 @@ class Engine:
             child_key = f"{key}/{x.name}" if key else x.name
             coro = self._run_component(x, cdir / x.name, child_key, env, ctx)
             t: asyncio.Task[str] = asyncio.ensure_future(coro)
-            if x.type == ComponentType.TASK:
+            if x.type in _TASK_TYPES:
                 self._task_futs.add(t)
             t.add_done_callback(functools.partial(self._report, x=x, q=done_q))
 
@@ -593,8 +624,8 @@ class Engine:
                     deliver(Delivery(producer, sdir, pattern, cdir, inp.name, copy))
 
     # ------------------------------------------------------------------ tasks
-    def _executor(self, c: Component) -> tuple[Executor, asyncio.Semaphore]:
-        ex = self.executors.executor_for(c.host, c.use_job_scheduler)
+    def _executor(self, host: str, use_job_scheduler: bool) -> tuple[Executor, asyncio.Semaphore]:
+        ex = self.executors.executor_for(host, use_job_scheduler)
         slots = self._slots.get(id(ex))
         if slots is None:
             n = ex.max_concurrent
@@ -604,8 +635,15 @@ class Engine:
         return ex, slots
 
     def _spec(
-        self, c: Component, cdir: Path, key: str, env: Mapping[str, str], attempt: int
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        attempt: int,
+        job: JobOptions | None = None,
     ) -> TaskSpec:
+        host, use_job_scheduler, queue = _placement(c, job)
         full_env = dict(env)
         full_env.update(c.env)
         full_env["SHARIN_TASK"] = key
@@ -618,17 +656,41 @@ class Engine:
             env=full_env,
             log_dir=self._log_dir,
             attempt=attempt,
-            host=c.host,
-            use_job_scheduler=c.use_job_scheduler,
-            queue=c.queue,
-            submit_option=c.submit_option,
+            host=host,
+            use_job_scheduler=use_job_scheduler,
+            queue=queue,
+            submit_option=c.submit_option or (job.submit_option if job is not None else None),
             include=tuple(c.include),
             exclude=tuple(c.exclude),
             outputs=tuple(o.name for o in c.output_files),
             project_root=self.project.root,
+            run_tag=self._run_tag,
+            step=job.step if job is not None else None,
+            bulk=job.bulk if job is not None else None,
         )
 
-    async def _run_task(self, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
+    async def _run_task(
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        job: JobOptions | None = None,
+    ) -> str:
+        try:
+            return await self._task_attempts(c, cdir, key, env, job)
+        finally:
+            if job is not None and job.on_submitted is not None:
+                job.on_submitted(None)  # no-op once a handle was reported
+
+    async def _task_attempts(
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        job: JobOptions | None,
+    ) -> str:
         persist = cdir == c.directory
         prev = self._prev.get(key)
         if self._finished_before(c, key) is not None:
@@ -636,45 +698,50 @@ class Engine:
             return State.FINISHED.value
         attempt = prev.attempt if prev is not None else 0
         try:
-            ex, slots = self._executor(c)
+            host, use_job_scheduler, _ = _placement(c, job)
+            ex, slots = self._executor(host, use_job_scheduler)
         except SharinError as e:
             return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
         handle: JobHandle | None = None
         result: JobResult | None = None
+        submitted = job.on_submitted if job is not None else None
         try:
-            if (
-                prev is not None
-                and prev.handle
-                and prev.state
-                in (
-                    State.RUNNING,
-                    State.QUEUED,
-                    State.WAITING,
-                    State.STAGE_OUT,
-                )
-            ):
-                # the task was started by an engine that died: find it again, never resubmit
-                handle = JobHandle.from_json(prev.handle)
-                spec = self._spec(c, cdir, key, env, attempt)
-                async with slots:
-                    self._record(c, key, State.RUNNING, persist=persist, message="re-attached")
-                    result = await ex.attach(handle, spec)
-                if result.lost:
-                    if self.options.lost_task == "fail":
-                        return self._finish(
-                            c, key, State.FAILED, persist, attempt, None, result.message
+            if prev is not None and prev.state in _IN_FLIGHT:
+                spec = self._spec(c, cdir, key, env, attempt, job)
+                if prev.handle:
+                    # the task was started by an engine that died: find it again, never resubmit
+                    handle = JobHandle.from_json(prev.handle)
+                elif prev.state == State.QUEUED:
+                    # it died while submitting: the executor may know whether the job got in
+                    handle = await ex.recover(spec)
+                    if handle is not None:
+                        self._record(
+                            c, key, State.RUNNING, persist=persist, handle=handle.to_json()
                         )
-                    result = None  # run it again below
-                    handle = None
+                if handle is not None:
+                    if submitted is not None:
+                        submitted(handle)
+                    async with slots:
+                        self._record(c, key, State.RUNNING, persist=persist, message="re-attached")
+                        result = await ex.attach(handle, spec)
+                    if result.lost:
+                        if self.options.lost_task == "fail":
+                            return self._finish(
+                                c, key, State.FAILED, persist, attempt, None, result.message
+                            )
+                        result = None  # run it again below
+                        handle = None
             while True:
                 if result is None:
                     attempt += 1
-                    spec = self._spec(c, cdir, key, env, attempt)
+                    spec = self._spec(c, cdir, key, env, attempt, job)
                     self._record(
                         c, key, State.STAGE_IN, persist=persist, attempt=attempt, started=True
                     )
                     try:
                         self._deliver_inputs(c, cdir)
+                        if job is not None and job.prepare is not None:
+                            spec = job.prepare(spec)
                         await ex.stage_in(spec)
                     except SharinError as e:
                         return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
@@ -698,7 +765,11 @@ class Engine:
                         self._record(
                             c, key, State.RUNNING, persist=persist, handle=handle.to_json()
                         )
+                        if submitted is not None:
+                            submitted(handle)
                         result = await ex.wait(handle, spec)
+                if job is not None and job.judge is not None:
+                    result = await job.judge(result)
                 if result.ok:
                     self._record(c, key, State.STAGE_OUT, persist=persist)
                     await ex.stage_out(spec, result)
@@ -762,6 +833,13 @@ class Engine:
 
 #: a WHEEL condition: a script in the component's directory (exit 0 = true) or a safe expression
 evaluate_condition = condition_true
+
+
+def _placement(c: Component, job: JobOptions | None) -> tuple[str, bool, str | None]:
+    """Host, useJobScheduler and queue of a task (a stepjob's steps take the stepjob's)."""
+    if job is not None and job.host is not None:
+        return job.host, True, job.queue
+    return c.host, c.use_job_scheduler, c.queue
 
 
 def _read_int(path: Path) -> int | None:

@@ -25,13 +25,37 @@ from pathlib import Path
 from typing import Any, Protocol
 
 __all__ = [
+    "BulkRequest",
     "Executor",
     "ExecutorProvider",
     "JobHandle",
     "JobResult",
     "JobStatus",
+    "StepRequest",
     "TaskSpec",
 ]
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """One step of a step job (Fujitsu TCS): the steps run in ``number`` order as one job.
+
+    ``job_id`` is the id of the step job once its first step was accepted (later steps join it);
+    ``dependency`` is the step's dependency statement, e.g. ``sd=ec!=0:all``.
+    """
+
+    name: str
+    number: int
+    dependency: str | None = None
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    """A bulk job (Fujitsu TCS): the same script as sub jobs ``start`` … ``end``."""
+
+    start: int
+    end: int
 
 
 @dataclass(frozen=True)
@@ -53,6 +77,9 @@ class TaskSpec:
     exclude: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     project_root: Path = Path(".")
+    run_tag: str = ""  #: names this run's directory on a host (WHEEL: the start time)
+    step: StepRequest | None = None
+    bulk: BulkRequest | None = None
 
     @property
     def log_stem(self) -> str:
@@ -116,6 +143,8 @@ class JobResult:
     returncode: int | None
     message: str = ""
     lost: bool = False  #: the process or job vanished without a trace (only from ``attach``)
+    #: a bulk job's sub jobs: index → (exit code, the scheduler's job status code)
+    subjobs: Mapping[int, tuple[int | None, str | None]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -142,6 +171,14 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
         """Wait until the attempt started by this engine ends."""
+
+    async def recover(self, spec: TaskSpec) -> JobHandle | None:
+        """The handle of an attempt whose submit was under way when the engine died, if any.
+
+        Called instead of a second ``submit`` when the intent to submit was journaled but no
+        handle was; executors that leave a record of each submission find the job again here.
+        """
+        return None
 
     @abc.abstractmethod
     async def attach(self, handle: JobHandle, spec: TaskSpec) -> JobResult:

@@ -1,4 +1,12 @@
-"""Executors: where task scripts run. Local processes now; SSH and batch schedulers plug in here."""
+"""Executors: where task scripts run.
+
+- :class:`LocalExecutor`: processes on this machine.
+- :class:`BatchExecutor`: batch jobs through a scheduler described by data
+  (``jobScheduler.json``: the commands and the regular expressions that read their output), over a
+  :class:`Transport` to the host.
+
+:class:`ExecutorRegistry` picks one per (host, useJobScheduler) from ``remotehost.json``.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +15,61 @@ from collections.abc import Mapping
 from ..engine import Executor
 from ..errors import ExecutorError
 from ..model import LOCALHOST, HostConfig
+from ._scheduler import SchedulerDefinition, load_schedulers
+from ._transport import LocalTransport, Transport
+from .batch import BatchExecutor
 from .local import LocalExecutor, prepare_script
 
-__all__ = ["ExecutorRegistry", "LocalExecutor", "prepare_script"]
+__all__ = [
+    "BatchExecutor",
+    "ExecutorRegistry",
+    "LocalExecutor",
+    "LocalTransport",
+    "SchedulerDefinition",
+    "Transport",
+    "load_schedulers",
+    "prepare_script",
+    "step_and_bulk_hosts",
+]
+
+
+def step_and_bulk_hosts(
+    hosts: Mapping[str, HostConfig], schedulers: Mapping[str, SchedulerDefinition]
+) -> tuple[set[str], set[str]]:
+    """The hosts that can run step jobs, and those that can run bulk jobs (as WHEEL checks them)."""
+    step: set[str] = set()
+    bulk: set[str] = set()
+    for name, h in hosts.items():
+        s = schedulers.get(h.job_scheduler or "")
+        if s is None:
+            continue
+        if s.supports_step and h.raw.get("useStepjob"):
+            step.add(name)
+        if s.supports_bulk and h.raw.get("useBulkjob"):
+            bulk.add(name)
+    return step, bulk
 
 
 class ExecutorRegistry:
     """Chooses (and keeps one of) each executor a run needs, from the host definitions."""
 
     def __init__(
-        self, hosts: Mapping[str, HostConfig] | None = None, *, max_local: int | None = None
+        self,
+        hosts: Mapping[str, HostConfig] | None = None,
+        *,
+        max_local: int | None = None,
+        schedulers: Mapping[str, SchedulerDefinition] | None = None,
     ) -> None:
         self.hosts = dict(hosts or {})
+        self._schedulers = dict(schedulers) if schedulers is not None else None
         self._local = LocalExecutor(max_concurrent=max_local)
         self._remote: dict[tuple[str, bool], Executor] = {}
+
+    @property
+    def schedulers(self) -> dict[str, SchedulerDefinition]:
+        if self._schedulers is None:
+            self._schedulers = load_schedulers()
+        return self._schedulers
 
     def executor_for(self, host: str, use_job_scheduler: bool) -> Executor:
         if host in (LOCALHOST, "", None):
@@ -29,17 +78,51 @@ class ExecutorRegistry:
                     "a batch job needs a remote host with a jobScheduler; set the task's host"
                 )
             return self._local
-        if host not in self.hosts:
+        cfg = self.hosts.get(host)
+        if cfg is None:
             known = ", ".join(sorted([LOCALHOST, *self.hosts]))
             raise ExecutorError(
                 f"unknown host {host!r} (known: {known}); add it to remotehost.json"
             )
+        ex = self._remote.get((host, use_job_scheduler))
+        if ex is None:
+            ex = self._remote[(host, use_job_scheduler)] = self._make(cfg, use_job_scheduler)
+        return ex
+
+    def _transport(self, cfg: HostConfig) -> Transport:
+        kind = str(cfg.raw.get("transport") or "ssh")
+        if kind == "local":
+            return LocalTransport()
+        if kind == "ssh":
+            raise ExecutorError(
+                f"host {cfg.name!r}: SSH is not available in this version of sharin; run sharin "
+                'on the host itself and set "transport": "local" in its remotehost.json entry'
+            )
         raise ExecutorError(
-            f"host {host!r}: remote execution (SSH and batch schedulers) is not available in this "
-            "version of sharin; run the task on localhost"
+            f"host {cfg.name!r}: unknown transport {kind!r} in remotehost.json; use ssh or local"
         )
+
+    def _make(self, cfg: HostConfig, use_job_scheduler: bool) -> Executor:
+        transport = self._transport(cfg)
+        if not use_job_scheduler:
+            # a host reached without SSH is this machine: its tasks are local processes
+            return self._local
+        name = cfg.job_scheduler
+        if not name:
+            raise ExecutorError(
+                f"host {cfg.name!r} has no jobScheduler in remotehost.json; set one "
+                f"({', '.join(sorted(self.schedulers))}) or set the task's useJobScheduler to false"
+            )
+        scheduler = self.schedulers.get(name)
+        if scheduler is None:
+            raise ExecutorError(
+                f"host {cfg.name!r}: unknown jobScheduler {name!r} (known: "
+                f"{', '.join(sorted(self.schedulers))}); define it in jobScheduler.json"
+            )
+        return BatchExecutor(cfg, scheduler, transport)
 
     async def close(self) -> None:
         for ex in self._remote.values():
-            await ex.close()
+            if ex is not self._local:
+                await ex.close()
         await self._local.close()

@@ -41,7 +41,7 @@ from ..engine import (
     viewer_files,
 )
 from ..errors import BusyError, Problem, ProjectError, RunError
-from ..executors import ExecutorRegistry
+from ..executors import ExecutorRegistry, load_schedulers, step_and_bulk_hosts
 from ..model import Component, Project, check, git, load_hosts, local_job_limit
 
 __all__ = [
@@ -203,7 +203,15 @@ def set_property(project: ProjectRef, component: Component | str, key: str, valu
 def validate(project: ProjectRef) -> list[Problem]:
     """Every problem in the project; empty when it can run."""
     p = _project(project)
-    return check(p, hosts=load_hosts().keys(), supported_types=SUPPORTED_TYPES)
+    hosts = load_hosts()
+    step_hosts, bulk_hosts = step_and_bulk_hosts(hosts, load_schedulers())
+    return check(
+        p,
+        hosts=hosts.keys(),
+        supported_types=SUPPORTED_TYPES,
+        step_hosts=step_hosts,
+        bulk_hosts=bulk_hosts,
+    )
 
 
 # ---------------------------------------------------------------------- running
@@ -225,7 +233,9 @@ async def run_async(
     opts = options or RunOptions()
     if opts.max_local is None:
         opts.max_local = local_job_limit()
-    provider = executors or ExecutorRegistry(load_hosts(), max_local=opts.max_local)
+    provider = executors or ExecutorRegistry(
+        load_hosts(), max_local=opts.max_local, schedulers=load_schedulers()
+    )
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)

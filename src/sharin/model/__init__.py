@@ -16,6 +16,7 @@ from ._component import (
     State,
     is_valid_name,
     new_id,
+    step_order,
 )
 from ._expr import ExpressionError, evaluate, is_true, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST, HostConfig, config_dir, load_hosts, local_job_limit
@@ -94,6 +95,7 @@ __all__ = [
     "load_hosts",
     "local_job_limit",
     "new_id",
+    "step_order",
     "read_json_object",
     "validate",
     "write_json_atomic",

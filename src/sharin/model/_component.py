@@ -301,6 +301,36 @@ def _glob_list(value: Any) -> list[str]:
     return []
 
 
+def step_order(stepjob: Component) -> list[Component]:
+    """The steps of a stepjob in the order of their flow edges (WHEEL's ``stepnum`` order).
+
+    A step comes after the steps it has flow edges from; steps not ordered by edges keep the
+    order of their ``stepnum`` (then their name).
+    """
+    steps = list(stepjob.children)
+    ids = {s.id for s in steps}
+
+    def rank(s: Component) -> tuple[int, str]:
+        n = s.data.get("stepnum")
+        return (n if isinstance(n, int) and not isinstance(n, bool) else 1 << 30, s.name)
+
+    waiting = {s.id: len(set(s.previous) & ids) for s in steps}
+    by_id = {s.id: s for s in steps}
+    ready = sorted((s for s in steps if waiting[s.id] == 0), key=rank)
+    order: list[Component] = []
+    while ready:
+        s = ready.pop(0)
+        order.append(s)
+        for n in s.next:
+            if n in waiting:
+                waiting[n] -= 1
+                if waiting[n] == 0:
+                    ready.append(by_id[n])
+                    ready.sort(key=rank)
+    order += sorted((s for s in steps if s not in order), key=rank)  # a cycle: validation says so
+    return order
+
+
 def default_component(ctype: str, name: str, parent_id: str) -> dict[str, Any]:
     """The JSON WHEEL writes for a new component of this type."""
     data: dict[str, Any] = {
@@ -353,5 +383,19 @@ def default_component(ctype: str, name: str, parent_id: str) -> dict[str, Any]:
     if ctype == ComponentType.PARAMETER_STUDY:
         data.update(
             parameterFile="parameterSetting.json", forceOverwrite=False, deleteLoopInstance=False
+        )
+    if ctype == ComponentType.STEPJOB:
+        data.update(host="localhost", useJobScheduler=True, queue=None, submitOption=None)
+    if ctype == ComponentType.STEPJOB_TASK:
+        data.update(useJobScheduler=True, stepnum=0, useDependency=False, dependencyForm=None)
+    if ctype == ComponentType.BULKJOB_TASK:
+        data.update(
+            useJobScheduler=True,
+            usePSSettingFile=True,
+            parameterFile=None,
+            startBulkNumber=None,
+            endBulkNumber=None,
+            manualFinishCondition=False,
+            condition=None,
         )
     return data

@@ -23,6 +23,7 @@ from ._component import (
     default_component,
     is_valid_name,
     new_id,
+    step_order,
 )
 from ._jsonio import read_json_object, write_json_atomic
 
@@ -363,6 +364,12 @@ class Project:
             prev.append(src.id)
         self.write_component(src)
         self.write_component(dst)
+        if src.type == dst.type == ComponentType.STEPJOB_TASK and src.parent is not None:
+            # as WHEEL: step numbers follow the chain of flow edges
+            for i, step in enumerate(step_order(src.parent)):
+                if step.data.get("stepnum") != i:
+                    step.data["stepnum"] = i
+                    self.write_component(step)
         self.touch()
 
     def connect_file(self, src: Component, src_name: str, dst: Component, dst_name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
 
 from ..errors import Problem, ProjectError, ValidationError
@@ -25,6 +26,11 @@ _KNOWN = {t.value for t in ComponentType}
 _NO_FLOW = {ComponentType.SOURCE.value, ComponentType.VIEWER.value, ComponentType.STORAGE.value}
 _TASKLIKE = {"task", "stepjobTask", "bulkjobTask"}
 _LOOPS = {"for", "foreach", "while"}
+_JOBS = {"stepjob", "stepjobTask", "bulkjobTask"}
+#: a TCS dependency statement: sd=<ec|pc><op><value>[:[deletetype][:stepno[:stepno...]]]
+_DEPENDENCY = re.compile(
+    r"sd=(?:ec|pc)(?:==|!=|<=|>=|<|>)[0-9][0-9,\-]*(?::(?:one|after|all)?(?::[0-9]+)*)?"
+)
 
 
 def _file(c: Component) -> str:
@@ -36,8 +42,14 @@ def check(
     *,
     hosts: Collection[str] = (),
     supported_types: Collection[str] | None = None,
+    step_hosts: Collection[str] | None = None,
+    bulk_hosts: Collection[str] | None = None,
 ) -> list[Problem]:
-    """All problems found in ``project`` (an empty list for a valid project)."""
+    """All problems found in ``project`` (an empty list for a valid project).
+
+    ``step_hosts`` / ``bulk_hosts``: the hosts whose scheduler (and ``useStepjob`` /
+    ``useBulkjob``) allow step and bulk jobs; None skips that check.
+    """
     problems = list(project.load_problems)
     add = problems.append
     known_hosts = {LOCALHOST, *hosts}
@@ -95,6 +107,8 @@ def check(
             _check_task(c, known_hosts, add)
         else:
             _check_control(c, add)
+        if c.type in _JOBS:
+            _check_job_model(c, known_hosts, step_hosts, bulk_hosts, add)
     family = {
         id(c): {x.id: x for x in c.children} for c in project.root_component.walk() if c.children
     }
@@ -112,9 +126,17 @@ def validate(
     *,
     hosts: Collection[str] = (),
     supported_types: Collection[str] | None = None,
+    step_hosts: Collection[str] | None = None,
+    bulk_hosts: Collection[str] | None = None,
 ) -> None:
     """Raise :class:`ValidationError` listing every problem, or return for a valid project."""
-    problems = check(project, hosts=hosts, supported_types=supported_types)
+    problems = check(
+        project,
+        hosts=hosts,
+        supported_types=supported_types,
+        step_hosts=step_hosts,
+        bulk_hosts=bulk_hosts,
+    )
     if problems:
         raise ValidationError(problems)
 
@@ -189,6 +211,123 @@ def _check_control(c: Component, add: _Add) -> None:
         )
 
 
+def _check_job_model(
+    c: Component,
+    known_hosts: set[str],
+    step_hosts: Collection[str] | None,
+    bulk_hosts: Collection[str] | None,
+    add: _Add,
+) -> None:
+    """Step jobs and bulk jobs: where they may sit and which hosts can run them."""
+    f = _file(c)
+    t = c.type
+    if t == "stepjob":
+        for child in c.children:
+            if child.type != "stepjobTask":
+                add(
+                    Problem(
+                        _file(child),
+                        "type",
+                        f"a stepjob holds only stepjobTask components, not a {child.type}; "
+                        "move it out of the stepjob",
+                    )
+                )
+        host = c.host
+        if host == LOCALHOST or host not in known_hosts:
+            add(
+                Problem(
+                    f,
+                    "host",
+                    f"{host!r}: a stepjob runs on a host from remotehost.json whose "
+                    "jobScheduler supports step jobs (e.g. Fugaku); set host",
+                )
+            )
+        elif step_hosts is not None and host not in step_hosts:
+            add(
+                Problem(
+                    f,
+                    "host",
+                    f"host {host!r} cannot run step jobs: its jobScheduler must support them "
+                    'and its remotehost.json entry needs "useStepjob": true',
+                )
+            )
+        if c.data.get("useJobScheduler") is False:
+            add(Problem(f, "useJobScheduler", "a stepjob always uses the job scheduler; set true"))
+    if t == "stepjobTask":
+        if c.parent is None or c.parent.type != "stepjob":
+            add(Problem(f, "type", "a stepjobTask must sit directly inside a stepjob"))
+        form = c.data.get("dependencyForm")
+        if c.data.get("useDependency"):
+            if not form or not _DEPENDENCY.fullmatch(str(form).strip()):
+                add(
+                    Problem(
+                        f,
+                        "dependencyForm",
+                        f"{form!r} is not a dependency statement; write e.g. sd=ec!=0:all "
+                        "(sd=<ec|pc><op><value>[:one|after|all[:step numbers]])",
+                    )
+                )
+        for inp in c.input_files:
+            for link in inp.src:
+                sibs = {x.id: x for x in c.parent.children} if c.parent is not None else {}
+                src = sibs.get(link.node)
+                if src is not None and src.type == "stepjobTask":
+                    add(
+                        Problem(
+                            f,
+                            f"inputFiles[{inp.name}]",
+                            f"files cannot pass between the steps of a step job ({src.name} → "
+                            f"{c.name}); give the file to the stepjob and take it from there",
+                        )
+                    )
+    if t == "bulkjobTask":
+        host = c.host
+        if host != LOCALHOST and host in known_hosts:
+            if bulk_hosts is not None and host not in bulk_hosts:
+                add(
+                    Problem(
+                        f,
+                        "host",
+                        f"host {host!r} cannot run bulk jobs: its jobScheduler must support "
+                        'them and its remotehost.json entry needs "useBulkjob": true',
+                    )
+                )
+        elif host == LOCALHOST and not c.use_job_scheduler:
+            add(
+                Problem(
+                    f,
+                    "host",
+                    "a bulkjobTask runs on a host from remotehost.json whose jobScheduler "
+                    "supports bulk jobs (e.g. Fugaku); set host",
+                )
+            )
+        if host != LOCALHOST and not c.use_job_scheduler:
+            add(Problem(f, "useJobScheduler", "a bulkjobTask is a batch job; set true"))
+        if c.data.get("usePSSettingFile", True):
+            name = str(c.data.get("parameterFile") or PARAMETER_FILE)
+            try:
+                load_parameter_setting(c.directory / name)
+            except ProjectError as e:
+                add(Problem(f, "parameterFile", str(e)))
+        else:
+            try:
+                start = int(c.data.get("startBulkNumber"))  # type: ignore[arg-type]
+                end = int(c.data.get("endBulkNumber"))  # type: ignore[arg-type]
+                if start < 0 or end < start:
+                    raise ValueError
+            except (TypeError, ValueError):
+                add(
+                    Problem(
+                        f,
+                        "startBulkNumber/endBulkNumber",
+                        "must be whole numbers with 0 ≤ start ≤ end "
+                        "(or set usePSSettingFile and give a parameterSetting.json)",
+                    )
+                )
+        if c.data.get("manualFinishCondition"):
+            _check_condition(c, "condition", add)
+
+
 def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
     f = _file(c)
     script = c.data.get("script")
@@ -211,6 +350,8 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
                 )
             )
     host = c.host
+    if c.type == "stepjobTask":
+        host = LOCALHOST  # a step runs where its stepjob says (checked there)
     if host not in known_hosts:
         listed = ", ".join(sorted(known_hosts))
         add(
@@ -220,7 +361,7 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
                 f"unknown host {host!r} (known: {listed}); add it to remotehost.json or use localhost",
             )
         )
-    if host == LOCALHOST and c.use_job_scheduler:
+    if host == LOCALHOST and c.use_job_scheduler and c.type != "stepjobTask":
         add(
             Problem(
                 f,

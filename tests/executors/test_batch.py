@@ -1,0 +1,324 @@
+"""Batch jobs through the PJM stand-in: submit, batched status, logs, refusals, cancel, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+import sharin
+from sharin import Project
+from sharin.engine import JobHandle, Journal, TaskSpec
+from sharin.errors import ProjectError
+from sharin.executors import BatchExecutor, ExecutorRegistry, LocalTransport, load_schedulers
+from sharin.model import load_hosts
+
+from ..conftest import Pjm, Processes
+from ..helpers import journal_tasks, lines, log_line, wait_for
+
+
+def job_task(p: Project, name: str, body: str, **props: object) -> sharin.Component:
+    props.setdefault("host", "fugaku")
+    props.setdefault("useJobScheduler", True)
+    return sharin.add_task(p, name, body, **props)
+
+
+def test_a_task_runs_as_a_batch_job(project: Project, pjm: Pjm) -> None:
+    job_task(project, "t", "echo job $PJM_JOBID in $(pwd); echo GREETING=$GREETING", queue="small")
+    sharin.set_property(project, "t", "env", {"GREETING": "hello"})
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    [submit] = pjm.call_lines("pjsub")
+    assert submit[:3] == ["-X", "-L", "rscgrp=small"] and submit[-1] == "./run.sh"
+    out = (project.root / ".sharin" / "runs" / "1" / "t.out").read_text()
+    assert "pjsub Job" in out  # the submission, then the job's own output
+    assert f"in {project.root / 't'}" in out and "GREETING=hello" in out
+    record = journal_tasks(project.root, 1)["t"]
+    assert record.handle is not None
+    assert JobHandle.from_json(record.handle).executor == "batch"
+    status = (project.root / "t" / "status.wheel.txt").read_text().split("\n")
+    assert status[:2] == ["finished", "0"]
+
+
+def test_a_failing_job_fails_the_task_with_its_exit_code(project: Project, pjm: Pjm) -> None:
+    job_task(project, "t", "echo about to fail >&2; exit 3")
+
+    result = sharin.run(project)
+
+    assert result.state == "failed"
+    record = journal_tasks(project.root, 1)["t"]
+    assert (record.state, record.rc) == ("failed", 3)
+    err = (project.root / ".sharin" / "runs" / "1" / "t.err").read_text()
+    assert "about to fail" in err
+
+
+def test_one_status_query_covers_every_job_on_the_host(project: Project, pjm: Pjm) -> None:
+    names = [f"t{i}" for i in range(6)]
+    for n in names:
+        job_task(project, n, "sleep 1")
+
+    started = time.monotonic()
+    result = sharin.run(project)
+    elapsed = time.monotonic() - started
+
+    assert result.state == "finished", result.failed
+    stats = [a for a in pjm.call_lines("pjstat") if "-H" not in a]
+    # one query per interval for all jobs: far fewer calls than one per job per interval
+    per_job = 6 * elapsed / 0.1
+    assert len(stats) < per_job / 3, (len(stats), per_job)
+    assert max(len([x for x in a if x.isdigit()]) for a in stats) == 6
+
+
+def test_a_refused_submission_says_what_the_scheduler_said(project: Project, pjm: Pjm) -> None:
+    job_task(project, "t", "true", submitOption="--no-such-option")
+
+    result = sharin.run(project)
+
+    assert result.state == "failed"
+    assert "did not accept t" in result.failed[0]
+    assert "no-such-option" in result.failed[0]
+
+
+def test_a_full_scheduler_is_waited_for(
+    project: Project, pjm: Pjm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PJM_STANDIN_ACCEPT_LIMIT", "1")
+    job_task(project, "a", "sleep 0.5")
+    job_task(project, "b", "sleep 0.5")
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    logs = project.root / ".sharin" / "runs" / "1"
+    retried = [n for n in "ab" if "scheduler is full" in (logs / f"{n}.out").read_text()]
+    assert len(retried) == 1
+
+
+def test_stop_cancels_the_job(project: Project, pjm: Pjm, procs: Processes) -> None:
+    job_task(project, "t", log_line("t") + "sleep 30")
+    engine = procs.start("run", project.root)
+    wait_for(lambda: "t" in lines(project.root / "ran.log"), "the job to run", timeout=30)
+
+    procs.run("stop", project.root)
+    engine.wait(timeout=30)
+
+    assert engine.returncode == 3
+    assert pjm.call_lines("pjdel")
+    record = journal_tasks(project.root, 1)["t"]
+    assert record.state == "stopped"
+    handle = JobHandle.from_json(record.handle or "{}")
+    history = pjm.command("pjstat", "-v", "-H", "--choose", "jid,st,ec,pc", handle.native_id)
+    [row] = [r.split() for r in history.splitlines() if r.split()[:1] == [handle.native_id]]
+    assert row[1] == "CCL"
+
+
+def test_killed_engine_reattaches_to_the_job_without_resubmitting(
+    project: Project, pjm: Pjm, procs: Processes
+) -> None:
+    job_task(project, "t1", log_line("t1") + "sleep 2")
+    job_task(project, "t2", log_line("t2"))
+    sharin.connect(project, "t1", "t2")
+    engine = procs.start("run", project.root)
+
+    def submitted() -> bool:
+        if not (project.root / ".sharin" / "journal.sqlite").exists():
+            return False
+        r = journal_tasks(project.root, 1).get("t1")
+        return r is not None and r.handle is not None
+
+    wait_for(submitted, "t1 to be submitted", timeout=30)
+    os.kill(engine.pid, signal.SIGKILL)
+    engine.wait()
+
+    second = procs.run("run", project.root, timeout=90)
+
+    assert "resumed run 1 finished" in second.stdout
+    assert len(pjm.call_lines("pjsub")) == 2  # t1 once, t2 once
+    assert lines(project.root / "ran.log") == ["t1", "t2"]
+    tasks = journal_tasks(project.root, 1)
+    assert {k: (t.state, t.attempt) for k, t in tasks.items()} == {
+        "t1": ("finished", 1),
+        "t2": ("finished", 1),
+    }
+
+
+def test_a_submission_cut_short_by_a_crash_is_found_again(project: Project, pjm: Pjm) -> None:
+    """The engine died after pjsub accepted the job but before the journal had its id."""
+    c = job_task(project, "t", log_line("t") + "sleep 0.5")
+    journal = Journal(project.root / ".sharin" / "journal.sqlite")
+    run = journal.new_run({})
+    journal.set_task(run, "t", "task", "queued", attempt=1, started=True, message="submitting")
+    journal.close()
+    host = load_hosts()["fugaku"]
+    spec = TaskSpec(
+        key="t",
+        name="t",
+        workdir=c.directory,
+        script="run.sh",
+        env=dict(os.environ, SHARIN_PROJECT_DIR=str(project.root)),
+        log_dir=project.root / ".sharin" / "runs" / str(run),
+        attempt=1,
+        host="fugaku",
+        use_job_scheduler=True,
+    )
+    ex = BatchExecutor(host, load_schedulers()["Fugaku"], LocalTransport())
+    asyncio.run(ex.submit(spec))  # what the dead engine did
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    assert len(pjm.call_lines("pjsub")) == 1
+    assert lines(project.root / "ran.log") == ["t"]
+    assert journal_tasks(project.root, run)["t"].attempt == 1
+
+
+def test_status_answers_for_many_jobs_in_one_query(project: Project, pjm: Pjm) -> None:
+    c = job_task(project, "t", "exit 4")
+    host = load_hosts()["fugaku"]
+    ex = BatchExecutor(host, load_schedulers()["Fugaku"], LocalTransport())
+
+    async def go() -> dict[JobHandle, sharin.engine.JobStatus]:
+        handles = []
+        for i in range(3):
+            spec = TaskSpec(
+                key=f"t{i}",
+                name="t",
+                workdir=c.directory,
+                script="run.sh",
+                env={},
+                log_dir=project.root / "logs",
+                attempt=1,
+            )
+            handles.append(await ex.submit(spec))
+        await asyncio.sleep(1.5)
+        before = ex.queries
+        answer = await ex.status(handles)
+        assert ex.queries - before == 2  # stat, then statAfter for the ended ones
+        return answer
+
+    answer = asyncio.run(go())
+    assert {s.state for s in answer.values()} == {"failed"}
+    assert {s.returncode for s in answer.values()} == {4}
+
+
+def test_a_job_the_scheduler_forgot_is_lost_on_attach(project: Project, pjm: Pjm) -> None:
+    c = job_task(project, "t", "true")
+    host = load_hosts()["fugaku"]
+    ex = BatchExecutor(host, load_schedulers()["Fugaku"], LocalTransport())
+    spec = TaskSpec(
+        key="t", name="t", workdir=c.directory, script="run.sh", env={}, log_dir=project.root
+    )
+    result = asyncio.run(ex.attach(JobHandle("batch", "fugaku", "999999", {}), spec))
+    assert result.lost and "no record of job 999999" in result.message
+
+
+def test_user_scheduler_definitions_override_and_are_checked(config_dir: Path) -> None:
+    (config_dir / "jobScheduler.json").write_text(
+        json.dumps({"Fugaku": {"submit": "pjsub", "del": "pjdel", "stat": "pjstat"}})
+    )
+    with pytest.raises(ProjectError) as e:
+        load_schedulers()
+    assert "jobScheduler.json" in str(e.value) and "'Fugaku'" in str(e.value)
+    assert "reJobID" in str(e.value)
+
+    (config_dir / "jobScheduler.json").write_text(
+        json.dumps(
+            {
+                "Mine": {
+                    "submit": "qsub",
+                    "del": "qdel",
+                    "stat": "qstat",
+                    "reJobID": "(\\d+",
+                    "reRunning": "x",
+                    "reReturnCode": "(\\d+)",
+                }
+            }
+        )
+    )
+    with pytest.raises(ProjectError) as e:
+        load_schedulers()
+    assert "'Mine', field 'reJobID'" in str(e.value) and "regular expression" in str(e.value)
+
+
+def test_wheel_2022_definitions_are_understood(config_dir: Path) -> None:
+    # W22's TCS entry: no reRunning, a reFinishedState instead; stat as a list
+    (config_dir / "jobScheduler.json").write_text(
+        json.dumps(
+            {
+                "Old": {
+                    "submit": "pjsub -X",
+                    "queueOpt": "-L rscgrp=",
+                    "stat": [
+                        "pjstat -v --choose jid,st,ec,pc",
+                        "pjstat -v -H --choose jid,st,ec,pc",
+                    ],
+                    "del": "pjdel",
+                    "reJobID": "pjsub Job (\\d+_*\\d*) submitted.",
+                    "reFinishedState": "^JOB_ID *ST *EC *PC *\\n(?:\\d+|\\d+_\\d+) *(?:CCL|ERR|EXT|RJT)",
+                    "reReturnCode": "^JOB_ID *ST *EC *PC *\\n(?:\\d+|\\d+_\\d+) *(?:EXT|CCL) *(\\d+)",
+                    "stepjob": True,
+                }
+            }
+        )
+    )
+    old = load_schedulers()["Old"]
+    assert old.supports_step and not old.supports_bulk
+    assert old.stat == "pjstat -v --choose jid,st,ec,pc ; pjstat -v -H --choose jid,st,ec,pc"
+    running = "JOB_ID ST EC PC\n12 RUN - -\n"
+    ended = "JOB_ID ST EC PC\n12 EXT 2 0\n"
+    assert old.is_running(running, "12") and not old.is_running(ended, "12")
+    outcome = old.outcome(ended, "12")
+    assert outcome is not None and outcome.returncode == 2
+
+
+def test_a_job_id_is_not_taken_for_the_tail_of_another() -> None:
+    fugaku = load_schedulers()["Fugaku"]
+    out = "JOB_ID ST\n112 RUN\n"
+    assert fugaku.is_running(out, "112") and not fugaku.is_running(out, "12")
+
+
+def test_unknown_scheduler_and_ssh_hosts_are_clear_errors(config_dir: Path) -> None:
+    (config_dir / "remotehost.json").write_text(
+        json.dumps(
+            [
+                {"name": "a", "host": "x", "transport": "local", "jobScheduler": "Nope"},
+                {"name": "b", "host": "x", "transport": "local"},
+                {"name": "c", "host": "x", "transport": "carrier-pigeon", "jobScheduler": "Fugaku"},
+            ]
+        )
+    )
+    reg = ExecutorRegistry(load_hosts())
+    for host, words in (
+        ("a", "unknown jobScheduler 'Nope'"),
+        ("b", "has no jobScheduler"),
+        ("c", "unknown transport 'carrier-pigeon'"),
+    ):
+        with pytest.raises(sharin.errors.ExecutorError) as e:
+            reg.executor_for(host, True)
+        assert words in str(e.value)
+    assert reg.executor_for("b", False).kind == "local"
+
+
+def test_staged_jobs_run_in_a_directory_per_run_and_bring_outputs_back(
+    project: Project, pjm: Pjm, tmp_path: Path
+) -> None:
+    work = tmp_path / "scratch"
+    pjm.host(path=str(work))
+    c = job_task(project, "t", "pwd > where.txt; echo data > out.txt; echo junk > junk.txt")
+    sharin.set_property(project, c, "outputFiles", [{"name": "out.txt", "dst": []}])
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    [run_dir] = list(work.iterdir())
+    assert (run_dir / "t" / "where.txt").read_text().strip() == str(run_dir / "t")
+    assert (project.root / "t" / "out.txt").read_text() == "data\n"
+    assert not (project.root / "t" / "junk.txt").exists()  # neither an output nor included
+    assert not (run_dir / "t" / "cmp.wheel.json").exists()  # WHEEL's own files stay home
