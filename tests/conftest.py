@@ -203,7 +203,9 @@ def pjm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> It
             f'exec "{PJM_BIN / name}" "$@"\n'
         )
         shim.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{shims}:{os.environ['PATH']}")
+    # the stand-in's scripts start with `env python3`: this interpreter, not a slow shim
+    python_dir = os.path.dirname(sys.executable)
+    monkeypatch.setenv("PATH", f"{shims}:{python_dir}:{os.environ['PATH']}")
     monkeypatch.setenv("PJM_STANDIN_HOME", str(tmp_path / "pjm-home"))
     monkeypatch.setenv("PJM_CALL_LOG", str(calls))
     p = Pjm(tmp_path / "pjm-home", calls, config_dir)

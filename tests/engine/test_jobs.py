@@ -313,3 +313,64 @@ def test_wheel_format_step_and_bulk_projects_import_and_run(tmp_path: Path, pjm:
     assert result.state == "finished", result.failed
     got = lines(p.root / "ran.log")
     assert got[:2] == ["sj/s0", "sj/s1"] and sorted(got[2:]) == ["bj0", "bj1"]
+
+
+def test_files_flow_into_a_stepjob_and_out_of_it(project: Project, pjm: Pjm) -> None:
+    sharin.add_task(project, "make", "echo seed > seed.txt", outputs=["seed.txt"])
+    stepjob(project)
+    chain_steps(project, {"s0": "cat in.txt > s0.txt", "s1": "cat ../s0/s0.txt > result.txt"})
+    sharin.add_task(project, "use", "cat got.txt > final.txt")
+    sharin.connect_files(project, "make", "seed.txt", "sj", "seed.txt")
+    sharin.connect_files(project, "sj", "seed.txt", "sj/s0", "in.txt")
+    sharin.set_property(project, "sj/s1", "outputFiles", [{"name": "result.txt", "dst": []}])
+    sharin.connect_files(project, "sj/s1", "result.txt", "sj", "result.txt")
+    sharin.connect_files(project, "sj", "result.txt", "use", "got.txt")
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    assert (project.root / "use" / "final.txt").read_text() == "seed\n"
+
+
+def test_files_flow_into_a_bulk_job_and_out_of_it(project: Project, pjm: Pjm) -> None:
+    sharin.add_task(project, "make", "echo 7 > n.txt", outputs=["n.txt"])
+    c = bulk_task(
+        project,
+        'read n < n.txt; echo "$n-$PJM_BULKNUM" > "r$PJM_BULKNUM.txt"',
+        usePSSettingFile=False,
+    )
+    sharin.set_property(project, c, "startBulkNumber", 0)
+    sharin.set_property(project, c, "endBulkNumber", 1)
+    sharin.set_property(project, c, "outputFiles", [{"name": "r*.txt", "dst": []}])
+    sharin.add_task(project, "sum", "cat rs/r0.txt rs/r1.txt > all.txt")
+    sharin.connect_files(project, "make", "n.txt", "bulk", "n.txt")
+    sharin.connect_files(project, "bulk", "r*.txt", "sum", "rs/")
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    assert (project.root / "sum" / "all.txt").read_text() == "7-0\n7-1\n"
+
+
+def test_a_bulk_job_inside_a_for_loop(project: Project, pjm: Pjm) -> None:
+    sharin.add_component(project, "for", "loop", start=1, end=2, step=1)
+    c = sharin.add_component(
+        project,
+        "bulkjobTask",
+        "bulk",
+        parent="loop",
+        host="fugaku",
+        script="run.sh",
+        usePSSettingFile=False,
+        startBulkNumber=0,
+        endBulkNumber=1,
+    )
+    (c.directory / "run.sh").write_text(
+        '#!/bin/sh\necho "$WHEEL_CURRENT_INDEX.$PJM_BULKNUM" >> "$SHARIN_PROJECT_DIR/ran.log"\n'
+    )
+    (c.directory / "run.sh").chmod(0o755)
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    assert sorted(lines(project.root / "ran.log")) == ["1.0", "1.1", "2.0", "2.1"]
