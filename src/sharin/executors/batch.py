@@ -15,6 +15,7 @@ import contextlib
 import os
 import posixpath
 import shlex
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,10 @@ from .local import prepare_script
 
 __all__ = ["BatchExecutor"]
 
-#: how many status checks may miss an ended job's record before it counts as unknown
+#: how many status checks may miss an ended job's record before it counts as unknown, and
+#: for how long at least (some schedulers show a job only a second or so after accepting it)
 _MISSES = 3
+_MISS_SECONDS = 2.0
 #: waits between submissions the scheduler refused as over its limit
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
@@ -41,6 +44,7 @@ class _Watch:
     attach: bool
     future: asyncio.Future[JobResult]
     misses: int = 0
+    first_miss: float | None = None
     seen: bool = False
     errors: list[str] = field(default_factory=list)
 
@@ -255,7 +259,10 @@ class BatchExecutor(Executor):
                     w.future.set_result(result)
                     continue
                 w.misses += 1
-                if w.misses >= _MISSES:
+                now = time.monotonic()
+                if w.first_miss is None:
+                    w.first_miss = now
+                if w.misses >= _MISSES and now - w.first_miss >= _MISS_SECONDS + 2 * self.interval:
                     w.future.set_result(
                         JobResult(
                             None,
