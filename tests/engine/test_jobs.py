@@ -374,3 +374,25 @@ def test_a_bulk_job_inside_a_for_loop(project: Project, pjm: Pjm) -> None:
 
     assert result.state == "finished", result.failed
     assert sorted(lines(project.root / "ran.log")) == ["1.0", "1.1", "2.0", "2.1"]
+
+
+def test_stop_deletes_the_steps_and_stops_the_stepjob(
+    project: Project, pjm: Pjm, procs: Processes
+) -> None:
+    stepjob(project)
+    chain_steps(project, {"s0": log_line("s0") + "sleep 30", "s1": log_line("s1")})
+    engine = procs.start("run", project.root)
+    wait_for(lambda: "s0" in lines(project.root / "ran.log"), "s0 to run", timeout=30)
+
+    procs.run("stop", project.root)
+    engine.wait(timeout=30)
+
+    assert engine.returncode == 3
+    tasks = journal_tasks(project.root, 1)
+    assert (tasks["sj"].state, tasks["sj/s0"].state, tasks["sj/s1"].state) == (
+        "stopped",
+        "stopped",
+        "stopped",
+    )
+    assert len(pjm.call_lines("pjdel")) == 2
+    assert lines(project.root / "ran.log") == ["s0"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -472,3 +473,15 @@ def test_runs(cli: Cli, project: Project) -> None:
         r"│ 1 +│ failed +│ \d{4}-\d\d-\d\d \d\d:\d\d:\d\d │ [\d.]+s +│ " + head[:10], rows[0]
     )
     assert re.search(r"│ 2 +│ finished ", rows[1])
+
+
+def test_add_writes_the_script_of_step_and_bulk_job_tasks(
+    cli: Cli, project: sharin.Project
+) -> None:
+    cli("add", project.root, "stepjob", "sj")
+    cli("add", project.root, "stepjobTask", "s0", "--parent", "sj", "--script-text", "echo 0")
+    cli("add", project.root, "bulkjobTask", "b", "--script-text", "echo $PJM_BULKNUM")
+    assert (project.root / "sj" / "s0" / "run.sh").read_text() == "#!/bin/sh\necho 0\n"
+    assert os.access(project.root / "b" / "run.sh", os.X_OK)
+    result = cli("add", project.root, "workflow", "w", "--script-text", "x", code=2)
+    assert "stepjobTask" in result.stderr

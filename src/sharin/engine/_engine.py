@@ -76,7 +76,6 @@ _TASK_TYPES = frozenset(
     {
         ComponentType.TASK,
         ComponentType.BULKJOB_TASK,
-        ComponentType.STEPJOB,
         ComponentType.STEPJOB_TASK,
     }
 )

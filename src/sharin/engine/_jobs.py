@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -80,6 +81,10 @@ def _step_numbers(steps: list[Component]) -> list[int]:
     return list(range(len(steps)))
 
 
+def _told_none(tell: Callable[[JobHandle | None], None], _t: object) -> None:
+    tell(None)
+
+
 def _base_job_id(job_id: str) -> str:
     return job_id.split("_", 1)[0]
 
@@ -111,12 +116,11 @@ async def run_stepjob(
     for i, s in enumerate(steps):
         skey = f"{key}/{s.name}" if key else s.name
         if s.disabled or refused or self._halt:
-            why = "disabled" if s.disabled else "an earlier step was not accepted"
-            if self._halt and not s.disabled and not refused:
-                why = "the run is stopping"
-            self._emit(
-                skey, s.type, State.SKIPPED if s.disabled else State.NOT_STARTED, message=why
-            )
+            if s.disabled:
+                self._emit(skey, s.type, State.SKIPPED, message="disabled")
+            else:
+                why = "the run is stopping" if self._halt else "an earlier step was not accepted"
+                self._emit(skey, s.type, State.NOT_STARTED, message=why)
             continue
         accepted: asyncio.Future[JobHandle | None] = loop.create_future()
 
@@ -138,14 +142,15 @@ async def run_stepjob(
         t = asyncio.ensure_future(self._run_task(s, cdir / s.name, skey, sub_env, options))
         self._task_futs.add(t)
         t.add_done_callback(self._task_futs.discard)
+        t.add_done_callback(functools.partial(_told_none, tell))  # also when cancelled unstarted
         futures.append(t)
         handle = await accepted
         if handle is not None:
             base = base or _base_job_id(handle.native_id)
-        elif not t.done() or t.result() != State.FINISHED.value:
-            await asyncio.wait([t])
-            if t.result() != State.FINISHED.value:
-                refused = True  # later steps cannot join a step job that never started
+            continue
+        await asyncio.wait([t])
+        if t.cancelled() or t.result() != State.FINISHED.value:
+            refused = True  # later steps cannot join a step job that never started
     states = await asyncio.gather(*futures, return_exceptions=True)
     ok = not refused and all(x == State.FINISHED.value for x in states)
     if self._stopping:

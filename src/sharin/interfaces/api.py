@@ -149,6 +149,10 @@ def add_component(
     return p.add_component(ctype, name, par, **props)
 
 
+#: the component types that run a script of their own
+SCRIPT_TYPES = ("task", "stepjobTask", "bulkjobTask")
+
+
 def add_task(
     project: ProjectRef,
     name: str,
@@ -157,11 +161,17 @@ def add_task(
     script: str = "run.sh",
     parent: Component | str | None = None,
     outputs: Iterable[str] = (),
+    ctype: str = "task",
     **props: Any,
 ) -> Component:
-    """Add a task; ``script_text`` (a shell script body) is written to ``script`` in its directory."""
+    """Add a task; ``script_text`` (a shell script body) is written to ``script`` in its directory.
+
+    ``ctype`` may also be ``stepjobTask`` or ``bulkjobTask``, the other components with a script.
+    """
+    if ctype not in SCRIPT_TYPES:
+        raise ProjectError(f"{ctype!r} has no script; use one of {', '.join(SCRIPT_TYPES)}")
     p = _project(project)
-    c = add_component(p, "task", name, parent=parent, script=script, **props)
+    c = add_component(p, ctype, name, parent=parent, script=script, **props)
     if script_text is not None:
         text = script_text if script_text.startswith("#!") else "#!/bin/sh\n" + script_text
         path = c.directory / script

@@ -167,7 +167,7 @@ def add(
     """Add a component of TYPE (task, workflow, ...) named NAME to PROJECT."""
     p = api.open_project(project)
     values = dict(_kv(x) for x in props)
-    if ctype == "task":
+    if ctype in api.SCRIPT_TYPES:
         text = script_text
         if script_file is not None:
             text = script_file.read_text()
@@ -177,11 +177,14 @@ def add(
             text,
             script=script or (script_file.name if script_file else "run.sh"),
             parent=parent,
+            ctype=ctype,
             **values,
         )
     else:
         if script or script_text or script_file:
-            raise click.UsageError("--script options are for task components")
+            raise click.UsageError(
+                "--script options are for components with a script: " + ", ".join(api.SCRIPT_TYPES)
+            )
         c = api.add_component(p, ctype, name, parent=parent, **values)
     console.print(f"added {c.type} [bold]{c.rel}[/] ({c.id})")
 
