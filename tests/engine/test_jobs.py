@@ -396,3 +396,42 @@ def test_stop_deletes_the_steps_and_stops_the_stepjob(
     )
     assert len(pjm.call_lines("pjdel")) == 2
     assert lines(project.root / "ran.log") == ["s0"]
+
+
+def test_a_bulk_submission_cut_short_by_a_crash_is_found_again(project: Project, pjm: Pjm) -> None:
+    import asyncio
+
+    from sharin.engine import BulkRequest, Journal, TaskSpec
+    from sharin.executors import BatchExecutor, LocalTransport, load_schedulers
+    from sharin.model import load_hosts
+
+    c = bulk_task(
+        project,
+        'echo "$PJM_BULKNUM" >> "$SHARIN_PROJECT_DIR/ran.log"',
+        usePSSettingFile=False,
+        startBulkNumber=0,
+        endBulkNumber=1,
+    )
+    journal = Journal(project.root / ".sharin" / "journal.sqlite")
+    run = journal.new_run({})
+    journal.set_task(run, "bulk", "bulkjobTask", "queued", attempt=1, started=True)
+    journal.close()
+    spec = TaskSpec(
+        key="bulk",
+        name="bulk",
+        workdir=c.directory,
+        script="run.sh",
+        env=dict(os.environ, SHARIN_PROJECT_DIR=str(project.root)),
+        log_dir=project.root / ".sharin" / "runs" / str(run),
+        attempt=1,
+        bulk=BulkRequest(0, 1),
+    )
+    ex = BatchExecutor(load_hosts()["fugaku"], load_schedulers()["Fugaku"], LocalTransport())
+    asyncio.run(ex.submit(spec))  # what the engine that died did
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    assert len(pjm.call_lines("pjsub")) == 1
+    assert sorted(lines(project.root / "ran.log")) == ["0", "1"]
+    assert "RT_1=0" in (c.directory / "subjob_status.wheel.txt").read_text()

@@ -34,6 +34,8 @@ __all__ = ["BatchExecutor"]
 _MISSES = 3
 _MISS_SECONDS = 2.0
 #: waits between submissions the scheduler refused as over its limit
+#: first line of a submission record
+_RECORD_TAG = "sharin-submit"
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
@@ -134,10 +136,12 @@ class BatchExecutor(Executor):
             f"{k}={shlex.quote(v)}" for k, v in sorted(added.items()) if k.isidentifier()
         )
         record = shlex.quote(self._record_name(spec))
+        # the record starts with what recover() needs besides the id the scheduler prints
+        kind = f"{_RECORD_TAG} bulk={int(spec.bulk is not None)}"
         return (
             f"cd {shlex.quote(self.job_dir(spec))} && "
-            f"{'env ' + env + ' ' if env else ''}{' '.join(parts)} > {record} 2>&1; "
-            f"rc=$?; cat {record}; exit $rc"
+            f"(echo {kind}; exec {'env ' + env + ' ' if env else ''}{' '.join(parts)}) "
+            f"> {record} 2>&1; rc=$?; cat {record}; exit $rc"
         )
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
@@ -156,15 +160,22 @@ class BatchExecutor(Executor):
             raise ExecutorError(
                 f"host {self.host!r}: {self.scheduler.name} did not accept {spec.key}: {text}"
             )
-        _append(spec.stdout_path, f"[sharin] {res.stdout.strip()}\n")
+        said = res.output.replace(f"{_RECORD_TAG} bulk=0\n", "").replace(
+            f"{_RECORD_TAG} bulk=1\n", ""
+        )
+        _append(spec.stdout_path, f"[sharin] {said.strip()}\n")
         return self._handle(spec, job_id)
 
-    def _handle(self, spec: TaskSpec, job_id: str) -> JobHandle:
+    def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
         return JobHandle(
             self.kind,
             self.host,
             job_id,
-            {"dir": self.job_dir(spec), "bulk": spec.bulk is not None, "script": spec.script},
+            {
+                "dir": self.job_dir(spec),
+                "bulk": spec.bulk is not None if bulk is None else bulk,
+                "script": spec.script,
+            },
         )
 
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
@@ -173,7 +184,9 @@ class BatchExecutor(Executor):
         if res.returncode != 0:
             return None
         job_id = self.scheduler.job_id(res.stdout)
-        return None if job_id is None else self._handle(spec, job_id)
+        if job_id is None:
+            return None
+        return self._handle(spec, job_id, bulk=f"{_RECORD_TAG} bulk=1" in res.stdout)
 
     # ------------------------------------------------------------------ wait
     async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
