@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +133,127 @@ def test_task_spec_log_names_escape_paths(tmp_path: Path) -> None:
     assert spec.stdout_path.name == "wf%2Fa%25b.out"
     assert spec.stderr_path.name == "wf%2Fa%25b.err"
     assert spec.rc_path.name == "wf%2Fa%25b.2.rc"
+
+
+# ------------------------------------------------------------------ commits
+
+
+def committed(path: Path) -> dict[str, str]:
+    """What another process sees: the committed task states, by key."""
+    db = sqlite3.connect(path)
+    try:
+        return dict(db.execute("SELECT key, state FROM tasks").fetchall())
+    finally:
+        db.close()
+
+
+def test_without_an_event_loop_every_record_is_committed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    try:
+        run = j.new_run({})
+        j.set_task(run, "a", "task", "running", started=True)
+        j.set_task(run, "b", "task", "finished", ended=True)
+        assert committed(path) == {"a": "running", "b": "finished"}
+    finally:
+        j.close()
+
+
+def test_reports_wait_for_the_end_of_the_loop_step_and_the_intent_to_submit_does_not(
+    tmp_path: Path,
+) -> None:
+    """In a running loop, a report (running, finished, ...) is committed at the loop's next step;
+    ``queued`` (written before the executor starts anything) and a record with a handle are
+    committed before ``set_task`` returns, together with every record written before them."""
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    run = j.new_run({})
+    seen: dict[str, dict[str, str]] = {}
+
+    async def go() -> None:
+        j.set_task(run, "ps_K_1", "parameterStudy", "running", started=True)
+        seen["report"] = committed(path)
+        assert j.tasks(run)["ps_K_1"].state == "running"  # the writer sees its own records
+        await asyncio.sleep(0)
+        seen["next step"] = committed(path)
+        j.set_task(run, "ps_K_2", "parameterStudy", "running", started=True)
+        j.set_task(run, "ps_K_2/t", "task", "queued", attempt=1, started=True)
+        seen["queued"] = committed(path)
+        j.set_task(run, "ps_K_2/t", "task", "running", handle='{"id": 1}')
+        seen["handle"] = committed(path)
+        j.set_task(run, "ps_K_2/t", "task", "finished", rc=0, ended=True)
+        j.set_task(run, "ps_K_2", "parameterStudy", "finished", ended=True)
+        seen["finished"] = committed(path)
+        j.set_task(run, "ps_K_2/t", "task", "waiting", message="retrying")
+        seen["waiting"] = committed(path)
+        j.set_task(run, "ps_K_3", "parameterStudy", "running", started=True)
+        j.clear_handle(run, "ps_K_2/t")
+        seen["cleared"] = committed(path)
+
+    try:
+        asyncio.run(go())
+    finally:
+        j.close()
+    assert seen["report"] == {}
+    assert seen["next step"] == {"ps_K_1": "running"}
+    assert seen["queued"] == {"ps_K_1": "running", "ps_K_2": "running", "ps_K_2/t": "queued"}
+    assert seen["handle"]["ps_K_2/t"] == "running"
+    assert seen["finished"]["ps_K_2/t"] == "running"  # not yet: at the loop's next step
+    assert seen["waiting"] == {"ps_K_1": "running", "ps_K_2": "finished", "ps_K_2/t": "waiting"}
+    assert seen["cleared"]["ps_K_3"] == "running"
+    assert committed(path)["ps_K_2/t"] == "waiting"
+
+
+def test_closing_or_ending_the_run_commits_the_waiting_reports(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    run = j.new_run({})
+
+    async def go() -> None:
+        j.set_task(run, "a", "task", "finished", ended=True)
+        j.end_run(run, "finished")
+        assert committed(path) == {"a": "finished"}
+        j.set_task(run, "b", "task", "failed", ended=True)
+        j.close()  # before the loop's next step
+
+    asyncio.run(go())
+    assert committed(path) == {"a": "finished", "b": "failed"}
+    j = Journal(path)
+    try:
+        run_record = j.run(run)
+        assert run_record is not None and run_record.state == "finished"
+    finally:
+        j.close()
+
+
+def test_a_killed_writer_leaves_a_prefix_of_its_records(tmp_path: Path) -> None:
+    """An engine killed with reports waiting loses exactly those, never a record written (and
+    committed) after them: the journal is what a crash a moment earlier would have left."""
+    path = tmp_path / "j.sqlite"
+    script = f"""
+import asyncio, os, signal
+from pathlib import Path
+from sharin.engine import Journal
+j = Journal(Path({str(path)!r}))
+run = j.new_run({{}})
+async def go():
+    j.set_task(run, "i1", "parameterStudy", "running", started=True)
+    j.set_task(run, "i1/t", "task", "queued", attempt=1, started=True)
+    j.set_task(run, "i1/t", "task", "running", handle="h1")
+    await asyncio.sleep(0)
+    j.set_task(run, "i1/t", "task", "finished", rc=0, ended=True)
+    j.set_task(run, "i1", "parameterStudy", "finished", ended=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+asyncio.run(go())
+"""
+    proc = subprocess.run([sys.executable, "-c", script], check=False)
+    assert proc.returncode == -signal.SIGKILL
+    j = Journal(path)
+    try:
+        tasks = j.tasks(1)
+    finally:
+        j.close()
+    assert {k: (t.state, t.handle) for k, t in tasks.items()} == {
+        "i1": ("running", None),
+        "i1/t": ("running", "h1"),
+    }

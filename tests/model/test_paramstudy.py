@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import pytest
 
 from sharin.errors import ProjectError
@@ -680,6 +682,72 @@ def test_render_keeps_the_file_exactly() -> None:
     # a value that looks like a placeholder is not rendered again
     assert render_template("{{ K }}", vec(K="{{ K }}")) == "{{ K }}"
     assert render_template("x={{ K }}", {"K": "from a mapping"}) == "x=from a mapping"
+
+
+PLAIN_PIECES = [
+    "a",
+    " ",
+    "\t",
+    "\n",
+    "\r",
+    "\r\n",
+    "é",
+    "x=",
+    "{{ N }}",
+    "{{N}}",
+    "{{  M\t}}",
+    "{{\nN\n}}",
+    "{{ EMPTY }}",
+    "{{ V }}",
+]
+OTHER_PIECES = ["{", "}", "{%", "%}", "{#", "#}", "{{ true }}", "{{- N }}", "{{ N -}}", "{{ X }}"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "value={{ N }}\n",
+        "{{N}}{{M}}",
+        "a\r\nb\nc\rd {{ N }}",  # Jinja2 makes every line end the text's CRLF
+        "a\nb\rc {{ N }}",  # ... or LF
+        "{{ N }}\r",
+        "{{{ N }}",
+        "{{ N }}}",
+        "{ {{ N }} }",
+        "{{ true }} {{ N }}",
+        "{{ N|upper }}",
+        "{{ X }}",  # unknown: the error comes from Jinja2
+    ],
+)
+def test_plain_placeholders_render_as_jinja2_renders_them(text: str) -> None:
+    """A text with only ``{{ name }}`` placeholders is filled in without Jinja2; the result
+    (and any error) must be Jinja2's own."""
+    params = {"N": "1<&>\n2", "M": "", "V": "{{ N }}", "EMPTY": ""}
+    assert_renders_as_jinja2(text, params)
+
+
+def test_plain_placeholders_render_as_jinja2_renders_them_randomly() -> None:
+    rng = random.Random(7)
+    params = {"N": "1<&>\r\n2", "M": "", "V": "{{ N }}", "EMPTY": ""}
+    plain = 0
+    for _ in range(3000):
+        pieces = PLAIN_PIECES if rng.random() < 0.6 else PLAIN_PIECES + OTHER_PIECES
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8)))
+        plain += _paramstudy._plain_template(text) is not None
+        assert_renders_as_jinja2(text, params)
+    assert plain > 1000  # the fast way was taken often
+
+
+def assert_renders_as_jinja2(text: str, params: dict[str, str]) -> None:
+    try:
+        want: str | None = _paramstudy._compile(text).render(params) if "{" in text else text
+    except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError, ValueError):
+        want = None
+    try:
+        got: str | None = render_template(text, params)
+    except ProjectError:
+        got = None
+    assert got == want, text
 
 
 def test_render_unknown_placeholder_names_the_file() -> None:

@@ -19,11 +19,15 @@ viewer and storage (WHEEL's semantics, with the differences noted in the model's
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import shutil
+import stat
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,6 +61,7 @@ from ..model import (
     while_trip,
     write_json_atomic,
 )
+from ..model._jsonio import _UMASK
 from ._files import storage_path
 
 if TYPE_CHECKING:
@@ -352,10 +357,13 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
     pkey, pdir = parent_key(key), cdir.parent
     base_env = {**env, **c.env}
     force = bool(c.data.get("forceOverwrite"))
+    maker = _InstanceMaker(c, cdir, setting, template, node_dirs)
     counts = {"finished": 0, "failed": 0}
     window = asyncio.Semaphore(max(1, self.options.launch_window))
     running: set[asyncio.Task[bool]] = set()
     names: list[str] = []
+    loop = asyncio.get_running_loop()
+    files = _files_worker()
 
     async def one(vector: ParamVector) -> bool:
         try:
@@ -365,15 +373,16 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
             iprev = self._prev.get(ikey)
             if iprev is not None and iprev.state == State.FINISHED:
                 return True
-            if iprev is None or not idir.exists():
-                if idir.exists() and force:
-                    shutil.rmtree(idir)
-                make_ps_instance(self, c, cdir, idir, setting, vector, template, node_dirs)
+            # files are made and gathered by a worker thread: the event loop starts and watches
+            # the tasks of other instances meanwhile (creating files is mostly system time)
+            await loop.run_in_executor(files, maker.make, idir, vector, iprev is None, force)
             self._record(c, ikey, State.RUNNING, persist=False, started=True)
             ok = await self._run_container(c, idir, ikey, {**base_env, **instance_env(vector)})
             if ok:
                 try:
-                    gather(self, setting, vector, idir, cdir, node_dirs)
+                    await loop.run_in_executor(
+                        files, gather, self, setting, vector, idir, cdir, node_dirs
+                    )
                 except (SharinError, OSError) as e:
                     self._record(
                         c, ikey, State.FAILED, persist=False, ended=True, message=f"gather: {e}"
@@ -422,6 +431,26 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
     return State.FINISHED.value
 
 
+_files_pool: ThreadPoolExecutor | None = None
+
+
+def _files_worker() -> ThreadPoolExecutor:
+    """The one thread that makes and gathers the instances of parameter studies, in order
+    (made when first needed; a forked child makes its own)."""
+    global _files_pool
+    if _files_pool is None:
+        _files_pool = ThreadPoolExecutor(1, thread_name_prefix="sharin-ps-files")
+    return _files_pool
+
+
+def _forget_files_worker() -> None:
+    global _files_pool
+    _files_pool = None  # its thread does not exist in a forked child
+
+
+os.register_at_fork(after_in_child=_forget_files_worker)
+
+
 def _template_listing(cdir: Path, excluded: frozenset[str]) -> tuple[list[str], list[str]]:
     """Directories and files (relative, symbolic links followed) an instance is made of."""
     dirs: list[str] = []
@@ -435,6 +464,187 @@ def _template_listing(cdir: Path, excluded: frozenset[str]) -> tuple[list[str], 
     return dirs, files
 
 
+#: template files up to this size are read once and written from memory into each instance
+_CACHED_FILE_MAX = 1 << 20
+#: and at most this much of them in all
+_CACHE_MAX = 16 << 20
+
+#: the temporary name of an instance's ``cmp.wheel.json`` while it is written (a name that
+#: ``_transient`` recognises, as those of ``write_json_atomic``)
+_MARK_TMP = ".tmp-instance.json"
+
+#: a file modified less than this long before it is read is read again for the next instance
+#: (a change within the file system's timestamp granularity could keep size and time alike)
+_RACY_NS = 100_000_000
+
+_FileKey = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
+
+
+def _file_key(st: os.stat_result) -> _FileKey:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _settled(key: _FileKey) -> bool:
+    """True when a file with this key was last modified long enough ago that any later change
+    gives it another modification time."""
+    return time.time_ns() - key[3] > _RACY_NS
+
+
+class _InstanceMaker:
+    """Makes the instance directories of one parameter study (see :func:`make_ps_instance`).
+
+    What is the same for every instance is prepared once: the instance's ``cmp.wheel.json``,
+    the contents of the template's small files and the text of the target files. Both are
+    read again when a file changed since (its size, modification time or inode differ; a file
+    modified in the last 0.1 s is not kept), so an instance gets what the template holds when
+    the instance is made, as with a plain copy.
+    A file an instance does not have yet is created and written from memory; anything else
+    (an instance directory left by an earlier run, a large file, a special file) goes the
+    general way, :func:`shutil.copy` and :func:`write_json_atomic`.
+    """
+
+    def __init__(
+        self,
+        c: Component,
+        cdir: Path,
+        setting: ParameterSetting,
+        template: tuple[list[str], list[str]],
+        node_dirs: Mapping[str, str],
+    ) -> None:
+        self.c = c
+        self.cdir = cdir
+        self.setting = setting
+        self.dirs, self.files = template
+        self.node_dirs = node_dirs
+        data = dict(c.data)
+        data["subComponent"] = True
+        data["state"] = State.NOT_STARTED.value
+        self.mark_data = data
+        self.mark_bytes = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
+        self.targets = [target.path(node_dirs) for target in setting.target_files]
+        # directories every instance has once its template directories are made
+        self._made_dirs = frozenset(["", *self.dirs])
+        self._contents: dict[str, tuple[_FileKey, bytes]] = {}
+        self._texts: dict[str, tuple[_FileKey, str]] = {}
+        self._cached = 0
+
+    def make(self, idir: Path, vector: ParamVector, remake: bool, force: bool) -> None:
+        """Make ``idir`` unless an earlier attempt made it (``remake`` False and it exists);
+        with ``force``, an existing directory is removed first."""
+        if not remake and idir.exists():
+            return
+        if force and idir.exists():
+            shutil.rmtree(idir)
+        fresh = _mkdir(str(idir))
+        self._fill(idir, vector, fresh)
+
+    def _fill(self, idir: Path, vector: ParamVector, fresh: bool) -> None:
+        base = str(idir)
+        for d in self.dirs:
+            if not _mkdir(f"{base}/{d}"):
+                fresh = False  # made by an earlier attempt: take the general way below
+        cdir = str(self.cdir)
+        for f in self.files:
+            try:
+                self._copy(f"{cdir}/{f}", f"{base}/{f}", fresh)
+            except FileNotFoundError:
+                continue  # a transient file that vanished since the listing
+        for rel in self.targets:
+            src = f"{cdir}/{rel}"
+            try:
+                text = self._text(src)
+            except OSError as e:
+                raise RunError(f"{self.c.rel}: target file {rel!r} cannot be read ({e})") from None
+            rendered = render_template(text, vector, source=Path(src))
+            parent = rel.rpartition("/")[0]
+            if not (fresh and parent in self._made_dirs):
+                Path(base, parent).mkdir(parents=True, exist_ok=True)
+            with open(f"{base}/{rel}", "w") as out:  # as Path.write_text
+                out.write(rendered)
+        for f in vector.files:
+            _copy_path(self.cdir / f, idir / f)
+        for rule in resolve_scatter(self.setting, vector):
+            dst_dir = idir / self.node_dirs[rule.node] if rule.node else idir
+            for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir):
+                _copy_path(src_path, dst_path)
+        if fresh and not vector.files and not self.setting.scatter:
+            self._mark(base)  # the instance has no cmp.wheel.json yet
+        else:
+            write_json_atomic(idir / COMPONENT_FILE, self.mark_data)
+
+    def _copy(self, src: str, dst: str, fresh: bool) -> None:
+        """``shutil.copy(src, dst)``: content and permission bits."""
+        st = os.stat(src)
+        if not fresh or not stat.S_ISREG(st.st_mode) or st.st_size > _CACHED_FILE_MAX:
+            shutil.copy(src, dst)
+            return
+        key = _file_key(st)
+        cached = self._contents.get(src)
+        if cached is not None and cached[0] == key:
+            content = cached[1]
+        else:
+            with open(src, "rb") as f:
+                key = _file_key(os.fstat(f.fileno()))
+                content = f.read()
+            if cached is not None:
+                self._cached -= len(cached[1])
+                del self._contents[src]
+            if _settled(key) and self._cached + len(content) <= _CACHE_MAX:
+                self._contents[src] = (key, content)
+                self._cached += len(content)
+        try:
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            shutil.copy(src, dst)  # not ours to assume anything about
+            return
+        try:
+            _write_all(fd, content)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+        finally:
+            os.close(fd)
+
+    def _text(self, src: str) -> str:
+        """The text of a target file (as ``Path.read_text``), read again when it changed."""
+        cached = self._texts.get(src)
+        if cached is not None and cached[0] == _file_key(os.stat(src)):
+            return cached[1]
+        with open(src) as f:
+            key = _file_key(os.fstat(f.fileno()))
+            text = f.read()
+        if _settled(key) and len(text) <= _CACHED_FILE_MAX:
+            self._texts[src] = (key, text)
+        return text
+
+    def _mark(self, base: str) -> None:
+        """The instance's own JSON (see :func:`_mark_instance`), written as
+        :func:`write_json_atomic` writes a new file: through a temporary name and a rename."""
+        tmp = f"{base}/{_MARK_TMP}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            _write_all(fd, self.mark_bytes)
+            os.fchmod(fd, 0o666 & ~_UMASK)
+        finally:
+            os.close(fd)
+        os.replace(tmp, f"{base}/{COMPONENT_FILE}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _mkdir(path: str) -> bool:
+    """``Path(path).mkdir(exist_ok=True)``; True when this call made the directory."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+        return False
+    return True
+
+
 def make_ps_instance(
     self: Engine,
     c: Component,
@@ -445,32 +655,10 @@ def make_ps_instance(
     template: tuple[list[str], list[str]],
     node_dirs: Mapping[str, str],
 ) -> None:
-    dirs, files = template
-    idir.mkdir(exist_ok=True)
-    for d in dirs:
-        (idir / d).mkdir(exist_ok=True)
-    for f in files:
-        try:
-            shutil.copy(cdir / f, idir / f)  # content and mode (scripts stay executable)
-        except FileNotFoundError:
-            continue  # a transient file that vanished since the listing
-    for target in setting.target_files:
-        rel = target.path(node_dirs)
-        src = cdir / rel
-        try:
-            text = src.read_text()
-        except OSError as e:
-            raise RunError(f"{c.rel}: target file {rel!r} cannot be read ({e})") from None
-        out = idir / rel
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_template(text, vector, source=src))
-    for f in vector.files:
-        _copy_path(cdir / f, idir / f)
-    for rule in resolve_scatter(setting, vector):
-        dst_dir = idir / node_dirs[rule.node] if rule.node else idir
-        for src_path, dst_path in copy_pairs(rule, cdir, dst_dir):
-            _copy_path(src_path, dst_path)
-    _mark_instance(c, idir)
+    """Make (or fill again) the instance directory ``idir`` of parameter study ``c``: the
+    template's directories and files, the target files rendered for ``vector``, its files-axis
+    files and scatter rules, and its ``cmp.wheel.json``."""
+    _InstanceMaker(c, cdir, setting, template, node_dirs).make(idir, vector, True, False)
 
 
 def gather(

@@ -1,13 +1,26 @@
 """The run journal: an SQLite file in ``<project>/.sharin/journal.sqlite``.
 
-Every state change of a run and of each task instance is written (and committed) before the
-engine acts on it, so a new engine process knows what finished, what was submitted (with its
-handle) and what never started. WAL mode with ``synchronous=NORMAL``: a commit survives the death
-of the engine process (``kill -9``); only a power cut may lose the last commits.
+Every state change of a run and of each task instance is written before the engine acts on
+it, so a new engine process knows what finished, what was submitted (with its handle) and what
+never started. WAL mode with ``synchronous=NORMAL``: a commit survives the death of the engine
+process (``kill -9``); only a power cut may lose the last commits.
+
+**Commits.** Records that only report (a component or task running, finished, failed, stopped,
+skipped; no handle) are written into one open transaction when an event loop runs in the
+calling thread, and that transaction is committed at the loop's next step (or earlier, with the
+next record that cannot wait). Every other record (``queued`` — the intent to submit, written
+before the executor starts anything —, any record with a handle, ``waiting``, ``stage-in``,
+``stage-out``, ``unknown``, handles cleared, runs begun and ended) is committed before
+:meth:`Journal.set_task` returns, together with all the records before it. One connection writes
+them in order, so after a crash the journal is always a prefix of what the engine wrote: at worst
+the last reports of the step the engine died in are missing, which is what a crash one step
+earlier would have left. Without a running event loop (tools, tests) every record is committed
+at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -87,11 +100,26 @@ def _set_wal(db: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+#: states whose record only reports what happened: it may wait for the end of the event loop's
+#: step (see the module's docstring); a record in any other state, or with a handle, is
+#: committed at once
+_DEFERRABLE = frozenset({"running", "finished", "failed", "stopped", "skipped", "not-started"})
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class Journal:
     """Append-and-update store of runs and task instances; one per project."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        #: a transaction of deferred records is open (committed by :meth:`flush`)
+        self._open = False
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -116,10 +144,32 @@ class Journal:
             ) from None
 
     def close(self) -> None:
+        self.flush()
         self._db.close()
+
+    def flush(self) -> None:
+        """Commit the records that were waiting for the end of the event loop's step."""
+        if self._open:
+            self._db.execute("COMMIT")
+            self._open = False
+
+    def _write(self, sql: str, params: tuple[object, ...], *, defer: bool = False) -> None:
+        """Execute one write: committed now (with every deferred record before it), or, when
+        ``defer`` and an event loop runs in this thread, in the open transaction that the
+        loop's next step commits."""
+        if defer and not self._open:
+            loop = _running_loop()
+            if loop is not None:
+                self._db.execute("BEGIN")
+                self._open = True
+                loop.call_soon(self.flush)
+        self._db.execute(sql, params)
+        if not defer:
+            self.flush()
 
     # ------------------------------------------------------------------ runs
     def new_run(self, info: dict[str, Any]) -> int:
+        self.flush()
         cur = self._db.execute(
             "INSERT INTO runs (started, state, pid, info) VALUES (?, 'running', ?, ?)",
             (time.time(), os.getpid(), json.dumps(info)),
@@ -128,12 +178,12 @@ class Journal:
         return int(cur.lastrowid)
 
     def reopen_run(self, run: int) -> None:
-        self._db.execute(
+        self._write(
             "UPDATE runs SET state='running', ended=NULL, pid=? WHERE id=?", (os.getpid(), run)
         )
 
     def end_run(self, run: int, state: str) -> None:
-        self._db.execute("UPDATE runs SET state=?, ended=? WHERE id=?", (state, time.time(), run))
+        self._write("UPDATE runs SET state=?, ended=? WHERE id=?", (state, time.time(), run))
 
     def runs(self) -> list[RunRecord]:
         rows = self._db.execute(
@@ -168,9 +218,12 @@ class Journal:
         started: bool = False,
         ended: bool = False,
     ) -> None:
-        """Insert or update one task instance; only the given fields change."""
+        """Insert or update one task instance; only the given fields change.
+
+        Committed before this returns unless the record only reports (see the module's
+        docstring): then at the end of the event loop's step at the latest."""
         now = time.time()
-        self._db.execute(
+        self._write(
             """
             INSERT INTO tasks (run, key, kind, state, attempt, handle, rc, started, ended, message)
             VALUES (?, ?, ?, ?, COALESCE(?, 0), ?, ?, ?, ?, ?)
@@ -198,10 +251,11 @@ class Journal:
                 handle is not None,
                 rc is not None or ended,
             ),
+            defer=handle is None and state in _DEFERRABLE,
         )
 
     def clear_handle(self, run: int, key: str) -> None:
-        self._db.execute("UPDATE tasks SET handle=NULL WHERE run=? AND key=?", (run, key))
+        self._write("UPDATE tasks SET handle=NULL WHERE run=? AND key=?", (run, key))
 
     def tasks(self, run: int) -> dict[str, TaskRecord]:
         rows = self._db.execute(

@@ -736,6 +736,24 @@ def _compile(text: str) -> jinja2.Template:
     return _environment("\r\n" if "\r\n" in text else "\n").from_string(text)
 
 
+_RE_PLACEHOLDER: Final = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_RE_NEWLINE: Final = re.compile(r"\r\n|\r|\n")
+
+
+@functools.lru_cache(maxsize=32)
+def _plain_template(text: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A template made only of text and ``{{ name }}`` placeholders, split into its texts
+    (line ends made what Jinja2 makes them: all ``\r\n`` when the text has one, else ``\n``)
+    and the names between them; None when it has anything else of the template language
+    (any other ``{`` or ``}``), which Jinja2 then renders."""
+    parts = _RE_PLACEHOLDER.split(text)
+    literals = parts[0::2]
+    if any("{" in part or "}" in part for part in literals):
+        return None
+    newline = "\r\n" if "\r\n" in text else "\n"
+    return tuple(_RE_NEWLINE.sub(newline, part) for part in literals), tuple(parts[1::2])
+
+
 def render_template(
     text: str,
     vector: ParamVector | Mapping[str, object],
@@ -747,11 +765,23 @@ def render_template(
     Autoescaping is off, so ``< > & " '`` in values are written as they are (WHEEL escapes them
     as HTML). The template runs in Jinja2's sandbox. A name that is not a parameter, a syntax
     error or a failing expression raise :class:`ProjectError` naming ``source``. A text without
-    ``{`` is returned unchanged, and the file's line endings are kept.
+    ``{`` is returned unchanged, and the file's line endings are kept. A text whose only markup
+    is ``{{ name }}`` placeholders of parameters is filled in without Jinja2, with the same
+    result (Jinja2's line-ending rule included).
     """
     params = vector.params if isinstance(vector, ParamVector) else dict(vector)
     if "{" not in text:
         return text
+    plain = _plain_template(text)
+    if plain is not None:
+        literals, keys = plain
+        values = [v for v in (params.get(k) for k in keys) if isinstance(v, str)]
+        if len(values) == len(keys):  # each a parameter (else Jinja2 names the unknown one)
+            out = [literals[0]]
+            for value, literal in zip(values, literals[1:], strict=True):
+                out.append(value)
+                out.append(literal)
+            return "".join(out)
     import jinja2
     from jinja2.exceptions import SecurityError
 

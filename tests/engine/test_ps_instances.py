@@ -1,0 +1,215 @@
+"""How a parameter study makes its instance directories (``_control._InstanceMaker``).
+
+Each instance must be exactly what a plain copy of the template gives (``shutil.copy`` of each
+file: content and permission bits), with its target files rendered and its own
+``cmp.wheel.json`` written as ``write_json_atomic`` writes it, however the engine makes it
+(contents read once, files created and written from memory, in a worker thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sharin
+from sharin import Component, Project, RunOptions
+from sharin.engine import _control
+from sharin.model import write_json_atomic
+
+from ..helpers import journal_tasks, read_json, write_json
+
+LOG = 'echo "$SHARIN_TASK" >> "$SHARIN_PROJECT_DIR/ran.log"\n'
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project.create(tmp_path / "demo", git=False)
+
+
+def parameter_file(ps: Component, setting: dict[str, Any]) -> None:
+    write_json(ps.directory / "parameterSetting.json", {"version": 2, **setting})
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def tree(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every path below ``root``: its permission bits and, for a file, its content."""
+    out: dict[str, tuple[int, bytes | None]] = {}
+    for d, dirs, files in os.walk(root):
+        for name in dirs:
+            p = Path(d, name)
+            out[str(p.relative_to(root))] = (mode(p), None)
+        for name in files:
+            p = Path(d, name)
+            out[str(p.relative_to(root))] = (mode(p), p.read_bytes())
+    return out
+
+
+def study(project: Project, script: str = "cat in.txt > out.txt") -> tuple[Component, Component]:
+    """A study ``ps`` (axis K = 1, 2, 3) holding task ``t``, whose ``in.txt`` is rendered."""
+    ps = sharin.add_component(project, "parameterStudy", "ps")
+    t = sharin.add_task(project, "t", LOG + script, parent=ps)
+    (t.directory / "in.txt").write_text("k={{ K }}\n")
+    parameter_file(
+        ps,
+        {
+            "targetFiles": [{"targetNode": t.id, "targetName": "in.txt"}],
+            "params": [{"keyword": "K", "list": [1, 2, 3]}],
+            "gather": [{"srcName": "out.txt", "srcNode": t.id, "dstName": "out_{{ K }}.txt"}],
+        },
+    )
+    return ps, t
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["from-memory", "copied"])
+def test_an_instance_is_a_plain_copy_of_the_template(
+    project: Project, cached: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not cached:  # every file too large to be kept: the general way (shutil.copy)
+        monkeypatch.setattr(_control, "_CACHED_FILE_MAX", -1)
+    ps, t = study(project)
+    (t.directory / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (t.directory / "tool.sh").chmod(0o751)
+    (t.directory / "private.dat").write_bytes(b"\x00\xff" * 70_000)
+    (t.directory / "private.dat").chmod(0o600)
+    (t.directory / "empty").write_bytes(b"")
+    (ps.directory / "deep" / "er").mkdir(parents=True)
+    (ps.directory / "deep" / "er" / "x.txt").write_text("x\n")
+    (ps.directory / "link.txt").symlink_to("deep/er/x.txt")  # followed, as shutil.copy does
+    template = tree(ps.directory)
+
+    result = sharin.run(project.root, options=RunOptions(max_local=2))
+
+    assert result.ok, result.failed
+    root = project.root
+    for k in (1, 2, 3):
+        inst = root / f"ps_K_{k}"
+        got = tree(inst)
+        # what the task and the engine added, and what differs on purpose
+        assert got.pop("t/out.txt")[1] == f"k={k}\n".encode()
+        assert got.pop("t/in.txt")[1] == f"k={k}\n".encode()
+        assert got.pop("cmp.wheel.json")[0] == mode(ps.directory / "cmp.wheel.json")
+        assert got.pop("link.txt") == (mode(ps.directory / "deep/er/x.txt"), b"x\n")
+        want = {
+            rel: v
+            for rel, v in template.items()
+            if rel not in ("cmp.wheel.json", "parameterSetting.json", "t/in.txt", "link.txt")
+        }
+        want["t/cmp.wheel.json"] = (want["t/cmp.wheel.json"][0], got["t/cmp.wheel.json"][1])
+        assert got == want
+        assert not [p for p in inst.rglob(".tmp-*")]  # no temporary file left behind
+        assert (root / "ps" / f"out_{k}.txt").read_text() == f"k={k}\n"
+    assert (root / "ps_K_2" / "t" / "tool.sh").read_text() == "#!/bin/sh\necho tool\n"
+
+
+def test_the_instance_json_is_what_write_json_atomic_writes(project: Project) -> None:
+    ps, _ = study(project)
+    sharin.set_property(project, "ps", "description", "ünïcode stays as it is")
+    data = dict(sharin.open_project(project.root).component("ps").data)
+
+    assert sharin.run(project.root).ok
+
+    data.update(subComponent=True, state="not-started")
+    expected = project.root / "expected.json"
+    write_json_atomic(expected, data)
+    for k in (1, 2, 3):
+        inst = project.root / f"ps_K_{k}" / "cmp.wheel.json"
+        assert inst.read_bytes() == expected.read_bytes()
+        assert mode(inst) == mode(expected)
+
+
+def test_a_template_file_changed_during_the_run_reaches_later_instances(
+    project: Project,
+) -> None:
+    """Contents are read once but read again when the template changes: with one instance in
+    flight at a time, each instance sees what the one before it left in the template."""
+    ps, t = study(
+        project,
+        "cat in.txt > out.txt; cat ../data.txt >> out.txt\n"
+        'echo "from $WHEEL_PS_PARAM_K" > ../../ps/data.txt\n'  # same size every time
+        'echo "k2={{ K }}$WHEEL_PS_PARAM_K" > ../../ps/t/in.txt\n'
+        "sleep 0.3\n",  # so that the next instance may keep what it reads
+    )
+    (ps.directory / "data.txt").write_text("from 0\n")
+
+    result = sharin.run(project.root, options=RunOptions(max_local=1, launch_window=1))
+
+    assert result.ok, result.failed
+    root = project.root
+    assert (root / "ps_K_1" / "t" / "out.txt").read_text() == "k=1\nfrom 0\n"
+    assert (root / "ps_K_2" / "t" / "out.txt").read_text() == "k2=21\nfrom 1\n"
+    assert (root / "ps_K_3" / "t" / "out.txt").read_text() == "k2=32\nfrom 2\n"
+
+
+def test_an_instance_directory_left_by_an_earlier_run_is_filled_again(project: Project) -> None:
+    """Without forceOverwrite, an existing instance directory is reused: its files are
+    overwritten as ``shutil.copy`` overwrites them, its own JSON keeps its permission bits,
+    and files the template does not have stay."""
+    ps, t = study(project)
+    (t.directory / "tool.sh").write_text("new\n")
+    inst = project.root / "ps_K_2"
+    (inst / "t").mkdir(parents=True)
+    (inst / "t" / "tool.sh").write_text("old and longer\n")
+    (inst / "t" / "in.txt").write_text("stale\n")
+    (inst / "stray.txt").write_text("left alone\n")
+    write_json(inst / "cmp.wheel.json", {"subComponent": True, "state": "failed"})
+    (inst / "cmp.wheel.json").chmod(0o640)
+
+    assert sharin.run(project.root).ok
+
+    assert (inst / "t" / "tool.sh").read_text() == "new\n"
+    assert (inst / "t" / "out.txt").read_text() == "k=2\n"
+    assert (inst / "stray.txt").read_text() == "left alone\n"
+    data = read_json(inst / "cmp.wheel.json")
+    assert (data["subComponent"], data["state"], data["type"]) == (
+        True,
+        "not-started",
+        "parameterStudy",
+    )
+    assert mode(inst / "cmp.wheel.json") == 0o640
+
+
+def test_force_overwrite_starts_instances_afresh(project: Project) -> None:
+    ps, _ = study(project)
+    sharin.set_property(project, "ps", "forceOverwrite", True)
+    inst = project.root / "ps_K_1"
+    inst.mkdir()
+    (inst / "stray.txt").write_text("removed\n")
+
+    assert sharin.run(project.root).ok
+
+    assert not (inst / "stray.txt").exists()
+    assert (inst / "t" / "out.txt").read_text() == "k=1\n"
+
+
+def test_a_target_that_cannot_be_rendered_fails_its_instance_without_a_file(
+    project: Project,
+) -> None:
+    ps, t = study(project)
+    (t.directory / "in.txt").write_text("k={{ K }}{{ NOT_A_PARAMETER }}\n")
+
+    result = sharin.run(project.root, options=RunOptions(keep_going=True))
+
+    assert result.state == "failed"
+    assert any("NOT_A_PARAMETER" in f and "in.txt" in f for f in result.failed), result.failed
+    assert not (project.root / "ran.log").exists()
+    assert not (project.root / "ps_K_1" / "t" / "in.txt").exists()
+    assert journal_tasks(project.root, result.run)["ps"].state == "failed"
+
+
+def test_instance_json_snapshot_ignores_states_written_meanwhile(project: Project) -> None:
+    """The instance JSON is prepared once; the study's own state (written by the state mirror
+    while instances are made) never leaks into it."""
+    study(project)
+    assert sharin.run(project.root).ok
+    for k in (1, 2, 3):
+        data = json.loads((project.root / f"ps_K_{k}" / "cmp.wheel.json").read_text())
+        assert (data["state"], data["subComponent"]) == ("not-started", True)
+        assert "numTotal" not in data
