@@ -197,9 +197,10 @@ def pjm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> It
         shim = shims / name
         shim.write_text(
             "#!/bin/sh\n"
-            f'printf "%s" {name} >> "$PJM_CALL_LOG"\n'
-            'for a in "$@"; do printf " %s" "\'$a\'" >> "$PJM_CALL_LOG"; done\n'
-            'echo >> "$PJM_CALL_LOG"\n'
+            f"line={name}\n"
+            'for a in "$@"; do line="$line \'$a\'"; done\n'
+            # one write per call: concurrent calls (a pjstat during a pjdel) do not interleave
+            'printf "%s\\n" "$line" >> "$PJM_CALL_LOG"\n'
             f'exec "{PJM_BIN / name}" "$@"\n'
         )
         shim.chmod(0o755)

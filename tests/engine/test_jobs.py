@@ -394,7 +394,7 @@ def test_stop_deletes_the_steps_and_stops_the_stepjob(
         "stopped",
         "stopped",
     )
-    assert len(pjm.call_lines("pjdel")) == 2
+    assert len(pjm.call_lines("pjdel")) == 2, journal_tasks(project.root, 1)
     assert lines(project.root / "ran.log") == ["s0"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -322,3 +323,30 @@ def test_staged_jobs_run_in_a_directory_per_run_and_bring_outputs_back(
     assert (project.root / "t" / "out.txt").read_text() == "data\n"
     assert not (project.root / "t" / "junk.txt").exists()  # neither an output nor included
     assert not (run_dir / "t" / "cmp.wheel.json").exists()  # WHEEL's own files stay home
+
+
+def test_stop_during_submission_deletes_the_job_it_submitted(
+    project: Project, pjm: Pjm, procs: Processes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slow = tmp_path / "slow-bin"
+    slow.mkdir()
+    real = shutil.which("pjsub")
+    assert real is not None
+    (slow / "pjsub").write_text(
+        f'#!/bin/sh\ntouch "{tmp_path}/submitting"\nsleep 1.5\nexec "{real}" "$@"\n'
+    )
+    (slow / "pjsub").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{slow}:{os.environ['PATH']}")
+    job_task(project, "t", log_line("t") + "sleep 30")
+    engine = procs.start("run", project.root)
+    wait_for((tmp_path / "submitting").exists, "pjsub to be called", timeout=30)
+
+    procs.run("stop", project.root)
+    engine.wait(timeout=30)
+
+    assert engine.returncode == 3
+    [submitted] = pjm.call_lines("pjsub")
+    [deleted] = pjm.call_lines("pjdel")
+    history = pjm.command("pjstat", "-v", "-H", "--choose", "jid,st")
+    assert [r.split() for r in history.splitlines()][1:] == [[deleted[-1], "CCL"]]
+    assert not (project.root / "ran.log").exists()  # deleted before it could start

@@ -124,7 +124,7 @@ def test_add(cli: Cli, project: Project, tmp_path: Path) -> None:
     assert "unknown component type 'tsak'" in cli("add", root, "tsak", "x", code=2).stderr
     assert "already has a component named 'a'" in cli("add", root, "task", "a", code=2).stderr
     r = cli("add", root, "workflow", "w2", "--script", "x.sh", code=2)
-    assert "--script options are for task components" in r.stderr
+    assert "--script options are for components with a script" in r.stderr
     assert "not KEY=VALUE" in cli("add", root, "task", "c", "--set", "retry", code=2).stderr
     assert "no component 'nope'" in cli("add", root, "task", "c", "--parent", "nope", code=2).stderr
     assert not (root / "c").exists() and not (root / "x").exists()

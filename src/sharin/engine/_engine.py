@@ -755,8 +755,14 @@ class Engine:
                             started=True,
                             message="submitting",
                         )
+                        submitting = asyncio.ensure_future(ex.submit(spec))
                         try:
-                            handle = await ex.submit(spec)
+                            handle = await asyncio.shield(submitting)
+                        except asyncio.CancelledError:
+                            # stopped mid-submission: let it end, so the job can be cancelled
+                            with contextlib.suppress(SharinError, OSError, asyncio.CancelledError):
+                                handle = await submitting
+                            raise
                         except SharinError as e:
                             return self._finish(
                                 c, key, State.FAILED, persist, attempt, None, str(e)
