@@ -462,9 +462,9 @@ class Engine:
             f"component type {t!r} is not supported by this version of sharin",
         )
 
-    async def _run_workflow(
-        self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
-    ) -> str:
+    def _enter_container(self, c: Component, cdir: Path, key: str) -> str | None:
+        """Start a container: its inputs delivered, its state running. Returns the state to end
+        with at once (it finished before, or its inputs failed), or None to go on."""
         persist = cdir == c.directory
         if self._finished_before(c, key) is not None:
             return State.FINISHED.value
@@ -472,9 +472,19 @@ class Engine:
         try:
             self._deliver_inputs(c, cdir)
         except SharinError as e:
+            self._failed.append(f"{key}: {e}")
             self._record(c, key, State.FAILED, persist=persist, message=str(e), ended=True)
             return State.FAILED.value
         self._record(c, key, State.RUNNING, persist=persist)
+        return None
+
+    async def _run_workflow(
+        self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    ) -> str:
+        persist = cdir == c.directory
+        early = self._enter_container(c, cdir, key)
+        if early is not None:
+            return early
         sub_env = dict(env)
         sub_env.update(c.env)
         ok = await self._run_container(c, cdir, key, sub_env)

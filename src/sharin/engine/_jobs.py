@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ProjectError, SharinError
+from ..errors import ProjectError
 from ..model import (
     PARAMETER_FILE,
     Component,
@@ -93,14 +93,9 @@ async def run_stepjob(
     self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
     persist = cdir == c.directory
-    if self._finished_before(c, key) is not None:
-        return State.FINISHED.value
-    self._record(c, key, State.STAGE_IN, persist=persist, started=True)
-    try:
-        self._deliver_inputs(c, cdir)
-    except SharinError as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
-    self._record(c, key, State.RUNNING, persist=persist)
+    early = self._enter_container(c, cdir, key)
+    if early is not None:
+        return early
     sub_env = {**env, **c.env}
     steps = step_order(c)
     numbers = _step_numbers(steps)

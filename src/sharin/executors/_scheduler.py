@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProjectError
-from ..model import config_dir
+from ..model import config_dir, read_json_object
 
 __all__ = ["BulkOutcome", "Outcome", "SchedulerDefinition", "load_schedulers"]
 
@@ -260,16 +260,13 @@ def parse_definition(name: str, entry: Mapping[str, Any], path: Path | str) -> S
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ProjectError(
-            f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}", path=path
-        ) from None
-    except OSError as e:
-        raise ProjectError(f"cannot be read ({e.strerror})", path=path) from None
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ProjectError("must hold a JSON object: scheduler name → definition object", path=path)
+    data = read_json_object(path)
+    for name, entry in data.items():
+        if not isinstance(entry, dict):
+            raise ProjectError(
+                f"jobScheduler {name!r} must be an object of fields (submit, stat, reJobID …)",
+                path=path,
+            )
     return data
 
 
