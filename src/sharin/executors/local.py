@@ -1,7 +1,7 @@
 """Run task scripts on this machine.
 
 Each attempt is started with ``posix_spawn`` as
-``/bin/sh -c 'exec >>OUT 2>>ERR; cd DIR && ./SCRIPT; echo $? > RC'`` in a session of its own. The engine learns that it ended from a
+``/bin/sh -c 'exec >>OUT 2>>ERR; cd DIR && ./SCRIPT; echo $? > RC; exit with it'`` in a session of its own. The engine learns that it ended from a
 pidfd registered with the event loop (no polling, no thread per task). The exit code is written
 to a file by the wrapper shell, so an engine started after a crash can still learn how a task that
 outlived the old engine ended: :meth:`LocalExecutor.attach` waits on the pid (checked against its
@@ -22,7 +22,10 @@ from ..errors import ExecutorError
 
 __all__ = ["LocalExecutor"]
 
-_WRAPPER = 'exec </dev/null >>"$4" 2>>"$5" || exit 126; cd "$1" || exit 126; ./"$2"; echo $? > "$3"'
+_WRAPPER = (
+    'exec </dev/null >>"$4" 2>>"$5" || exit 126; cd "$1" || exit 126; ./"$2"; '
+    'set -- $? "$3"; echo $1 > "$2"; exit $1'
+)
 
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
@@ -153,14 +156,13 @@ class LocalExecutor(Executor):
         finally:
             if fut.done():
                 self._children.pop(pid, None)
-        rc = _read_rc(Path(handle.data["rc"]))
-        if rc is not None:
-            return JobResult(rc, "" if rc == 0 else f"exit code {rc}")
+        # the wrapper exits with the script's exit code (it also wrote it to the rc file, for
+        # an engine that re-attaches after a crash)
         if os.WIFSIGNALED(status):
             sig = os.WTERMSIG(status)
             return JobResult(-sig, f"killed by signal {signal.Signals(sig).name}")
         code = os.waitstatus_to_exitcode(status)
-        return JobResult(code, f"exit code {code}")
+        return JobResult(code, "" if code == 0 else f"exit code {code}")
 
     async def attach(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
         rc_path = Path(handle.data.get("rc") or spec.rc_path)
