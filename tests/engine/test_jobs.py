@@ -77,7 +77,8 @@ def test_a_step_deleted_by_its_dependency_counts_as_finished(project: Project, p
     assert tasks["sj/s0"].state == "failed"
     assert tasks["sj/s1"].state == "finished"
     assert "deleted by its step dependency" in (tasks["sj/s1"].message or "")
-    assert result.state == "failed"  # s0 failed
+    assert result.state == "finished"  # s0 failed, but with ignoreFailure
+    assert tasks["sj"].state == "finished"
 
 
 def test_stepjob_validation(project: Project, pjm: Pjm) -> None:
@@ -435,3 +436,16 @@ def test_a_bulk_submission_cut_short_by_a_crash_is_found_again(project: Project,
     assert len(pjm.call_lines("pjsub")) == 1
     assert sorted(lines(project.root / "ran.log")) == ["0", "1"]
     assert "RT_1=0" in (c.directory / "subjob_status.wheel.txt").read_text()
+
+
+def test_a_failing_step_fails_the_stepjob(project: Project, pjm: Pjm) -> None:
+    stepjob(project)
+    chain_steps(project, {"s0": "exit 4", "s1": log_line("s1")})
+
+    result = sharin.run(project)
+
+    assert result.state == "failed"
+    tasks = journal_tasks(project.root, 1)
+    assert (tasks["sj/s0"].state, tasks["sj/s0"].rc) == ("failed", 4)
+    assert tasks["sj/s1"].state == "finished"  # PJM ran it: it had no dependency statement
+    assert tasks["sj"].state == "failed"

@@ -106,6 +106,7 @@ async def run_stepjob(
             base = _base_job_id(JobHandle.from_json(prev.handle).native_id)
             break
     futures: list[asyncio.Task[str]] = []
+    launched: list[Component] = []
     refused = False
     loop = asyncio.get_running_loop()
     for i, s in enumerate(steps):
@@ -139,6 +140,7 @@ async def run_stepjob(
         t.add_done_callback(self._task_futs.discard)
         t.add_done_callback(functools.partial(_told_none, tell))  # also when cancelled unstarted
         futures.append(t)
+        launched.append(s)
         handle = await accepted
         if handle is not None:
             base = base or _base_job_id(handle.native_id)
@@ -147,7 +149,11 @@ async def run_stepjob(
         if t.cancelled() or t.result() != State.FINISHED.value:
             refused = True  # later steps cannot join a step job that never started
     states = await asyncio.gather(*futures, return_exceptions=True)
-    ok = not refused and all(x == State.FINISHED.value for x in states)
+    # as in a workflow: a step that failed with ignoreFailure does not fail the stepjob
+    ok = not refused and all(
+        x == State.FINISHED.value or (x == State.FAILED.value and s.ignore_failure)
+        for x, s in zip(states, launched, strict=True)
+    )
     if self._stopping:
         self._record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
