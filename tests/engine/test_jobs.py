@@ -87,6 +87,7 @@ def test_stepjob_validation(project: Project, pjm: Pjm) -> None:
     sharin.add_task(project, "plain", "true", parent="sj")
     step(project, "s1", "true", useDependency=True, dependencyForm="ec is not zero")
     sharin.connect_files(project, "sj/s0", "a.txt", "sj/s1", "a.txt")
+    sharin.set_property(project, "sj/s0", "retry", 2)
     pjm.host(useStepjob=False)
 
     found = {(p.file, p.field): p.message for p in sharin.validate(project)}
@@ -95,6 +96,7 @@ def test_stepjob_validation(project: Project, pjm: Pjm) -> None:
     assert "useStepjob" in found["sj/cmp.wheel.json", "host"]
     assert "sd=ec!=0" in found["sj/s1/cmp.wheel.json", "dependencyForm"]
     assert "between the steps" in found["sj/s1/cmp.wheel.json", "inputFiles[a.txt]"]
+    assert "set retry to 0" in found["sj/s0/cmp.wheel.json", "retry"]
 
 
 def test_killed_engine_resumes_a_stepjob_without_resubmitting(

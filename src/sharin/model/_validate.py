@@ -267,6 +267,15 @@ def _check_job_model(
                         "(sd=<ec|pc><op><value>[:one|after|all[:step numbers]])",
                     )
                 )
+        if c.retry:
+            add(
+                Problem(
+                    f,
+                    "retry",
+                    "a step of a step job cannot be submitted again (the step job runs each step "
+                    "once); set retry to 0, and use a dependency statement to react to failures",
+                )
+            )
         for inp in c.input_files:
             for link in inp.src:
                 sibs = {x.id: x for x in c.parent.children} if c.parent is not None else {}
