@@ -312,7 +312,13 @@ def test_staged_jobs_run_in_a_directory_per_run_and_bring_outputs_back(
 ) -> None:
     work = tmp_path / "scratch"
     pjm.host(path=str(work))
-    c = job_task(project, "t", "pwd > where.txt; echo data > out.txt; echo junk > junk.txt")
+    c = job_task(
+        project,
+        "t",
+        "pwd > where.txt; echo data > out.txt; echo junk > junk.txt; "
+        "mkdir -p sub/deep; echo s > sub/out.txt; echo d > sub/deep/x.log",
+    )
+    sharin.set_property(project, c, "include", ["sub/*.txt"])
     sharin.set_property(project, c, "outputFiles", [{"name": "out.txt", "dst": []}])
 
     result = sharin.run(project)
@@ -322,6 +328,8 @@ def test_staged_jobs_run_in_a_directory_per_run_and_bring_outputs_back(
     assert (run_dir / "t" / "where.txt").read_text().strip() == str(run_dir / "t")
     assert (project.root / "t" / "out.txt").read_text() == "data\n"
     assert not (project.root / "t" / "junk.txt").exists()  # neither an output nor included
+    assert (project.root / "t" / "sub" / "out.txt").read_text() == "s\n"  # include: sub/*.txt
+    assert not (project.root / "t" / "sub" / "deep").exists()  # * does not cross /
     assert not (run_dir / "t" / "cmp.wheel.json").exists()  # WHEEL's own files stay home
 
 

@@ -142,10 +142,19 @@ def _copy_tree(src: Path, dst: Path) -> None:
                 continue  # a dangling link: nothing to send
 
 
-def _matches(rel: str, patterns: list[str]) -> bool:
-    return any(
-        fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel, p.rstrip("/")) for p in patterns
+def _glob(rel: str, pattern: str) -> bool:
+    """Glob match of a relative path, ``*`` not crossing ``/`` (``**`` crosses it)."""
+    pattern = pattern.rstrip("/")
+    if "**" in pattern:
+        return fnmatch.fnmatchcase(rel, pattern)
+    parts, pparts = rel.split("/"), pattern.split("/")
+    return len(parts) == len(pparts) and all(
+        fnmatch.fnmatchcase(a, b) for a, b in zip(parts, pparts, strict=True)
     )
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    return any(_glob(rel, p) for p in patterns)
 
 
 def _copy_matching(src: Path, patterns: list[str], dst: Path, exclude: list[str]) -> list[str]:
