@@ -358,3 +358,35 @@ def test_stop_during_submission_deletes_the_job_it_submitted(
     history = pjm.command("pjstat", "-v", "-H", "--choose", "jid,st")
     assert [r.split() for r in history.splitlines()][1:] == [[deleted[-1], "CCL"]]
     assert not (project.root / "ran.log").exists()  # deleted before it could start
+
+
+def test_a_job_whose_status_cannot_be_read_is_unknown_then_re_attached(
+    project: Project, pjm: Pjm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "broken-bin"
+    broken.mkdir()
+    (broken / "pjstat").write_text(
+        "#!/bin/sh\necho '[ERR.] PJM 9999 pjstat server down' >&2\nexit 1\n"
+    )
+    (broken / "pjstat").chmod(0o755)
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{broken}:{path}")
+    pjm.host(maxStatusCheckError=2)
+    job_task(project, "t", log_line("t") + "sleep 2")
+
+    first = sharin.run(project)
+
+    assert first.state == "failed"
+    [message] = first.failed
+    assert "failed 3 times in a row" in message and "server down" in message
+    assert "`sharin run` again to re-attach" in message
+    record = journal_tasks(project.root, 1)["t"]
+    assert record.state == "unknown" and record.handle is not None
+
+    monkeypatch.setenv("PATH", path)  # the scheduler answers again
+    second = sharin.run(project)
+
+    assert second.state == "finished", second.failed
+    assert len(pjm.call_lines("pjsub")) == 1  # re-attached, not submitted again
+    assert lines(project.root / "ran.log") == ["t"]
+    assert journal_tasks(project.root, 1)["t"].state == "finished"

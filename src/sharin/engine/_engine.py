@@ -81,7 +81,7 @@ _TASK_TYPES = frozenset(
 )
 
 #: journaled states of an attempt that was under way when an engine died
-_IN_FLIGHT = frozenset({State.RUNNING, State.QUEUED, State.WAITING, State.STAGE_OUT})
+_IN_FLIGHT = frozenset({State.RUNNING, State.QUEUED, State.WAITING, State.STAGE_OUT, State.UNKNOWN})
 
 _PASSING = frozenset({State.STAGE_IN, State.WAITING, State.STAGE_OUT})
 _MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPED, State.UNKNOWN})
@@ -783,6 +783,12 @@ class Engine:
                         if submitted is not None:
                             submitted(handle)
                         result = await ex.wait(handle, spec)
+                if result.unknown:
+                    # the executor lost sight of the job, which may still run: keep its handle
+                    # so that the next `sharin run` re-attaches instead of submitting it again
+                    return self._finish(
+                        c, key, State.UNKNOWN, persist, attempt, None, result.message
+                    )
                 if job is not None and job.judge is not None:
                     result = await job.judge(result)
                 if result.ok:
@@ -825,7 +831,7 @@ class Engine:
         message: str,
     ) -> str:
         self._count(state)
-        if state == State.FAILED:
+        if state in (State.FAILED, State.UNKNOWN):
             self._failed.append(f"{key}: {message or f'exit code {rc}'}")
         self._record(
             c,

@@ -143,12 +143,15 @@ class JobResult:
     returncode: int | None
     message: str = ""
     lost: bool = False  #: the process or job vanished without a trace (only from ``attach``)
+    #: the executor lost sight of the job (e.g. the scheduler stopped answering); it may still
+    #: run, so the engine keeps its handle and re-attaches on the next run instead of resubmitting
+    unknown: bool = False
     #: a bulk job's sub jobs: index → (exit code, the scheduler's job status code)
     subjobs: Mapping[int, tuple[int | None, str | None]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.returncode == 0 and not self.lost
+        return self.returncode == 0 and not self.lost and not self.unknown
 
 
 class Executor(abc.ABC):

@@ -241,7 +241,7 @@ class BatchExecutor(Executor):
             )
             for w in list(self._watches.values()):
                 if not w.future.done():
-                    w.future.set_result(JobResult(None, msg))
+                    w.future.set_result(JobResult(None, msg, unknown=True))
         return None
 
     async def _check(self) -> None:
