@@ -390,3 +390,25 @@ def test_a_job_whose_status_cannot_be_read_is_unknown_then_re_attached(
     assert len(pjm.call_lines("pjsub")) == 1  # re-attached, not submitted again
     assert lines(project.root / "ran.log") == ["t"]
     assert journal_tasks(project.root, 1)["t"].state == "finished"
+
+
+def test_validate_names_components_whose_host_cannot_serve_them(
+    project: Project, config_dir: Path
+) -> None:
+    (config_dir / "remotehost.json").write_text(
+        json.dumps(
+            [
+                {"name": "a", "host": "x", "transport": "local", "jobScheduler": "Nope"},
+                {"name": "b", "host": "x", "transport": "local"},
+            ]
+        )
+    )
+    job_task(project, "t1", "true", host="a")
+    job_task(project, "t2", "true", host="b")
+    sharin.add_task(project, "t3", "true", host="b")  # no scheduler needed: runs here
+
+    found = {(p.file, p.field): p.message for p in sharin.validate(project)}
+
+    assert set(found) == {("t1/cmp.wheel.json", "host"), ("t2/cmp.wheel.json", "host")}
+    assert "unknown jobScheduler 'Nope'" in found["t1/cmp.wheel.json", "host"]
+    assert "has no jobScheduler" in found["t2/cmp.wheel.json", "host"]

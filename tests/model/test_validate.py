@@ -115,7 +115,10 @@ def test_w22_retry_times_is_checked_too(tmp_path: Path) -> None:
 
 
 def test_host_from_remotehost_json_is_known(tmp_path: Path, config_dir: Path) -> None:
-    write_json(config_dir / "remotehost.json", [{"name": "cluster", "host": "c.example"}])
+    write_json(
+        config_dir / "remotehost.json",
+        [{"name": "cluster", "host": "c.example", "transport": "local"}],
+    )
     p = build_valid(tmp_path / "demo")
     edit_json(p.root / "a" / "cmp.wheel.json", lambda d: d.update(host="cluster"))
     assert sharin.validate(p.root) == []

@@ -40,9 +40,23 @@ from ..engine import (
     sharin_dir,
     viewer_files,
 )
-from ..errors import BusyError, Problem, ProjectError, RunError
-from ..executors import ExecutorRegistry, load_schedulers, step_and_bulk_hosts
-from ..model import Component, Project, check, git, load_hosts, local_job_limit
+from ..errors import BusyError, ExecutorError, Problem, ProjectError, RunError
+from ..executors import (
+    ExecutorRegistry,
+    SchedulerDefinition,
+    load_schedulers,
+    step_and_bulk_hosts,
+)
+from ..model import (
+    COMPONENT_FILE,
+    Component,
+    HostConfig,
+    Project,
+    check,
+    git,
+    load_hosts,
+    local_job_limit,
+)
 
 __all__ = [
     "ProjectStatus",
@@ -214,14 +228,40 @@ def validate(project: ProjectRef) -> list[Problem]:
     """Every problem in the project; empty when it can run."""
     p = _project(project)
     hosts = load_hosts()
-    step_hosts, bulk_hosts = step_and_bulk_hosts(hosts, load_schedulers())
-    return check(
+    schedulers = load_schedulers()
+    step_hosts, bulk_hosts = step_and_bulk_hosts(hosts, schedulers)
+    problems = check(
         p,
         hosts=hosts.keys(),
         supported_types=SUPPORTED_TYPES,
         step_hosts=step_hosts,
         bulk_hosts=bulk_hosts,
     )
+    return problems + _placement_problems(p, hosts, schedulers, problems)
+
+
+def _placement_problems(
+    p: Project,
+    hosts: Mapping[str, HostConfig],
+    schedulers: Mapping[str, SchedulerDefinition],
+    found: list[Problem],
+) -> list[Problem]:
+    """Components whose host the executors cannot serve (no scheduler, no transport …)."""
+    registry = ExecutorRegistry(hosts, schedulers=schedulers)
+    seen = {(x.file, x.field) for x in found}
+    out: list[Problem] = []
+    for c in p.components():
+        if c.type not in ("task", "bulkjobTask", "stepjob") or c.host not in hosts:
+            continue
+        use_job_scheduler = c.use_job_scheduler or c.type != "task"
+        file = f"{c.rel}/{COMPONENT_FILE}"
+        if (file, "host") in seen:
+            continue
+        try:
+            registry.executor_for(c.host, use_job_scheduler)
+        except ExecutorError as e:
+            out.append(Problem(file, "host", str(e)))
+    return out
 
 
 # ---------------------------------------------------------------------- running
