@@ -137,6 +137,9 @@ def test_killed_engine_reattaches_to_the_job_without_resubmitting(
     wait_for(submitted, "t1 to be submitted", timeout=30)
     os.kill(engine.pid, signal.SIGKILL)
     engine.wait()
+    record = journal_tasks(project.root, 1)["t1"]
+    job_id = JobHandle.from_json(record.handle or "").native_id
+    assert record.message == f"Fugaku job {job_id} on fugaku"  # what `sharin status` shows
 
     second = procs.run("run", project.root, timeout=90)
 

@@ -731,7 +731,14 @@ class Engine:
                     if submitted is not None:
                         submitted(handle)
                     async with slots:
-                        self._record(c, key, State.RUNNING, persist=persist, message="re-attached")
+                        where = ex.describe(handle)
+                        self._record(
+                            c,
+                            key,
+                            State.RUNNING,
+                            persist=persist,
+                            message="re-attached" + (f" to {where}" if where else ""),
+                        )
                         result = await ex.attach(handle, spec)
                     if result.lost:
                         if self.options.lost_task == "fail":
@@ -778,7 +785,12 @@ class Engine:
                                 c, key, State.FAILED, persist, attempt, None, str(e)
                             )
                         self._record(
-                            c, key, State.RUNNING, persist=persist, handle=handle.to_json()
+                            c,
+                            key,
+                            State.RUNNING,
+                            persist=persist,
+                            handle=handle.to_json(),
+                            message=ex.describe(handle) or None,
                         )
                         if submitted is not None:
                             submitted(handle)

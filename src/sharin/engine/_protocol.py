@@ -175,6 +175,10 @@ class Executor(abc.ABC):
     async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
         """Wait until the attempt started by this engine ends."""
 
+    def describe(self, handle: JobHandle) -> str:
+        """A few words on where the attempt runs, for progress and ``sharin status`` ("" for none)."""
+        return ""
+
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
         """The handle of an attempt whose submit was under way when the engine died, if any.
 

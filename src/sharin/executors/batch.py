@@ -178,6 +178,9 @@ class BatchExecutor(Executor):
             },
         )
 
+    def describe(self, handle: JobHandle) -> str:
+        return f"{self.scheduler.name} job {handle.native_id} on {self.host}"
+
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
         path = posixpath.join(self.job_dir(spec), self._record_name(spec))
         res = await self.transport.run(f"cat {shlex.quote(path)}")
