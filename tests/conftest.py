@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -175,6 +176,35 @@ class Pjm:
             if words and words[0] == command:
                 out.append(words[1:])
         return out
+
+    def submit_then_crash(
+        self, project: sharin.Project, c: sharin.Component, kind: str, **spec: Any
+    ) -> int:
+        """What an engine killed mid-submission leaves: the intent journaled (``queued``, no
+        handle) and the job accepted by the scheduler. Returns the run's id."""
+        import asyncio
+
+        from sharin.engine import Journal, TaskSpec
+        from sharin.executors import BatchExecutor, LocalTransport, load_schedulers
+        from sharin.model import load_hosts
+
+        journal = Journal(project.root / ".sharin" / "journal.sqlite")
+        run = journal.new_run({})
+        journal.set_task(run, c.rel, kind, "queued", attempt=1, started=True)
+        journal.close()
+        task = TaskSpec(
+            key=c.rel,
+            name=c.name,
+            workdir=c.directory,
+            script="run.sh",
+            env=dict(os.environ, SHARIN_PROJECT_DIR=str(project.root)),
+            log_dir=project.root / ".sharin" / "runs" / str(run),
+            attempt=1,
+            **spec,
+        )
+        ex = BatchExecutor(load_hosts()["fugaku"], load_schedulers()["Fugaku"], LocalTransport())
+        asyncio.run(ex.submit(task))
+        return run
 
     def command(self, *args: str) -> str:
         return subprocess.run(

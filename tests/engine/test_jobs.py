@@ -402,11 +402,7 @@ def test_stop_deletes_the_steps_and_stops_the_stepjob(
 
 
 def test_a_bulk_submission_cut_short_by_a_crash_is_found_again(project: Project, pjm: Pjm) -> None:
-    import asyncio
-
-    from sharin.engine import BulkRequest, Journal, TaskSpec
-    from sharin.executors import BatchExecutor, LocalTransport, load_schedulers
-    from sharin.model import load_hosts
+    from sharin.engine import BulkRequest
 
     c = bulk_task(
         project,
@@ -415,22 +411,7 @@ def test_a_bulk_submission_cut_short_by_a_crash_is_found_again(project: Project,
         startBulkNumber=0,
         endBulkNumber=1,
     )
-    journal = Journal(project.root / ".sharin" / "journal.sqlite")
-    run = journal.new_run({})
-    journal.set_task(run, "bulk", "bulkjobTask", "queued", attempt=1, started=True)
-    journal.close()
-    spec = TaskSpec(
-        key="bulk",
-        name="bulk",
-        workdir=c.directory,
-        script="run.sh",
-        env=dict(os.environ, SHARIN_PROJECT_DIR=str(project.root)),
-        log_dir=project.root / ".sharin" / "runs" / str(run),
-        attempt=1,
-        bulk=BulkRequest(0, 1),
-    )
-    ex = BatchExecutor(load_hosts()["fugaku"], load_schedulers()["Fugaku"], LocalTransport())
-    asyncio.run(ex.submit(spec))  # what the engine that died did
+    pjm.submit_then_crash(project, c, "bulkjobTask", bulk=BulkRequest(0, 1))
 
     result = sharin.run(project)
 

@@ -14,7 +14,7 @@ import pytest
 
 import sharin
 from sharin import Project
-from sharin.engine import JobHandle, Journal, TaskSpec
+from sharin.engine import JobHandle, TaskSpec
 from sharin.errors import ProjectError
 from sharin.executors import BatchExecutor, ExecutorRegistry, LocalTransport, load_schedulers
 from sharin.model import load_hosts
@@ -156,24 +156,7 @@ def test_killed_engine_reattaches_to_the_job_without_resubmitting(
 def test_a_submission_cut_short_by_a_crash_is_found_again(project: Project, pjm: Pjm) -> None:
     """The engine died after pjsub accepted the job but before the journal had its id."""
     c = job_task(project, "t", log_line("t") + "sleep 0.5")
-    journal = Journal(project.root / ".sharin" / "journal.sqlite")
-    run = journal.new_run({})
-    journal.set_task(run, "t", "task", "queued", attempt=1, started=True, message="submitting")
-    journal.close()
-    host = load_hosts()["fugaku"]
-    spec = TaskSpec(
-        key="t",
-        name="t",
-        workdir=c.directory,
-        script="run.sh",
-        env=dict(os.environ, SHARIN_PROJECT_DIR=str(project.root)),
-        log_dir=project.root / ".sharin" / "runs" / str(run),
-        attempt=1,
-        host="fugaku",
-        use_job_scheduler=True,
-    )
-    ex = BatchExecutor(host, load_schedulers()["Fugaku"], LocalTransport())
-    asyncio.run(ex.submit(spec))  # what the dead engine did
+    run = pjm.submit_then_crash(project, c, "task", host="fugaku", use_job_scheduler=True)
 
     result = sharin.run(project)
 
