@@ -19,7 +19,7 @@ from sharin.errors import ProjectError
 from sharin.executors import BatchExecutor, ExecutorRegistry, LocalTransport, load_schedulers
 from sharin.model import load_hosts
 
-from ..conftest import Pjm, Processes
+from ..conftest import Cli, Pjm, Processes
 from ..helpers import journal_tasks, lines, log_line, wait_for
 
 
@@ -398,3 +398,30 @@ def test_validate_names_components_whose_host_cannot_serve_them(
     assert set(found) == {("t1/cmp.wheel.json", "host"), ("t2/cmp.wheel.json", "host")}
     assert "unknown jobScheduler 'Nope'" in found["t1/cmp.wheel.json", "host"]
     assert "has no jobScheduler" in found["t2/cmp.wheel.json", "host"]
+
+
+def test_status_jobs_asks_each_host_once(
+    project: Project, pjm: Pjm, procs: Processes, cli: Cli
+) -> None:
+    pjm.host(statusCheckInterval=60)  # the engine's own checks stay out of the count
+    for n in ("a", "b", "c"):
+        job_task(project, n, log_line(n) + "sleep 30")
+    sharin.add_task(project, "here", log_line("here") + "sleep 30")
+    engine = procs.start("run", project.root)
+    wait_for(lambda: len(lines(project.root / "ran.log")) == 4, "every task to run", timeout=60)
+    before = len(pjm.call_lines("pjstat"))
+
+    states = sharin.job_states(project.root)
+
+    assert {k: s.state for k, s in states.items()} == {
+        "a": "running",
+        "b": "running",
+        "c": "running",
+        "here": "running",
+    }
+    asked = pjm.call_lines("pjstat")[before:]
+    assert len(asked) == 1 and len([x for x in asked[0] if x.isdigit()]) == 3
+    out = cli("status", project.root, "--jobs").stdout
+    assert "host says" in out and out.count("running: queued or running") == 3
+    procs.run("stop", project.root)
+    engine.wait(timeout=30)

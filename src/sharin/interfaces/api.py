@@ -31,6 +31,8 @@ from ..engine import (
     Event,
     EventBus,
     ExecutorProvider,
+    JobHandle,
+    JobStatus,
     Journal,
     RunOptions,
     RunRecord,
@@ -362,6 +364,40 @@ def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
         finally:
             j.close()
     return ProjectStatus(p.name, p.state, engine_pid(p), rec, tasks)
+
+
+def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobStatus]:
+    """Ask the executors about every task of a run that has a process or job that may still run.
+
+    Handles are grouped by host: one status query per host covers all its jobs (for a batch
+    scheduler, one ``stat`` and, for the jobs that left the queue, one ``statAfter``).
+    """
+    s = status(project, run_id)
+    live = [t for t in s.tasks if t.handle and t.state in ("running", "queued", "unknown")]
+    if not live:
+        return {}
+
+    async def ask() -> dict[str, JobStatus]:
+        registry = ExecutorRegistry(load_hosts(), schedulers=load_schedulers())
+        groups: dict[tuple[str, str], list[tuple[str, JobHandle]]] = {}
+        for t in live:
+            h = JobHandle.from_json(t.handle or "")
+            groups.setdefault((h.executor, h.host), []).append((t.key, h))
+        answer: dict[str, JobStatus] = {}
+        try:
+            for (kind, host), items in groups.items():
+                try:
+                    ex = registry.executor_for(host, kind == "batch")
+                    found = await ex.status([h for _, h in items])
+                except ExecutorError as e:
+                    found = {h: JobStatus("unknown", str(e)) for _, h in items}
+                for key, h in items:
+                    answer[key] = found.get(h, JobStatus("unknown", "no answer"))
+        finally:
+            await registry.close()
+        return answer
+
+    return asyncio.run(ask())
 
 
 def runs(project: ProjectRef) -> list[RunRecord]:

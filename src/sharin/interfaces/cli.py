@@ -436,9 +436,15 @@ def _detach(p: Project, keep_going: bool, restart: bool, jobs: int | None, lost:
 @click.argument("project", type=click.Path(path_type=Path))
 @click.option("--run", "run_id", type=int, default=None, help="Show this run (default: the last).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(project: Path, run_id: int | None, as_json: bool) -> None:
+@click.option(
+    "--jobs",
+    is_flag=True,
+    help="Also ask each host about its running processes and jobs (one query per host).",
+)
+def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None:
     """State of PROJECT and of each task in its last run."""
     s = api.status(project, run_id)
+    live = api.job_states(project, run_id) if jobs else {}
     if as_json:
         out = {
             "project": s.project,
@@ -461,6 +467,11 @@ def status(project: Path, run_id: int | None, as_json: bool) -> None:
                     "attempt": t.attempt,
                     "rc": t.rc,
                     "message": t.message,
+                    **(
+                        {"job": {"state": live[t.key].state, "says": live[t.key].native}}
+                        if t.key in live
+                        else {}
+                    ),
                 }
                 for t in s.tasks
             ],
@@ -477,13 +488,16 @@ def status(project: Path, run_id: int | None, as_json: bool) -> None:
         console.print("no runs yet")
         return
     table = Table(title=f"run {s.run.id} ({s.run.state})", title_justify="left")
-    for col in ("component", "type", "state", "attempt", "exit", "time", "message"):
+    cols = ["component", "type", "state", "attempt", "exit", "time", "message"]
+    if jobs:
+        cols.append("host says")
+    for col in cols:
         table.add_column(col)
     for t in s.tasks:
         dur = ""
         if t.started:
             dur = f"{(t.ended or time.time()) - t.started:.1f}s"
-        table.add_row(
+        row = [
             t.key,
             t.kind,
             t.state,
@@ -491,7 +505,11 @@ def status(project: Path, run_id: int | None, as_json: bool) -> None:
             "" if t.rc is None else str(t.rc),
             dur,
             escape(t.message or ""),
-        )
+        ]
+        if jobs:
+            j = live.get(t.key)
+            row.append("" if j is None else escape(f"{j.state}: {j.native}"))
+        table.add_row(*row)
     console.print(table)
 
 
