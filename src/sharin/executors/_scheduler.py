@@ -18,7 +18,6 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +271,8 @@ def _read(path: Path) -> dict[str, Any]:
 
 def load_schedulers(directory: Path | None = None) -> dict[str, SchedulerDefinition]:
     """Built-in definitions, with the configuration directory's ``jobScheduler.json`` over them."""
+    from importlib import resources  # only runs that use a scheduler pay for this import
+
     builtin = resources.files(__package__).joinpath("jobScheduler.json")
     entries: dict[str, tuple[dict[str, Any], Path | str]] = {
         k: (v, "sharin's built-in jobScheduler.json")

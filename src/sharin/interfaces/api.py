@@ -230,7 +230,7 @@ def validate(project: ProjectRef) -> list[Problem]:
     """Every problem in the project; empty when it can run."""
     p = _project(project)
     hosts = load_hosts()
-    schedulers = load_schedulers()
+    schedulers = load_schedulers() if hosts else {}
     step_hosts, bulk_hosts = step_and_bulk_hosts(hosts, schedulers)
     problems = check(
         p,
@@ -285,9 +285,8 @@ async def run_async(
     opts = options or RunOptions()
     if opts.max_local is None:
         opts.max_local = local_job_limit()
-    provider = executors or ExecutorRegistry(
-        load_hosts(), max_local=opts.max_local, schedulers=load_schedulers()
-    )
+    # the scheduler definitions are read when a host first needs one
+    provider = executors or ExecutorRegistry(load_hosts(), max_local=opts.max_local)
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)
