@@ -62,7 +62,7 @@ from ..model import (
     write_json_atomic,
 )
 from ..model._jsonio import _UMASK
-from ._files import storage_path
+from ._files import copy_path, storage_path
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -165,16 +165,6 @@ def _mark_instance(template: Component, idir: Path) -> None:
     data["subComponent"] = True
     data["state"] = State.NOT_STARTED.value
     write_json_atomic(idir / COMPONENT_FILE, data)
-
-
-def _copy_path(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    if src.is_dir():
-        shutil.copytree(src, dst, dirs_exist_ok=True)
-    else:
-        tmp = dst.with_name(f".{dst.name}.sharin-tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
 
 
 # The handlers below are called by the engine with itself as ``self``.
@@ -562,11 +552,11 @@ class _InstanceMaker:
             with open(f"{base}/{rel}", "w") as out:  # as Path.write_text
                 out.write(rendered)
         for f in vector.files:
-            _copy_path(self.cdir / f, idir / f)
+            copy_path(self.cdir / f, idir / f, merge=True)
         for rule in resolve_scatter(self.setting, vector):
             dst_dir = idir / self.node_dirs[rule.node] if rule.node else idir
             for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir):
-                _copy_path(src_path, dst_path)
+                copy_path(src_path, dst_path, merge=True)
         if fresh and not vector.files and not self.setting.scatter:
             self._mark(base)  # the instance has no cmp.wheel.json yet
         else:
@@ -672,7 +662,7 @@ def gather(
     for rule in resolve_gather(setting, vector):
         src_dir = idir / node_dirs[rule.node] if rule.node else idir
         for src_path, dst_path in copy_pairs(rule, src_dir, cdir):
-            _copy_path(src_path, dst_path)
+            copy_path(src_path, dst_path, merge=True)
 
 
 # ------------------------------------------------------------------ source / viewer / storage
@@ -741,9 +731,9 @@ async def run_storage(
             if inp.name.endswith("/") or not inp.name:
                 for child in src.iterdir():
                     if child.name not in (COMPONENT_FILE, STATUS_FILE):
-                        _copy_path(child.resolve(), store / child.name)
+                        copy_path(child.resolve(), store / child.name, merge=True)
             else:
-                _copy_path(src.resolve(), store / inp.name)
+                copy_path(src.resolve(), store / inp.name, merge=True)
             if src.is_symlink():
                 src.unlink()
     except (SharinError, OSError) as e:

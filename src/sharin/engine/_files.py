@@ -98,20 +98,28 @@ def _link_atomic(target: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
+def copy_path(src: Path, dst: Path, *, merge: bool = False) -> None:
+    """Copy a file or directory to ``dst`` so that no reader sees half of a file.
+
+    A file goes through a temporary name and a rename. A directory replaces what ``dst`` was
+    (the same way, whole), or with ``merge`` is copied into an existing ``dst`` (what a
+    parameter study's scatter and gather, and a storage, do).
+    """
     dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.sharin-tmp")
     if src.is_dir():
-        tmp_dir = dst.with_name(f".{dst.name}.sharin-tmp")
-        if tmp_dir.exists():
-            shutil.rmtree(tmp_dir)
-        shutil.copytree(src, tmp_dir)
+        if merge:
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+            return
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        shutil.copytree(src, tmp)
         if dst.is_symlink() or dst.is_file():
             dst.unlink()
         elif dst.is_dir():
             shutil.rmtree(dst)
-        os.replace(tmp_dir, dst)
+        os.replace(tmp, dst)
         return
-    tmp = dst.with_name(f".{dst.name}.sharin-tmp")
     shutil.copyfile(src, tmp)
     if dst.is_dir() and not dst.is_symlink():
         shutil.rmtree(dst)
@@ -148,7 +156,7 @@ def deliver(d: Delivery) -> list[Path]:
         if src.resolve() == dst.resolve() and not dst.is_symlink():
             continue
         if d.copy:
-            _copy_atomic(src, dst)
+            copy_path(src, dst)
         else:
             _link_atomic(src, dst)
         made.append(dst)
