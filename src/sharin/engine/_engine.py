@@ -210,6 +210,7 @@ class Engine:
         self._task_futs: set[asyncio.Task[str]] = set()
         self._counts: dict[str, int] = {}
         self._failed: list[str] = []
+        self._ignored_failures = 0  #: failures ignoreFailure let the run go past
         self._base_env: dict[str, str] = {}
         self._log_dir = self.dir
         self._run_tag = ""
@@ -344,7 +345,8 @@ class Engine:
             if self._stopping:
                 state = State.STOPPED
             else:
-                state = State.FINISHED if ok else State.FAILED
+                # as WHEEL: a failure that ignoreFailure let the run go past still fails the run
+                state = State.FINISHED if ok and not self._ignored_failures else State.FAILED
         finally:
             # also reached on an unexpected error or KeyboardInterrupt: record what we know
             self._mirror.close()
@@ -597,6 +599,8 @@ class Engine:
             in_flight -= 1
             resolved += 1
             if state == State.FINISHED or (state == State.FAILED and x.ignore_failure):
+                if state == State.FAILED:
+                    self._ignored_failures += 1
                 release(x, State.FINISHED if state == State.FINISHED else State.FAILED)
             else:
                 ok = False

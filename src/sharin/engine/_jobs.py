@@ -149,11 +149,14 @@ async def run_stepjob(
         if t.cancelled() or t.result() != State.FINISHED.value:
             refused = True  # later steps cannot join a step job that never started
     states = await asyncio.gather(*futures, return_exceptions=True)
-    # as in a workflow: a step that failed with ignoreFailure does not fail the stepjob
-    ok = not refused and all(
-        x == State.FINISHED.value or (x == State.FAILED.value and s.ignore_failure)
-        for x, s in zip(states, launched, strict=True)
-    )
+    # as in a workflow: a step that failed with ignoreFailure does not fail the stepjob (the
+    # run still ends failed)
+    ok = not refused
+    for x, s in zip(states, launched, strict=True):
+        if x == State.FAILED.value and s.ignore_failure:
+            self._ignored_failures += 1
+        elif x != State.FINISHED.value:
+            ok = False
     if self._stopping:
         self._record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
