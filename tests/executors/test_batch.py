@@ -425,3 +425,18 @@ def test_status_jobs_asks_each_host_once(
     assert "host says" in out and out.count("running: queued or running") == 3
     procs.run("stop", project.root)
     engine.wait(timeout=30)
+
+
+def test_a_scheduler_that_is_not_installed_is_named(project: Project, config_dir: Path) -> None:
+    (config_dir / "remotehost.json").write_text(
+        json.dumps(
+            [{"name": "fugaku", "host": "x", "transport": "local", "jobScheduler": "Fugaku"}]
+        )
+    )
+    job_task(project, "t", "true")
+
+    result = sharin.run(project)  # no stand-in on PATH: there is no pjsub here
+
+    assert result.state == "failed"
+    assert "pjsub was not found on this machine" in result.failed[0]
+    assert "sharin-submit" not in result.failed[0]

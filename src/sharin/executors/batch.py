@@ -156,14 +156,18 @@ class BatchExecutor(Executor):
             await asyncio.sleep(delay)
         job_id = self.scheduler.job_id(res.output)
         if res.returncode != 0 or job_id is None:
-            text = res.output.strip() or f"exit status {res.returncode}, no output"
+            text = _said(res.output) or f"exit status {res.returncode}, no output"
+            hint = ""
+            if res.returncode == 127:
+                command = self.scheduler.submit.split()[0]
+                hint = (
+                    f"; {command} was not found on {self.transport.where}: is {self.scheduler.name} "
+                    "installed there, and on the PATH of non-interactive shells?"
+                )
             raise ExecutorError(
-                f"host {self.host!r}: {self.scheduler.name} did not accept {spec.key}: {text}"
+                f"host {self.host!r}: {self.scheduler.name} did not accept {spec.key}: {text}{hint}"
             )
-        said = res.output.replace(f"{_RECORD_TAG} bulk=0\n", "").replace(
-            f"{_RECORD_TAG} bulk=1\n", ""
-        )
-        _append(spec.stdout_path, f"[sharin] {said.strip()}\n")
+        _append(spec.stdout_path, f"[sharin] {_said(res.output)}\n")
         return self._handle(spec, job_id)
 
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
@@ -381,6 +385,12 @@ class BatchExecutor(Executor):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.transport.close()
+
+
+def _said(output: str) -> str:
+    """What the submit command printed, without the record's first line."""
+    lines = output.splitlines()
+    return "\n".join(x for x in lines if not x.startswith(_RECORD_TAG)).strip()
 
 
 def _append(path: Path, text: str) -> None:
