@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from ..errors import RunError, SharinError
 from ..model import (
     COMPONENT_FILE,
+    NEW_FILE_MODE,
     PARAMETER_FILE,
     STATUS_FILE,
     Component,
@@ -61,7 +62,6 @@ from ..model import (
     while_trip,
     write_json_atomic,
 )
-from ..model._jsonio import _UMASK
 from ._files import copy_path, storage_path
 
 if TYPE_CHECKING:
@@ -481,7 +481,9 @@ def _settled(key: _FileKey) -> bool:
 
 
 class _InstanceMaker:
-    """Makes the instance directories of one parameter study (see :func:`make_ps_instance`).
+    """Makes the instance directories of one parameter study: the template's directories and
+    files, the target files rendered for the instance's vector, its files-axis files and
+    scatter rules, and its ``cmp.wheel.json``.
 
     What is the same for every instance is prepared once: the instance's ``cmp.wheel.json``,
     the contents of the template's small files and the text of the target files. Both are
@@ -612,7 +614,7 @@ class _InstanceMaker:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             _write_all(fd, self.mark_bytes)
-            os.fchmod(fd, 0o666 & ~_UMASK)
+            os.fchmod(fd, NEW_FILE_MODE)
         finally:
             os.close(fd)
         os.replace(tmp, f"{base}/{COMPONENT_FILE}")
@@ -633,22 +635,6 @@ def _mkdir(path: str) -> bool:
             raise
         return False
     return True
-
-
-def make_ps_instance(
-    self: Engine,
-    c: Component,
-    cdir: Path,
-    idir: Path,
-    setting: ParameterSetting,
-    vector: ParamVector,
-    template: tuple[list[str], list[str]],
-    node_dirs: Mapping[str, str],
-) -> None:
-    """Make (or fill again) the instance directory ``idir`` of parameter study ``c``: the
-    template's directories and files, the target files rendered for ``vector``, its files-axis
-    files and scatter rules, and its ``cmp.wheel.json``."""
-    _InstanceMaker(c, cdir, setting, template, node_dirs).make(idir, vector, True, False)
 
 
 def gather(

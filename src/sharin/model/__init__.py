@@ -20,7 +20,7 @@ from ._component import (
 )
 from ._expr import ExpressionError, evaluate, is_true, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST, HostConfig, config_dir, load_hosts, local_job_limit
-from ._jsonio import read_json_object, write_json_atomic
+from ._jsonio import NEW_FILE_MODE, read_json_object, write_json_atomic
 from ._loops import (
     LoopTrip,
     for_trips,
@@ -47,6 +47,7 @@ from ._project import Project, find_project_root
 from ._validate import check, validate
 
 __all__ = [
+    "NEW_FILE_MODE",
     "archive_hosts",
     "export_project",
     "import_project",

@@ -10,10 +10,12 @@ from typing import Any
 
 from ..errors import ProjectError
 
-__all__ = ["read_json_object", "write_json_atomic"]
+__all__ = ["NEW_FILE_MODE", "read_json_object", "write_json_atomic"]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+#: the permission bits of a new regular file under this process's umask
+NEW_FILE_MODE = 0o666 & ~_UMASK
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -50,7 +52,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
         try:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
-            mode = 0o666 & ~_UMASK
+            mode = NEW_FILE_MODE
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
