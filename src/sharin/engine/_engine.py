@@ -690,20 +690,6 @@ class Engine:
         env: Mapping[str, str],
         job: JobOptions | None = None,
     ) -> str:
-        try:
-            return await self._task_attempts(c, cdir, key, env, job)
-        finally:
-            if job is not None and job.on_submitted is not None:
-                job.on_submitted(None)  # no-op once a handle was reported
-
-    async def _task_attempts(
-        self,
-        c: Component,
-        cdir: Path,
-        key: str,
-        env: Mapping[str, str],
-        job: JobOptions | None,
-    ) -> str:
         persist = cdir == c.directory
         prev = self._prev.get(key)
         if self._finished_before(c, key) is not None:

@@ -62,7 +62,8 @@ class JobOptions:
     submit_option: str | None = None  #: used when the task has none of its own
     step: StepRequest | None = None
     bulk: BulkRequest | None = None
-    #: told the handle once the job was accepted (None when the task ended without one)
+    #: told the handle once the job was accepted (the caller tells itself None when the task
+    #: ends without one)
     on_submitted: Callable[[JobHandle | None], None] | None = None
     #: called at stage-in of each attempt, after the inputs arrived: may change the spec
     prepare: Callable[[TaskSpec], TaskSpec] | None = None
