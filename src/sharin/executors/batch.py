@@ -17,7 +17,7 @@ import posixpath
 import shlex
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
@@ -48,7 +48,6 @@ class _Watch:
     misses: int = 0
     first_miss: float | None = None
     seen: bool = False
-    errors: list[str] = field(default_factory=list)
 
 
 class BatchExecutor(Executor):
