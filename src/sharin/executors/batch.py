@@ -250,30 +250,45 @@ class BatchExecutor(Executor):
                     w.future.set_result(JobResult(None, msg, unknown=True))
         return None
 
-    async def _check(self) -> None:
+    async def _ask(
+        self, ids: list[str], *, bulk: bool
+    ) -> tuple[set[str], dict[str, JobResult | None] | None] | None:
+        """One ``stat`` for ``ids``, then one ``statAfter`` for those no longer queued or running.
+
+        Returns the ids still running, and for each ended id its result (None when the
+        scheduler has no record of it; the whole dict None when ``statAfter`` failed), or None
+        when ``stat`` failed.
+        """
         s = self.scheduler
+        res = await self._query(s.stat_command(ids, bulk=bulk))
+        if res is None:
+            return None
+        running = {i for i in ids if s.is_running(res.stdout, i, bulk=bulk)}
+        ended = [i for i in ids if i not in running]
+        if not ended:
+            return running, {}
+        after = await self._query(s.stat_command(ended, bulk=bulk, after=True))
+        if after is None:
+            return running, None
+        return running, {i: self._result(after, i, bulk=bulk) for i in ended}
+
+    async def _check(self) -> None:
         for bulk in (False, True):
-            group = [w for w in self._watches.values() if w.bulk == bulk and not w.future.done()]
+            group = {
+                w.job_id: w
+                for w in self._watches.values()
+                if w.bulk == bulk and not w.future.done()
+            }
             if not group:
                 continue
-            res = await self._query(s.stat_command([w.job_id for w in group], bulk=bulk))
-            if res is None:
+            answer = await self._ask(list(group), bulk=bulk)
+            if answer is None:
                 continue
-            ended = []
-            for w in group:
-                if s.is_running(res.stdout, w.job_id, bulk=bulk):
-                    w.seen = True
-                else:
-                    ended.append(w)
-            if not ended:
-                continue
-            after = await self._query(
-                s.stat_command([w.job_id for w in ended], bulk=bulk, after=True)
-            )
-            if after is None:
-                continue
-            for w in ended:
-                result = self._result(after, w.job_id, bulk=w.bulk)
+            running, ended = answer
+            for job_id in running:
+                group[job_id].seen = True
+            for job_id, result in (ended or {}).items():
+                w = group[job_id]
                 if result is not None:
                     w.future.set_result(result)
                     continue
@@ -285,7 +300,7 @@ class BatchExecutor(Executor):
                     w.future.set_result(
                         JobResult(
                             None,
-                            f"{s.name} has no record of job {w.job_id} on {self.host!r}",
+                            f"{self.scheduler.name} has no record of job {job_id} on {self.host!r}",
                             lost=w.attach and not w.seen,
                         )
                     )
@@ -352,26 +367,20 @@ class BatchExecutor(Executor):
             )
 
     async def status(self, handles: Sequence[JobHandle]) -> dict[JobHandle, JobStatus]:
-        s = self.scheduler
         answer: dict[JobHandle, JobStatus] = {}
         for bulk in (False, True):
-            group = [h for h in handles if bool(h.data.get("bulk")) == bulk]
+            group = {h.native_id: h for h in handles if bool(h.data.get("bulk")) == bulk}
             if not group:
                 continue
-            res = await self._query(s.stat_command([h.native_id for h in group], bulk=bulk))
-            if res is None:
+            found = await self._ask(list(group), bulk=bulk)
+            if found is None:
                 continue
-            ended = [h for h in group if not s.is_running(res.stdout, h.native_id, bulk=bulk)]
-            for h in group:
-                if h not in ended:
+            running, ended = found
+            for job_id, h in group.items():
+                if job_id in running:
                     answer[h] = JobStatus("running", "queued or running")
-            if not ended:
-                continue
-            after = await self._query(
-                s.stat_command([h.native_id for h in ended], bulk=bulk, after=True)
-            )
-            for h in ended:
-                r = None if after is None else self._result(after, h.native_id, bulk=bulk)
+                    continue
+                r = ended.get(job_id) if ended is not None else None
                 if r is None:
                     answer[h] = JobStatus("unknown", "no record")
                 else:
