@@ -230,7 +230,12 @@ def validate(project: ProjectRef) -> list[Problem]:
     """Every problem in the project; empty when it can run."""
     p = _project(project)
     hosts = load_hosts()
-    schedulers = load_schedulers() if hosts else {}
+    return _check(p, hosts, load_schedulers() if hosts else {})
+
+
+def _check(
+    p: Project, hosts: Mapping[str, HostConfig], schedulers: Mapping[str, SchedulerDefinition]
+) -> list[Problem]:
     step_hosts, bulk_hosts = step_and_bulk_hosts(hosts, schedulers)
     problems = check(
         p,
@@ -279,14 +284,15 @@ async def run_async(
     p = _project(project)
     from ..errors import ValidationError
 
-    problems = validate(p)
+    hosts = load_hosts()
+    schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
+    problems = _check(p, hosts, schedulers)
     if problems:
         raise ValidationError(problems)
     opts = options or RunOptions()
     if opts.max_local is None:
         opts.max_local = local_job_limit()
-    # the scheduler definitions are read when a host first needs one
-    provider = executors or ExecutorRegistry(load_hosts(), max_local=opts.max_local)
+    provider = executors or ExecutorRegistry(hosts, max_local=opts.max_local, schedulers=schedulers)
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)
