@@ -180,6 +180,12 @@ def _int_field(c: Component, name: str) -> int:
         ) from None
 
 
+def _numbered(cdir: Path, rel: str, n: int) -> Path:
+    """Sub job ``n``'s copy of ``rel``: ``dir/name`` becomes ``dir/<n>.name`` (as WHEEL names it)."""
+    head, _, base = rel.rpartition("/")
+    return cdir / head / f"{n}.{base}"
+
+
 def expand_bulk(c: Component, cdir: Path) -> tuple[int, int]:
     """Write sub job *n*'s files (``n.<target>``) and ``parameterSet.wheel.txt``; return 0, N-1."""
     setting = load_parameter_setting(cdir / str(c.data.get("parameterFile") or PARAMETER_FILE))
@@ -190,13 +196,11 @@ def expand_bulk(c: Component, cdir: Path) -> tuple[int, int]:
     n = -1
     for n, vector in enumerate(space):
         for rel in targets:
-            head, _, base = rel.rpartition("/")
-            out = cdir / (f"{head}/" if head else "") / f"{n}.{base}"
+            out = _numbered(cdir, rel, n)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(render_template(sources[rel], vector, source=cdir / rel))
         for f in vector.files:
-            head, _, base = f.rpartition("/")
-            dst = cdir / (f"{head}/" if head else "") / f"{n}.{base}"
+            dst = _numbered(cdir, f, n)
             src = cdir / f
             if src.is_dir():
                 shutil.copytree(src, dst, dirs_exist_ok=True)
