@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError
+from ..errors import ProjectError, ValidationError
 from . import _git
 from ._component import COMPONENT_FILE, PROJECT_FILE, PROJECT_SUFFIX, STATUS_FILE, State
 from ._hosts import LOCALHOST
@@ -150,6 +150,7 @@ def import_project(
             src = _extract(source, Path(tmp))
         else:
             raise ProjectError("no such archive or directory", path=source)
+        _refuse_unsafe_names(src)
         prj = read_json_object(src / PROJECT_FILE)
         pname = str(prj.get("name") or src.name.removesuffix(PROJECT_SUFFIX))
         dest = parent / f"{pname}{PROJECT_SUFFIX}"
@@ -197,3 +198,15 @@ def import_project(
         dest.parent.mkdir(parents=True, exist_ok=True)
         _git.clone(src, dest)
     return dest.resolve()
+
+
+def _refuse_unsafe_names(root: Path) -> None:
+    """An imported project must not name files outside its components (``../x``, ``/etc/x``)."""
+    from ._project import Project
+    from ._validate import name_problems, project_bounds
+
+    project = Project.open(root)
+    bounds = project_bounds(project)
+    problems = [x for c in project.root_component.walk() for x in name_problems(c, bounds)]
+    if problems:
+        raise ValidationError(problems)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, NamedTuple, Typ
 from ..errors import ProjectError
 from ._expr import to_js_string
 from ._jsonio import read_json_object
+from ._paths import Bounds, UnsafePathError, check_real, find_root, name_problem
 
 if TYPE_CHECKING:  # jinja2 is imported when a template is first rendered (start-up time)
     import jinja2
@@ -73,6 +74,7 @@ __all__ = [
     "resolve_gather",
     "resolve_scatter",
     "sanitize_path",
+    "setting_problems",
 ]
 
 #: WHEEL's default name for a PS component's parameter file.
@@ -431,7 +433,9 @@ def _parse_rule(
     src = _string_field(item, "srcName", where, fail)
     if not src:
         raise fail(f"{where}.srcName", "is empty")
+    _relative_name(src, f"{where}.srcName", fail)
     dst = _string_field(item, "dstName", where, fail)
+    _relative_name(dst, f"{where}.dstName", fail, empty_ok=True)
     return src, dst, _optional_string(item, node_key, where, fail)
 
 
@@ -463,12 +467,15 @@ def _optional_string(item: Mapping[str, Any], key: str, where: str, fail: _Fail)
     return value
 
 
-def _relative_name(name: str, where: str, fail: _Fail) -> str:
-    if not name:
+def _relative_name(name: str, where: str, fail: _Fail, *, empty_ok: bool = False) -> str:
+    if not name and not empty_ok:
         raise fail(where, "is empty")
     posix = name.replace("\\", "/")
-    if posix.startswith("/") or re.match(r"[A-Za-z]:", posix) or ".." in posix.split("/"):
-        raise fail(where, f"{name!r} must stay inside the parameter study directory")
+    problem = name_problem(name, empty_ok=empty_ok)
+    if problem is None and re.match(r"[A-Za-z]:", posix):
+        problem = "looks like a Windows drive"
+    if problem is not None:
+        raise fail(where, f"{name!r} must stay inside the parameter study directory: it {problem}")
     return name
 
 
@@ -571,6 +578,79 @@ def _format_scaled(scaled: int, digits: int) -> str:
 
 def _posix(name: str) -> str:
     return name.replace(os.sep, "/") if os.sep != "/" else name
+
+
+def setting_problems(
+    setting: ParameterSetting,
+    ps_dir: Path,
+    node_dirs: Mapping[str, str],
+    bounds: Bounds | None = None,
+) -> list[tuple[str, str]]:
+    """``(field, message)`` for what a run of the study would trip over in its files.
+
+    Each target file must exist in ``ps_dir`` (or below its ``targetNode``), lead to a file
+    inside the project (``bounds``, by default the project holding ``ps_dir``) and be UTF-8
+    text; each ``targetNode``, scatter ``dstNode`` and gather ``srcNode`` must be a component
+    below the study (``node_dirs`` maps their IDs to their directories relative to ``ps_dir``).
+    The names themselves were checked when the file was read. Reads the target files, writes
+    nothing.
+    """
+    bounds = bounds or Bounds.of(find_root(ps_dir))
+    target_key = "targetFiles"
+    out: list[tuple[str, str]] = []
+    for i, target in enumerate(setting.target_files):
+        where = f"{target_key}[{i}]"
+        if target.node is not None and target.node not in node_dirs:
+            out.append(
+                (
+                    f"{where}.targetNode",
+                    f"{target.node!r} is not the ID of a component inside the parameter study; "
+                    "fix targetNode or leave it empty for the study's own directory",
+                )
+            )
+            continue
+        rel = target.path(node_dirs)
+        path = ps_dir / rel
+        try:
+            check_real(path, bounds, what="target file", shown=rel, named_ok=False)
+        except UnsafePathError as e:
+            out.append((where, str(e)))
+            continue
+        if not path.is_file():
+            out.append(
+                (
+                    where,
+                    f"target file {rel!r} does not exist in {ps_dir.name}/; create it "
+                    "or remove it from targetFiles",
+                )
+            )
+            continue
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            out.append(
+                (
+                    where,
+                    f"target file {rel!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                    f"at offset {e.start}); save it as UTF-8",
+                )
+            )
+        except OSError as e:
+            out.append((where, f"target file {rel!r} cannot be read ({e.strerror})"))
+    for kind, rules, node_key in (
+        ("scatter", [(r.dst_node) for r in setting.scatter], "dstNode"),
+        ("gather", [(r.src_node) for r in setting.gather], "srcNode"),
+    ):
+        for i, node in enumerate(rules):
+            if node is not None and node not in node_dirs:
+                out.append(
+                    (
+                        f"{kind}[{i}].{node_key}",
+                        f"{node!r} is not the ID of a component inside the parameter study; "
+                        f"fix {node_key} or leave it empty for the instance itself",
+                    )
+                )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -853,31 +933,48 @@ def resolve_gather(setting: ParameterSetting, vector: ParamVector) -> list[FileR
     ]
 
 
-def copy_pairs(rule: FileRule, src_dir: Path | str, dst_dir: Path | str) -> list[tuple[Path, Path]]:
+def copy_pairs(
+    rule: FileRule,
+    src_dir: Path | str,
+    dst_dir: Path | str,
+    *,
+    bounds: Bounds | None = None,
+) -> list[tuple[Path, Path]]:
     """``(source, destination)`` paths for one rendered rule, as WHEEL copies them.
 
     ``rule.src_glob`` is matched in ``src_dir``. When ``rule.dst_is_dir``, each match keeps its
     relative path below ``dst_dir/dst_name``; otherwise each match is copied to
     ``dst_dir/dst_name`` (so several matches overwrite each other, as in WHEEL). Nothing may
-    point outside ``src_dir`` or ``dst_dir``.
+    point outside ``src_dir`` or ``dst_dir`` (the names, as rendered), nor lead through a
+    symbolic link out of the project (``bounds``; by default the project holding each
+    directory): such a rule raises :class:`ProjectError` before anything is copied.
     """
     src_dir, dst_dir = Path(src_dir), Path(dst_dir)
     _inside(rule.src_glob, "source", src_dir)
-    _inside(rule.dst_name, "destination", dst_dir)
+    _inside(rule.dst_name, "destination", dst_dir, empty_ok=True)
+    src_bounds = bounds or Bounds.of(find_root(src_dir))
+    dst_bounds = bounds or Bounds.of(find_root(dst_dir))
     pairs: list[tuple[Path, Path]] = []
-    for match in sorted(glob.glob(rule.src_glob, root_dir=src_dir, recursive=True)):
-        if rule.dst_is_dir:
-            dst = dst_dir / rule.dst_name.rstrip("/\\") / match
-        else:
-            dst = dst_dir / rule.dst_name
-        pairs.append((src_dir / match, dst))
+    try:
+        for match in sorted(glob.glob(rule.src_glob, root_dir=src_dir, recursive=True)):
+            src = src_dir / match
+            check_real(src, src_bounds, what="source", shown=match, named_ok=False)
+            if rule.dst_is_dir:
+                dst = dst_dir / rule.dst_name.rstrip("/\\") / match
+            else:
+                dst = dst_dir / rule.dst_name
+            # a directory is merged into what is there: the destination itself is followed
+            check_real(dst, dst_bounds, what="destination", follow=src.is_dir(), named_ok=False)
+            pairs.append((src, dst))
+    except UnsafePathError as e:
+        raise ProjectError(str(e)) from None
     return pairs
 
 
-def _inside(name: str, what: str, root: Path) -> None:
-    posix = name.replace("\\", "/")
-    if posix.startswith("/") or ".." in posix.split("/"):
-        raise ProjectError(f"{what} {name!r} must stay inside {root}")
+def _inside(name: str, what: str, root: Path, *, empty_ok: bool = False) -> None:
+    problem = name_problem(name, empty_ok=empty_ok)
+    if problem is not None:
+        raise ProjectError(f"{what} {name!r} must stay inside {root}: it {problem}")
 
 
 def copy_exclusions(

@@ -26,6 +26,7 @@ from ._component import (
     step_order,
 )
 from ._jsonio import read_json_object, write_json_atomic
+from ._paths import Bounds, name_problem
 
 __all__ = ["Project", "find_project_root"]
 
@@ -296,6 +297,8 @@ class Project:
         data = default_component(ctype, name, parent.id)
         for key, value in props.items():
             data[key] = value
+        rel = f"{parent.rel}/{name}" if parent.rel else name
+        _refuse_unsafe(Component(data, parent.directory / name, rel, parent=parent), self.root)
         directory = parent.directory / name
         if directory.exists():
             raise ProjectError(
@@ -381,6 +384,10 @@ class Project:
             raise ProjectError(f"cannot connect a file of {src.rel} to itself")
         if not src_name or not dst_name:
             raise ProjectError("both file names must be given (out-name and in-name)")
+        _refuse_unsafe_names(
+            (src, "outputFiles" if dst.parent is not src else "inputFiles", src_name),
+            (dst, "inputFiles" if src.parent is not dst else "outputFiles", dst_name),
+        )
         if src.parent is dst.parent:
             _add_output(src.data, src_name, "dst", {"dstNode": dst.id, "dstName": dst_name})
             _add_input(dst.data, dst_name, "src", {"srcNode": src.id, "srcName": src_name})
@@ -407,6 +414,7 @@ class Project:
         if key == "name":
             self.rename(c, str(value))
             return
+        _refuse_unsafe_change(c, key, value, self.root)
         c.data[key] = value
         self.write_component(c)
         self.touch()
@@ -497,3 +505,32 @@ def _drop_refs(data: dict[str, Any], cid: str) -> bool:
                     f[lkey] = kept
                     changed = True
     return changed
+
+
+def _refuse_unsafe(c: Component, root: Path, keys: tuple[str, ...] | None = None) -> None:
+    """Raise when a name in ``c`` (in the fields ``keys``, default all) would reach outside its
+    directory or the project: edits are refused before anything is written."""
+    from ._validate import name_problems  # validation imports this module
+
+    problems = [
+        x
+        for x in name_problems(c, Bounds.of(root))
+        if keys is None or x.field.split("[", 1)[0] in keys
+    ]
+    if problems:
+        raise ProjectError("; ".join(str(x) for x in problems))
+
+
+def _refuse_unsafe_change(c: Component, key: str, value: Any, root: Path) -> None:
+    """Refuse ``set key=value`` when the new value holds a name that leaves the directory."""
+    trial = Component({**c.data, key: value}, c.directory, c.rel, parent=c.parent)
+    _refuse_unsafe(trial, root, (key,))
+
+
+def _refuse_unsafe_names(*ends: tuple[Component, str, str]) -> None:
+    """Refuse a file edge whose names leave the components' directories."""
+    for c, field, name in ends:
+        problem = name_problem(name)
+        if problem is not None:
+            file = f"{c.rel}/{COMPONENT_FILE}" if c.rel else COMPONENT_FILE
+            raise ProjectError(f"{file} [{field}[{name}]]: {name!r} {problem}")

@@ -15,10 +15,18 @@ from ._component import (
 from ._expr import ExpressionError, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST
 from ._loops import foreach_items, validate_for
-from ._paramstudy import PARAMETER_FILE, load_parameter_setting
+from ._paramstudy import PARAMETER_FILE, load_parameter_setting, setting_problems
+from ._paths import (
+    Bounds,
+    UnsafePathError,
+    check_real,
+    condition_script,
+    find_root,
+    name_problem,
+)
 from ._project import Project
 
-__all__ = ["check", "validate"]
+__all__ = ["check", "name_problems", "validate"]
 
 _Add = Callable[[Problem], None]
 
@@ -53,6 +61,7 @@ def check(
     problems = list(project.load_problems)
     add = problems.append
     known_hosts = {LOCALHOST, *hosts}
+    bounds = project_bounds(project)
     seen_ids: dict[str, Component] = {}
     for c in project.root_component.walk():
         f = _file(c)
@@ -103,6 +112,7 @@ def check(
                     )
                 )
             names[child.name] = child
+        problems.extend(name_problems(c, bounds))
         if c.type in _TASKLIKE:
             _check_task(c, known_hosts, add)
         else:
@@ -150,8 +160,11 @@ def _check_condition(c: Component, key: str, add: _Add, *, required: bool = True
             add(Problem(f, key, "is not set; give a script name in the directory or an expression"))
         return
     text = str(cond).strip()
-    if (c.directory / text).is_file():
-        return
+    try:
+        if condition_script(c.directory, text) is not None:
+            return
+    except UnsafePathError:
+        return  # a file outside: name_problems reports it
     try:
         parse_expression(text)
     except ExpressionError as e:
@@ -185,11 +198,7 @@ def _check_control(c: Component, add: _Add) -> None:
         ):
             add(Problem(f, "keep", f"{keep!r} is not a whole number ≥ 0 (or empty to keep all)"))
     if t == "parameterStudy":
-        name = str(c.data.get("parameterFile") or PARAMETER_FILE)
-        try:
-            load_parameter_setting(c.directory / name)
-        except ProjectError as e:
-            add(Problem(f, "parameterFile", str(e)))
+        _check_parameter_file(c, add, study=True)
     if t == "source":
         outs = c.data.get("outputFiles") or []
         if len(outs) != 1 or not isinstance(outs[0], dict) or not outs[0].get("name"):
@@ -313,11 +322,7 @@ def _check_job_model(
         if host != LOCALHOST and not c.use_job_scheduler:
             add(Problem(f, "useJobScheduler", "a bulkjobTask is a batch job; set true"))
         if c.data.get("usePSSettingFile", True):
-            name = str(c.data.get("parameterFile") or PARAMETER_FILE)
-            try:
-                load_parameter_setting(c.directory / name)
-            except ProjectError as e:
-                add(Problem(f, "parameterFile", str(e)))
+            _check_parameter_file(c, add, study=False)
         else:
             try:
                 start = int(c.data.get("startBulkNumber"))  # type: ignore[arg-type]
@@ -348,7 +353,7 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
                 "no script is set; `sharin set` the task's script to a file in its directory",
             )
         )
-    else:
+    elif name_problem(str(script)) is None:  # an unsafe name: name_problems reports it
         path = c.directory / str(script)
         if not path.is_file():
             add(
@@ -468,6 +473,135 @@ def _check_edges(
                         f"goes to unknown component ID {link.node!r}; remove the edge",
                     )
                 )
+
+
+def project_bounds(project: Project) -> Bounds:
+    """The project's directory and the storage paths its storage components name."""
+    named = [
+        str(c.data["storagePath"])
+        for c in project.root_component.walk()
+        if c.type == "storage"
+        and isinstance(c.data.get("storagePath"), str)
+        and str(c.data["storagePath"]).startswith(("/", "~"))
+    ]
+    return Bounds.of(project.root, named)
+
+
+#: keys whose value, when it names a file in the component's directory, is a script to run
+CONDITION_KEYS = ("condition", "retryCondition", "checker")
+
+
+def name_problems(c: Component, bounds: Bounds | None = None) -> list[Problem]:
+    """Every name in ``c``'s ``cmp.wheel.json`` that would reach outside its directory or,
+    through a symbolic link, outside the project (``bounds``): the script, the condition
+    scripts, the parameter file, include/exclude patterns, and the names of the file edges.
+
+    Only what is unsafe is reported here (a missing script is another check's business), so
+    edits can refuse exactly that.
+    """
+    f = _file(c)
+    out: list[Problem] = []
+    inside = bounds or Bounds.of(find_root(c.directory))
+
+    def name(field: str, what: str, value: object, *, empty_ok: bool = False) -> bool:
+        problem = name_problem(value, empty_ok=empty_ok)
+        if problem is not None:
+            out.append(Problem(f, field, f"{what} {_shown(value)} {problem}"))
+        return problem is None
+
+    def real(field: str, what: str, value: str, *, follow: bool = True) -> None:
+        try:
+            check_real(
+                c.directory / value, inside, what=what, shown=value, follow=follow, named_ok=False
+            )
+        except UnsafePathError as e:
+            out.append(Problem(f, field, str(e)))
+
+    script = c.data.get("script")
+    if c.type in _TASKLIKE and script not in (None, ""):
+        if name("script", "script", script):
+            real("script", "script", str(script))
+    for key in CONDITION_KEYS:
+        cond = c.data.get(key)
+        if isinstance(cond, str) and cond.strip():
+            try:
+                condition_script(c.directory, cond, inside)
+            except UnsafePathError as e:
+                out.append(Problem(f, key, str(e)))
+                continue
+            problem = name_problem(cond.strip())
+            if problem is not None and not _is_expression(cond):
+                out.append(Problem(f, key, f"condition script {_shown(cond.strip())} {problem}"))
+    if c.type in ("parameterStudy", "bulkjobTask"):
+        pfile = c.data.get("parameterFile")
+        if pfile not in (None, ""):
+            name("parameterFile", "parameter file", pfile)  # its link: _check_parameter_file
+    for key, patterns in (("include", c.include), ("exclude", c.exclude)):
+        for pattern in patterns:
+            name(key, "pattern", pattern)
+    for inp in c.input_files:
+        field = f"inputFiles[{inp.name}]"
+        if name(field, "input name", inp.name, empty_ok=True) and inp.name:
+            # a file is replaced by its delivery, a directory receives files: followed
+            into = inp.name.endswith(("/", "\\"))
+            real(field, "input name", inp.name.rstrip("/\\") or ".", follow=into)
+        for link in inp.src:
+            name(field, "source name", link.name, empty_ok=True)
+        for link in inp.forward_to:
+            name(field, "forwarded name", link.name, empty_ok=True)
+    for outf in c.output_files:
+        field = f"outputFiles[{outf.name}]"
+        name(field, "output name", outf.name, empty_ok=True)
+        for link in outf.dst:
+            name(field, "destination name", link.name, empty_ok=True)
+        for link in outf.origin:
+            name(field, "origin name", link.name, empty_ok=True)
+    return out
+
+
+def _is_expression(text: str) -> bool:
+    try:
+        parse_expression(text.strip())
+    except ExpressionError:
+        return False
+    return True
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:60] + "…" + text[-10:]
+
+
+def _check_parameter_file(c: Component, add: _Add, *, study: bool) -> None:
+    """Read a parameter study's (or bulk job's) parameter file, and for a study check its
+    target files, scatter and gather against the directory (problems name that file)."""
+    f = _file(c)
+    name = str(c.data.get("parameterFile") or PARAMETER_FILE)
+    if name_problem(name) is not None:
+        return  # name_problems reports it
+    path = c.directory / name
+    try:
+        check_real(
+            path,
+            Bounds.of(find_root(c.directory)),
+            what="parameter file",
+            shown=name,
+            named_ok=False,
+        )
+    except UnsafePathError as e:
+        add(Problem(f, "parameterFile", str(e)))
+        return
+    try:
+        setting = load_parameter_setting(path)
+    except ProjectError as e:
+        add(Problem(f, "parameterFile", str(e)))
+        return
+    if not study:
+        return
+    node_dirs = {x.id: x.rel[len(c.rel) + 1 :] for x in c.walk()[1:]}
+    pfile = f"{c.rel}/{name}" if c.rel else name
+    for field, message in setting_problems(setting, c.directory, node_dirs):
+        add(Problem(pfile, field, message))
 
 
 def _deps(c: Component, ids: set[str]) -> Iterable[str]:
