@@ -36,7 +36,7 @@ from ..model import (
 from . import _control, _jobs
 from ._control import TripControl, condition_true
 from ._events import Event, EventBus
-from ._files import Delivery, deliver, resolve_sources
+from ._files import Delivery, deliver, resolve_sources, run_bounds
 from ._jobs import JobOptions
 from ._journal import Journal, TaskRecord
 from ._protocol import (
@@ -629,12 +629,14 @@ class Engine:
         if parent is None:
             return
         pdir = cdir.parent
+        # the project and the places the user named (storage paths, hosts' paths)
+        bounds = run_bounds(self.project, getattr(self.executors, "hosts", None))
         for inp in c.input_files:
             for link in inp.src:
                 for producer, sdir, pattern, copy in resolve_sources(
                     parent, pdir, link.node, link.name
                 ):
-                    deliver(Delivery(producer, sdir, pattern, cdir, inp.name, copy))
+                    deliver(Delivery(producer, sdir, pattern, cdir, inp.name, copy), bounds)
 
     # ------------------------------------------------------------------ tasks
     def _executor(self, host: str, use_job_scheduler: bool) -> tuple[Executor, asyncio.Semaphore]:
@@ -795,7 +797,10 @@ class Engine:
                     result = await job.judge(result)
                 if result.ok:
                     self._record(c, key, State.STAGE_OUT, persist=persist)
-                    await ex.stage_out(spec, result)
+                    try:
+                        await ex.stage_out(spec, result)
+                    except SharinError as e:
+                        return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
                     return self._finish(c, key, State.FINISHED, persist, attempt, 0, result.message)
                 if attempt <= c.retry and await self._should_retry(c, cdir, env):
                     self._record(

@@ -13,13 +13,23 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RunError
-from ..model import Component
+from ..model import Component, HostConfig, Project
+from ..model._paths import Bounds, UnsafePathError, check_real, find_root, name_problem
 
-__all__ = ["Delivery", "deliver", "has_magic", "resolve_sources", "storage_path"]
+__all__ = [
+    "Delivery",
+    "deliver",
+    "has_magic",
+    "resolve_sources",
+    "run_bounds",
+    "storage_path",
+]
 
 
 def has_magic(name: str) -> bool:
@@ -126,8 +136,20 @@ def copy_path(src: Path, dst: Path, *, merge: bool = False) -> None:
     os.replace(tmp, dst)
 
 
-def deliver(d: Delivery) -> list[Path]:
-    """Deliver one input; returns the paths made. Raises RunError when a named file is missing."""
+def deliver(d: Delivery, bounds: Bounds | None = None) -> list[Path]:
+    """Deliver one input; returns the paths made. Raises RunError when a named file is missing,
+    or when a name or a match would reach outside the project (``bounds``; by default the
+    project holding the consumer, and for a copy from a storage, its storage path): then
+    nothing is made, removed or replaced."""
+    if bounds is None:
+        common = Path(os.path.commonpath([d.src_dir, d.dst_dir]))
+        bounds = Bounds.of(find_root(d.dst_dir, common if not d.copy else d.dst_dir))
+    src_bounds = Bounds.of(bounds.root, (*bounds.named, d.src_dir)) if d.copy else bounds
+    what = f"input {d.dst_name or d.pattern!r} of {d.dst_dir.name}"
+    for name, role, empty_ok in ((d.pattern, "source", False), (d.dst_name, "name", True)):
+        problem = name_problem(name, empty_ok=empty_ok)
+        if problem is not None:
+            raise RunError(f"{what}: the {role} {name!r} {problem}; nothing was delivered")
     magic = has_magic(d.pattern)
     if magic:
         matches = sorted(glob.glob(d.pattern, root_dir=d.src_dir))
@@ -146,13 +168,24 @@ def deliver(d: Delivery) -> list[Path]:
             "edge names the right file"
         )
     as_dir = magic or d.dst_name.endswith(("/", "\\")) or d.dst_name == ""
+    plan: list[tuple[Path, Path]] = []
+    try:
+        for m in matches:
+            src = d.src_dir / m
+            check_real(src, src_bounds, what=f"{d.producer}'s file", shown=m)
+            if as_dir:
+                dst = d.dst_dir / d.dst_name.rstrip("/\\") / m
+            else:
+                dst = d.dst_dir / d.dst_name
+            # the link (or copy) replaces what is at dst: its directory must be inside
+            check_real(
+                dst, bounds, what="destination", shown=str(dst), follow=False, named_ok=False
+            )
+            plan.append((src, dst))
+    except UnsafePathError as e:
+        raise RunError(f"{what}: {e}; nothing was delivered") from None
     made = []
-    for m in matches:
-        src = d.src_dir / m
-        if as_dir:
-            dst = d.dst_dir / d.dst_name.rstrip("/\\") / m
-        else:
-            dst = d.dst_dir / d.dst_name
+    for src, dst in plan:
         if src.resolve() == dst.resolve() and not dst.is_symlink():
             continue
         if d.copy:
@@ -161,3 +194,21 @@ def deliver(d: Delivery) -> list[Path]:
             _link_atomic(src, dst)
         made.append(dst)
     return made
+
+
+_bounds_cache: weakref.WeakKeyDictionary[Project, Bounds] = weakref.WeakKeyDictionary()
+
+
+def run_bounds(project: Project, hosts: Mapping[str, HostConfig] | None = None) -> Bounds:
+    """Where a run's files may lead: the project, its storage components' storage paths and
+    the hosts' ``path`` directories (places the user named). Computed once per project."""
+    found = _bounds_cache.get(project)
+    if found is None:
+        named = [
+            str(c.data.get("storagePath"))
+            for c in project.root_component.walk()
+            if c.type == "storage" and str(c.data.get("storagePath") or "").startswith(("/", "~"))
+        ]
+        named += [h.path for h in (hosts or {}).values() if h.path.startswith(("/", "~"))]
+        found = _bounds_cache[project] = Bounds.of(project.root, named)
+    return found

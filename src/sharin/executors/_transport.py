@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import TransportError
+from ..errors import ExecutorError, TransportError
+from ..model._paths import Bounds, UnsafePathError, check_real, find_root
 
 __all__ = ["CommandResult", "LocalTransport", "Transport"]
 
@@ -128,11 +129,20 @@ SYSTEM_FILES = frozenset(
 
 
 def _copy_tree(src: Path, dst: Path) -> None:
+    """Copy the task's directory to the host, symbolic links followed; a link that leads out of
+    the project stops the copy (its content is not sent)."""
+    bounds = Bounds.of(find_root(src))
     for d, dirs, files in os.walk(src, followlinks=True):
         dirs[:] = [x for x in dirs if x != ".sharin"]
         rel = os.path.relpath(d, src)
         target = dst if rel == "." else dst / rel
         target.mkdir(parents=True, exist_ok=True)
+        for name in [*dirs, *files]:
+            shown = name if rel == "." else f"{rel}/{name}"
+            try:
+                check_real(Path(d) / name, bounds, shown=shown, named_ok=False)
+            except UnsafePathError as e:
+                raise ExecutorError(f"{e}; it was not sent to the host") from None
         for name in files:
             if rel == "." and name in SYSTEM_FILES:
                 continue
@@ -158,10 +168,16 @@ def _matches(rel: str, patterns: list[str]) -> bool:
 
 
 def _copy_matching(src: Path, patterns: list[str], dst: Path, exclude: list[str]) -> list[str]:
-    """Copy files and directories below ``src`` whose relative path matches (as WHEEL's stage-out)."""
+    """Copy files and directories below ``src`` whose relative path matches (as WHEEL's stage-out).
+
+    Nothing is read through a symbolic link that leaves ``src``, nor written through one that
+    leaves the project holding ``dst``: such a file stops the copy with an error naming it.
+    """
     copied: list[str] = []
     if not src.is_dir():
         return copied
+    src_bounds = Bounds.of(src)
+    dst_bounds = Bounds.of(find_root(dst))
     wanted = [p[:-1] + "/*" if p.endswith("/") else p for p in patterns]
     for d, dirs, files in os.walk(src):
         rel_d = os.path.relpath(d, src)
@@ -172,8 +188,15 @@ def _copy_matching(src: Path, patterns: list[str], dst: Path, exclude: list[str]
                 continue
             path = Path(d) / name
             target = dst / rel
+            try:
+                check_real(path, src_bounds, what="output", shown=rel, named_ok=False)
+                is_dir = path.is_dir()
+                # a directory is merged into what is there; a file replaces the entry
+                check_real(target, dst_bounds, what="output", shown=rel, follow=is_dir)
+            except UnsafePathError as e:
+                raise ExecutorError(f"{e}; it was not copied back") from None
             target.parent.mkdir(parents=True, exist_ok=True)
-            if path.is_dir():
+            if is_dir:
                 shutil.copytree(path, target, dirs_exist_ok=True)
                 dirs[:] = [x for x in dirs if x != name]
             else:

@@ -25,7 +25,7 @@ from ..errors import ExecutorError, TransportError
 from ..model import HostConfig
 from ._scheduler import SchedulerDefinition
 from ._transport import CommandResult, Transport
-from .local import prepare_script
+from .local import prepare_task_script
 
 __all__ = ["BatchExecutor"]
 
@@ -82,7 +82,7 @@ class BatchExecutor(Executor):
         return self.job_dir(spec) != str(spec.workdir)
 
     async def stage_in(self, spec: TaskSpec) -> None:
-        prepare_script(spec.workdir / spec.script)
+        prepare_task_script(spec)
         if self._staged(spec):
             await self.transport.put_dir(spec.workdir, self.job_dir(spec))
 

@@ -19,8 +19,9 @@ from pathlib import Path
 
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError
+from ..model._paths import Bounds, UnsafePathError, find_root, real_path, resolve_inside
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "prepare_script", "prepare_task_script", "task_script"]
 
 _WRAPPER = (
     'exec </dev/null >>"$4" 2>>"$5" || exit 126; cd "$1" || exit 126; ./"$2"; '
@@ -65,6 +66,23 @@ def _read_rc(path: Path) -> int | None:
         return None
 
 
+def task_script(spec: TaskSpec) -> Path:
+    """The real path of the task's script, after checking that its name stays inside the task's
+    directory and that no symbolic link leads it out of the project (then nothing is touched)."""
+    root = spec.project_root if spec.project_root.is_absolute() else None
+    bounds = Bounds.of(root or find_root(spec.workdir))
+    try:
+        path = resolve_inside(spec.workdir, spec.script, bounds, what="script", named_ok=False)
+    except UnsafePathError as e:
+        raise ExecutorError(f"{spec.key}: {e}; the script was not run") from None
+    return Path(real_path(path))
+
+
+def prepare_task_script(spec: TaskSpec) -> None:
+    """:func:`prepare_script` for the task's script, checked by :func:`task_script` first."""
+    prepare_script(task_script(spec))
+
+
 def prepare_script(path: Path) -> None:
     """As WHEEL does before a run: CRLF line ends become LF and the script is made executable."""
     try:
@@ -91,7 +109,7 @@ class LocalExecutor(Executor):
         self._log_dirs: set[Path] = set()
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
-        prepare_script(spec.workdir / spec.script)
+        prepare_task_script(spec)
         if spec.log_dir not in self._log_dirs:
             spec.log_dir.mkdir(parents=True, exist_ok=True)
             self._log_dirs.add(spec.log_dir)

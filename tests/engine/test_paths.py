@@ -1,0 +1,223 @@
+"""The engine checks names again when it touches the file system, whatever validation said.
+
+Each project here is edited by hand and run by the engine directly, with validation skipped,
+so these are the last line: the outside file must stay exactly as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sharin
+from sharin import Project
+from sharin.engine import Engine
+from sharin.executors import ExecutorRegistry
+
+from ..helpers import edit_json, read_json
+
+
+def run_unchecked(root: Path) -> sharin.RunResult:
+    """Run the project with the engine itself: no validation before."""
+
+    async def go() -> sharin.RunResult:
+        registry = ExecutorRegistry()
+        try:
+            return await Engine(sharin.open_project(root), registry).run()
+        finally:
+            await registry.close()
+
+    return asyncio.run(asyncio.wait_for(go(), 30))
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    v = tmp_path / "victim.txt"
+    v.write_text("precious\n")
+    v.chmod(0o600)
+    return v
+
+
+def _state(path: Path) -> tuple[bool, str, int]:
+    st = os.lstat(path)
+    return path.is_symlink(), path.read_text(), st.st_mode
+
+
+def _pair(tmp_path: Path) -> Project:
+    p = sharin.new_project(tmp_path / "p")
+    sharin.add_task(p, "a", "echo hi > x.txt", outputs=["x.txt"])
+    sharin.add_task(p, "b", "cat in.txt")
+    sharin.connect_files(p, "a", "x.txt", "b", "in.txt")
+    return p
+
+
+def _edit_input(p: Project, change: Callable[[dict[str, Any]], None]) -> None:
+    edit_json(p.root / "b" / "cmp.wheel.json", lambda d: change(d["inputFiles"][0]))
+
+
+def _b_failed(result: sharin.RunResult, fragment: str) -> None:
+    assert not result.ok
+    assert any(f.startswith("b") and fragment in f for f in result.failed), result.failed
+
+
+@pytest.mark.parametrize("name", ["../../victim.txt", "ABS", "../", "../sub/"])
+def test_an_input_name_outside_is_refused_and_nothing_outside_changes(
+    tmp_path: Path, victim: Path, name: str
+) -> None:
+    p = _pair(tmp_path)
+    name = str(victim) if name == "ABS" else name
+    _edit_input(p, lambda i: i.__setitem__("name", name))
+    before = _state(victim)
+    listing = sorted(os.listdir(tmp_path))
+    result = run_unchecked(p.root)
+    _b_failed(result, "nothing was delivered")
+    assert _state(victim) == before
+    assert sorted(os.listdir(tmp_path)) == listing
+
+
+@pytest.mark.parametrize("name", ["../../victim.txt", "ABS", "../../vic*"])
+def test_a_source_name_outside_is_not_linked_in(tmp_path: Path, victim: Path, name: str) -> None:
+    p = _pair(tmp_path)
+    name = str(victim) if name == "ABS" else name
+    _edit_input(p, lambda i: i["src"][0].__setitem__("srcName", name))
+    result = run_unchecked(p.root)
+    _b_failed(result, "nothing was delivered")
+    assert not os.path.lexists(p.root / "b" / "in.txt")
+    assert not [x for x in os.listdir(p.root / "b") if "vic" in x]
+
+
+def test_a_source_file_linked_out_of_the_project_is_not_delivered(
+    tmp_path: Path, victim: Path
+) -> None:
+    p = _pair(tmp_path)
+    edit_json(
+        p.root / "a" / "cmp.wheel.json",
+        lambda d: d.__setitem__(
+            "outputFiles", [{"name": "x.txt", "dst": d["outputFiles"][0]["dst"]}]
+        ),
+    )
+    (p.root / "a" / "run.sh").write_text(f"#!/bin/sh\nln -sf {victim} x.txt\n")
+    result = run_unchecked(p.root)
+    _b_failed(result, "outside the project")
+    assert not os.path.lexists(p.root / "b" / "in.txt")
+
+
+def test_a_glob_does_not_match_through_a_link_out_of_the_project(
+    tmp_path: Path, victim: Path
+) -> None:
+    p = _pair(tmp_path)
+    _edit_input(
+        p, lambda i: (i.__setitem__("name", "got/"), i["src"][0].__setitem__("srcName", "*/*.txt"))
+    )
+    edit_json(
+        p.root / "a" / "cmp.wheel.json",
+        lambda d: d["outputFiles"][0].__setitem__("name", "*/*.txt"),
+    )
+    (p.root / "a" / "run.sh").write_text(f"#!/bin/sh\nln -s {tmp_path} out\n")
+    result = run_unchecked(p.root)
+    _b_failed(result, "outside the project")
+    assert not os.path.lexists(p.root / "b" / "got")
+
+
+def test_a_destination_directory_linked_out_is_not_written_through(
+    tmp_path: Path, victim: Path
+) -> None:
+    p = _pair(tmp_path)
+    outdir = tmp_path / "elsewhere"
+    outdir.mkdir()
+    (p.root / "b" / "sub").symlink_to(outdir)
+    _edit_input(p, lambda i: i.__setitem__("name", "sub/in.txt"))
+    result = run_unchecked(p.root)
+    _b_failed(result, "outside the project")
+    assert os.listdir(outdir) == []
+
+
+def test_a_link_into_a_storage_path_is_delivered(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "data.txt").write_text("kept\n")
+    p = _pair(tmp_path)
+    sharin.add_component(p, "storage", "keep", storagePath=str(store))
+    (p.root / "a" / "run.sh").write_text(f"#!/bin/sh\nln -sf {store / 'data.txt'} x.txt\n")
+    result = run_unchecked(p.root)
+    assert result.ok, result.failed
+    assert (p.root / "b" / "in.txt").read_text() == "kept\n"
+
+
+# ---------------------------------------------------------------------- scripts
+
+
+@pytest.fixture
+def outside_script(tmp_path: Path) -> Path:
+    s = tmp_path / "outside.sh"
+    s.write_bytes(b"#!/bin/sh\r\ntouch PWNED\r\n")
+    s.chmod(0o644)
+    return s
+
+
+def _script_state(s: Path) -> tuple[bytes, int]:
+    return s.read_bytes(), os.stat(s).st_mode
+
+
+@pytest.mark.parametrize("script", ["../../outside.sh", "ABS", "link.sh"])
+def test_a_script_outside_is_neither_rewritten_nor_run(
+    tmp_path: Path, outside_script: Path, script: str
+) -> None:
+    p = sharin.new_project(tmp_path / "p")
+    sharin.add_task(p, "b", "true")
+    (p.root / "b" / "link.sh").symlink_to(outside_script)
+    script = str(outside_script) if script == "ABS" else script
+    edit_json(p.root / "b" / "cmp.wheel.json", lambda d: d.__setitem__("script", script))
+    before = _script_state(outside_script)
+    result = run_unchecked(p.root)
+    _b_failed(result, "the script was not run")
+    assert _script_state(outside_script) == before
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_a_script_linked_inside_the_project_runs(tmp_path: Path) -> None:
+    p = sharin.new_project(tmp_path / "p")
+    sharin.add_task(p, "b", "true")
+    (p.root / "common.sh").write_bytes(b"#!/bin/sh\r\necho common > out.txt\r\n")
+    (p.root / "b" / "link.sh").symlink_to("../common.sh")
+    sharin.set_property(p, "b", "script", "link.sh")
+    result = sharin.run(p.root)
+    assert result.ok, result.failed
+    assert (p.root / "b" / "out.txt").read_text() == "common\n"
+
+
+@pytest.mark.parametrize("key", ["condition", "retryCondition"])
+def test_a_condition_script_outside_is_not_run(
+    tmp_path: Path, outside_script: Path, key: str
+) -> None:
+    p = sharin.new_project(tmp_path / "p")
+    if key == "condition":
+        sharin.add_component(p, "if", "b")
+    else:
+        sharin.add_task(p, "b", "exit 1", retry=1)
+    edit_json(p.root / "b" / "cmp.wheel.json", lambda d: d.__setitem__(key, "../../outside.sh"))
+    before = _script_state(outside_script)
+    result = run_unchecked(p.root)
+    _b_failed(result, "the condition was not run")
+    assert _script_state(outside_script) == before
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_a_source_output_name_outside_is_refused(tmp_path: Path, victim: Path) -> None:
+    p = sharin.new_project(tmp_path / "p")
+    sharin.add_component(p, "source", "b")
+    (p.root / "b" / "data.txt").write_text("data")
+    edit_json(
+        p.root / "b" / "cmp.wheel.json",
+        lambda d: d.__setitem__("outputFiles", [{"name": "../../victim.txt", "dst": []}]),
+    )
+    victim.unlink()
+    result = run_unchecked(p.root)
+    _b_failed(result, "'..'")
+    assert not os.path.lexists(victim)
+    assert read_json(p.root / "b" / "cmp.wheel.json")["state"] == "failed"
