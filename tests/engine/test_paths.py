@@ -16,7 +16,7 @@ import pytest
 
 import sharin
 from sharin import Project
-from sharin.engine import Engine
+from sharin.engine import Engine, viewer_files
 from sharin.executors import ExecutorRegistry
 
 from ..helpers import edit_json, read_json
@@ -221,3 +221,15 @@ def test_a_source_output_name_outside_is_refused(tmp_path: Path, victim: Path) -
     _b_failed(result, "'..'")
     assert not os.path.lexists(victim)
     assert read_json(p.root / "b" / "cmp.wheel.json")["state"] == "failed"
+
+
+def test_the_viewer_lists_no_image_linked_from_outside(tmp_path: Path) -> None:
+    pics = tmp_path / "pictures"
+    pics.mkdir()
+    (pics / "private.png").write_bytes(b"png")
+    p = sharin.new_project(tmp_path / "p")
+    v = sharin.add_component(p, "viewer", "v")
+    (v.directory / "mine.png").write_bytes(b"png")
+    (v.directory / "theirs.png").symlink_to(pics / "private.png")
+    (v.directory / "all").symlink_to(pics)
+    assert viewer_files(v.directory) == [v.directory / "mine.png"]

@@ -62,7 +62,16 @@ from ..model import (
     while_trip,
     write_json_atomic,
 )
-from ._files import copy_path, storage_path
+from ..model._paths import (
+    Bounds,
+    UnsafePathError,
+    check_real,
+    condition_script,
+    find_root,
+    real_path,
+    resolve_inside,
+)
+from ._files import copy_path, run_bounds, storage_path
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -108,8 +117,12 @@ async def condition_true(cond: str, cdir: Path, env: Mapping[str, str]) -> bool:
     text = cond.strip()
     if not text:
         raise RunError(f"{cdir}: the condition is empty; set a script name or an expression")
-    script = cdir / text
-    if "/" not in text.strip("./") and script.is_file():
+    try:
+        found = condition_script(cdir, text)
+    except UnsafePathError as e:
+        raise RunError(f"{e}; the condition was not run") from None
+    if found is not None:
+        script = Path(real_path(found))  # checked: inside the project, links followed
         mode = script.stat().st_mode
         if mode & 0o111 != 0o111:
             script.chmod(mode | 0o111)
@@ -118,7 +131,7 @@ async def condition_true(cond: str, cdir: Path, env: Mapping[str, str]) -> bool:
             "-c",
             './"$1"',
             "sh",
-            text,
+            os.path.relpath(found, cdir),
             cwd=cdir,
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -514,6 +527,7 @@ class _InstanceMaker:
         self.mark_data = data
         self.mark_bytes = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
         self.targets = [target.path(node_dirs) for target in setting.target_files]
+        self.bounds = Bounds.of(find_root(cdir))
         # directories every instance has once its template directories are made
         self._made_dirs = frozenset(["", *self.dirs])
         self._contents: dict[str, tuple[_FileKey, bytes]] = {}
@@ -547,6 +561,11 @@ class _InstanceMaker:
                 text = self._text(src)
             except OSError as e:
                 raise RunError(f"{self.c.rel}: target file {rel!r} cannot be read ({e})") from None
+            except UnicodeDecodeError as e:
+                raise RunError(
+                    f"{self.c.rel}: target file {rel!r} is not UTF-8 text (byte "
+                    f"0x{e.object[e.start]:02x} at offset {e.start}); save it as UTF-8"
+                ) from None
             rendered = render_template(text, vector, source=Path(src))
             parent = rel.rpartition("/")[0]
             if not (fresh and parent in self._made_dirs):
@@ -556,8 +575,8 @@ class _InstanceMaker:
         for f in vector.files:
             copy_path(self.cdir / f, idir / f, merge=True)
         for rule in resolve_scatter(self.setting, vector):
-            dst_dir = idir / self.node_dirs[rule.node] if rule.node else idir
-            for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir):
+            dst_dir = idir / _node_dir(self.c, self.node_dirs, rule.node, "scatter", "dstNode")
+            for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir, bounds=self.bounds):
                 copy_path(src_path, dst_path, merge=True)
         if fresh and not vector.files and not self.setting.scatter:
             self._mark(base)  # the instance has no cmp.wheel.json yet
@@ -600,7 +619,7 @@ class _InstanceMaker:
         cached = self._texts.get(src)
         if cached is not None and cached[0] == _file_key(os.stat(src)):
             return cached[1]
-        with open(src) as f:
+        with open(src, encoding="utf-8") as f:
             key = _file_key(os.fstat(f.fileno()))
             text = f.read()
         if _settled(key) and len(text) <= _CACHED_FILE_MAX:
@@ -645,10 +664,26 @@ def gather(
     cdir: Path,
     node_dirs: Mapping[str, str],
 ) -> None:
+    bounds = Bounds.of(self.project.root)
     for rule in resolve_gather(setting, vector):
-        src_dir = idir / node_dirs[rule.node] if rule.node else idir
-        for src_path, dst_path in copy_pairs(rule, src_dir, cdir):
+        src_dir = idir / _node_dir(None, node_dirs, rule.node, "gather", "srcNode")
+        for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):
             copy_path(src_path, dst_path, merge=True)
+
+
+def _node_dir(
+    c: Component | None, node_dirs: Mapping[str, str], node: str | None, kind: str, key: str
+) -> str:
+    """The directory (relative to an instance) of a scatter's or gather's node."""
+    if not node:
+        return ""
+    if node not in node_dirs:
+        where = f"{c.rel}: " if c is not None else ""
+        raise RunError(
+            f"{where}{kind} {key} {node!r} is not the ID of a component inside the parameter "
+            f"study; fix {key} in the parameter file or leave it empty"
+        )
+    return node_dirs[node]
 
 
 # ------------------------------------------------------------------ source / viewer / storage
@@ -661,7 +696,12 @@ async def run_source(
     try:
         if not name:
             raise RunError(f"{c.rel}: a source needs one output file name (outputFiles[0].name)")
-        target = cdir / name
+        try:
+            target = resolve_inside(
+                cdir, name, Bounds.of(self.project.root), what="output name", follow=False
+            )
+        except UnsafePathError as e:
+            raise RunError(f"{c.rel}: {e}") from None
         if not (target.exists() or target.is_symlink()):
             files = sorted(
                 p.name
@@ -710,16 +750,29 @@ async def run_storage(
         store = storage_path(c)
         self._deliver_inputs(c, cdir)
         store.mkdir(parents=True, exist_ok=True)
+        bounds = run_bounds(self.project, getattr(self.executors, "hosts", None))
         for inp in c.input_files:
             src = cdir / inp.name.rstrip("/") if inp.name else cdir
             if not src.exists():
                 continue
-            if inp.name.endswith("/") or not inp.name:
-                for child in src.iterdir():
-                    if child.name not in (COMPONENT_FILE, STATUS_FILE):
-                        copy_path(child.resolve(), store / child.name, merge=True)
-            else:
-                copy_path(src.resolve(), store / inp.name, merge=True)
+            try:
+                if inp.name.endswith("/") or not inp.name:
+                    pairs = [
+                        (Path(check_real(child, bounds, shown=child.name)), store / child.name)
+                        for child in src.iterdir()
+                        if child.name not in (COMPONENT_FILE, STATUS_FILE)
+                    ]
+                else:
+                    real = check_real(
+                        resolve_inside(cdir, inp.name, bounds, what="input name"),
+                        bounds,
+                        shown=inp.name,
+                    )
+                    pairs = [(Path(real), store / inp.name)]
+            except UnsafePathError as e:
+                raise RunError(f"{c.rel}: {e}; nothing was stored") from None
+            for real_src, dst in pairs:
+                copy_path(real_src, dst, merge=True)
             if src.is_symlink():
                 src.unlink()
     except (SharinError, OSError) as e:
@@ -728,11 +781,18 @@ async def run_storage(
     return State.FINISHED.value
 
 
-def viewer_files(directory: Path) -> list[Path]:
-    """Image files below a viewer's directory, symbolic links followed, sorted."""
+def viewer_files(directory: Path, bounds: Bounds | None = None) -> list[Path]:
+    """Image files below a viewer's directory, symbolic links followed, sorted.
+
+    A link that leads out of the project (``bounds``, by default the project holding
+    ``directory``) is neither listed nor followed."""
+    bounds = bounds or Bounds.of(find_root(directory))
     out = []
-    for root, _dirs, files in os.walk(directory, followlinks=True):
+    for root, dirs, files in os.walk(directory, followlinks=True):
+        dirs[:] = [d for d in dirs if bounds.contains(real_path(os.path.join(root, d)))]
         for f in files:
             if Path(f).suffix.lower() in IMAGE_SUFFIXES:
-                out.append(Path(root) / f)
+                path = Path(root) / f
+                if bounds.contains(real_path(path)):
+                    out.append(path)
     return sorted(out)
