@@ -11,7 +11,7 @@ import pytest
 import sharin
 from sharin import Component, Project
 
-from ..helpers import journal_tasks, write_json
+from ..helpers import edit_json, journal_tasks, write_json
 from .test_paths import run_unchecked
 
 
@@ -135,3 +135,30 @@ def test_gather_does_not_write_through_a_link_out_of_the_project(
     message = journal_tasks(project.root, result.run)["ps_N_1"].message or ""
     assert message.startswith("gather: ") and "outside the project" in message
     assert os.listdir(elsewhere) == []
+
+
+def test_a_parameter_file_outside_is_not_read(project: Project, tmp_path: Path) -> None:
+    outside = tmp_path / "setting.json"
+    write_json(
+        outside, {"version": 2, "targetFiles": [], "params": [{"keyword": "N", "list": ["1"]}]}
+    )
+    ps, _ = _study(project, {})
+    for name in ("../../setting.json", str(outside)):
+        edit_json(ps.file, lambda d, n=name: d.__setitem__("parameterFile", n))
+        problems = _problems(project)
+        assert "ps/cmp.wheel.json [parameterFile]" in problems
+        result = run_unchecked(project.root)
+        assert not result.ok
+        assert "parameter file" in " ".join(result.failed)
+        assert not list(project.root.glob("ps_*"))
+
+
+def test_validate_checks_a_bulk_jobs_templates(project: Project) -> None:
+    b = sharin.add_task(project, "bulk", "true", ctype="bulkjobTask")
+    write_json(
+        b.directory / "parameterSetting.json",
+        {"version": 2, "targetFiles": ["in.txt"], "params": [{"keyword": "N", "list": ["1"]}]},
+    )
+    (b.directory / "in.txt").write_bytes(b"\xff{{ N }}\n")
+    problems = _problems(project)
+    assert "save it as UTF-8" in problems["bulk/parameterSetting.json [targetFiles[0]]"]

@@ -348,7 +348,13 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
     node_dirs = {x.id: x.rel[len(c.rel) + 1 :] for x in c.walk()[1:]}
     try:
         self._deliver_inputs(c, cdir)
-        setting = load_parameter_setting(cdir / str(c.data.get("parameterFile") or PARAMETER_FILE))
+        inside = Bounds.of(self.project.root)
+        pname = str(c.data.get("parameterFile") or PARAMETER_FILE)
+        pfile = resolve_inside(cdir, pname, inside, what="parameter file", named_ok=False)
+        setting = load_parameter_setting(pfile)
+        for target in setting.target_files:  # read for every instance: inside the project
+            rel = target.path(node_dirs)
+            check_real(cdir / rel, inside, what="target file", shown=rel, named_ok=False)
         space = expand_space(setting, cdir)
         excluded = copy_exclusions(setting, cdir, node_dirs)
         # what each instance gets, listed once before any instance runs: files gathered into

@@ -573,8 +573,8 @@ def _shown(value: object) -> str:
 
 
 def _check_parameter_file(c: Component, add: _Add, *, study: bool) -> None:
-    """Read a parameter study's (or bulk job's) parameter file, and for a study check its
-    target files, scatter and gather against the directory (problems name that file)."""
+    """Read a parameter study's (or bulk job's) parameter file, and check its target files,
+    scatter and gather against the directory (problems name that file)."""
     f = _file(c)
     name = str(c.data.get("parameterFile") or PARAMETER_FILE)
     if name_problem(name) is not None:
@@ -596,9 +596,8 @@ def _check_parameter_file(c: Component, add: _Add, *, study: bool) -> None:
     except ProjectError as e:
         add(Problem(f, "parameterFile", str(e)))
         return
-    if not study:
-        return
-    node_dirs = {x.id: x.rel[len(c.rel) + 1 :] for x in c.walk()[1:]}
+    # a bulk job renders its targets in its own directory, as a study does
+    node_dirs = {x.id: x.rel[len(c.rel) + 1 :] for x in c.walk()[1:]} if study else {}
     pfile = f"{c.rel}/{name}" if c.rel else name
     for field, message in setting_problems(setting, c.directory, node_dirs):
         add(Problem(pfile, field, message))
