@@ -7,9 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin.model import Project
+from sharin.model._paths import Bounds
+from sharin.model._validate import name_problems
 
 from ..conftest import Cli
 from ..helpers import edit_json, read_json, tree_snapshot
@@ -189,3 +193,39 @@ def test_import_through_the_cli_exits_2(tmp_path: Path, cli: Cli) -> None:
     assert "b/cmp.wheel.json [script]" in result.output
     assert "Traceback" not in result.output
     assert read_json(p.root / "b" / "cmp.wheel.json")["script"] == "../../x.sh"
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    p = Project.create(tmp_path_factory.mktemp("names") / "p", git=False)
+    sharin.add_task(p, "a", "true")
+    sharin.add_task(p, "b", "true")
+    return p
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.one_of(
+        st.text(max_size=30),
+        st.lists(st.sampled_from(["..", ".", "", "x", "*.txt", "\\", "/"]), max_size=5).map(
+            "/".join
+        ),
+    ),
+    key=st.sampled_from(["script", "retryCondition", "include", "inputFiles"]),
+)
+def test_an_edit_is_refused_with_a_project_error_or_leaves_no_unsafe_name(
+    pair: Project, name: str, key: str
+) -> None:
+    b = pair.component("b")
+    a = pair.component("a")
+    value: Any = name
+    if key == "include":
+        value = [name]
+    elif key == "inputFiles":
+        value = [{"name": name, "src": [{"srcNode": a.id, "srcName": name}]}]
+    try:
+        pair.set_property(b, key, value)
+    except sharin.ProjectError as e:
+        assert str(e) and "Traceback" not in str(e)
+        return
+    assert name_problems(b, Bounds.of(pair.root)) == []

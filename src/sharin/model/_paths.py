@@ -75,7 +75,7 @@ def name_problem(name: object, *, empty_ok: bool = False) -> str | None:
     if posix.startswith("/") or _DRIVE.match(posix):
         return (
             "is an absolute path; give a name relative to the component's directory "
-            "(copy or link the file into the project first)"
+            "(copy the file into the project first)"
         )
     parts = posix.split("/")
     if ".." in parts:
@@ -125,10 +125,14 @@ def _outside(shown: str, real: str, bounds: Bounds, named_ok: bool) -> str:
     places = "the project" + (
         " or a storage path or host path named in the project" if named_ok and bounds.named else ""
     )
+    hint = (
+        "replace the link by a copy of the file, or keep the file in a storage component"
+        if named_ok
+        else "replace the link by a copy of the file"
+    )
     return (
         f"{shown!r} leads through a symbolic link to {real}, outside {places}; "
-        "sharin reads and writes only inside the project: replace the link by the file itself, "
-        "or keep the file in a storage component"
+        f"sharin reads and writes only inside the project: {hint}"
     )
 
 
