@@ -233,3 +233,27 @@ def test_the_viewer_lists_no_image_linked_from_outside(tmp_path: Path) -> None:
     (v.directory / "theirs.png").symlink_to(pics / "private.png")
     (v.directory / "all").symlink_to(pics)
     assert viewer_files(v.directory) == [v.directory / "mine.png"]
+
+
+def test_a_glob_delivery_does_not_replace_the_consumers_script_or_json(tmp_path: Path) -> None:
+    p = sharin.new_project(tmp_path / "p")
+    sharin.add_task(p, "a", "echo hi > x.txt", outputs=["*"])
+    sharin.add_task(p, "b", "cat x.txt > seen.txt")
+    sharin.connect_files(p, "a", "*", "b", "got/")
+    edit_json(p.root / "b" / "cmp.wheel.json", lambda d: d["inputFiles"][0].__setitem__("name", ""))
+    script = (p.root / "b" / "run.sh").read_bytes()
+    result = run_unchecked(p.root)
+    assert result.ok, result.failed
+    b = p.root / "b"
+    assert not (b / "run.sh").is_symlink() and (b / "run.sh").read_bytes() == script
+    assert not (b / "cmp.wheel.json").is_symlink()
+    assert (b / "seen.txt").read_text() == "hi\n"
+
+
+def test_an_input_named_like_the_script_is_refused(tmp_path: Path) -> None:
+    p = _pair(tmp_path)
+    _edit_input(p, lambda i: i.__setitem__("name", "run.sh"))
+    script = (p.root / "b" / "run.sh").read_bytes()
+    result = run_unchecked(p.root)
+    _b_failed(result, "is not replaced by a delivery")
+    assert (p.root / "b" / "run.sh").read_bytes() == script

@@ -229,3 +229,10 @@ def test_an_edit_is_refused_with_a_project_error_or_leaves_no_unsafe_name(
         assert str(e) and "Traceback" not in str(e)
         return
     assert name_problems(b, Bounds.of(pair.root)) == []
+
+
+def test_an_input_may_not_replace_the_components_own_files(tmp_path: Path) -> None:
+    p = _demo(tmp_path)
+    for name in ("run.sh", "cmp.wheel.json", "status.wheel.txt"):
+        with pytest.raises(sharin.ProjectError, match="the component's own file"):
+            sharin.set_property(p, "b", "inputFiles", [{"name": name, "src": []}])

@@ -631,12 +631,14 @@ class Engine:
         pdir = cdir.parent
         # the project and the places the user named (storage paths, hosts' paths)
         bounds = run_bounds(self.project, getattr(self.executors, "hosts", None))
+        keep = frozenset([c.script] if c.script else [])  # a delivery never replaces the script
         for inp in c.input_files:
             for link in inp.src:
                 for producer, sdir, pattern, copy in resolve_sources(
                     parent, pdir, link.node, link.name
                 ):
-                    deliver(Delivery(producer, sdir, pattern, cdir, inp.name, copy), bounds)
+                    delivery = Delivery(producer, sdir, pattern, cdir, inp.name, copy, keep)
+                    deliver(delivery, bounds)
 
     # ------------------------------------------------------------------ tasks
     def _executor(self, host: str, use_job_scheduler: bool) -> tuple[Executor, asyncio.Semaphore]:

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RunError
-from ..model import Component, HostConfig, Project
+from ..model import COMPONENT_FILE, STATUS_FILE, Component, HostConfig, Project
 from ..model._paths import Bounds, UnsafePathError, check_real, find_root, name_problem
+
+#: WHEEL's files in a component's directory: never delivered, never replaced by a delivery
+_OWN_FILES = frozenset({COMPONENT_FILE, STATUS_FILE})
 
 __all__ = [
     "Delivery",
@@ -46,6 +49,9 @@ class Delivery:
     dst_dir: Path
     dst_name: str
     copy: bool = False  #: a real copy (from a storage) instead of a link
+    #: names in ``dst_dir`` a delivery never replaces (the consumer's script); WHEEL's own
+    #: files (``cmp.wheel.json``, ``status.wheel.txt``) are never delivered nor replaced
+    keep: frozenset[str] = frozenset()
 
 
 def storage_path(c: Component) -> Path:
@@ -181,6 +187,14 @@ def deliver(d: Delivery, bounds: Bounds | None = None) -> list[Path]:
             check_real(
                 dst, bounds, what="destination", shown=str(dst), follow=False, named_ok=False
             )
+            own = _OWN_FILES | d.keep
+            if m in _OWN_FILES or (dst.parent == d.dst_dir and dst.name in own):
+                if magic:
+                    continue  # a glob matches WHEEL's files or the script: left alone
+                raise RunError(
+                    f"{what}: {dst.name!r} is the component's own file (its JSON, status or "
+                    "script) and is not replaced by a delivery; give the input another name"
+                )
             plan.append((src, dst))
     except UnsafePathError as e:
         raise RunError(f"{what}: {e}; nothing was delivered") from None

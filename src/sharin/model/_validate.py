@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection, Iterable
 from ..errors import Problem, ProjectError, ValidationError
 from ._component import (
     COMPONENT_FILE,
+    STATUS_FILE,
     Component,
     ComponentType,
     is_valid_name,
@@ -541,7 +542,16 @@ def name_problems(c: Component, bounds: Bounds | None = None) -> list[Problem]:
             name(key, "pattern", pattern)
     for inp in c.input_files:
         field = f"inputFiles[{inp.name}]"
-        if name(field, "input name", inp.name, empty_ok=True) and inp.name:
+        if inp.name in (COMPONENT_FILE, STATUS_FILE) or (script and inp.name == script):
+            out.append(
+                Problem(
+                    f,
+                    field,
+                    f"{inp.name!r} is the component's own file (its JSON, status or script), "
+                    "which a delivery may not replace; give the input another name",
+                )
+            )
+        elif name(field, "input name", inp.name, empty_ok=True) and inp.name:
             # a file is replaced by its delivery, a directory receives files: followed
             into = inp.name.endswith(("/", "\\"))
             real(field, "input name", inp.name.rstrip("/\\") or ".", follow=into)
