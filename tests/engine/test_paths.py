@@ -257,3 +257,17 @@ def test_an_input_named_like_the_script_is_refused(tmp_path: Path) -> None:
     result = run_unchecked(p.root)
     _b_failed(result, "is not replaced by a delivery")
     assert (p.root / "b" / "run.sh").read_bytes() == script
+
+
+def test_an_input_named_dot_delivers_into_the_directory_and_removes_nothing(
+    tmp_path: Path,
+) -> None:
+    p = _pair(tmp_path)
+    _edit_input(p, lambda i: i.__setitem__("name", "."))
+    (p.root / "b" / "mine.txt").write_text("mine")
+    edit_json(p.root / "b" / "cmp.wheel.json", lambda d: d.__setitem__("script", "run.sh"))
+    result = run_unchecked(p.root)
+    b = p.root / "b"
+    assert (b / "mine.txt").read_text() == "mine"
+    assert (b / "x.txt").is_symlink()
+    assert result.failed == ["b: exit code 1"]  # its script reads in.txt, which it did not get

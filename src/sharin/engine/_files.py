@@ -173,7 +173,8 @@ def deliver(d: Delivery, bounds: Bounds | None = None) -> list[Path]:
             f"{d.pattern!r} (looked in {d.src_dir}); check that it writes it and that the "
             "edge names the right file"
         )
-    as_dir = magic or d.dst_name.endswith(("/", "\\")) or d.dst_name == ""
+    # "." (or "./.") names the consumer's directory itself: a directory, never a rename
+    as_dir = magic or d.dst_name.endswith(("/", "\\")) or os.path.normpath(d.dst_name or ".") == "."
     plan: list[tuple[Path, Path]] = []
     try:
         for m in matches:
