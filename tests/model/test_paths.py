@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sharin.errors import ProjectError, SharinError
+from sharin.model._paramstudy import _not_utf8
 from sharin.model._paths import (
     NAME_MAX,
     Bounds,
@@ -172,3 +173,18 @@ def test_an_accepted_name_always_resolves_inside(
     assert problem is None, "a name the checker refuses must not resolve"
     real = os.path.realpath(path) if follow else os.path.realpath(path.parent)
     assert is_inside(real, bounds.root)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=64) | st.text(max_size=20).map(str.encode), chunk=st.integers(1, 8))
+def test_utf8_check_of_templates_agrees_with_decoding(
+    tree: tuple[Path, Path], data: bytes, chunk: int
+) -> None:
+    path = tree[1] / "template.bin"
+    path.write_bytes(data)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        assert _not_utf8(path, chunk) == (e.start, data[e.start])
+    else:
+        assert _not_utf8(path, chunk) is None

@@ -28,6 +28,7 @@ What WHEEL does (``server/app/core/parameterParser.js``, ``psUtils.js`` and ``_P
 
 from __future__ import annotations
 
+import codecs
 import functools
 import glob
 import math
@@ -626,17 +627,18 @@ def setting_problems(
             )
             continue
         try:
-            path.read_bytes().decode("utf-8")
-        except UnicodeDecodeError as e:
+            bad = _not_utf8(path)
+        except OSError as e:
+            out.append((where, f"target file {rel!r} cannot be read ({e.strerror})"))
+            continue
+        if bad is not None:
             out.append(
                 (
                     where,
-                    f"target file {rel!r} is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
-                    f"at offset {e.start}); save it as UTF-8",
+                    f"target file {rel!r} is not UTF-8 text (byte 0x{bad[1]:02x} at offset "
+                    f"{bad[0]}); save it as UTF-8",
                 )
             )
-        except OSError as e:
-            out.append((where, f"target file {rel!r} cannot be read ({e.strerror})"))
     for kind, rules, node_key in (
         ("scatter", [(r.dst_node) for r in setting.scatter], "dstNode"),
         ("gather", [(r.src_node) for r in setting.gather], "srcNode"),
@@ -651,6 +653,23 @@ def setting_problems(
                     )
                 )
     return out
+
+
+def _not_utf8(path: Path, chunk: int = 1 << 20) -> tuple[int, int] | None:
+    """``(offset, byte)`` of the first byte of ``path`` that is not UTF-8, or None; read in
+    chunks, so a large template costs no memory."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(chunk)
+            try:
+                decoder.decode(data, final=not data)
+            except UnicodeDecodeError as e:
+                return offset + e.start - len(e.object) + len(data), e.object[e.start]
+            if not data:
+                return None
+            offset += len(data)
 
 
 # ---------------------------------------------------------------------------------------------
