@@ -507,16 +507,17 @@ def _drop_refs(data: dict[str, Any], cid: str) -> bool:
     return changed
 
 
-def _refuse_unsafe(c: Component, root: Path, keys: tuple[str, ...] | None = None) -> None:
-    """Raise when a name in ``c`` (in the fields ``keys``, default all) would reach outside its
-    directory or the project: edits are refused before anything is written."""
+def _refuse_unsafe(c: Component, root: Path, before: Component | None = None) -> None:
+    """Raise when a name in ``c`` would reach outside its directory or the project (only the
+    problems ``before`` did not have, when given): edits are refused before anything is
+    written."""
     from ._validate import name_problems  # validation imports this module
 
-    problems = [
-        x
-        for x in name_problems(c, Bounds.of(root))
-        if keys is None or x.field.split("[", 1)[0] in keys
-    ]
+    bounds = Bounds.of(root)
+    problems = name_problems(c, bounds)
+    if before is not None:
+        known = set(name_problems(before, bounds))
+        problems = [x for x in problems if x not in known]
     if problems:
         raise ProjectError("; ".join(str(x) for x in problems))
 
@@ -524,7 +525,7 @@ def _refuse_unsafe(c: Component, root: Path, keys: tuple[str, ...] | None = None
 def _refuse_unsafe_change(c: Component, key: str, value: Any, root: Path) -> None:
     """Refuse ``set key=value`` when the new value holds a name that leaves the directory."""
     trial = Component({**c.data, key: value}, c.directory, c.rel, parent=c.parent)
-    _refuse_unsafe(trial, root, (key,))
+    _refuse_unsafe(trial, root, before=c)
 
 
 def _refuse_unsafe_names(*ends: tuple[Component, str, str]) -> None:
