@@ -247,6 +247,7 @@ class Engine:
         self._reasons: dict[str, str] = {}
         self._reused = 0
         self._dirty: bool | None = None
+        self._below: dict[str, list[str]] | None = None  #: ``_prev``'s keys by container
 
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
@@ -496,10 +497,7 @@ class Engine:
             return False
         reason = self._after(c, key)
         if reason is None:
-            assert self._fp_pool is not None
-            now = await asyncio.get_running_loop().run_in_executor(
-                self._fp_pool, _fingerprint.fingerprint, c, cdir, self._digests
-            )
+            now = await self._fingerprint(c, cdir)
             old = _fingerprint.loads(cand.fingerprint)
             reason = "no usable record" if old is None else _fingerprint.explain(c, old, now)
         if reason is None:
@@ -525,6 +523,17 @@ class Engine:
         self._mark_ran(key)
         return False
 
+    def _forget_below(self, key: str) -> None:
+        """Forget this run's records of what ran inside ``key`` (a trip or instance made again)."""
+        if self._below is None:
+            self._below = {}
+            for k in self._prev:
+                parts = k.split("/")
+                for i in range(1, len(parts)):
+                    self._below.setdefault("/".join(parts[:i]), []).append(k)
+        for k in self._below.pop(key, []):
+            self._prev.pop(k, None)
+
     def _reused_if(self, c: Component, key: str, message: str | None) -> None:
         if c.type == ComponentType.IF:
             self._branches[key] = message != "else"
@@ -543,14 +552,22 @@ class Engine:
         """Record what ``c`` is now that it finished (in its own directory only)."""
         if cdir != c.directory or c.type == ComponentType.WORKFLOW or self.journal is None:
             return
-        assert self._fp_pool is not None
         try:
-            fp = await asyncio.get_running_loop().run_in_executor(
-                self._fp_pool, _fingerprint.fingerprint, c, cdir, self._digests
-            )
+            fp = await self._fingerprint(c, cdir)
         except RuntimeError:
             return  # the pool was shut down: the run is ending
         self.journal.set_fingerprint(key, self.run_id, _fingerprint.dumps(fp))
+
+    async def _fingerprint(self, c: Component, cdir: Path) -> dict[str, object]:
+        """``c``'s fingerprint: taken at once when that reads little (a script, small files:
+        tens of microseconds, less than a hand-over to a thread), else in a worker thread."""
+        fp = _fingerprint.quick_fingerprint(c, cdir, self._digests)
+        if fp is not None:
+            return fp
+        assert self._fp_pool is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._fp_pool, _fingerprint.fingerprint, c, cdir, self._digests
+        )
 
     # ------------------------------------------------------------------ containers
     async def _run_component(

@@ -95,18 +95,36 @@ PERSISTED_MIN_SIZE = 1 << 20
 _Key = tuple[int, int, int, int]  # st_dev, st_ino, st_size, st_mtime_ns
 
 
+class TooMuchToRead(Exception):
+    """A quick fingerprint would read more than its budget: take it in a worker thread."""
+
+
 class DigestCache:
-    """Digests of file contents by (device, inode, size, mtime_ns). Used by one thread."""
+    """Digests of file contents by (device, inode, size, mtime_ns).
+
+    The event loop's thread and one worker thread may use it at once (single dictionary and
+    list operations). A cache made by :meth:`limited` shares the digests and raises
+    :class:`TooMuchToRead` once it would read more than its budget (bytes) of files."""
 
     def __init__(self, persisted: Iterable[tuple[int, int, int, int, str]] = ()) -> None:
         self._digests: dict[_Key, str] = {(d, i, s, m): h for d, i, s, m, h in persisted}
         self.new: list[tuple[int, int, int, int, str]] = []
+        self.budget: int | None = None
+
+    def limited(self, budget: int) -> DigestCache:
+        view = DigestCache.__new__(DigestCache)
+        view._digests, view.new, view.budget = self._digests, self.new, budget
+        return view
 
     def digest(self, path: str, st: os.stat_result) -> str:
         key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
         cached = self._digests.get(key)
         if cached is not None:
             return cached
+        if self.budget is not None:
+            self.budget -= st.st_size + 4096
+            if self.budget < 0:
+                raise TooMuchToRead
         h = hashlib.blake2b(digest_size=16)
         try:
             with open(path, "rb") as f:
@@ -193,6 +211,19 @@ def _content(path: Path, cache: DigestCache) -> str:
                 h.update(f"{rel}/{f}\0{cache.digest(p, fst)}\0".encode())
         return "dir:" + h.hexdigest()
     return cache.digest(str(path), st)
+
+
+#: what a quick fingerprint may read (on the event loop: a script and small files)
+QUICK_BUDGET = 256 << 10
+
+
+def quick_fingerprint(c: Component, cdir: Path, cache: DigestCache) -> dict[str, Any] | None:
+    """:func:`fingerprint`, or None when that would read more than :data:`QUICK_BUDGET` of
+    files whose digests are not cached (then it belongs in a worker thread)."""
+    try:
+        return fingerprint(c, cdir, cache.limited(QUICK_BUDGET))
+    except TooMuchToRead:
+        return None
 
 
 def fingerprint(c: Component, cdir: Path, cache: DigestCache) -> dict[str, Any]:
