@@ -178,3 +178,38 @@ def test_a_parameter_study_wheel_stopped_runs_the_edited_template(project: Proje
     write_script(t, body("v2"))
     assert sharin.run(sharin.open_project(project.root)).ok
     assert sorted(ran(project)) == sorted(f"v2 {i}/t" for i in instances[1:])
+
+
+def test_a_continue_in_an_interrupted_trip_is_evaluated_again(project: Project) -> None:
+    """An engine died in trip 1 after its ``continue`` held: the resumed trip ends there again
+    (the component after the continue does not run), as it would have."""
+    from sharin.engine import Journal
+
+    loop = sharin.add_component(project, "for", "loop", start=0, end=1, step=1)
+    first = sharin.add_task(project, "first", body("v1"), parent=loop)
+    cont = sharin.add_component(
+        project, "continue", "skip", parent=loop, condition="WHEEL_CURRENT_INDEX == '1'"
+    )
+    second = sharin.add_task(project, "second", body("v1"), parent=loop)
+    sharin.connect(project, first, cont)
+    sharin.connect(project, cont, second)
+    journal = Journal(project.root / ".sharin" / "journal.sqlite")
+    run = journal.new_run({})
+    for key, kind, state, message in [
+        ("loop", "for", "running", None),
+        ("loop_0", "for", "finished", None),
+        ("loop_0/first", "task", "finished", None),
+        ("loop_0/skip", "continue", "finished", None),
+        ("loop_0/second", "task", "finished", None),
+        ("loop_1", "for", "running", None),
+        ("loop_1/first", "task", "finished", None),
+        ("loop_1/skip", "continue", "finished", "continue"),
+    ]:
+        journal.set_task(run, key, kind, state, message=message, ended=state == "finished")
+    journal.close()
+    for trip in ("loop_0", "loop_1"):
+        shutil.copytree(loop.directory, project.root / trip)
+        edit_json(project.root / trip / "cmp.wheel.json", lambda d: d.update(subComponent=True))
+    r = sharin.run(sharin.open_project(project.root))
+    assert r.ok and r.resumed
+    assert ran(project) == []  # nothing after the continue in trip 1, nothing else left

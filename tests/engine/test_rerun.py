@@ -244,3 +244,18 @@ def test_volatile_fields_never_change_a_definition(
         k = next(iter(clean))
         changed = {**clean, k: [clean[k]]}
         assert _fingerprint.definition(changed) != _fingerprint.definition(clean)
+
+
+def test_finished_in_the_interrupted_run_after_its_last_fingerprint(project: Project) -> None:
+    """An engine that died after journaling a task finished but before keeping its new
+    fingerprint: the resumed run does not run the task again (its record is newer)."""
+    pipeline(project)
+    sharin.run(project)
+    (project.root / "other" / "run.sh").write_text("#!/bin/sh\n" + log_line("other2"))
+    journal = Journal(project.root / ".sharin" / "journal.sqlite")
+    run = journal.new_run({})
+    journal.set_task(run, "other", "task", "finished", attempt=1, started=True, ended=True)
+    journal.close()
+    r = sharin.run(project)
+    assert r.ok and r.resumed and r.run == run
+    assert "other" not in r.reasons and "other2" not in ran(project)

@@ -99,6 +99,10 @@ _MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPE
 
 _RESUMABLE_RUN_STATES = {"running", "stopped", "failed"}
 
+#: never reused as a whole: a workflow's children decide for themselves; break and continue
+#: evaluate their condition again, for the trip they end
+_ALWAYS_RUN = frozenset({ComponentType.WORKFLOW, ComponentType.BREAK, ComponentType.CONTINUE})
+
 
 def sharin_dir(project_root: Path) -> Path:
     """sharin's own files in a project: the journal, logs of every run, the engine lock."""
@@ -478,12 +482,15 @@ class Engine:
         """
         assert self.journal is not None
         prev = self._prev.get(key)
+        own = cdir == c.directory  # not a copy in a loop trip or an instance
         if prev is not None and prev.state != State.FINISHED:
-            if prev.state not in _IN_FLIGHT and self._fps:
-                self._reasons[key] = f"{prev.state} before"
+            if own and self._fps:
+                self._reasons[key] = _unfinished_reason(prev)
             self._mark_ran(key)
             return False
-        cand = self._fps.get(key) if cdir == c.directory else None
+        cand = self._fps.get(key) if own else None
+        if cand is not None and prev is not None and _newer(prev, cand):
+            cand = None  # it finished in this run after that fingerprint (its own was not kept)
         if cand is None:
             if prev is not None:
                 self._finished_before(c, key)
@@ -491,7 +498,7 @@ class Engine:
                 if c.type in _TASK_TYPES:
                     self._count(State.FINISHED)
                 return True
-            if self._fps:
+            if own and self._fps:
                 self._reasons[key] = "not run before"
             self._mark_ran(key)
             return False
@@ -578,7 +585,7 @@ class Engine:
         env: Mapping[str, str],
         ctx: TripControl | None = None,
     ) -> str:
-        if c.type != ComponentType.WORKFLOW and await self._reuse(c, cdir, key):
+        if c.type not in _ALWAYS_RUN and await self._reuse(c, cdir, key):
             return State.FINISHED.value
         state = await self._dispatch(c, cdir, key, env, ctx)
         if state == State.FINISHED:
@@ -1091,12 +1098,10 @@ def plan(project: Project, journal: Journal | None, *, restart: bool = False) ->
     def decide(c: Component, key: str) -> str | None:
         p = prev.get(key)
         if p is not None and p.state != State.FINISHED:
-            return (
-                "was running when its engine ended"
-                if p.state in _IN_FLIGHT
-                else f"{p.state} before"
-            )
+            return _unfinished_reason(p)
         cand = fps.get(key)
+        if cand is not None and p is not None and _newer(p, cand):
+            cand = None
         if cand is None:
             if p is not None or key in seeded:
                 return None
@@ -1162,6 +1167,17 @@ def _after(project: Project, c: Component, key: str, ran: set[str]) -> str | Non
                 names.append(d.name)
         x, k = x.parent, pkey
     return f"after {', '.join(sorted(set(names)))}" if names else None
+
+
+def _unfinished_reason(prev: TaskRecord) -> str:
+    if prev.state in _IN_FLIGHT:
+        return "was under way when its engine ended"
+    return f"{prev.state} before"
+
+
+def _newer(prev: TaskRecord, cand: FingerprintRecord) -> bool:
+    """The record says it finished (in another run) after the fingerprint was kept."""
+    return prev.ended is not None and prev.ended > cand.ended + 1e-3 and cand.run != prev.run
 
 
 def _dependencies(c: Component) -> set[str]:
