@@ -253,8 +253,12 @@ def test_resume_after_failure_skips_finished_tasks(project: Project) -> None:
     assert (second.state, second.resumed, second.run) == ("finished", True, first.run)
     assert ran(project) == ["a", "b", "b", "c"]
     assert journal_tasks(project.root, first.run)["b"].attempt == 2
-    third = sharin.run(project)  # the last run finished: a fresh one
+    third = sharin.run(project)  # the last run finished: a fresh one, with nothing to do
     assert (third.run, third.resumed) == (first.run + 1, False)
+    assert third.nothing_to_do and third.since == first.run
+    assert ran(project) == ["a", "b", "b", "c"]
+    fourth = sharin.run(project, options=sharin.RunOptions(resume=False))  # --restart
+    assert (fourth.run, fourth.resumed, fourth.nothing_to_do) == (third.run + 1, False, False)
     assert ran(project) == ["a", "b", "b", "c", "a", "b", "c"]
 
 

@@ -221,7 +221,9 @@ def test_run_in_the_foreground(cli: Cli, project: Project) -> None:
     assert (root / "b" / "got").read_text() == "hi\n"
     assert read_json(root / "prj.wheel.json")["state"] == "finished"
     r = cli("run", root, "-q")
-    assert r.stdout.strip().startswith("run 2 finished")
+    assert r.stdout.strip() == "run 2: nothing changed since run 1; nothing to do"
+    r = cli("run", root, "-q", "--restart")
+    assert r.stdout.strip().startswith("run 3 finished")
     assert len(r.stdout.strip().splitlines()) == 1
 
 
@@ -258,11 +260,14 @@ def test_run_resumes_or_restarts(cli: Cli, project: Project) -> None:
     r = cli("run", project.root)
     assert "resuming the unfinished run" in r.stdout and "resumed run 1 finished" in r.stdout
     assert ran(project) == ["a", "b", "b"]
+    r = cli("run", project.root)  # nothing changed in a or b since run 1 finished
+    assert "run 2: nothing changed since run 1; nothing to do" in r.stdout
+    assert ran(project) == ["a", "b", "b"]
     (project.root / "go").unlink()
-    cli("run", project.root, code=1)  # run 2 fails in b
+    cli("run", project.root, "--restart", code=1)  # run 3 fails in b
     (project.root / "go").touch()
     r = cli("run", project.root, "--restart")
-    assert "run 3 finished" in r.stdout and "resum" not in r.stdout
+    assert "run 4 finished" in r.stdout and "resum" not in r.stdout
     assert ran(project) == ["a", "b", "b", "a", "b", "a", "b"]
 
 

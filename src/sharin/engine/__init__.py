@@ -4,10 +4,12 @@ from ._control import viewer_files
 from ._engine import (
     SUPPORTED_TYPES,
     Engine,
+    PlannedStep,
     RunOptions,
     RunResult,
     evaluate_condition,
     install_signal_handlers,
+    plan,
     sharin_dir,
 )
 from ._events import Event, EventBus
@@ -37,6 +39,7 @@ __all__ = [
     "JobResult",
     "JobStatus",
     "Journal",
+    "PlannedStep",
     "RunOptions",
     "RunRecord",
     "RunResult",
@@ -46,6 +49,7 @@ __all__ = [
     "deliver",
     "evaluate_condition",
     "install_signal_handlers",
+    "plan",
     "resolve_sources",
     "sharin_dir",
     "viewer_files",

@@ -75,6 +75,7 @@ from ._files import copy_path, run_bounds, storage_path
 
 if TYPE_CHECKING:
     from ._engine import Engine
+    from ._journal import TaskRecord
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -258,10 +259,23 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
     last: Path | None = None
     ok = True
     position = 0
+    wheel_index = _wheel_while_index(self, c, key) if trips is None else None
+    #: the trip to make next follows trips that ran before this run: it gets the template
+    #: again (edits since the stop take effect), as WHEEL re-syncs it into a restarted trip
+    resync = False
     while not self._halt:
         if trips is None:
             trip = while_trip(c.name, position)
             tkey = child_key(pkey, trip.instance_name)
+            if wheel_index is not None and position < wheel_index and tkey not in self._prev:
+                # WHEEL recorded that the loop had gone past this trip (its currentIndex)
+                position += 1
+                idir = pdir / trip.instance_name
+                if idir.exists():
+                    last = idir
+                    made.append(idir)
+                resync = True
+                continue
             if tkey not in self._prev:
                 try:
                     if not await condition_true(cond, cdir, {**base_env, **trip.env}):
@@ -280,14 +294,18 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
         if tprev is not None and tprev.state == State.FINISHED:
             last = idir
             made.append(idir)
+            resync = True
             if tprev.message == "break":
                 break
             continue
-        if tprev is None or not idir.exists():
+        if _remake(self, tprev, tkey) or not idir.exists():
             if idir.exists():
                 shutil.rmtree(idir)
             _copy_tree(last or cdir, idir, skip_component_files=False)
+            if resync and last is not None:
+                _copy_tree(cdir, idir, skip_component_files=True)
             _mark_instance(c, idir)
+        resync = False
         self._record(c, tkey, State.RUNNING, persist=False, started=True, attempt=position)
         ctx = TripControl()
         trip_ok = await self._run_container(c, idir, tkey, {**base_env, **trip.env}, ctx)
@@ -339,6 +357,35 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
     return state.value
 
 
+def _remake(self: Engine, tprev: TaskRecord | None, tkey: str) -> bool:
+    """Whether a loop trip or an instance that did not finish is made again from the template.
+
+    Made again: one this run has no record of (a trip WHEEL left, or a left-over directory),
+    and one that was stopped or failed; what ran in it runs again (WHEEL sets a restarted
+    trip's components back to not-started). Left as it is: one that was under way when its
+    engine died, whose tasks may still run there and are re-attached.
+    """
+    if tprev is None:
+        return True
+    if tprev.state in (State.STOPPED, State.FAILED, State.NOT_STARTED):
+        self._forget_below(tkey)
+        return True
+    return False
+
+
+def _wheel_while_index(self: Engine, c: Component, key: str) -> int | None:
+    """The trip a ``while`` that WHEEL stopped was in (its ``currentIndex``): the trips before
+    it ran. None when sharin's journal knows the loop, or WHEEL did not record an index."""
+    if key in self._prev or c.state == State.FINISHED:
+        return None
+    index = c.data.get("currentIndex")
+    if isinstance(index, bool):
+        return None
+    if isinstance(index, str) and index.strip().isdigit():
+        index = int(index)
+    return index if isinstance(index, int) and index > 0 else None
+
+
 # ------------------------------------------------------------------ parameter study
 async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
     persist = cdir == c.directory
@@ -382,9 +429,13 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
             iprev = self._prev.get(ikey)
             if iprev is not None and iprev.state == State.FINISHED:
                 return True
+            remake = _remake(self, iprev, ikey)
+            # a stopped or failed instance is made anew; one this run has no record of gets
+            # the template over what is there (as WHEEL's rsync)
+            fresh = force or (remake and iprev is not None)
             # files are made and gathered by a worker thread: the event loop starts and watches
             # the tasks of other instances meanwhile (creating files is mostly system time)
-            await loop.run_in_executor(files, maker.make, idir, vector, iprev is None, force)
+            await loop.run_in_executor(files, maker.make, idir, vector, remake, fresh)
             self._record(c, ikey, State.RUNNING, persist=False, started=True)
             ok = await self._run_container(c, idir, ikey, {**base_env, **instance_env(vector)})
             if ok:

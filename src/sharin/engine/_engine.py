@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -33,12 +36,12 @@ from ..model import (
     read_json_object,
     write_json_atomic,
 )
-from . import _control, _jobs
+from . import _control, _fingerprint, _jobs
 from ._control import TripControl, condition_true
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources, run_bounds
 from ._jobs import JobOptions
-from ._journal import Journal, TaskRecord
+from ._journal import FingerprintRecord, Journal, TaskRecord
 from ._protocol import (
     Executor,
     ExecutorProvider,
@@ -47,7 +50,15 @@ from ._protocol import (
     TaskSpec,
 )
 
-__all__ = ["Engine", "RunOptions", "RunResult", "SUPPORTED_TYPES", "sharin_dir"]
+__all__ = [
+    "Engine",
+    "PlannedStep",
+    "RunOptions",
+    "RunResult",
+    "SUPPORTED_TYPES",
+    "plan",
+    "sharin_dir",
+]
 
 #: component types this engine runs
 SUPPORTED_TYPES = frozenset(
@@ -88,6 +99,10 @@ _MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPE
 
 _RESUMABLE_RUN_STATES = {"running", "stopped", "failed"}
 
+#: never reused as a whole: a workflow's children decide for themselves; break and continue
+#: evaluate their condition again, for the trip they end
+_ALWAYS_RUN = frozenset({ComponentType.WORKFLOW, ComponentType.BREAK, ComponentType.CONTINUE})
+
 
 def sharin_dir(project_root: Path) -> Path:
     """sharin's own files in a project: the journal, logs of every run, the engine lock."""
@@ -118,6 +133,17 @@ class RunResult:
     counts: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    reasons: dict[str, str] = field(default_factory=dict)
+    """Why each component that had finished before ran again (``"script changed"``, ``"after a"``)."""
+    reused: int = 0
+    """Components not run again because nothing they depend on changed since they finished."""
+    since: int | None = None
+    """The last run whose results this run reused."""
+
+    @property
+    def nothing_to_do(self) -> bool:
+        """Nothing changed since an earlier run finished: this run ran nothing."""
+        return self.since is not None and self.ok and not self.reasons and self.reused > 0
 
     @property
     def ok(self) -> bool:
@@ -216,6 +242,16 @@ class Engine:
         self._run_tag = ""
         self._lock_fd: int | None = None
         self._mirror = _StateMirror()
+        #: the last finished fingerprint of each component (since the last clean)
+        self._fps: dict[str, FingerprintRecord] = {}
+        self._digests = _fingerprint.DigestCache()
+        self._fp_pool: ThreadPoolExecutor | None = None
+        #: keys (and their containers' keys) that ran in this run, not reused
+        self._ran: set[str] = set()
+        self._reasons: dict[str, str] = {}
+        self._reused = 0
+        self._dirty: bool | None = None
+        self._below: dict[str, list[str]] | None = None  #: ``_prev``'s keys by container
 
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
@@ -263,6 +299,10 @@ class Engine:
         """Open the journal and choose: resume the last run, or begin a new one."""
         self.journal = Journal(self.dir / "journal.sqlite")
         last = self.journal.last_run()
+        if self.options.resume:
+            # what finished before and may be reused (``--restart``: nothing)
+            self._fps = valid_fingerprints(self.journal)
+            self._digests = _fingerprint.DigestCache(self.journal.digests())
         if self.options.resume and last is not None and last.state in _RESUMABLE_RUN_STATES:
             self.run_id = last.id
             self.journal.reopen_run(last.id)
@@ -272,7 +312,11 @@ class Engine:
             seeded = self._wheel_states() if self.options.resume else {}
             resumed = bool(seeded)
             self.run_id = self.journal.new_run(
-                {"git": _git_head(self.project.root), "resumed_from_wheel": resumed}
+                {
+                    "git": _git_head(self.project.root),
+                    "dirty": self._dirty,
+                    "resumed_from_wheel": resumed,
+                }
             )
             for rel, kind in seeded.items():
                 self.journal.set_task(
@@ -283,7 +327,7 @@ class Engine:
                     message="finished before (WHEEL state)",
                 )
             self._prev = self.journal.tasks(self.run_id)
-            if not resumed:
+            if not resumed and not self._fps:
                 self._reset_component_states()
         record = self.journal.run(self.run_id)
         started = record.started if record is not None else time.time()
@@ -298,25 +342,7 @@ class Engine:
         When the project did not finish (a run WHEEL, or sharin before its journal, stopped),
         ``sharin run`` continues from these, as WHEEL's own restart does.
         """
-        if self.project.state == State.FINISHED:
-            return {}
-        done: dict[str, str] = {}
-        for c in self.project.components():
-            if c.state == State.FINISHED and c.type != ComponentType.IF:
-                done[c.rel] = c.type
-        root = self.project.root
-        for inst in self.project.instance_dirs:
-            for d, dirs, files in os.walk(inst):
-                dirs[:] = [x for x in dirs if not x.startswith(".")]
-                if COMPONENT_FILE not in files:
-                    continue
-                try:
-                    data = read_json_object(Path(d) / COMPONENT_FILE)
-                except SharinError:
-                    continue
-                if data.get("state") == State.FINISHED and data.get("type") != ComponentType.IF:
-                    done[os.path.relpath(d, root)] = str(data.get("type"))
-        return done
+        return wheel_states(self.project)
 
     def _reset_component_states(self) -> None:
         for c in self.project.root_component.walk():
@@ -327,8 +353,10 @@ class Engine:
                     (c.directory / STATUS_FILE).unlink()
 
     async def _run(self, t0: float) -> RunResult:
+        self._dirty = await _git_dirty(self.project.root)
         resumed = self._start_run()
         assert self.journal is not None
+        self._fp_pool = ThreadPoolExecutor(1, thread_name_prefix="sharin-fingerprint")
         root = self.project.root
         self._base_env = dict(os.environ)
         self._base_env.update(self.project.root_component.env)
@@ -350,9 +378,20 @@ class Engine:
         finally:
             # also reached on an unexpected error or KeyboardInterrupt: record what we know
             self._mirror.close()
+            self._fp_pool.shutdown(wait=True)
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self.journal.add_digests(self._digests.new)
+            since = self._since() if state == State.FINISHED else None
+            if since is not None:
+                self.journal.update_run_info(
+                    self.run_id, {"nothing_to_do": not self._ran, "reused_from": since}
+                )
             self.journal.end_run(self.run_id, state.value)
             self.project.set_project_state(state.value)
-            self._emit("", "run", state)
+            message = ""
+            if since is not None and not self._ran:
+                message = f"nothing changed since run {since}; nothing to do"
+            self._emit("", "run", state, message=message)
             self.events.close()
             self.journal.close()
         return RunResult(
@@ -362,7 +401,15 @@ class Engine:
             dict(self._counts),
             list(self._failed),
             time.monotonic() - t0,
+            dict(self._reasons),
+            self._reused,
+            self._since(),
         )
+
+    def _since(self) -> int | None:
+        """The last earlier run whose results this run reused, if it reused any."""
+        runs = [r.run for r in self._fps.values() if r.run != self.run_id]
+        return max(runs) if runs and self._reused else None
 
     # ------------------------------------------------------------------ events
     def _emit(
@@ -417,13 +464,135 @@ class Engine:
         """The journal's record of ``key`` if it finished in an earlier attempt of this run
         (or WHEEL left it finished); subscribers are told, and the caller skips it."""
         prev = self._prev.get(key)
-        if prev is None or prev.state != State.FINISHED:
-            return None
+        if prev is None or prev.state != State.FINISHED or c.type == ComponentType.WORKFLOW:
+            return None  # a workflow is entered: its children decide whether they run again
         self._emit(key, c.type, State.FINISHED, message=prev.message or "finished before")
         return prev
 
+    # ------------------------------------------------------------------ reuse
+    async def _reuse(self, c: Component, cdir: Path, key: str) -> bool:
+        """True when ``c`` is not to run: it finished before and nothing it depends on changed.
+
+        A record of this run that did not finish: it runs (or is re-attached). A fingerprint
+        from when it last finished (in any run since the last clean, ``_fingerprint``): reused
+        when no component it depends on (or its containers depend on) ran in this run and the
+        present fingerprint is the same. Without a fingerprint (a journal or a WHEEL state
+        from before fingerprints, a loop trip): reused when this run's journal, or WHEEL, says
+        it finished.
+        """
+        assert self.journal is not None
+        prev = self._prev.get(key)
+        own = cdir == c.directory  # not a copy in a loop trip or an instance
+        if prev is not None and prev.state != State.FINISHED:
+            if own and self._fps:
+                self._reasons[key] = _unfinished_reason(prev)
+            self._mark_ran(key)
+            return False
+        cand = self._fps.get(key) if own else None
+        if cand is not None and prev is not None and _newer(prev, cand):
+            cand = None  # it finished in this run after that fingerprint (its own was not kept)
+        if cand is None:
+            if prev is not None:
+                self._finished_before(c, key)
+                self._reused_if(c, key, prev.message)
+                if c.type in _TASK_TYPES:
+                    self._count(State.FINISHED)
+                return True
+            if own and self._fps:
+                self._reasons[key] = "not run before"
+            self._mark_ran(key)
+            return False
+        reason = self._after(c, key)
+        if reason is None:
+            now = await self._fingerprint(c, cdir)
+            old = _fingerprint.loads(cand.fingerprint)
+            reason = "no usable record" if old is None else _fingerprint.explain(c, old, now)
+        if reason is None:
+            message = prev.message if prev is not None else None
+            if prev is None:
+                old_rec = self.journal.task(cand.run, key) if c.type == ComponentType.IF else None
+                message = old_rec.message if old_rec is not None else None
+                if c.type != ComponentType.IF:
+                    message = f"unchanged since run {cand.run}"
+                self.journal.set_task(
+                    self.run_id, key, c.type, State.FINISHED.value, message=message
+                )
+                if c.state != State.FINISHED:
+                    self._mirror.set(c, State.FINISHED.value, None)
+            self._emit(key, c.type, State.FINISHED, message=message or "unchanged")
+            self._reused_if(c, key, message)
+            self._reused += 1
+            self._count(State.FINISHED)
+            return True
+        self._reasons[key] = reason
+        if prev is not None:
+            self._prev[key] = dataclasses.replace(prev, state=State.NOT_STARTED.value, handle=None)
+        self._mark_ran(key)
+        return False
+
+    def _forget_below(self, key: str) -> None:
+        """Forget this run's records of what ran inside ``key`` (a trip or instance made again)."""
+        if self._below is None:
+            self._below = {}
+            for k in self._prev:
+                parts = k.split("/")
+                for i in range(1, len(parts)):
+                    self._below.setdefault("/".join(parts[:i]), []).append(k)
+        for k in self._below.pop(key, []):
+            self._prev.pop(k, None)
+
+    def _reused_if(self, c: Component, key: str, message: str | None) -> None:
+        if c.type == ComponentType.IF:
+            self._branches[key] = message != "else"
+
+    def _mark_ran(self, key: str) -> None:
+        while key not in self._ran:
+            self._ran.add(key)
+            if "/" not in key:
+                break
+            key = key.rsplit("/", 1)[0]
+
+    def _after(self, c: Component, key: str) -> str | None:
+        return _after(self.project, c, key, self._ran)
+
+    async def _keep_fingerprint(self, c: Component, cdir: Path, key: str) -> None:
+        """Record what ``c`` is now that it finished (in its own directory only)."""
+        if cdir != c.directory or c.type == ComponentType.WORKFLOW or self.journal is None:
+            return
+        try:
+            fp = await self._fingerprint(c, cdir)
+        except RuntimeError:
+            return  # the pool was shut down: the run is ending
+        self.journal.set_fingerprint(key, self.run_id, _fingerprint.dumps(fp))
+
+    async def _fingerprint(self, c: Component, cdir: Path) -> dict[str, object]:
+        """``c``'s fingerprint: taken at once when that reads little (a script, small files:
+        tens of microseconds, less than a hand-over to a thread), else in a worker thread."""
+        fp = _fingerprint.quick_fingerprint(c, cdir, self._digests)
+        if fp is not None:
+            return fp
+        assert self._fp_pool is not None
+        return await asyncio.get_running_loop().run_in_executor(
+            self._fp_pool, _fingerprint.fingerprint, c, cdir, self._digests
+        )
+
     # ------------------------------------------------------------------ containers
     async def _run_component(
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        ctx: TripControl | None = None,
+    ) -> str:
+        if c.type not in _ALWAYS_RUN and await self._reuse(c, cdir, key):
+            return State.FINISHED.value
+        state = await self._dispatch(c, cdir, key, env, ctx)
+        if state == State.FINISHED:
+            await self._keep_fingerprint(c, cdir, key)
+        return state
+
+    async def _dispatch(
         self,
         c: Component,
         cdir: Path,
@@ -870,6 +1039,199 @@ def _placement(c: Component, job: JobOptions | None) -> tuple[str, bool, str | N
     if job is not None and job.host is not None:
         return job.host, True, job.queue
     return c.host, c.use_job_scheduler, c.queue
+
+
+def wheel_states(project: Project) -> dict[str, str]:
+    """Components (and loop trips, instances) a run left ``finished`` in ``cmp.wheel.json``,
+    unless the whole project finished."""
+    if project.state == State.FINISHED:
+        return {}
+    done: dict[str, str] = {}
+    for c in project.components():
+        if c.state == State.FINISHED and c.type != ComponentType.IF:
+            done[c.rel] = c.type
+    root = project.root
+    for inst in project.instance_dirs:
+        for d, dirs, files in os.walk(inst):
+            dirs[:] = [x for x in dirs if not x.startswith(".")]
+            if COMPONENT_FILE not in files:
+                continue
+            try:
+                data = read_json_object(Path(d) / COMPONENT_FILE)
+            except SharinError:
+                continue
+            if data.get("state") == State.FINISHED and data.get("type") != ComponentType.IF:
+                done[os.path.relpath(d, root)] = str(data.get("type"))
+    return done
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """What ``sharin run`` would do with one component (see :func:`plan`)."""
+
+    key: str
+    type: str
+    reason: str | None
+    """Why it would run (``"script changed"``, ``"after a"``, ``"not run before"``); None: reused."""
+
+    @property
+    def runs(self) -> bool:
+        return self.reason is not None
+
+
+def plan(project: Project, journal: Journal | None, *, restart: bool = False) -> list[PlannedStep]:
+    """What ``sharin run`` (``--restart``) would run and why, in the order it would start
+    them, without running anything or changing any file. Loops, parameter studies and step
+    jobs are one step each; the components of a workflow are listed, not the workflow.
+    A component that would run makes everything after it run ("after ..."), as in a run; a
+    component behind an ``if`` that would run is listed too (its branch is not known yet).
+    """
+    last = journal.last_run() if journal is not None else None
+    fps = valid_fingerprints(journal) if journal is not None and not restart else {}
+    resuming = not restart and last is not None and last.state in _RESUMABLE_RUN_STATES
+    prev: dict[str, TaskRecord] = {}
+    if resuming and journal is not None and last is not None:
+        prev = journal.tasks(last.id)
+    seeded = wheel_states(project) if not restart and not resuming else {}
+    digests = _fingerprint.DigestCache(journal.digests() if journal is not None else ())
+    ran: set[str] = set()
+    out: list[PlannedStep] = []
+
+    def mark(key: str) -> None:
+        while key and key not in ran:
+            ran.add(key)
+            key = key.rsplit("/", 1)[0] if "/" in key else ""
+
+    def decide(c: Component, key: str) -> str | None:
+        p = prev.get(key)
+        if p is not None and p.state != State.FINISHED:
+            return _unfinished_reason(p)
+        cand = fps.get(key)
+        if cand is not None and p is not None and _newer(p, cand):
+            cand = None
+        if cand is None:
+            if p is not None or key in seeded:
+                return None
+            return "not run before"
+        after = _after(project, c, key, ran)
+        if after is not None:
+            return after
+        old = _fingerprint.loads(cand.fingerprint)
+        if old is None:
+            return "no usable record"
+        return _fingerprint.explain(c, old, _fingerprint.fingerprint(c, c.directory, digests))
+
+    def walk(container: Component, key: str) -> None:
+        for x in _in_order(container.children):
+            if x.disabled:
+                continue
+            k = f"{key}/{x.name}" if key else x.name
+            if x.type == ComponentType.WORKFLOW:
+                walk(x, k)
+                continue
+            reason = decide(x, k)
+            if reason is not None:
+                mark(k)
+            out.append(PlannedStep(k, x.type, reason))
+
+    walk(project.root_component, "")
+    return out
+
+
+def _in_order(children: list[Component]) -> list[Component]:
+    """Siblings in an order in which each comes after those it depends on."""
+    ids = {x.id for x in children}
+    waiting = {x.id: len(_dependencies(x) & ids) for x in children}
+    after: dict[str, list[Component]] = {x.id: [] for x in children}
+    for x in children:
+        for d in _dependencies(x) & ids:
+            after[d].append(x)
+    ready = deque(x for x in children if waiting[x.id] == 0)
+    out: list[Component] = []
+    while ready:
+        x = ready.popleft()
+        out.append(x)
+        for y in after[x.id]:
+            waiting[y.id] -= 1
+            if waiting[y.id] == 0:
+                ready.append(y)
+    seen = {x.id for x in out}
+    return out + [x for x in children if x.id not in seen]  # a cycle: validation names it
+
+
+def _after(project: Project, c: Component, key: str, ran: set[str]) -> str | None:
+    """``"after X"`` when a component ``c`` (or a container of it) depends on ran."""
+    names: list[str] = []
+    x: Component | None = c
+    k = key
+    while x is not None and x.parent is not None:
+        pkey = k.rsplit("/", 1)[0] if "/" in k else ""
+        for dep in _dependencies(x):
+            d = project.by_id.get(dep)
+            if d is None or d.parent is not x.parent:
+                continue
+            if (f"{pkey}/{d.name}" if pkey else d.name) in ran:
+                names.append(d.name)
+        x, k = x.parent, pkey
+    return f"after {', '.join(sorted(set(names)))}" if names else None
+
+
+def _unfinished_reason(prev: TaskRecord) -> str:
+    if prev.state in _IN_FLIGHT:
+        return "was under way when its engine ended"
+    return f"{prev.state} before"
+
+
+def _newer(prev: TaskRecord, cand: FingerprintRecord) -> bool:
+    """The record says it finished (in another run) after the fingerprint was kept."""
+    return prev.ended is not None and prev.ended > cand.ended + 1e-3 and cand.run != prev.run
+
+
+def _dependencies(c: Component) -> set[str]:
+    """IDs of the components ``c`` waits for: flow edges and producers of its input files."""
+    deps = set(c.previous)
+    for inp in c.input_files:
+        deps.update(link.node for link in inp.src)
+    return deps
+
+
+def valid_fingerprints(journal: Journal) -> dict[str, FingerprintRecord]:
+    """The journal's fingerprints, without those a later ``sharin clean`` invalidated."""
+    fps = journal.fingerprints()
+    cleaned = getattr(journal, "cleaned_after", None)
+    if cleaned is not None and fps:
+        fps = {k: r for k, r in fps.items() if not cleaned(k, r.ended)}
+    return fps
+
+
+async def _git_dirty(root: Path) -> bool | None:
+    """Whether the project has unsaved changes (None: not a git repository, or no git).
+    git runs with its hooks and file-system monitor turned off: nothing of the project runs."""
+    if not (root / ".git").exists():
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "git",
+            "--no-optional-locks",
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.hooksPath=/dev/null",
+            "status",
+            "--porcelain",
+            cwd=root,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        out, _ = await proc.communicate()
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    return bool(out.strip())
 
 
 def _read_int(path: Path) -> int | None:

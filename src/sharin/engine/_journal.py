@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import JournalError
 
-__all__ = ["Journal", "RunRecord", "TaskRecord"]
+__all__ = ["FingerprintRecord", "Journal", "RunRecord", "TaskRecord"]
 
 SCHEMA_VERSION = 1
 
@@ -58,6 +58,20 @@ CREATE TABLE IF NOT EXISTS tasks (
     message TEXT,
     PRIMARY KEY (run, key)
 );
+CREATE TABLE IF NOT EXISTS fingerprints (
+    key TEXT PRIMARY KEY,
+    run INTEGER NOT NULL,
+    ended REAL NOT NULL,
+    fingerprint TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS digests (
+    dev INTEGER NOT NULL,
+    ino INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (dev, ino)
+);
 """
 
 
@@ -83,6 +97,16 @@ class TaskRecord:
     started: float | None
     ended: float | None
     message: str | None
+
+
+@dataclass(frozen=True)
+class FingerprintRecord:
+    """The fingerprint a component had when it last finished (``_fingerprint``)."""
+
+    key: str
+    run: int
+    ended: float
+    fingerprint: str
 
 
 def _set_wal(db: sqlite3.Connection) -> None:
@@ -143,6 +167,30 @@ class Journal:
                 f"{path}: cannot open the run journal ({e}); move it away to start a fresh history"
             ) from None
 
+    @classmethod
+    def open_readonly(cls, path: Path) -> Journal:
+        """Open an existing journal to read it without writing anything (no file created or
+        changed, also not SQLite's ``-wal``/``-shm`` files of a journal no engine has open)."""
+        self = cls.__new__(cls)
+        self.path = path
+        self._open = False
+        try:
+            if path.with_name(path.name + "-wal").exists():
+                self._db = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+                )
+            else:
+                self._db = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?immutable=1", uri=True, check_same_thread=False
+                )
+            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db.execute("SELECT count(*) FROM runs").fetchone()
+        except sqlite3.DatabaseError as e:
+            raise JournalError(
+                f"{path}: cannot read the run journal ({e}); move it away to start a fresh history"
+            ) from None
+        return self
+
     def close(self) -> None:
         self.flush()
         self._db.close()
@@ -181,6 +229,12 @@ class Journal:
         self._write(
             "UPDATE runs SET state='running', ended=NULL, pid=? WHERE id=?", (os.getpid(), run)
         )
+
+    def update_run_info(self, run: int, info: dict[str, Any]) -> None:
+        """Merge ``info`` into the run's info."""
+        r = self.run(run)
+        merged = {**(r.info if r is not None else {}), **info}
+        self._write("UPDATE runs SET info=? WHERE id=?", (json.dumps(merged), run))
 
     def end_run(self, run: int, state: str) -> None:
         self._write("UPDATE runs SET state=?, ended=? WHERE id=?", (state, time.time(), run))
@@ -265,6 +319,14 @@ class Journal:
         ).fetchall()
         return {r[1]: TaskRecord(*r) for r in rows}
 
+    def task(self, run: int, key: str) -> TaskRecord | None:
+        r = self._db.execute(
+            "SELECT run, key, kind, state, attempt, handle, rc, started, ended, message "
+            "FROM tasks WHERE run=? AND key=?",
+            (run, key),
+        ).fetchone()
+        return TaskRecord(*r) if r else None
+
     def task_list(self, run: int) -> list[TaskRecord]:
         rows = self._db.execute(
             "SELECT run, key, kind, state, attempt, handle, rc, started, ended, message "
@@ -272,3 +334,42 @@ class Journal:
             (run,),
         ).fetchall()
         return [TaskRecord(*r) for r in rows]
+
+    # ------------------------------------------------------------------ fingerprints
+    def set_fingerprint(self, key: str, run: int, fingerprint: str) -> None:
+        """Record what ``key`` was when it finished (committed with the next record)."""
+        self._write(
+            "INSERT INTO fingerprints (key, run, ended, fingerprint) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET run=excluded.run, ended=excluded.ended, "
+            "fingerprint=excluded.fingerprint",
+            (key, run, time.time(), fingerprint),
+            defer=True,
+        )
+
+    def fingerprints(self) -> dict[str, FingerprintRecord]:
+        """The last finished fingerprint of every component that has one."""
+        try:
+            rows = self._db.execute(
+                "SELECT key, run, ended, fingerprint FROM fingerprints"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return {}  # a journal written before fingerprints (read only: not added)
+        return {r[0]: FingerprintRecord(*r) for r in rows}
+
+    def digests(self) -> list[tuple[int, int, int, int, str]]:
+        """Cached digests of large files (``_fingerprint.DigestCache``)."""
+        try:
+            rows = self._db.execute(
+                "SELECT dev, ino, size, mtime_ns, digest FROM digests"
+            ).fetchall()
+        except sqlite3.OperationalError:
+            return []
+        return [(int(a), int(b), int(c), int(d), str(e)) for a, b, c, d, e in rows]
+
+    def add_digests(self, rows: list[tuple[int, int, int, int, str]]) -> None:
+        if not rows:
+            return
+        self.flush()
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", rows)
+        self._db.execute("COMMIT")

@@ -34,6 +34,7 @@ from ..engine import (
     JobHandle,
     JobStatus,
     Journal,
+    PlannedStep,
     RunOptions,
     RunRecord,
     RunResult,
@@ -42,6 +43,7 @@ from ..engine import (
     sharin_dir,
     viewer_files,
 )
+from ..engine import plan as _plan
 from ..errors import BusyError, ExecutorError, Problem, ProjectError, RunError
 from ..executors import (
     ExecutorRegistry,
@@ -74,6 +76,7 @@ __all__ = [
     "log_paths",
     "new_project",
     "open_project",
+    "plan",
     "revert",
     "run",
     "run_async",
@@ -308,6 +311,20 @@ async def run_async(
 def run(project: ProjectRef, **kwargs: Any) -> RunResult:
     """Blocking form of :func:`run_async`."""
     return asyncio.run(run_async(project, **kwargs))
+
+
+def plan(project: ProjectRef, *, restart: bool = False) -> list[PlannedStep]:
+    """What :func:`run` would run and why (a dry run): one :class:`~sharin.engine.PlannedStep`
+    per component, ``reason`` None for those that would be reused. Runs nothing and changes
+    no file (the journal is only read)."""
+    p = _project(project)
+    path = sharin_dir(p.root) / "journal.sqlite"
+    journal = Journal.open_readonly(path) if path.exists() else None
+    try:
+        return _plan(p, journal, restart=restart)
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 # ---------------------------------------------------------------------- watching

@@ -336,7 +336,15 @@ class _Progress:
     "-k", "--keep-going", is_flag=True, help="After a failure go on with independent components."
 )
 @click.option(
-    "--restart", is_flag=True, help="Start a new run even if the last one did not finish."
+    "--restart",
+    is_flag=True,
+    help="Start a new run that runs everything again, even what finished and did not change.",
+)
+@click.option(
+    "-n",
+    "--dry-run",
+    is_flag=True,
+    help="List what would run and why, without running anything or changing any file.",
 )
 @click.option(
     "-j",
@@ -358,15 +366,20 @@ def run_cmd(
     detach: bool,
     keep_going: bool,
     restart: bool,
+    dry_run: bool,
     jobs: int | None,
     lost: str,
     quiet: bool,
 ) -> None:
-    """Run PROJECT (resuming its last run if that did not finish)."""
+    """Run PROJECT: resume its last run if that did not finish; otherwise run only what changed
+    since it last finished (and what depends on that)."""
     p = api.open_project(project)
     problems = api.validate(p)
     if problems:
         raise ValidationError(problems)
+    if dry_run:
+        _dry_run(p, restart)
+        return
     if detach:
         _detach(p, keep_going, restart, jobs, lost)
         return
@@ -381,11 +394,42 @@ def run_cmd(
         sys.exit(EXIT_FAILED)
 
 
+#: reasons listed after a run or in a dry run; more are counted
+_REASONS_SHOWN = 20
+
+
+def _reason_lines(reasons: list[tuple[str, str]]) -> None:
+    for key, why in reasons[:_REASONS_SHOWN]:
+        console.print(f"  {escape(key)}: {escape(why)}")
+    if len(reasons) > _REASONS_SHOWN:
+        console.print(f"  … and {len(reasons) - _REASONS_SHOWN} more")
+
+
+def _dry_run(p: Project, restart: bool) -> None:
+    steps = api.plan(p, restart=restart)
+    runs = [(s.key, s.reason) for s in steps if s.reason is not None]
+    reused = len(steps) - len(runs)
+    if not runs:
+        console.print(
+            "nothing changed since the last run; nothing to do" if steps else "no components"
+        )
+        return
+    console.print(f"would run {len(runs)} of {len(steps)} (reused: {reused}):")
+    _reason_lines(runs)
+
+
 def _summary(p: Project, r: RunResult) -> None:
+    if r.nothing_to_do:
+        console.print(f"[green]run {r.run}:[/] nothing changed since run {r.since}; nothing to do")
+        return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(r.counts.items())) or "no tasks"
     color = "green" if r.ok else ("yellow" if r.state == State.STOPPED else "red")
     verb = "resumed run" if r.resumed else "run"
-    console.print(f"[{color}]{verb} {r.run} {r.state}[/] in {r.elapsed:.1f} s: {counts}")
+    reused = f" ({r.reused} unchanged since run {r.since})" if r.since is not None else ""
+    console.print(f"[{color}]{verb} {r.run} {r.state}[/] in {r.elapsed:.1f} s: {counts}{reused}")
+    if r.reasons and r.since is not None:
+        console.print("ran again:")
+        _reason_lines(sorted(r.reasons.items()))
     for f in r.failed:
         err_console.print(f"  [red]✗[/] {escape(f)}")
     if r.failed:
