@@ -18,15 +18,16 @@ import sharin
 from sharin import Project
 from sharin.engine import Engine, viewer_files
 from sharin.executors import ExecutorRegistry
+from sharin.model import HostConfig
 
 from ..helpers import edit_json, read_json
 
 
-def run_unchecked(root: Path) -> sharin.RunResult:
+def run_unchecked(root: Path, hosts: dict[str, HostConfig] | None = None) -> sharin.RunResult:
     """Run the project with the engine itself: no validation before."""
 
     async def go() -> sharin.RunResult:
-        registry = ExecutorRegistry()
+        registry = ExecutorRegistry(hosts)
         try:
             return await Engine(sharin.open_project(root), registry).run()
         finally:
@@ -147,6 +148,19 @@ def test_a_link_into_a_storage_path_is_delivered(tmp_path: Path) -> None:
     result = run_unchecked(p.root)
     assert result.ok, result.failed
     assert (p.root / "b" / "in.txt").read_text() == "kept\n"
+
+
+def test_a_link_into_a_hosts_path_is_delivered(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "big.dat").write_text("shared\n")
+    p = _pair(tmp_path)
+    (p.root / "a" / "run.sh").write_text(f"#!/bin/sh\nln -sf {scratch / 'big.dat'} x.txt\n")
+    host = HostConfig("cluster", "login", path=str(scratch), raw={"transport": "local"})
+    assert not run_unchecked(p.root).ok  # without the host, the link leads outside
+    result = run_unchecked(p.root, {"cluster": host})
+    assert result.ok, result.failed
+    assert (p.root / "b" / "in.txt").read_text() == "shared\n"
 
 
 # ---------------------------------------------------------------------- scripts

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -259,3 +260,16 @@ def test_finished_in_the_interrupted_run_after_its_last_fingerprint(project: Pro
     r = sharin.run(project)
     assert r.ok and r.resumed and r.run == run
     assert "other" not in r.reasons and "other2" not in ran(project)
+
+
+def test_a_clean_invalidates_what_ran_before_it(project: Project) -> None:
+    """Also a component whose outputs a clean does not touch runs again after it: the journal
+    says which records a clean made void (``Journal.cleaned_after``)."""
+    if not hasattr(Journal, "cleaned_after"):
+        pytest.skip("this journal does not record cleans")
+    sharin.add_task(project, "a", log_line("a"))
+    sharin.save(project, "a")
+    sharin.run(project)
+    sharin.clean(project)
+    r = sharin.run(sharin.open_project(project.root))
+    assert r.ok and not r.nothing_to_do and ran(project) == ["a", "a"]

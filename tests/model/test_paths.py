@@ -97,6 +97,9 @@ def test_glob_matches_through_a_link_out_of_the_project_are_refused(tmp_path: Pa
         glob_inside(root / "a", "*/*.dat", bounds)
     with pytest.raises(UnsafePathError, match="'..'"):
         glob_inside(root / "a", "../*", bounds)
+    # no glob character matches '..': a pattern cannot climb out without writing it
+    assert glob_inside(root / "a", "[.][.]/*", bounds) == []
+    assert glob_inside(root / "a", ".*/*", bounds) == []
 
 
 def test_condition_scripts(tmp_path: Path) -> None:

@@ -375,8 +375,9 @@ def _remake(self: Engine, tprev: TaskRecord | None, tkey: str) -> bool:
 
 def _wheel_while_index(self: Engine, c: Component, key: str) -> int | None:
     """The trip a ``while`` that WHEEL stopped was in (its ``currentIndex``): the trips before
-    it ran. None when sharin's journal knows the loop, or WHEEL did not record an index."""
-    if key in self._prev or c.state == State.FINISHED:
+    it ran. None unless the run continues what WHEEL left (not when sharin's journal knows the
+    loop, nor on ``--restart``), or when WHEEL recorded no index."""
+    if not self._from_wheel or key in self._prev or c.state == State.FINISHED:
         return None
     index = c.data.get("currentIndex")
     if isinstance(index, bool):

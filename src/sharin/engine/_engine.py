@@ -252,6 +252,7 @@ class Engine:
         self._reused = 0
         self._dirty: bool | None = None
         self._below: dict[str, list[str]] | None = None  #: ``_prev``'s keys by container
+        self._from_wheel = False  #: the run continues what WHEEL left unfinished
 
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
@@ -310,7 +311,7 @@ class Engine:
             resumed = True
         else:
             seeded = self._wheel_states() if self.options.resume else {}
-            resumed = bool(seeded)
+            resumed = self._from_wheel = bool(seeded)
             self.run_id = self.journal.new_run(
                 {
                     "git": _git_head(self.project.root),

@@ -211,19 +211,24 @@ def deliver(d: Delivery, bounds: Bounds | None = None) -> list[Path]:
     return made
 
 
-_bounds_cache: weakref.WeakKeyDictionary[Project, Bounds] = weakref.WeakKeyDictionary()
+_bounds_cache: weakref.WeakKeyDictionary[Project, dict[tuple[str, ...], Bounds]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def run_bounds(project: Project, hosts: Mapping[str, HostConfig] | None = None) -> Bounds:
     """Where a run's files may lead: the project, its storage components' storage paths and
-    the hosts' ``path`` directories (places the user named). Computed once per project."""
-    found = _bounds_cache.get(project)
+    the hosts' ``path`` directories (places the user named). Computed once per project and
+    set of hosts."""
+    host_paths = tuple(sorted(h.path for h in (hosts or {}).values() if h.path))
+    known = _bounds_cache.setdefault(project, {})
+    found = known.get(host_paths)
     if found is None:
         named = [
             str(c.data.get("storagePath"))
             for c in project.root_component.walk()
             if c.type == "storage" and str(c.data.get("storagePath") or "").startswith(("/", "~"))
         ]
-        named += [h.path for h in (hosts or {}).values() if h.path.startswith(("/", "~"))]
-        found = _bounds_cache[project] = Bounds.of(project.root, named)
+        named += [p for p in host_paths if p.startswith(("/", "~"))]
+        found = known[host_paths] = Bounds.of(project.root, named)
     return found
