@@ -2,6 +2,7 @@
 
 from ._control import viewer_files
 from ._engine import (
+    HANGUP_MESSAGE,
     SUPPORTED_TYPES,
     Engine,
     RunOptions,
@@ -25,6 +26,7 @@ from ._protocol import (
 )
 
 __all__ = [
+    "HANGUP_MESSAGE",
     "SUPPORTED_TYPES",
     "BulkRequest",
     "Delivery",

@@ -8,7 +8,17 @@ from pathlib import Path
 
 from ..errors import ProjectError
 
-__all__ = ["add", "clean", "clone", "commit_all", "init", "is_dirty", "is_repo", "revert"]
+__all__ = [
+    "add",
+    "clean",
+    "clone",
+    "commit_all",
+    "init",
+    "is_dirty",
+    "is_repo",
+    "revert",
+    "unsaved",
+]
 
 _IDENT = [
     "-c",
@@ -98,3 +108,10 @@ def add(root: Path, paths: list[Path]) -> None:
     rel = [str(p.relative_to(root)) if p.is_absolute() else str(p) for p in paths]
     for i in range(0, len(rel), 1000):
         _git(root, "add", "--", *rel[i : i + 1000])
+
+
+def unsaved(root: Path, subdir: str) -> list[str]:
+    """Files below ``subdir`` that differ from the last save or were never saved (``git status``)."""
+    _require_repo(root)
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", subdir).stdout
+    return sorted(entry[3:] for entry in out.split("\0") if len(entry) > 3)
