@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import subprocess
 from pathlib import Path
 
+import click
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +18,7 @@ from sharin import Project
 from sharin.interfaces import cli as cli_module
 
 from ..conftest import Cli, Processes
-from ..helpers import read_json, tree_snapshot, wait_for
+from ..helpers import journal_tasks, read_json, tree_snapshot, wait_for
 
 
 def project_files(root: Path) -> dict[str, tuple[object, ...]]:
@@ -42,6 +44,12 @@ def edited_files(root: Path) -> dict[str, object]:
     return out
 
 
+def track_task(procs: Processes, root: Path, key: str) -> None:
+    """Have the fixture kill the task's own session too, should the test fail."""
+    wait_for(lambda: journal_tasks(root, 1)[key].handle is not None, "the task's handle")
+    procs.track_group(int(json.loads(journal_tasks(root, 1)[key].handle or "")["id"]))
+
+
 def git(root: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=root, capture_output=True, text=True, check=True
@@ -61,6 +69,7 @@ def test_every_edit_is_refused_while_an_engine_runs(
     sharin.connect(project, "long", "other")
     engine = procs.start("run", root)
     wait_for((root / "long" / "started").exists, "the task to start")
+    track_task(procs, root, "long")
     assert sharin.status(root).engine_pid == engine.pid
     before = edited_files(root)
 
@@ -98,6 +107,28 @@ def test_a_run_cannot_start_in_the_middle_of_an_edit(procs: Processes, project: 
     assert not (project.root / "t" / "ran").exists()
     procs.run("run", project.root)
     assert (project.root / "t" / "ran").exists()
+
+
+def test_an_edit_waits_for_another_short_one(project: Project) -> None:
+    import threading
+    import time
+
+    sharin.add_task(project, "a", "true")
+    held = threading.Event()
+
+    def other_command() -> None:
+        with sharin.model.edit_lock(project.root):
+            held.set()
+            time.sleep(0.3)
+
+    t = threading.Thread(target=other_command)
+    t.start()
+    held.wait(5)
+    t0 = time.monotonic()
+    sharin.set_property(project.root, "a", "retry", 1)  # waits instead of failing
+    assert time.monotonic() - t0 >= 0.2
+    t.join()
+    assert read_json(project.root / "a" / "cmp.wheel.json")["retry"] == 1
 
 
 def test_edits_within_one_command_share_the_lock(project: Project) -> None:
@@ -205,7 +236,7 @@ def test_remove_a_component_with_files_needs_consent(cli: Cli, project: Project)
 
     r = cli("remove", root, "b", "--yes")
     assert "removed b; 1 file never saved is gone" in r.stdout
-    assert "`sharin revert` brings back" in r.stdout
+    assert "until you save, `sharin revert` brings it back as the last save has it" in r.stdout
     assert not (root / "b").exists()
     a = read_json(root / "a" / "cmp.wheel.json")
     assert a["next"] == [] and a["outputFiles"] == [{"name": "out.txt", "dst": []}]
@@ -222,7 +253,8 @@ def test_remove_a_component_without_files_of_yours(cli: Cli, project: Project) -
     root = project.root
     cli("add", root, "workflow", "wf")
     cli("add", root, "parameterStudy", "ps", "--parent", "wf")  # only its empty skeleton
-    assert "removed wf" in cli("remove", root, "wf").stdout
+    out = cli("remove", root, "wf").stdout
+    assert "removed wf" in out and "revert" not in out  # never saved: nothing to bring back
     assert not (root / "wf").exists() and Project.open(root).components() == []
     assert "root workflow cannot be removed" in cli("remove", root, ".", code=2).stderr
 
@@ -352,11 +384,25 @@ def test_set_warns_about_a_field_wheel_does_not_have(cli: Cli, project: Project)
 
 @given(
     st.text(st.characters(blacklist_characters=":", blacklist_categories=["Cs"]), min_size=1),
-    st.text(st.characters(blacklist_categories=["Cs"])),
+    st.text(st.characters(blacklist_categories=["Cs"]), min_size=1),
 )
 def test_file_specs_split_at_the_first_colon(out: str, inp: str) -> None:
     assert cli_module._file_specs((f"{out}:{inp}",)) == [(out, inp)]
     assert cli_module._file_specs((out,)) == [(out, out)]
+    for bad in (f"{out}:", f":{inp}", ":"):
+        with pytest.raises(click.BadParameter, match="give both file names"):
+            cli_module._file_specs((f"{out}:{inp}", bad))
+
+
+def test_a_bad_edge_among_several_writes_none(cli: Cli, project: Project) -> None:
+    sharin.add_task(project, "a", "true")
+    sharin.add_task(project, "b", "true")
+    before = project_files(project.root)
+    r = cli("connect", project.root, "a", "b", "--file", "x:y", "--file", "z:", code=2)
+    assert "'z:' is not OUT:IN" in r.stderr
+    r = cli("set", project.root, "a", "retry=2", "ID=x", code=2)
+    assert "'ID' cannot be changed" in r.stderr
+    assert project_files(project.root) == before
 
 
 def test_sharin_run_inside_an_event_loop_says_to_await(project: Project) -> None:

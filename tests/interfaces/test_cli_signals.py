@@ -11,6 +11,7 @@ from sharin.engine import HANGUP_MESSAGE
 
 from ..conftest import Processes
 from ..helpers import journal_tasks, wait_for
+from .test_cli_edits import track_task
 
 
 def test_a_closed_terminal_leaves_the_run_going_in_the_background(
@@ -24,6 +25,7 @@ def test_a_closed_terminal_leaves_the_run_going_in_the_background(
     sharin.connect(project, "long", "after")
     engine = procs.start("run", root)
     wait_for((root / "long" / "started").exists, "the task to start")
+    track_task(procs, root, "long")
     log = root / ".sharin" / "engine.log"
 
     engine.send_signal(signal.SIGHUP)  # what a closed SSH session sends

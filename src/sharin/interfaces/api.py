@@ -282,6 +282,7 @@ class Removal:
     component: str
     files: list[str]  #: relative to the project; WHEEL's own files are not listed
     unsaved: list[str]  #: of ``files``, those `revert` cannot bring back
+    saved: bool  #: the last save holds the component: `revert` brings it back
 
 
 _EMPTY_PS = {"version": 2, "targetFiles": [], "params": [], "scatter": [], "gather": []}
@@ -304,12 +305,14 @@ def removal_preview(project: ProjectRef, component: Component | str) -> Removal:
         for n in dirs:  # links to directories are files to the user too
             if (Path(d) / n).is_symlink():
                 files.append(str((Path(d) / n).relative_to(p.root)))
+    saved = False
     if git.is_repo(p.root):
-        changed = set(git.unsaved(p.root, c.rel))
+        changed = git.unsaved(p.root, c.rel)
         unsaved = [f for f in files if f in changed]
+        saved = changed.get(f"{c.rel}/{COMPONENT_FILE}", True)
     else:
         unsaved = list(files)
-    return Removal(c.rel, files, unsaved)
+    return Removal(c.rel, files, unsaved, saved)
 
 
 def _empty_ps(path: Path) -> bool:

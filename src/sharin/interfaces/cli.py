@@ -244,21 +244,29 @@ def connect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bo
 
     SRC and DST are component paths (wf/task), unique names or IDs.
     """
+    specs = _file_specs(files)
     with api.editing(project) as p:
         if not files:
             api.connect(p, src, dst, else_=else_)
             console.print(escape(f"{src} → {dst}" + (" (else)" if else_ else "")))
             return
-        for out, inp in _file_specs(files):
+        for out, inp in specs:
             api.connect_files(p, src, out, dst, inp)
             console.print(escape(f"{src}:{out} → {dst}:{inp}"))
 
 
 def _file_specs(files: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``OUT:IN`` (or ``NAME`` for both), every one checked before any edge is written."""
     out = []
     for spec in files:
         src_name, sep, dst_name = spec.partition(":")
-        out.append((src_name, dst_name if sep else src_name))
+        pair = (src_name, dst_name if sep else src_name)
+        if not all(pair):
+            raise click.BadParameter(
+                f"{spec!r} is not OUT:IN; give both file names (or one name for both)",
+                param_hint="--file",
+            )
+        out.append(pair)
     return out
 
 
@@ -277,12 +285,13 @@ def _file_specs(files: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--else", "else_", is_flag=True, help="Remove the else edge of an if component.")
 def disconnect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bool) -> None:
     """Remove the edge from component SRC to DST (the opposite of `connect`)."""
+    specs = _file_specs(files)
     with api.editing(project) as p:
         if not files:
             api.disconnect(p, src, dst, else_=else_)
             console.print(escape(f"removed {src} → {dst}" + (" (else)" if else_ else "")))
             return
-        for out, inp in _file_specs(files):
+        for out, inp in specs:
             api.disconnect_files(p, src, out, dst, inp)
             console.print(escape(f"removed {src}:{out} → {dst}:{inp}"))
 
@@ -316,7 +325,9 @@ def remove(project: Path, component: str, yes: bool) -> None:
     if removal.unsaved:
         n = len(removal.unsaved)
         msg += f"; {n} file{'s' if n != 1 else ''} never saved {'are' if n != 1 else 'is'} gone"
-    console.print(escape(msg + "; `sharin revert` brings back what the last save holds"))
+    if removal.saved:
+        msg += "; until you save, `sharin revert` brings it back as the last save has it"
+    console.print(escape(msg))
 
 
 def _files_phrase(r: api.Removal) -> str:
@@ -334,6 +345,9 @@ def _files_phrase(r: api.Removal) -> str:
 def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
     """Set properties of COMPONENT (values are JSON when they parse: 3, true, ["a"])."""
     pairs = [_kv(a) for a in assignments]
+    fixed = [k for k, _ in pairs if k in ("ID", "parent", "type")]
+    if fixed:  # refused before anything is written
+        raise ProjectError(f"{fixed[0]!r} cannot be changed (it is set when a component is made)")
     with api.editing(project) as p:
         c = p.component(component)
         for k, v in pairs:

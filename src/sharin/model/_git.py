@@ -110,8 +110,13 @@ def add(root: Path, paths: list[Path]) -> None:
         _git(root, "add", "--", *rel[i : i + 1000])
 
 
-def unsaved(root: Path, subdir: str) -> list[str]:
-    """Files below ``subdir`` that differ from the last save or were never saved (``git status``)."""
+def unsaved(root: Path, subdir: str) -> dict[str, bool]:
+    """Files below ``subdir`` that differ from the last save: path -> whether the last save
+    has the file at all (False: never saved, so `revert` cannot bring it back)."""
     _require_repo(root)
     out = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", subdir).stdout
-    return sorted(entry[3:] for entry in out.split("\0") if len(entry) > 3)
+    found: dict[str, bool] = {}
+    for entry in out.split("\0"):
+        if len(entry) > 3 and entry[2] == " ":
+            found[entry[3:]] = entry[0] not in "?A"
+    return found

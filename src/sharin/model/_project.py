@@ -38,8 +38,11 @@ _SHARIN_DIR = ".sharin"
 _ENGINE_LOCK = "engine.lock"
 _ENGINE_PID = "engine.pid"
 _PARAMETER_FILE = "parameterSetting.json"  #: WHEEL's default parameter file of a study
+_BRIEF_HOLD = 2.0  #: seconds an edit waits for a lock held by a command that is not an engine
 
-_held: dict[Path, tuple[int, int]] = {}  #: project root -> (lock fd, depth) held by this process
+#: (project root, thread) -> (lock fd, depth): the locks this process holds, re-entrant per
+#: thread; another thread's edit opens the file anew, and flock makes it wait like a process
+_held: dict[tuple[Path, int], tuple[int, int]] = {}
 _held_guard = threading.Lock()
 
 
@@ -50,22 +53,24 @@ def edit_lock(root: Path) -> Iterator[None]:
     An engine holds the same ``flock`` for the whole of a run, so an edit is refused (with
     :class:`BusyError`) while a run goes on, and a run cannot start in the middle of an edit.
     """
-    root = root.resolve()
+    key = (root.resolve(), threading.get_ident())
     with _held_guard:
-        fd, depth = _held.get(root, (-1, 0))
-        if depth == 0:
-            fd = _take_lock(root)
-        _held[root] = (fd, depth + 1)
+        fd, depth = _held.get(key, (-1, 0))
+    if depth == 0:
+        fd = _take_lock(key[0])
+    with _held_guard:
+        _held[key] = (fd, depth + 1)
     try:
         yield
     finally:
         with _held_guard:
-            fd, depth = _held[root]
+            fd, depth = _held[key]
             if depth == 1:
-                del _held[root]
-                os.close(fd)  # releases the flock
+                del _held[key]
             else:
-                _held[root] = (fd, depth - 1)
+                _held[key] = (fd, depth - 1)
+        if depth == 1:
+            os.close(fd)  # releases the flock
 
 
 def _take_lock(root: Path) -> int:
@@ -81,23 +86,29 @@ def _take_lock(root: Path) -> int:
         fd = os.open(d / _ENGINE_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as e:
         raise ProjectError(f"cannot open the project's lock file ({e.strerror})", path=d) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+    deadline = time.monotonic() + _BRIEF_HOLD
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
         try:
             pid: int | None = int((d / _ENGINE_PID).read_text().strip())
         except (OSError, ValueError):
             pid = None
-        if pid is None:
-            raise BusyError(
-                f"{root}: another sharin command is using the project now; try again when it is done"
-            ) from None
+        if pid is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)  # another command's edit or look (no engine): over in a moment
+    os.close(fd)
+    if pid is None:
         raise BusyError(
-            f"{root}: cannot change the project while it runs (engine pid {pid}); wait for the "
-            "run to end, or `sharin stop` it first"
-        ) from None
-    return fd
+            f"{root}: another sharin command is using the project now; try again when it is done"
+        )
+    raise BusyError(
+        f"{root}: cannot change the project while it runs (engine pid {pid}); wait for the "
+        "run to end, or `sharin stop` it first"
+    )
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
