@@ -42,6 +42,7 @@ def test_log_of_a_task_in_a_loop_names_its_trips(cli: Cli, project: Project) -> 
     assert cli("log", root, "loop_0/t").stdout == "trip 0\n"
     assert cli("log", root, "loop_1/t").stdout == "trip 1\n"
     assert "later has not run yet in run 1" in cli("log", root, "later", code=2).stderr
+    assert cli("log", root, "later", "-f").stdout == ""  # followed: it may be about to start
     assert "there is no run 7" in cli("log", root, "loop_1/t", "--run", "7", code=2).stderr
     assert "no such component or trip 'nope'" in cli("log", root, "nope", code=2).stderr
     assert "only tasks have logs" in cli("log", root, "loop", code=2).stderr

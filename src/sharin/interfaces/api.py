@@ -554,13 +554,18 @@ def viewer_images(project: ProjectRef, component: Component | str) -> list[Path]
 
 
 def log_paths(
-    project: ProjectRef, component: Component | str, run_id: int | None = None
+    project: ProjectRef,
+    component: Component | str,
+    run_id: int | None = None,
+    *,
+    pending: bool = False,
 ) -> tuple[Path, Path]:
     """stdout and stderr files of a task in a run (default: the last run).
 
     ``component`` is a component (path, name or ID) or the path of one of its loop trips or
     parameter-study instances (``loop_1/task``). A component that ran only inside trips is an
-    error that lists them; so are a component that does not exist and one that has not run.
+    error that lists them; so are a component that does not exist and one that has not run
+    (with ``pending``, one that has not run yet gives the files it will write, to follow).
     """
     p = _project(project)
     j = _journal(p)
@@ -573,7 +578,7 @@ def log_paths(
             raise ProjectError(f"{p.root}: the project has not been run yet; `sharin run` it first")
         tasks = j.tasks(rec.id) if j is not None else {}
         c = _log_component(p, component, tasks)
-        key = c if isinstance(c, str) else _log_key(p, c, rec.id, tasks)
+        key = c if isinstance(c, str) else _log_key(p, c, rec.id, tasks, pending)
     finally:
         if j is not None:
             j.close()
@@ -603,7 +608,9 @@ def _log_component(
         ) from None
 
 
-def _log_key(p: Project, c: Component, run_id: int, tasks: Mapping[str, TaskRecord]) -> str:
+def _log_key(
+    p: Project, c: Component, run_id: int, tasks: Mapping[str, TaskRecord], pending: bool
+) -> str:
     if c.rel in tasks:
         return c.rel
     trips = sorted((k for k in tasks if _is_trip_of(k, c)), key=_natural)
@@ -613,6 +620,8 @@ def _log_key(p: Project, c: Component, run_id: int, tasks: Mapping[str, TaskReco
             f"{c.rel} runs inside a loop or parameter study; in run {run_id} it ran as {shown}; "
             f"give one of these, e.g. `sharin log {p.root} {trips[-1]}`"
         )
+    if pending:
+        return c.rel
     raise ProjectError(f"{c.rel} has not run yet in run {run_id}")
 
 

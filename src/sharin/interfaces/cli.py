@@ -688,7 +688,7 @@ def log(project: Path, component: str, stream: str, follow: bool, run_id: int | 
     COMPONENT is a component (path, unique name or ID) or one of its loop trips or
     parameter-study instances (e.g. loop_1/task); for a task inside a loop, the trips are listed.
     """
-    out, err = api.log_paths(project, component, run_id)
+    out, err = api.log_paths(project, component, run_id, pending=follow)
     path = err if stream == "err" else out
     if not path.exists() and not follow:
         raise ProjectError(
