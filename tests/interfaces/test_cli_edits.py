@@ -374,7 +374,8 @@ def test_set_warns_about_a_field_wheel_does_not_have(cli: Cli, project: Project)
     assert "'retry'" not in r.stderr
     data = read_json(root / "a" / "cmp.wheel.json")
     assert (data["retyr"], data["retry"]) == (2, 3)
-    cli("add", root, "for", "loop", "--set", "start=0", "--set", "strat=1")
+    r = cli("add", root, "for", "loop", "--set", "start=0", "--set", "strat=1")
+    assert "a for in WHEEL has no field 'strat'" in r.stderr and "'start'" not in r.stderr
     r = cli("set", root, "loop", "end=1", "step=1", "keep=2", "indexList=[]")
     assert "no field 'indexList'" in r.stderr and "'keep'" not in r.stderr
 
