@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import signal
+import subprocess
 import time
 
 import sharin
@@ -58,3 +61,29 @@ def test_sigterm_still_stops_the_run(procs: Processes, project: Project) -> None
     engine.send_signal(signal.SIGTERM)
     assert engine.wait(timeout=30) == 3
     assert journal_tasks(root, 1)["long"].state == "stopped"
+
+
+def test_on_a_terminal_the_progress_bar_stops_drawing(procs: Processes, project: Project) -> None:
+    root = project.root
+    sharin.add_task(project, "long", "touch started; while [ ! -e ../go ]; do sleep 0.05; done")
+    master, slave = pty.openpty()
+    engine = subprocess.Popen(
+        procs.argv("run", root), stdin=slave, stdout=slave, stderr=slave, start_new_session=True
+    )
+    procs.track_pid(engine.pid)
+    os.close(slave)
+    try:
+        wait_for((root / "long" / "started").exists, "the task to start")
+        track_task(procs, root, "long")
+        time.sleep(0.3)  # the live bar draws on the terminal
+        engine.send_signal(signal.SIGHUP)
+        log = root / ".sharin" / "engine.log"
+        wait_for(lambda: log.exists() and HANGUP_MESSAGE in log.read_text(), "the engine to detach")
+    finally:
+        os.close(master)  # the terminal is gone
+    size = log.stat().st_size
+    time.sleep(1.0)
+    assert log.stat().st_size == size  # nothing redrawn into the log
+    (root / "go").touch()
+    assert engine.wait(timeout=30) == 0
+    assert "\nrun 1 finished in " in log.read_text()  # plain text, no colour codes

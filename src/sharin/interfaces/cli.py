@@ -435,6 +435,7 @@ class _Progress:
                 self._bar = None
             self.live = False
             self.quiet = True
+            _plain_consoles()
             console.print(f"{time.strftime('%H:%M:%S')} {HANGUP_MESSAGE}")
             return
         if ev.kind == "run":
@@ -525,6 +526,13 @@ def run_cmd(
         sys.exit(EXIT_STOPPED)
     if not result.ok:
         sys.exit(EXIT_FAILED)
+
+
+def _plain_consoles() -> None:
+    """Consoles made anew for what stdout and stderr are now (a log file: no colours)."""
+    global console, err_console
+    console = Console(highlight=False)
+    err_console = Console(stderr=True, highlight=False)
 
 
 def _summary(p: Project, r: RunResult) -> None:
