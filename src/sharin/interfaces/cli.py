@@ -1,7 +1,8 @@
 """The ``sharin`` command line.
 
 Exit codes: 0 success; 1 the run failed (a task failed); 2 bad input (usage, an invalid or
-unreadable project); 3 the run was stopped; 4 the project is busy (another engine runs it).
+unreadable project); 3 the run was stopped; 4 the project is busy (an engine runs it, so it
+cannot be run, edited, saved or cleaned now; or another sharin command is changing it).
 """
 
 from __future__ import annotations
