@@ -289,6 +289,8 @@ def test_add_help_lists_the_component_types(cli: Cli) -> None:
     for t in ("task", "workflow", "parameterStudy", "foreach", "stepjobTask", "storage"):
         assert t in out
     assert "TYPE is one of:" in out
+    verbs = cli("--help").stdout
+    assert "disconnect" in verbs and "remove" in verbs
 
 
 def test_add_a_parameter_study_writes_its_setting_file(cli: Cli, project: Project) -> None:
