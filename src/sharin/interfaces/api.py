@@ -636,8 +636,12 @@ def _is_trip_of(key: str, c: Component) -> bool:
     if len(parts) != len(chain) or parts == [y.name for y in chain]:
         return False
     for part, y in zip(parts, chain, strict=True):
-        if part != y.name and not (y.type in _REPEATING and part.startswith(y.name + "_")):
+        if part == y.name:
+            continue
+        if y.type not in _REPEATING or not part.startswith(y.name + "_"):
             return False
+        if y.parent is not None and y.parent.child_named(part) is not None:
+            return False  # a component of that name, not a trip
     return True
 
 
