@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -647,8 +648,6 @@ def _is_trip_of(key: str, c: Component) -> bool:
 
 def _natural(key: str) -> list[Any]:
     """``loop_2`` before ``loop_10``."""
-    import re
-
     return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", key)]
 
 
