@@ -39,15 +39,29 @@ def _write(rel: str, text: str) -> Callable[[sharin.Project], None]:
 
 
 def _flow_cycle(p: sharin.Project) -> None:
+    # `connect` refuses a cycle, so the edge back is written by hand
     c = sharin.add_task(p, "c", "true")
     d = sharin.add_task(p, "d", "true")
     sharin.connect(p, c, d)
-    sharin.connect(p, d, c)
+    edit_json(d.file, lambda x: x.__setitem__("next", [c.id]))
+    edit_json(c.file, lambda x: x.__setitem__("previous", [d.id]))
 
 
 def _file_cycle(p: sharin.Project) -> None:
-    # b sends a file back to a: a → b → a through file edges only
-    sharin.connect_files(p, "b", "back.txt", "a", "back.txt")
+    # b sends a file back to a: a → b → a through file edges only (written by hand)
+    a, b = p.component("a"), p.component("b")
+    edit_json(
+        b.file,
+        lambda x: x["outputFiles"].append(
+            {"name": "back.txt", "dst": [{"dstNode": a.id, "dstName": "back.txt"}]}
+        ),
+    )
+    edit_json(
+        a.file,
+        lambda x: x["inputFiles"].append(
+            {"name": "back.txt", "src": [{"srcNode": b.id, "srcName": "back.txt"}]}
+        ),
+    )
 
 
 def _duplicate_name(p: sharin.Project) -> None:

@@ -1054,7 +1054,7 @@ VALIDATION_CASES: list[tuple[str, Callable[[Project], object], str, str, str]] =
     ),
     (
         "ps-missing-file",
-        lambda p: sharin.add_component(p, "parameterStudy", "ps"),
+        lambda p: sharin.add_component(p, "parameterStudy", "ps", parameterFile="mine.json"),
         "ps/cmp.wheel.json",
         "parameterFile",
         "file not found",
@@ -1117,7 +1117,7 @@ def test_bad_control_component_names_file_and_field(
     with pytest.raises(sharin.ValidationError) as err:
         sharin.run(project.root)
     assert hits[0] in err.value.problems
-    assert not (project.root / ".sharin").exists()  # refused before anything ran
+    assert not (project.root / ".sharin" / "journal.sqlite").exists()  # refused before a run
 
 
 def test_valid_control_components_give_no_problem(project: Project, tmp_path: Path) -> None:

@@ -362,6 +362,9 @@ def test_status_table_and_json(cli: Cli, project: Project) -> None:
     assert data["project"] == "demo" and data["engine_pid"] is None
     assert data["run"]["id"] == 1 and data["run"]["state"] == "failed"
     tasks = {t["key"]: t for t in data["tasks"]}
+    for t in tasks.values():  # times: see test_status_json_has_task_times
+        for k in ("started", "ended", "started_at", "ended_at"):
+            del t[k]
     assert tasks["flaky"] == {
         "key": "flaky",
         "kind": "task",
@@ -395,7 +398,7 @@ def test_log(cli: Cli, procs: Processes, project: Project) -> None:
     assert cli("log", root, "a").stdout == "second\n"
     assert cli("log", root, "a", "--run", "1").stdout == "out-line\n"
     r = cli("log", root, "nope", code=None)
-    assert r.exit_code != 0 and "no out log for nope" in r.stderr
+    assert r.exit_code == 2 and "no such component or trip 'nope'" in r.stderr
 
 
 def test_log_of_a_nested_task(cli: Cli, project: Project) -> None:

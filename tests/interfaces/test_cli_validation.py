@@ -28,4 +28,4 @@ def test_invalid_project_exits_2(cli: Cli, tmp_path: Path, case: Case, verb: str
     assert case.fragment in err
     assert r.stdout == ""
     assert tree_snapshot(p.root) == before
-    assert not (p.root / ".sharin").exists()
+    assert not (p.root / ".sharin" / "journal.sqlite").exists()  # no run began

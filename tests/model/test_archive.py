@@ -344,7 +344,7 @@ def test_round_trip_export_import_is_identical(tmp_path: Path) -> None:
         return {
             str(f.relative_to(root)): f.read_bytes()
             for f in sorted(root.rglob("*"))
-            if f.is_file() and ".git" not in f.parts and f.name != "prj.wheel.json"
+            if f.is_file() and not {".git", ".sharin"} & set(f.parts) and f.name != "prj.wheel.json"
         }
 
     assert tree(p.root) == tree(q.root)

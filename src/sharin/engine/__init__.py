@@ -2,6 +2,7 @@
 
 from ._control import viewer_files
 from ._engine import (
+    HANGUP_MESSAGE,
     SUPPORTED_TYPES,
     Engine,
     PlannedStep,
@@ -27,6 +28,7 @@ from ._protocol import (
 )
 
 __all__ = [
+    "HANGUP_MESSAGE",
     "SUPPORTED_TYPES",
     "BulkRequest",
     "Delivery",

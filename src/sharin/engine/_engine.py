@@ -16,6 +16,7 @@ import functools
 import os
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from collections import deque
@@ -282,6 +283,11 @@ class Engine:
         except BlockingIOError:
             os.close(fd)
             pid = _read_int(self.dir / "engine.pid")
+            if pid is None:
+                raise BusyError(
+                    f"{self.project.root}: another sharin command is changing the project now; "
+                    "run it again when that is done"
+                ) from None
             raise BusyError(
                 f"{self.project.root}: the project is already running (engine pid {pid}); "
                 "wait for it, watch it with `sharin status`, or stop it with `sharin stop`"
@@ -1263,8 +1269,40 @@ def _git_head(root: Path) -> str | None:
     return None
 
 
+#: the message of the run event published when the terminal went away
+HANGUP_MESSAGE = "the terminal closed; the run goes on in the background"
+
+
 def install_signal_handlers(engine: Engine) -> None:
-    """SIGINT/SIGTERM stop the run cleanly (tasks cancelled, state journaled)."""
+    """SIGINT/SIGTERM stop the run cleanly (tasks cancelled, state journaled).
+
+    SIGHUP (a closed terminal or SSH session) does not stop it: the engine detaches from the
+    terminal as ``--detach`` does (stdin from /dev/null, stdout and stderr appended to
+    ``.sharin/engine.log``) and the run goes on; subscribers get a run event with
+    :data:`HANGUP_MESSAGE` so that they stop drawing on the terminal.
+    """
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, engine.stop)
+    loop.add_signal_handler(signal.SIGHUP, _hang_up, engine)
+
+
+def _hang_up(engine: Engine) -> None:
+    # the first thing: anything written to the dead terminal from now on would fail (EIO)
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+    try:
+        log = os.open(
+            engine.dir / "engine.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644
+        )
+    except OSError:
+        log = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    for std in (sys.stdout, sys.stderr):  # what they still buffer goes to the log now
+        with contextlib.suppress(OSError, ValueError):
+            std.flush()
+    engine._emit("", "run", State.RUNNING, message=HANGUP_MESSAGE)

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import re
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,8 @@ from ..executors import (
 )
 from ..model import (
     COMPONENT_FILE,
+    PARAMETER_FILE,
+    STATUS_FILE,
     Component,
     HostConfig,
     Project,
@@ -64,12 +68,16 @@ from ..model import (
 
 __all__ = [
     "ProjectStatus",
+    "Removal",
     "add_component",
     "add_task",
     "clean",
     "connect",
     "connect_files",
     "copy_project",
+    "disconnect",
+    "disconnect_files",
+    "editing",
     "engine_pid",
     "export_project",
     "import_project",
@@ -77,6 +85,8 @@ __all__ = [
     "new_project",
     "open_project",
     "plan",
+    "remove_component",
+    "removal_preview",
     "revert",
     "run",
     "run_async",
@@ -84,6 +94,7 @@ __all__ = [
     "save",
     "set_property",
     "status",
+    "unknown_key",
     "stop",
     "validate",
     "viewer_images",
@@ -99,6 +110,15 @@ def _project(p: ProjectRef) -> Project:
 
 def _component(p: Project, c: Component | str) -> Component:
     return c if isinstance(c, Component) else p.component(c)
+
+
+@contextlib.contextmanager
+def editing(project: ProjectRef) -> Iterator[Project]:
+    """Open the project for an edit: refused while an engine runs it (:class:`BusyError`), and
+    no run can start until the edit is done. A path is read only once the lock is held."""
+    root = project.root if isinstance(project, Project) else model.find_project_root(Path(project))
+    with model.edit_lock(root):
+        yield _project(project)
 
 
 # ---------------------------------------------------------------------- building
@@ -163,9 +183,9 @@ def add_component(
     parent: Component | str | None = None,
     **props: Any,
 ) -> Component:
-    p = _project(project)
-    par = _component(p, parent) if parent is not None else None
-    return p.add_component(ctype, name, par, **props)
+    with editing(project) as p:
+        par = _component(p, parent) if parent is not None else None
+        return p.add_component(ctype, name, par, **props)
 
 
 #: the component types that run a script of their own
@@ -189,26 +209,34 @@ def add_task(
     """
     if ctype not in SCRIPT_TYPES:
         raise ProjectError(f"{ctype!r} has no script; use one of {', '.join(SCRIPT_TYPES)}")
-    p = _project(project)
-    c = add_component(p, ctype, name, parent=parent, script=script, **props)
-    if script_text is not None:
-        text = script_text if script_text.startswith("#!") else "#!/bin/sh\n" + script_text
-        path = c.directory / script
-        path.write_text(text if text.endswith("\n") else text + "\n")
-        path.chmod(0o755)
-    outs = list(outputs)
-    if outs:
-        c.data["outputFiles"] = [{"name": o, "dst": []} for o in outs]
-        p.write_component(c)
-    return c
+    with editing(project) as p:
+        c = add_component(p, ctype, name, parent=parent, script=script, **props)
+        if script_text is not None:
+            text = script_text if script_text.startswith("#!") else "#!/bin/sh\n" + script_text
+            path = c.directory / script
+            path.write_text(text if text.endswith("\n") else text + "\n")
+            path.chmod(0o755)
+        outs = list(outputs)
+        if outs:
+            c.data["outputFiles"] = [{"name": o, "dst": []} for o in outs]
+            p.write_component(c)
+        return c
 
 
 def connect(
     project: ProjectRef, src: Component | str, dst: Component | str, *, else_: bool = False
 ) -> None:
-    """A flow edge: ``dst`` starts after ``src`` finished."""
-    p = _project(project)
-    p.connect(_component(p, src), _component(p, dst), else_=else_)
+    """A flow edge: ``dst`` starts after ``src`` finished (components by path, name or ID)."""
+    with editing(project) as p:
+        p.connect(_component(p, src), _component(p, dst), else_=else_)
+
+
+def disconnect(
+    project: ProjectRef, src: Component | str, dst: Component | str, *, else_: bool = False
+) -> None:
+    """Remove the flow edge ``src`` → ``dst`` (with ``else_``, an if's else edge)."""
+    with editing(project) as p:
+        p.disconnect(_component(p, src), _component(p, dst), else_=else_)
 
 
 def connect_files(
@@ -219,13 +247,105 @@ def connect_files(
     dst_name: str,
 ) -> None:
     """A file edge: ``src``'s output ``src_name`` reaches ``dst`` as ``dst_name`` (and orders them)."""
-    p = _project(project)
-    p.connect_file(_component(p, src), src_name, _component(p, dst), dst_name)
+    with editing(project) as p:
+        p.connect_file(_component(p, src), src_name, _component(p, dst), dst_name)
+
+
+def disconnect_files(
+    project: ProjectRef,
+    src: Component | str,
+    src_name: str,
+    dst: Component | str,
+    dst_name: str,
+) -> None:
+    """Remove the file edge from ``src``'s ``src_name`` to ``dst``'s ``dst_name``."""
+    with editing(project) as p:
+        p.disconnect_file(_component(p, src), src_name, _component(p, dst), dst_name)
 
 
 def set_property(project: ProjectRef, component: Component | str, key: str, value: Any) -> None:
+    """Set one field of a component's ``cmp.wheel.json`` (``name`` renames it)."""
+    with editing(project) as p:
+        p.set_property(_component(p, component), key, value)
+
+
+def unknown_key(project: ProjectRef, component: Component | str, key: str) -> str | None:
+    """A warning when WHEEL's component of that type has no field ``key``; else None."""
     p = _project(project)
-    p.set_property(_component(p, component), key, value)
+    c = _component(p, component)
+    known = model.known_keys(c.type)
+    if not known or key in known:
+        return None
+    return f"{c.rel}: a {c.type} in WHEEL has no field {key!r} (set anyway; check the spelling)"
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What removing a component deletes: its user's files, and those of them never saved."""
+
+    component: str
+    files: list[str]  #: relative to the project; WHEEL's own files are not listed
+    unsaved: list[str]  #: of ``files``, those `revert` cannot bring back
+    saved: bool  #: the last save holds the component: `revert` brings it back
+
+
+_EMPTY_PS = {"version": 2, "targetFiles": [], "params": [], "scatter": [], "gather": []}
+
+
+def removal_preview(project: ProjectRef, component: Component | str) -> Removal:
+    """The user's files that removing ``component`` would delete (nothing is changed)."""
+    p = _project(project)
+    c = _component(p, component)
+    if c.parent is None:
+        raise ProjectError("the root workflow cannot be removed; remove the project directory")
+    files: list[str] = []
+    for d, dirs, names in os.walk(c.directory):
+        dirs.sort()
+        for n in sorted(names):
+            path = Path(d) / n
+            if n in (COMPONENT_FILE, STATUS_FILE) or (n == PARAMETER_FILE and _empty_ps(path)):
+                continue
+            files.append(str(path.relative_to(p.root)))
+        for n in dirs:  # links to directories are files to the user too
+            if (Path(d) / n).is_symlink():
+                files.append(str((Path(d) / n).relative_to(p.root)))
+    saved = False
+    if git.is_repo(p.root):
+        changed = git.unsaved(p.root, c.rel)
+        unsaved = [f for f in files if f in changed]
+        saved = changed.get(f"{c.rel}/{COMPONENT_FILE}", True)
+    else:
+        unsaved = list(files)
+    return Removal(c.rel, files, unsaved, saved)
+
+
+def _empty_ps(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text()) == _EMPTY_PS)
+    except (OSError, ValueError):
+        return False
+
+
+def remove_component(
+    project: ProjectRef, component: Component | str, *, force: bool = False
+) -> Removal:
+    """Remove a component, its directory and its edges.
+
+    A component holding files of the user's (scripts, inputs, outputs) is removed only with
+    ``force=True``; :func:`removal_preview` lists them first. ``revert`` brings back what the
+    last save holds.
+    """
+    with editing(project) as p:
+        c = _component(p, component)
+        removal = removal_preview(p, c)
+        if removal.files and not force:
+            shown = ", ".join(removal.files[:5]) + (" …" if len(removal.files) > 5 else "")
+            raise ProjectError(
+                f"{c.rel} holds {len(removal.files)} file(s) of yours ({shown}); "
+                "confirm with `--yes` (force=True) to remove it"
+            )
+        p.remove_component(c)
+        return removal
 
 
 # ---------------------------------------------------------------------- checking
@@ -310,6 +430,15 @@ async def run_async(
 
 def run(project: ProjectRef, **kwargs: Any) -> RunResult:
     """Blocking form of :func:`run_async`."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RunError(
+            "sharin.run() cannot be called while an event loop is running here (as in "
+            "Jupyter or an async function); use `await sharin.run_async(...)` instead"
+        )
     return asyncio.run(run_async(project, **kwargs))
 
 
@@ -443,24 +572,100 @@ def viewer_images(project: ProjectRef, component: Component | str) -> list[Path]
 
 
 def log_paths(
-    project: ProjectRef, component: Component | str, run_id: int | None = None
+    project: ProjectRef,
+    component: Component | str,
+    run_id: int | None = None,
+    *,
+    pending: bool = False,
 ) -> tuple[Path, Path]:
-    """stdout and stderr files of a task in a run (default: the last run)."""
+    """stdout and stderr files of a task in a run (default: the last run).
+
+    ``component`` is a component (path, name or ID) or the path of one of its loop trips or
+    parameter-study instances (``loop_1/task``). A component that ran only inside trips is an
+    error that lists them; so are a component that does not exist and one that has not run
+    (with ``pending``, one that has not run yet gives the files it will write, to follow).
+    """
     p = _project(project)
-    key = component.rel if isinstance(component, Component) else component.strip("/")
-    if isinstance(component, str):
-        try:
-            key = p.component(component).rel
-        except ProjectError:
-            pass  # an instance path (e.g. in a loop) that is not a component of the model
-    if run_id is None:
-        rs = runs(p)
-        if not rs:
+    j = _journal(p)
+    try:
+        rec = None if j is None else (j.run(run_id) if run_id is not None else j.last_run())
+        if rec is None:
+            if j is not None and run_id is not None and j.runs():
+                raise ProjectError(f"{p.root}: there is no run {run_id}; `sharin runs` lists them")
+            _log_component(p, component, {})  # no such component, or:
             raise ProjectError(f"{p.root}: the project has not been run yet; `sharin run` it first")
-        run_id = rs[-1].id
+        tasks = j.tasks(rec.id) if j is not None else {}
+        c = _log_component(p, component, tasks)
+        key = c if isinstance(c, str) else _log_key(p, c, rec.id, tasks, pending)
+    finally:
+        if j is not None:
+            j.close()
     stem = key.replace("%", "%25").replace("/", "%2F")
-    d = sharin_dir(p.root) / "runs" / str(run_id)
+    d = sharin_dir(p.root) / "runs" / str(rec.id)
     return d / f"{stem}.out", d / f"{stem}.err"
+
+
+_REPEATING = ("for", "while", "foreach", "parameterStudy")
+
+
+def _log_component(
+    p: Project, component: Component | str, tasks: Mapping[str, TaskRecord]
+) -> Component | str:
+    """The component named, or the journal key of a trip or instance path."""
+    if not isinstance(component, str):
+        return component
+    ref = component.strip().strip("/")
+    if ref in tasks:
+        return ref  # a task, or a trip or instance path
+    try:
+        return p.component(ref)
+    except ProjectError:
+        known = ", ".join(x.rel for x in p.components()) or "none"
+        raise ProjectError(
+            f"no such component or trip {ref!r} in project {p.name} (components: {known})"
+        ) from None
+
+
+def _log_key(
+    p: Project, c: Component, run_id: int, tasks: Mapping[str, TaskRecord], pending: bool
+) -> str:
+    if c.rel in tasks:
+        return c.rel
+    trips = sorted((k for k in tasks if _is_trip_of(k, c)), key=_natural)
+    if trips:
+        shown = ", ".join(trips[:10]) + (f" and {len(trips) - 10} more" if len(trips) > 10 else "")
+        raise ProjectError(
+            f"{c.rel} runs inside a loop or parameter study; in run {run_id} it ran as {shown}; "
+            f"give one of these, e.g. `sharin log {p.root} {trips[-1]}`"
+        )
+    if pending:
+        return c.rel
+    raise ProjectError(f"{c.rel} has not run yet in run {run_id}")
+
+
+def _is_trip_of(key: str, c: Component) -> bool:
+    chain: list[Component] = []
+    x: Component | None = c
+    while x is not None and x.parent is not None:
+        chain.append(x)
+        x = x.parent
+    chain.reverse()
+    parts = key.split("/")
+    if len(parts) != len(chain) or parts == [y.name for y in chain]:
+        return False
+    for part, y in zip(parts, chain, strict=True):
+        if part == y.name:
+            continue
+        if y.type not in _REPEATING or not part.startswith(y.name + "_"):
+            return False
+        if y.parent is not None and y.parent.child_named(part) is not None:
+            return False  # a component of that name, not a trip
+    return True
+
+
+def _natural(key: str) -> list[Any]:
+    """``loop_2`` before ``loop_10``."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", key)]
 
 
 def stop(project: ProjectRef, *, timeout: float = 30.0) -> bool:

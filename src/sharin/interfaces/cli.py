@@ -1,7 +1,8 @@
 """The ``sharin`` command line.
 
 Exit codes: 0 success; 1 the run failed (a task failed); 2 bad input (usage, an invalid or
-unreadable project); 3 the run was stopped; 4 the project is busy (another engine runs it).
+unreadable project); 3 the run was stopped; 4 the project is busy (an engine runs it, so it
+cannot be run, edited, saved or cleaned now; or another sharin command is changing it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..engine import Event, RunOptions, RunResult
+from ..engine import HANGUP_MESSAGE, Event, RunOptions, RunResult
 from ..errors import BusyError, ProjectError, RunError, SharinError, ValidationError
-from ..model import Project, State
+from ..model import Component, ComponentType, Project, State
 from . import api
 
 EXIT_FAILED, EXIT_INPUT, EXIT_STOPPED, EXIT_BUSY = 1, 2, 3, 4
@@ -138,7 +140,14 @@ def export(
     console.print(f"exported to {path}")
 
 
-@cli.command()
+_TYPES_EPILOG = (
+    "TYPE is one of: "
+    + ", ".join(t.value for t in ComponentType)
+    + ". Components with a script (task, stepjobTask, bulkjobTask) take the --script options."
+)
+
+
+@cli.command(epilog=_TYPES_EPILOG)
 @click.argument("project", type=click.Path(path_type=Path))
 @click.argument("ctype", metavar="TYPE")
 @click.argument("name")
@@ -165,8 +174,24 @@ def add(
     props: tuple[str, ...],
 ) -> None:
     """Add a component of TYPE (task, workflow, ...) named NAME to PROJECT."""
-    p = api.open_project(project)
     values = dict(_kv(x) for x in props)
+    with api.editing(project) as p:
+        c = _add(p, ctype, name, parent, script, script_text, script_file, values)
+        for k in values:
+            _warn_unknown(p, c, k)
+    console.print(f"added {c.type} [bold]{c.rel}[/] ({c.id})")
+
+
+def _add(
+    p: Project,
+    ctype: str,
+    name: str,
+    parent: str | None,
+    script: str | None,
+    script_text: str | None,
+    script_file: Path | None,
+    values: dict[str, Any],
+) -> Component:
     if ctype in api.SCRIPT_TYPES:
         text = script_text
         if script_file is not None:
@@ -186,7 +211,13 @@ def add(
                 "--script options are for components with a script: " + ", ".join(api.SCRIPT_TYPES)
             )
         c = api.add_component(p, ctype, name, parent=parent, **values)
-    console.print(f"added {c.type} [bold]{c.rel}[/] ({c.id})")
+    return c
+
+
+def _warn_unknown(p: Project, c: Component, key: str) -> None:
+    warning = api.unknown_key(p, c, key)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 def _kv(text: str) -> tuple[str, Any]:
@@ -210,18 +241,102 @@ def _kv(text: str) -> tuple[str, Any]:
 )
 @click.option("--else", "else_", is_flag=True, help="Connect the else branch of an if component.")
 def connect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bool) -> None:
-    """Connect component SRC to DST: run after it, or pass it files with --file."""
-    p = api.open_project(project)
-    if not files:
-        api.connect(p, src, dst, else_=else_)
-        console.print(f"{src} → {dst}" + (" (else)" if else_ else ""))
-        return
+    """Connect component SRC to DST: run after it, or pass it files with --file.
+
+    SRC and DST are component paths (wf/task), unique names or IDs.
+    """
+    specs = _file_specs(files)
+    with api.editing(project) as p:
+        if not files:
+            api.connect(p, src, dst, else_=else_)
+            console.print(escape(f"{src} → {dst}" + (" (else)" if else_ else "")))
+            return
+        for out, inp in specs:
+            api.connect_files(p, src, out, dst, inp)
+            console.print(escape(f"{src}:{out} → {dst}:{inp}"))
+
+
+def _file_specs(files: tuple[str, ...]) -> list[tuple[str, str]]:
+    """``OUT:IN`` (or ``NAME`` for both), every one checked before any edge is written."""
+    out = []
     for spec in files:
-        out, sep, inp = spec.partition(":")
-        if not sep:
-            inp = out
-        api.connect_files(p, src, out, dst, inp)
-        console.print(escape(f"{src}:{out} → {dst}:{inp}"))
+        src_name, sep, dst_name = spec.partition(":")
+        pair = (src_name, dst_name if sep else src_name)
+        if not all(pair):
+            raise click.BadParameter(
+                f"{spec!r} is not OUT:IN; give both file names (or one name for both)",
+                param_hint="--file",
+            )
+        out.append(pair)
+    return out
+
+
+@cli.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.argument("src")
+@click.argument("dst")
+@click.option(
+    "--file",
+    "files",
+    multiple=True,
+    metavar="OUT:IN",
+    help="Remove the file edge from SRC's output OUT to DST's input IN (repeatable). "
+    "Without --file, the flow edge.",
+)
+@click.option("--else", "else_", is_flag=True, help="Remove the else edge of an if component.")
+def disconnect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bool) -> None:
+    """Remove the edge from component SRC to DST (the opposite of `connect`)."""
+    specs = _file_specs(files)
+    with api.editing(project) as p:
+        if not files:
+            api.disconnect(p, src, dst, else_=else_)
+            console.print(escape(f"removed {src} → {dst}" + (" (else)" if else_ else "")))
+            return
+        for out, inp in specs:
+            api.disconnect_files(p, src, out, dst, inp)
+            console.print(escape(f"removed {src}:{out} → {dst}:{inp}"))
+
+
+@cli.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.argument("component")
+@click.option("-y", "--yes", is_flag=True, help="Remove it even if it holds files of yours.")
+def remove(project: Path, component: str, yes: bool) -> None:
+    """Remove COMPONENT, its directory (all below it) and its edges.
+
+    `sharin revert` brings it back as the last save has it, until you save.
+    """
+    with api.editing(project) as p:
+        preview = api.removal_preview(p, component)
+        if preview.files and not yes:
+            if not sys.stdin.isatty():
+                raise ProjectError(
+                    f"{preview.component} holds {_files_phrase(preview)}; "
+                    "add --yes to remove it anyway"
+                )
+            for f in preview.files[:20]:
+                err_console.print(escape(f"  {f}" + (" (unsaved)" if f in preview.unsaved else "")))
+            if len(preview.files) > 20:
+                err_console.print(f"  … and {len(preview.files) - 20} more")
+            if not click.confirm(f"remove {preview.component} and {_files_phrase(preview)}?"):
+                console.print("nothing removed")
+                return
+        removal = api.remove_component(p, component, force=True)
+    msg = f"removed {removal.component}"
+    if removal.unsaved:
+        n = len(removal.unsaved)
+        msg += f"; {n} file{'s' if n != 1 else ''} never saved {'are' if n != 1 else 'is'} gone"
+    if removal.saved:
+        msg += "; until you save, `sharin revert` brings it back as the last save has it"
+    console.print(escape(msg))
+
+
+def _files_phrase(r: api.Removal) -> str:
+    n, u = len(r.files), len(r.unsaved)
+    text = f"{n} file{'s' if n != 1 else ''} of yours"
+    if u:
+        text += f" ({u} not saved: `revert` cannot bring {'those' if u != 1 else 'it'} back)"
+    return text
 
 
 @cli.command("set")
@@ -230,21 +345,44 @@ def connect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bo
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
 def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
     """Set properties of COMPONENT (values are JSON when they parse: 3, true, ["a"])."""
-    p = api.open_project(project)
-    for a in assignments:
-        k, v = _kv(a)
-        api.set_property(p, component, k, v)
-        console.print(escape(f"{component}: {k} = {json.dumps(v)}"))
+    pairs = [_kv(a) for a in assignments]
+    fixed = [k for k, _ in pairs if k in ("ID", "parent", "type")]
+    if fixed:  # refused before anything is written
+        raise ProjectError(f"{fixed[0]!r} cannot be changed (it is set when a component is made)")
+    with api.editing(project) as p:
+        c = p.component(component)
+        for k, v in pairs:
+            api.set_property(p, c, k, v)
+            console.print(escape(f"{component}: {k} = {json.dumps(v)}"))
+            _warn_unknown(p, c, k)
 
 
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
-def validate(project: Path) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="A JSON list of {file, field, message} objects."
+)
+def validate(project: Path, as_json: bool) -> None:
     """Check PROJECT and list every problem (exit 2 if there are any)."""
-    problems = api.validate(project)
-    if problems:
-        raise ValidationError(problems)
-    console.print("[green]valid[/]: no problems found")
+    if not as_json:
+        problems = api.validate(project)
+        if problems:
+            raise ValidationError(problems)
+        console.print("[green]valid[/]: no problems found")
+        return
+    try:
+        found = [
+            {"file": x.file, "field": x.field, "message": x.message} for x in api.validate(project)
+        ]
+    except ValidationError as e:
+        found = [{"file": x.file, "field": x.field, "message": x.message} for x in e.problems]
+    except ProjectError as e:  # the project cannot even be read
+        where = str(e.path) if e.path is not None else str(project)
+        text = str(e).removeprefix(f"{e.path}: ") if e.path is not None else str(e)
+        found = [{"file": where, "field": "", "message": text}]
+    click.echo(json.dumps(found, indent=2, ensure_ascii=False))
+    if found:
+        sys.exit(EXIT_INPUT)
 
 
 # ---------------------------------------------------------------------- running
@@ -291,6 +429,16 @@ class _Progress:
             self._bar.__exit__(None, None, None)
 
     def __call__(self, ev: Event) -> None:
+        if ev.kind == "run" and ev.message == HANGUP_MESSAGE:
+            # the terminal is gone and output goes to .sharin/engine.log: only the summary
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
+            self.live = False
+            self.quiet = True
+            _plain_consoles()
+            console.print(f"{time.strftime('%H:%M:%S')} {HANGUP_MESSAGE}")
+            return
         if ev.kind == "run":
             if not self.quiet and ev.state == State.RUNNING and ev.message == "resumed":
                 console.print("resuming the unfinished run: finished tasks are not run again")
@@ -418,6 +566,13 @@ def _dry_run(p: Project, restart: bool) -> None:
     _reason_lines(runs)
 
 
+def _plain_consoles() -> None:
+    """Consoles made anew for what stdout and stderr are now (a log file: no colours)."""
+    global console, err_console
+    console = Console(highlight=False)
+    err_console = Console(stderr=True, highlight=False)
+
+
 def _summary(p: Project, r: RunResult) -> None:
     if r.nothing_to_do:
         console.print(f"[green]run {r.run}:[/] nothing changed since run {r.since}; nothing to do")
@@ -500,8 +655,7 @@ def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None
             else {
                 "id": s.run.id,
                 "state": s.run.state,
-                "started": s.run.started,
-                "ended": s.run.ended,
+                **_times(s.run.started, s.run.ended),
             },
             "tasks": [
                 {
@@ -511,6 +665,7 @@ def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None
                     "attempt": t.attempt,
                     "rc": t.rc,
                     "message": t.message,
+                    **_times(t.started, t.ended),
                     **(
                         {"job": {"state": live[t.key].state, "says": live[t.key].native}}
                         if t.key in live
@@ -557,6 +712,22 @@ def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None
     console.print(table)
 
 
+def _iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
+
+
+def _times(started: float | None, ended: float | None) -> dict[str, Any]:
+    """Start and end as epoch seconds and as ISO 8601 local time with its UTC offset."""
+    return {
+        "started": started,
+        "ended": ended,
+        "started_at": _iso(started),
+        "ended_at": _iso(ended),
+    }
+
+
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
 @click.argument("component")
@@ -565,11 +736,18 @@ def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the task writes.")
 @click.option("--run", "run_id", type=int, default=None, help="Run number (default: the last).")
 def log(project: Path, component: str, stream: str, follow: bool, run_id: int | None) -> None:
-    """Print the stdout (or stderr) a task wrote in a run."""
-    out, err = api.log_paths(project, component, run_id)
+    """Print the stdout (or stderr) a task wrote in a run.
+
+    COMPONENT is a component (path, unique name or ID) or one of its loop trips or
+    parameter-study instances (e.g. loop_1/task); for a task inside a loop, the trips are listed.
+    """
+    out, err = api.log_paths(project, component, run_id, pending=follow)
     path = err if stream == "err" else out
     if not path.exists() and not follow:
-        raise ProjectError(f"no {stream} log for {component} in that run ({path} does not exist)")
+        raise ProjectError(
+            f"{component} wrote no {stream} log in that run (only tasks have logs; "
+            f"{path} does not exist)"
+        )
     _cat(path, follow, project)
 
 
@@ -626,11 +804,34 @@ def revert(project: Path) -> None:
     console.print("reverted to the last save")
 
 
+def _git_label(info: dict[str, Any]) -> str:
+    """The commit a run started from, with ``+unsaved`` when the work tree had changes."""
+    commit = info.get("git")
+    label = str(commit)[:10] if isinstance(commit, str) and commit else ""
+    if info.get("dirty") is True:
+        label = f"{label or '?'}+unsaved"
+    return label
+
+
 @cli.command("runs")
 @click.argument("project", type=click.Path(path_type=Path))
-def runs_cmd(project: Path) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def runs_cmd(project: Path, as_json: bool) -> None:
     """List the runs of PROJECT."""
     rs = api.runs(project)
+    if as_json:
+        out = [
+            {
+                "id": r.id,
+                "state": r.state,
+                **_times(r.started, r.ended),
+                "git": r.info.get("git") if isinstance(r.info.get("git"), str) else None,
+                "unsaved": r.info.get("dirty") is True,
+            }
+            for r in rs
+        ]
+        click.echo(json.dumps(out, indent=2))
+        return
     if not rs:
         console.print("no runs yet")
         return
@@ -644,7 +845,7 @@ def runs_cmd(project: Path) -> None:
             r.state,
             time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started)),
             dur,
-            str(r.info.get("git") or "")[:10],
+            _git_label(r.info),
         )
     console.print(table)
 

@@ -43,11 +43,13 @@ from ._paramstudy import (
     resolve_gather,
     resolve_scatter,
 )
-from ._project import Project, find_project_root
+from ._project import Project, edit_lock, find_project_root, known_keys
 from ._validate import check, validate
 
 __all__ = [
     "NEW_FILE_MODE",
+    "edit_lock",
+    "known_keys",
     "archive_hosts",
     "export_project",
     "import_project",

@@ -8,7 +8,17 @@ from pathlib import Path
 
 from ..errors import ProjectError
 
-__all__ = ["add", "clean", "clone", "commit_all", "init", "is_dirty", "is_repo", "revert"]
+__all__ = [
+    "add",
+    "clean",
+    "clone",
+    "commit_all",
+    "init",
+    "is_dirty",
+    "is_repo",
+    "revert",
+    "unsaved",
+]
 
 _IDENT = [
     "-c",
@@ -98,3 +108,15 @@ def add(root: Path, paths: list[Path]) -> None:
     rel = [str(p.relative_to(root)) if p.is_absolute() else str(p) for p in paths]
     for i in range(0, len(rel), 1000):
         _git(root, "add", "--", *rel[i : i + 1000])
+
+
+def unsaved(root: Path, subdir: str) -> dict[str, bool]:
+    """Files below ``subdir`` that differ from the last save: path -> whether the last save
+    has the file at all (False: never saved, so `revert` cannot bring it back)."""
+    _require_repo(root)
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=all", "--", subdir).stdout
+    found: dict[str, bool] = {}
+    for entry in out.split("\0"):
+        if len(entry) > 3 and entry[2] == " ":
+            found[entry[3:]] = entry[0] not in "?A"
+    return found

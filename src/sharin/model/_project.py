@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import fcntl
+import functools
 import os
 import shutil
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from ..errors import Problem, ProjectError
+from ..errors import BusyError, Problem, ProjectError
 from . import _git
 from ._component import (
     COMPONENT_FILE,
@@ -28,7 +32,98 @@ from ._component import (
 from ._jsonio import read_json_object, write_json_atomic
 from ._paths import Bounds, name_problem
 
-__all__ = ["Project", "find_project_root"]
+__all__ = ["Project", "edit_lock", "find_project_root", "known_keys"]
+
+#: sharin's own directory in a project, and the lock an engine holds while it runs
+_SHARIN_DIR = ".sharin"
+_ENGINE_LOCK = "engine.lock"
+_ENGINE_PID = "engine.pid"
+_PARAMETER_FILE = "parameterSetting.json"  #: WHEEL's default parameter file of a study
+_BRIEF_HOLD = 2.0  #: seconds an edit waits for a lock held by a command that is not an engine
+
+#: (project root, thread) -> (lock fd, depth): the locks this process holds, re-entrant per
+#: thread; another thread's edit opens the file anew, and flock makes it wait like a process
+_held: dict[tuple[Path, int], tuple[int, int]] = {}
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def edit_lock(root: Path) -> Iterator[None]:
+    """Hold the project's engine lock while it is edited (re-entrant within this process).
+
+    An engine holds the same ``flock`` for the whole of a run, so an edit is refused (with
+    :class:`BusyError`) while a run goes on, and a run cannot start in the middle of an edit.
+    """
+    key = (root.resolve(), threading.get_ident())
+    with _held_guard:
+        fd, depth = _held.get(key, (-1, 0))
+    if depth == 0:
+        fd = _take_lock(key[0])
+    with _held_guard:
+        _held[key] = (fd, depth + 1)
+    try:
+        yield
+    finally:
+        with _held_guard:
+            fd, depth = _held[key]
+            if depth == 1:
+                del _held[key]
+            else:
+                _held[key] = (fd, depth - 1)
+        if depth == 1:
+            os.close(fd)  # releases the flock
+
+
+def _take_lock(root: Path) -> int:
+    d = root / _SHARIN_DIR
+    if d.is_symlink():
+        raise ProjectError(
+            "is a symbolic link; sharin keeps its own files here, so make it a plain "
+            "directory (or remove it)",
+            path=d,
+        )
+    try:
+        d.mkdir(exist_ok=True)
+        fd = os.open(d / _ENGINE_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        raise ProjectError(f"cannot open the project's lock file ({e.strerror})", path=d) from None
+    deadline = time.monotonic() + _BRIEF_HOLD
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            pass
+        try:
+            pid: int | None = int((d / _ENGINE_PID).read_text().strip())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)  # another command's edit or look (no engine): over in a moment
+    os.close(fd)
+    if pid is None:
+        raise BusyError(
+            f"{root}: another sharin command is using the project now; try again when it is done"
+        )
+    raise BusyError(
+        f"{root}: cannot change the project while it runs (engine pid {pid}); wait for the "
+        "run to end, or `sharin stop` it first"
+    )
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _edit(method: _F) -> _F:
+    """An edit method: refused while an engine runs the project, and no run starts during it."""
+
+    @functools.wraps(method)
+    def wrapper(self: Project, *args: Any, **kwargs: Any) -> Any:
+        with edit_lock(self.root):
+            return method(self, *args, **kwargs)
+
+    return cast(_F, wrapper)
 
 
 def _now() -> str:
@@ -42,6 +137,9 @@ def find_project_root(path: Path | str) -> Path:
         return p.parent.resolve()
     if (p / PROJECT_FILE).is_file():
         return p.resolve()
+    short = p.with_name(p.name + PROJECT_SUFFIX) if p.name else p
+    if not p.exists() and not p.name.endswith(PROJECT_SUFFIX) and (short / PROJECT_FILE).is_file():
+        return short.resolve()  # `demo` for `demo.wheel`
     if not p.exists():
         raise ProjectError("no such project directory; create one with `sharin new`", path=p)
     raise ProjectError(
@@ -243,7 +341,13 @@ class Project:
         """Defer writing ``prj.wheel.json`` and containers' JSON to the end of a block of edits.
 
         Adding 10,000 components one by one otherwise rewrites the growing project file each time.
+        The project stays locked against runs for the whole block.
         """
+        with edit_lock(self.root), self._deferred():
+            yield self
+
+    @contextlib.contextmanager
+    def _deferred(self) -> Iterator[Project]:
         self._batch_depth += 1
         try:
             yield self
@@ -268,6 +372,7 @@ class Project:
         c.data["descendants"] = [x.id for x in c.children]
         self.write_component(c)
 
+    @_edit
     def add_component(
         self,
         ctype: str,
@@ -312,6 +417,8 @@ class Project:
             self._write_container(parent)
         self.write_component(comp)
         self.by_id[comp.id] = comp
+        if ctype == ComponentType.PARAMETER_STUDY:
+            _write_parameter_skeleton(comp)
         self._stage(directory)
         self.touch()
         return comp
@@ -325,26 +432,47 @@ class Project:
         else:
             _git.add(self.root, [path])
 
+    @_edit
     def remove_component(self, c: Component) -> None:
-        """Remove a component, its directory and every edge that touches it."""
+        """Remove a component, its directory and every edge that touches it.
+
+        The directory is first renamed out of the way (a hidden name the loader skips), then
+        the edges are dropped; if that fails, the directory is put back.
+        """
         if c.parent is None:
             raise ProjectError("the root workflow cannot be removed")
-        for sib in c.parent.children:
-            if sib is c:
-                continue
-            changed = _drop_refs(sib.data, c.id)
-            if changed:
-                self.write_component(sib)
-        _drop_refs(c.parent.data, c.id)
-        c.parent.children.remove(c)
-        if "descendants" in c.parent.data:
-            c.parent.data["descendants"] = [x.id for x in c.parent.children]
-        self.write_component(c.parent)
-        shutil.rmtree(c.directory)
+        parent = c.parent
+        aside = c.directory.with_name(f".removing-{c.name}-{c.id}")
+        try:
+            c.directory.rename(aside)
+        except OSError as e:
+            raise ProjectError(f"cannot be removed ({e.strerror})", path=c.directory) from None
+        changed = [x for x in parent.children if x is not c]
+        changed.append(parent)
+        before = [copy.deepcopy(x.data) for x in changed]
+        written: list[Component] = []
+        try:
+            for x in changed:
+                if _drop_refs(x.data, c.id) or x is parent:
+                    if x is parent and "descendants" in x.data:
+                        x.data["descendants"] = [y.id for y in changed[:-1]]
+                    written.append(x)
+                    self.write_component(x)
+        except BaseException:
+            for x, data in zip(changed, before, strict=True):
+                x.data = data
+            with contextlib.suppress(OSError):
+                for x in written:
+                    self.write_component(x)
+            aside.rename(c.directory)
+            raise
+        parent.children.remove(c)
         for x in c.walk():
             self.by_id.pop(x.id, None)
         self.touch()
+        shutil.rmtree(aside, ignore_errors=True)
 
+    @_edit
     def connect(self, src: Component, dst: Component, *, else_: bool = False) -> None:
         """A flow edge: ``dst`` runs after ``src`` (the ``else`` branch of an ``if`` with ``else_``)."""
         if src is dst:
@@ -359,6 +487,7 @@ class Project:
         key = "else" if else_ else "next"
         if else_ and src.type != ComponentType.IF:
             raise ProjectError(f"{src.rel} is not an if component; only an if has an else branch")
+        _refuse_cycle(src, dst)
         lst = src.data.setdefault(key, [])
         if dst.id not in lst:
             lst.append(dst.id)
@@ -375,6 +504,7 @@ class Project:
                     self.write_component(step)
         self.touch()
 
+    @_edit
     def connect_file(self, src: Component, src_name: str, dst: Component, dst_name: str) -> None:
         """A file edge: ``src``'s output ``src_name`` is delivered to ``dst`` as ``dst_name``.
 
@@ -389,6 +519,7 @@ class Project:
             (dst, "inputFiles" if src.parent is not dst else "outputFiles", dst_name),
         )
         if src.parent is dst.parent:
+            _refuse_cycle(src, dst)
             _add_output(src.data, src_name, "dst", {"dstNode": dst.id, "dstName": dst_name})
             _add_input(dst.data, dst_name, "src", {"srcNode": src.id, "srcName": src_name})
         elif dst.parent is src:
@@ -408,6 +539,60 @@ class Project:
         self.write_component(dst)
         self.touch()
 
+    @_edit
+    def disconnect(self, src: Component, dst: Component, *, else_: bool = False) -> None:
+        """Remove the flow edge ``src`` → ``dst`` (the ``else`` branch of an ``if`` with ``else_``)."""
+        key = "else" if else_ else "next"
+        lst = src.data.get(key)
+        if not isinstance(lst, list) or dst.id not in lst:
+            what = "else edge" if else_ else "flow edge"
+            raise ProjectError(
+                f"there is no {what} {src.rel} → {dst.rel}; nothing to disconnect"
+                + (
+                    ""
+                    if else_ or src.type != ComponentType.IF
+                    else " (add --else for an else edge)"
+                )
+            )
+        src.data[key] = [x for x in lst if x != dst.id]
+        still = any(
+            isinstance(src.data.get(k), list) and dst.id in src.data[k] for k in ("next", "else")
+        )
+        prev = dst.data.get("previous")
+        if not still and isinstance(prev, list):
+            dst.data["previous"] = [x for x in prev if x != src.id]
+        self.write_component(src)
+        self.write_component(dst)
+        self.touch()
+
+    @_edit
+    def disconnect_file(self, src: Component, src_name: str, dst: Component, dst_name: str) -> None:
+        """Remove the file edge from ``src``'s ``src_name`` to ``dst``'s ``dst_name``.
+
+        The file names stay declared in ``outputFiles``/``inputFiles``, as in WHEEL.
+        """
+        to_dst = {"dstNode": dst.id, "dstName": dst_name}
+        from_src = {"srcNode": src.id, "srcName": src_name}
+        if dst.parent is src:
+            edits = [("inputFiles", src, src_name, "forwardTo", to_dst)]
+            edits.append(("inputFiles", dst, dst_name, "src", from_src))
+        elif src.parent is dst:
+            edits = [("outputFiles", src, src_name, "dst", to_dst)]
+            edits.append(("outputFiles", dst, dst_name, "origin", from_src))
+        else:
+            edits = [("outputFiles", src, src_name, "dst", to_dst)]
+            edits.append(("inputFiles", dst, dst_name, "src", from_src))
+        found = [_drop_link(c.data, fkey, name, lkey, link) for fkey, c, name, lkey, link in edits]
+        if not any(found):
+            raise ProjectError(
+                f"there is no file edge {src.rel}:{src_name} → {dst.rel}:{dst_name}; "
+                "nothing to disconnect"
+            )
+        self.write_component(src)
+        self.write_component(dst)
+        self.touch()
+
+    @_edit
     def set_property(self, c: Component, key: str, value: Any) -> None:
         if key in ("ID", "parent", "type"):
             raise ProjectError(f"{key!r} cannot be changed (it is set when a component is made)")
@@ -419,6 +604,7 @@ class Project:
         self.write_component(c)
         self.touch()
 
+    @_edit
     def rename(self, c: Component, name: str) -> None:
         if c.parent is None:
             raise ProjectError("rename the project directory itself to rename a project")
@@ -535,3 +721,88 @@ def _refuse_unsafe_names(*ends: tuple[Component, str, str]) -> None:
         if problem is not None:
             file = f"{c.rel}/{COMPONENT_FILE}" if c.rel else COMPONENT_FILE
             raise ProjectError(f"{file} [{field}[{name}]]: {name!r} {problem}")
+
+
+def _drop_link(data: dict[str, Any], fkey: str, name: str, lkey: str, link: dict[str, str]) -> bool:
+    changed = False
+    for f in data.get(fkey) or []:
+        if isinstance(f, dict) and f.get("name") == name and isinstance(f.get(lkey), list):
+            kept = [x for x in f[lkey] if x != link]
+            if len(kept) != len(f[lkey]):
+                f[lkey] = kept
+                changed = True
+    return changed
+
+
+def _waits_for(c: Component, ids: set[str]) -> set[str]:
+    """The siblings ``c`` waits for: flow edges into it and producers of its input files."""
+    out = {x for x in c.previous if x in ids}
+    for inp in c.input_files:
+        out.update(link.node for link in inp.src if link.node in ids)
+    return out
+
+
+def _refuse_cycle(src: Component, dst: Component) -> None:
+    """Refuse an edge ``src`` → ``dst`` between siblings when ``src`` already waits for ``dst``."""
+    if src.parent is None:
+        return
+    siblings = {c.id: c for c in src.parent.children}
+    ids = set(siblings)
+    came_from: dict[str, str] = {src.id: ""}
+    todo = [src.id]
+    while todo:
+        node = todo.pop()
+        for up in _waits_for(siblings[node], ids):
+            if up in came_from:
+                continue
+            came_from[up] = node
+            if up == dst.id:
+                chain = [dst.id]
+                while chain[-1] != src.id:
+                    chain.append(came_from[chain[-1]])
+                names = " → ".join(siblings[x].name for x in [src.id, *chain])
+                raise ProjectError(
+                    f"connecting {src.rel} to {dst.rel} would make a cycle ({names}); "
+                    f"{src.name} already waits for {dst.name}"
+                )
+            todo.append(up)
+
+
+def _write_parameter_skeleton(c: Component) -> None:
+    """An empty ``parameterSetting.json`` for a new parameter study, as WHEEL writes it.
+
+    Only under WHEEL's default name: a file the user named is theirs to write.
+    """
+    if c.data.get("parameterFile") != _PARAMETER_FILE:
+        return
+    path = c.directory / _PARAMETER_FILE
+    if not path.exists():
+        write_json_atomic(
+            path, {"version": 2, "targetFiles": [], "params": [], "scatter": [], "gather": []}
+        )
+
+
+#: fields WHEEL's components have besides those of a new component (counters, run-time marks)
+_EXTRA_KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"subComponent", "originalName", "initialized", "restarting", "descendants"}),
+    "task": frozenset({"checker", "sourceScript"}),
+    "stepjobTask": frozenset({"checker", "sourceScript"}),
+    "bulkjobTask": frozenset({"checker", "sourceScript"}),
+    "parameterStudy": frozenset({"numTotal", "numFinished", "numFailed"}),
+    "for": frozenset({"skipCopy", "currentIndex", "prevIndex"}),
+    "while": frozenset({"skipCopy", "currentIndex", "prevIndex"}),
+    "foreach": frozenset({"skipCopy", "currentIndex", "prevIndex"}),
+    "storage": frozenset({"inputFiles", "outputFiles", "host", "storagePath"}),
+    "hpciss": frozenset({"inputFiles", "outputFiles", "host", "storagePath"}),
+    "hpcisstar": frozenset({"inputFiles", "outputFiles", "host", "storagePath"}),
+}
+
+
+def known_keys(ctype: str) -> frozenset[str]:
+    """The fields WHEEL's component of type ``ctype`` has (empty for an unknown type)."""
+    try:
+        ComponentType(ctype)
+    except ValueError:
+        return frozenset()
+    base = set(default_component(ctype, "x", ROOT_PARENT))
+    return frozenset(base | _EXTRA_KEYS[""] | _EXTRA_KEYS.get(ctype, frozenset()))
