@@ -14,7 +14,6 @@ import fcntl
 import functools
 import os
 import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -25,20 +24,21 @@ from typing import Literal
 from ..errors import BusyError, SharinError
 from ..model import (
     COMPONENT_FILE,
+    PROJECT_FILE,
     STATUS_FILE,
     Component,
     ComponentType,
     Project,
     State,
     read_json_object,
-    write_json_atomic,
 )
 from . import _control, _jobs
-from ._control import TripControl, condition_true
+from ._control import TripControl, condition_true, own_env
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources
 from ._jobs import JobOptions
 from ._journal import Journal, TaskRecord
+from ._mirror import DELETE, StateMirror, update_json
 from ._protocol import (
     Executor,
     ExecutorProvider,
@@ -124,66 +124,6 @@ class RunResult:
         return self.state == State.FINISHED
 
 
-#: seconds the mirror waits so that quick successive states of a component are written once
-_MIRROR_DELAY = 0.1
-
-
-class _StateMirror:
-    """Writes states where WHEEL reads them (``cmp.wheel.json``, ``status.wheel.txt``).
-
-    The journal is the record; this is a mirror for WHEEL and people, written by a thread so
-    the event loop never waits on the file system. Writes coalesce: a task that goes from
-    running to finished before the thread gets to it is written once.
-    """
-
-    def __init__(self) -> None:
-        self._pending: dict[int, tuple[Component, str, str | None]] = {}
-        self._cond = threading.Condition()
-        self._closed = False
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sharin-state-mirror", daemon=True)
-        self._thread.start()
-
-    def set(self, c: Component, state: str, status: str | None) -> None:
-        with self._cond:
-            old = self._pending.get(id(c))
-            if status is None and old is not None and old[2] is not None:
-                status = old[2]
-            self._pending[id(c)] = (c, state, status)
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                closing = self._closed
-            if not closing:
-                # let the states of short tasks coalesce: one write instead of two or three
-                # (close() cuts the wait short)
-                self._closing.wait(_MIRROR_DELAY)
-            with self._cond:
-                batch, self._pending = self._pending, {}
-                closed = self._closed
-            for c, state, status in batch.values():
-                c.data["state"] = state
-                try:
-                    write_json_atomic(c.file, c.data)
-                    if status is not None:
-                        (c.directory / STATUS_FILE).write_text(status)
-                except OSError:
-                    pass  # the journal holds the truth; a mirror write may fail on a full disk
-            if closed and not batch:
-                return
-
-    def close(self) -> None:
-        self._closing.set()
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-
-
 class Engine:
     """Runs one project. Use :meth:`run` once per Engine object."""
 
@@ -215,7 +155,9 @@ class Engine:
         self._log_dir = self.dir
         self._run_tag = ""
         self._lock_fd: int | None = None
-        self._mirror = _StateMirror()
+        self._mirror = StateMirror()
+        self._stamped: set[str] = set()  #: tasks whose dispatch WHEEL's way is written
+        self._failed_tasks: list[str] = []  #: WHEEL's failedTasks: tasks that failed the run
 
     # ------------------------------------------------------------------ public
     def stop(self) -> None:
@@ -319,10 +261,19 @@ class Engine:
         return done
 
     def _reset_component_states(self) -> None:
+        """A new run: every component back to not-started, WHEEL's loop progress dropped (only
+        those keys are written; the rest of each file stays as it is now)."""
         for c in self.project.root_component.walk():
-            if c.data.get("state") not in (None, State.NOT_STARTED.value):
+            if c.data.get("state") not in (None, State.NOT_STARTED.value) or any(
+                k in c.data for k in _LOOP_PROGRESS
+            ):
                 c.data["state"] = State.NOT_STARTED.value
-                write_json_atomic(c.file, c.data)
+                for k in _LOOP_PROGRESS:
+                    c.data.pop(k, None)
+                update_json(
+                    c.file,
+                    {"state": State.NOT_STARTED.value, **dict.fromkeys(_LOOP_PROGRESS, DELETE)},
+                )
                 with contextlib.suppress(FileNotFoundError):
                     (c.directory / STATUS_FILE).unlink()
 
@@ -331,13 +282,14 @@ class Engine:
         assert self.journal is not None
         root = self.project.root
         self._base_env = dict(os.environ)
-        self._base_env.update(self.project.root_component.env)
+        self._base_env.update(own_env(self.project.root_component))
         self._base_env.update(
             WHEEL_LOCAL_PRJDIR=str(root),
             SHARIN_PROJECT_DIR=str(root),
             SHARIN_RUN_ID=str(self.run_id),
         )
-        self.project.set_project_state(State.RUNNING.value)
+        # as WHEEL: read-only while it runs, the failures of an earlier run forgotten
+        self._project_fields(state=State.RUNNING.value, readOnly=True, failedTasks=DELETE)
         self._emit("", "run", State.RUNNING, message="resumed" if resumed else "")
         state = State.FAILED
         try:
@@ -351,7 +303,7 @@ class Engine:
             # also reached on an unexpected error or KeyboardInterrupt: record what we know
             self._mirror.close()
             self.journal.end_run(self.run_id, state.value)
-            self.project.set_project_state(state.value)
+            self._end_project_state(state)
             self._emit("", "run", state)
             self.events.close()
             self.journal.close()
@@ -363,6 +315,30 @@ class Engine:
             list(self._failed),
             time.monotonic() - t0,
         )
+
+    def _project_fields(self, **fields: object) -> None:
+        """Change only these keys of ``prj.wheel.json`` (and of the loaded project)."""
+        for k, v in fields.items():
+            if v is DELETE:
+                self.project.data.pop(k, None)
+            else:
+                self.project.data[k] = v
+        if not update_json(self.project.root / PROJECT_FILE, fields):
+            self.project.set_project_state(str(self.project.data.get("state")))
+
+    def _end_project_state(self, state: State) -> None:
+        """The end of a run where WHEEL reads it (``projectController.js`` ``runProject`` and
+        ``unlockIfFinished``): the project's and the root workflow's ``state``; ``readOnly``
+        cleared only when it finished; ``failedTasks`` (OPEN-WHEEL ``addFailedTask``) lists the
+        tasks that failed the run."""
+        failed: object = sorted(set(self._failed_tasks)) if self._failed_tasks else DELETE
+        self._project_fields(
+            state=state.value, readOnly=state != State.FINISHED, failedTasks=failed
+        )
+        root = self.project.root_component
+        root.data["state"] = state.value
+        with contextlib.suppress(OSError):
+            update_json(root.file, {"state": state.value})
 
     # ------------------------------------------------------------------ events
     def _emit(
@@ -406,12 +382,25 @@ class Engine:
             rc=rc if isinstance(rc, int) else None,
             message=msg if isinstance(msg, str) else "",
         )
-        if persist and state in _MIRRORED:
-            status = None
-            if state.final and c.type != ComponentType.WORKFLOW:
-                code = "" if not isinstance(rc, int) else str(rc)
-                status = f"{state.value}\n{code}\n{code}\n"
-            self._mirror.set(c, state.value, status)
+        if state in _MIRRORED:
+            self._mirror_state(c, key, state, rc if isinstance(rc, int) else None, persist)
+
+    def _mirror_state(
+        self, c: Component, key: str, state: State, rc: int | None, persist: bool
+    ) -> None:
+        """Write a state where WHEEL reads it: the ``cmp.wheel.json`` of the component, trip or
+        instance ``key`` (its directory below the project root), with WHEEL's bookkeeping."""
+        if persist:
+            c.data["state"] = state.value  # the loaded view follows what the file says
+        fields: dict[str, object] = {"state": state.value}
+        own = key.rsplit("/", 1)[-1] == c.name  # not a loop trip or instance record
+        if own and c.type in _TASK_TYPES:
+            fields.update(_mirror_task_fields(c, key, state, self.project.root, self._stamped))
+        status = None
+        if own and state.final and c.type != ComponentType.WORKFLOW:
+            code = "" if rc is None else str(rc)
+            status = f"{state.value}\n{code}\n{code}\n"
+        self._mirror.set(self.project.root / key, fields, status)
 
     def _finished_before(self, c: Component, key: str) -> TaskRecord | None:
         """The journal's record of ``key`` if it finished in an earlier attempt of this run
@@ -488,7 +477,7 @@ class Engine:
         if early is not None:
             return early
         sub_env = dict(env)
-        sub_env.update(c.env)
+        sub_env.update(own_env(c))
         ok = await self._run_container(c, cdir, key, sub_env)
         state = State.STOPPED if self._stopping else (State.FINISHED if ok else State.FAILED)
         self._record(c, key, state, persist=persist, ended=True)
@@ -658,7 +647,7 @@ class Engine:
     ) -> TaskSpec:
         host, use_job_scheduler, queue = _placement(c, job)
         full_env = dict(env)
-        full_env.update(c.env)
+        full_env.update(own_env(c))
         full_env["SHARIN_TASK"] = key
         full_env["SHARIN_ATTEMPT"] = str(attempt)
         return TaskSpec(
@@ -835,6 +824,8 @@ class Engine:
         self._count(state)
         if state in (State.FAILED, State.UNKNOWN):
             self._failed.append(f"{key}: {message or f'exit code {rc}'}")
+            if c.type in _TASK_TYPES and not c.ignore_failure:
+                self._failed_tasks.append(key)
         self._record(
             c,
             key,
@@ -856,6 +847,52 @@ class Engine:
 
 #: a WHEEL condition: a script in the component's directory (exit 0 = true) or a safe expression
 evaluate_condition = condition_true
+
+
+#: WHEEL's progress keys of a loop (``loopInitialize`` in OPEN-WHEEL's ``loopUtils.js``): a new
+#: run drops them, or WHEEL would resume the loop where an older run left it
+_LOOP_PROGRESS = ("initialized", "currentIndex", "prevIndex")
+
+
+def wheel_time() -> str:
+    """WHEEL's time stamps in component files: ``getDateString(true, true)``, local time."""
+    t = time.time()
+    return time.strftime("%Y/%m/%d-%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def ancestors_type(c: Component) -> str | None:
+    """WHEEL's ``ancestorsType``: the types of the containers a component sits in, outermost
+    first, joined by ``/`` (``for/workflow``); None at the top level (``dispatcher.js``)."""
+    types: list[str] = []
+    p = c.parent
+    while p is not None and p.parent is not None:
+        types.append(p.type)
+        p = p.parent
+    return "/".join(reversed(types)) or None
+
+
+def _mirror_task_fields(
+    c: Component, key: str, state: State, root: Path, stamped: set[str]
+) -> dict[str, object]:
+    """What OPEN-WHEEL's ``_dispatchTask`` and executer write into a task's JSON and its task
+    list reads (``taskStateFilter`` in ``taskUtil.js``): where it ran, its ancestors, times."""
+    fields: dict[str, object] = {}
+    if key not in stamped:
+        stamped.add(key)
+        now = wheel_time()
+        fields.update(
+            ancestorsName=key.rsplit("/", 1)[0] if "/" in key else "",
+            parentType=c.parent.type if c.parent is not None else ComponentType.WORKFLOW.value,
+            workingDir=str(root / key),
+            dispatchedTime=now,
+            startTime=now,
+            endTime="not finished",
+        )
+        kinds = ancestors_type(c)
+        fields["ancestorsType"] = kinds if kinds is not None else DELETE
+    if state.final:
+        fields["endTime"] = wheel_time()
+    return fields
 
 
 def _placement(c: Component, job: JobOptions | None) -> tuple[str, bool, str | None]:
