@@ -20,6 +20,7 @@ import pytest
 import sharin
 from sharin import Project
 from sharin.engine import Event
+from sharin.errors import ValidationError
 
 from ..helpers import edit_json, read_json, write_json
 
@@ -338,3 +339,129 @@ def test_an_edit_made_during_the_run_is_kept(project: Project) -> None:
     for name in ("a", "b"):
         data = cmp(project, name)
         assert (data["description"], data["state"]) == (f"edited {name}", "finished")
+
+
+# ====================================================================== item: 2025 task fields
+
+
+def test_source_script_is_sourced_before_the_script(project: Project) -> None:
+    t = sharin.add_task(project, "t", 'echo "$LOADED" > got.txt', sourceScript="modules.sh")
+    (t.directory / "modules.sh").write_text("LOADED=gcc/12\nexport LOADED\n")
+
+    assert sharin.run(project.root).ok
+
+    assert (t.directory / "got.txt").read_text() == "gcc/12\n"
+
+
+def test_a_failing_source_script_fails_the_task_without_running_it(project: Project) -> None:
+    t = sharin.add_task(project, "t", "touch ran", sourceScript="modules.sh")
+    (t.directory / "modules.sh").write_text("echo no such module >&2\nfalse\n")
+
+    result = sharin.run(project.root)
+
+    assert result.state == "failed"
+    assert not (t.directory / "ran").exists()
+
+
+@pytest.mark.parametrize("name", ["../outside.sh", "/etc/profile", "missing.sh"])
+def test_a_source_script_outside_the_task_or_missing_is_refused(
+    project: Project, name: str
+) -> None:
+    (project.root / "outside.sh").write_text("touch ../sourced\n")
+    t = sharin.add_task(project, "t", "touch ran", sourceScript=name)
+
+    with pytest.raises(ValidationError) as info:
+        sharin.run(project.root)
+
+    assert [(p.file, p.field) for p in info.value.problems] == [
+        ("t/cmp.wheel.json", "sourceScript")
+    ]
+    assert not (t.directory / "ran").exists()
+    assert not (project.root / "sourced").exists()
+
+
+@pytest.mark.parametrize(
+    ("script", "checker", "state"),
+    [
+        ("exit 3", "exit 0", "finished"),  # the checker overrides a failing script
+        ("exit 0", "exit 1", "failed"),  # and a succeeding one
+        ("exit 0", "exit 0", "finished"),
+    ],
+)
+def test_the_checker_decides_success(
+    project: Project, script: str, checker: str, state: str
+) -> None:
+    t = sharin.add_task(project, "t", script, checker="check.sh")
+    (t.directory / "check.sh").write_text(f'echo "$WHEEL_TASK_RT" > rt.txt\n{checker}\n')
+
+    result = sharin.run(project.root)
+
+    assert result.state == state, result.failed
+    assert cmp(project, "t")["state"] == state
+    # the checker learns the script's exit code
+    assert (t.directory / "rt.txt").read_text() == ("3\n" if "3" in script else "0\n")
+
+
+def test_retry_condition_sees_wheel_task_rt(project: Project) -> None:
+    """WHEEL_TASK_RT is the checker's exit code when a checker ran, else the script's."""
+    t = sharin.add_task(
+        project,
+        "t",
+        "n=$(cat n 2>/dev/null || echo 0); n=$((n+1)); echo $n > n; [ $n -ge 2 ] || exit 7",
+        retry=3,
+        retryCondition='WHEEL_TASK_RT == "7"',
+    )
+
+    assert sharin.run(project.root).ok
+
+    assert (t.directory / "n").read_text() == "2\n"
+
+
+def test_retry_condition_sees_the_checkers_code(project: Project) -> None:
+    t = sharin.add_task(
+        project,
+        "t",
+        "echo x >> runs",
+        checker="check.sh",
+        retry=3,
+        retryCondition='WHEEL_TASK_RT == "5"',
+    )
+    (t.directory / "check.sh").write_text('[ "$(wc -l < runs)" -ge 2 ] || exit 5\n')
+
+    assert sharin.run(project.root).ok
+
+    assert (t.directory / "runs").read_text() == "x\nx\n"
+
+
+def test_a_missing_mandatory_input_fails_the_task_before_it_runs(project: Project) -> None:
+    """An input delivered from a glob that matched nothing, or given by no edge at all."""
+    a = sharin.add_task(project, "a", "true", outputs=["*.dat"])  # makes no .dat file
+    b = sharin.add_task(project, "b", "touch ran")
+    sharin.connect_files(project, a, "*.dat", b, "data/")
+    edit_json(
+        b.file,
+        lambda d: d["inputFiles"].extend([{"name": "given.txt", "src": [], "mandatory": True}]),
+    )
+    edit_json(b.file, lambda d: d["inputFiles"][0].update(mandatory=True))
+
+    result = sharin.run(project.root, options=sharin.RunOptions(keep_going=True))
+
+    assert result.state == "failed"
+    assert any(f.startswith("b:") and "'data/'" in f and "mandatory" in f for f in result.failed), (
+        result.failed
+    )
+    assert not (b.directory / "ran").exists()
+    (b.directory / "data").mkdir(exist_ok=True)
+    (b.directory / "data" / "x.dat").write_text("x\n")
+    (b.directory / "given.txt").write_text("by hand\n")
+    assert sharin.run(project.root, options=sharin.RunOptions(resume=False)).ok
+
+
+def test_an_empty_glob_into_an_input_that_is_not_mandatory_runs(project: Project) -> None:
+    a = sharin.add_task(project, "a", "true", outputs=["*.dat"])
+    b = sharin.add_task(project, "b", "touch ran")
+    sharin.connect_files(project, a, "*.dat", b, "data/")
+    edit_json(b.file, lambda d: d["inputFiles"][0].update(mandatory=False))
+
+    assert sharin.run(project.root).ok
+    assert (b.directory / "ran").exists()

@@ -46,6 +46,7 @@ from ._protocol import (
     JobResult,
     TaskSpec,
 )
+from ._taskfields import check_mandatory_inputs, component_file, rt_env, run_checker
 
 __all__ = ["Engine", "RunOptions", "RunResult", "SUPPORTED_TYPES", "sharin_dir"]
 
@@ -624,6 +625,7 @@ class Engine:
                     parent, pdir, link.node, link.name
                 ):
                     deliver(Delivery(producer, sdir, pattern, cdir, inp.name, copy))
+        check_mandatory_inputs(c, cdir)
 
     # ------------------------------------------------------------------ tasks
     def _executor(self, host: str, use_job_scheduler: bool) -> tuple[Executor, asyncio.Semaphore]:
@@ -669,6 +671,7 @@ class Engine:
             run_tag=self._run_tag,
             step=job.step if job is not None else None,
             bulk=job.bulk if job is not None else None,
+            source_script=c.data.get("sourceScript") or None,
         )
 
     async def _run_task(
@@ -782,11 +785,12 @@ class Engine:
                     )
                 if job is not None and job.judge is not None:
                     result = await job.judge(result)
+                result = await self._check(c, cdir, env, spec, ex, result)
                 if result.ok:
                     self._record(c, key, State.STAGE_OUT, persist=persist)
                     await ex.stage_out(spec, result)
                     return self._finish(c, key, State.FINISHED, persist, attempt, 0, result.message)
-                if attempt <= c.retry and await self._should_retry(c, cdir, env):
+                if attempt <= c.retry and await self._should_retry(c, cdir, env, result):
                     self._record(
                         c,
                         key,
@@ -838,11 +842,44 @@ class Engine:
         )
         return state.value
 
-    async def _should_retry(self, c: Component, cdir: Path, env: Mapping[str, str]) -> bool:
+    async def _should_retry(
+        self, c: Component, cdir: Path, env: Mapping[str, str], result: JobResult | None = None
+    ) -> bool:
         cond = c.retry_condition
         if cond is None:
             return True
-        return await condition_true(cond, cdir, env)
+        rc = result.returncode if result is not None else None
+        return await condition_true(cond, cdir, {**env, **own_env(c), **rt_env(rc)})
+
+    async def _check(
+        self,
+        c: Component,
+        cdir: Path,
+        env: Mapping[str, str],
+        spec: TaskSpec,
+        ex: Executor,
+        result: JobResult,
+    ) -> JobResult:
+        """A task's ``checker`` decides whether it finished (see ``_taskfields``); it runs in
+        the task's directory here, after the task's outputs were brought back."""
+        if result.unknown or result.lost or c.data.get("checker") in (None, ""):
+            return result
+        rc = result.returncode
+        try:
+            checker = component_file(c, "checker", cdir)
+            if checker is None:
+                return result
+            if ex.kind != "local":
+                await ex.stage_out(spec, result)
+            crc = await run_checker(
+                checker, cdir, {**spec.env, **rt_env(rc)}, spec.stdout_path, spec.stderr_path
+            )
+        except (SharinError, OSError) as e:
+            return JobResult(rc if rc else 1, f"checker: {e}")
+        ran = f"the script exited {rc}"
+        if crc == 0:
+            return JobResult(0, f"checker {checker} passed ({ran})" if rc else "")
+        return JobResult(crc, f"checker {checker} exited {crc} ({ran})")
 
 
 #: a WHEEL condition: a script in the component's directory (exit 0 = true) or a safe expression

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from ..engine import Event, RunOptions, RunResult
 from ..errors import BusyError, ProjectError, RunError, SharinError, ValidationError
-from ..model import Project, State
+from ..model import Project, State, load_hosts, wheel_notes
 from . import api
 
 EXIT_FAILED, EXIT_INPUT, EXIT_STOPPED, EXIT_BUSY = 1, 2, 3, 4
@@ -239,9 +239,17 @@ def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
 
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
-def validate(project: Path) -> None:
-    """Check PROJECT and list every problem (exit 2 if there are any)."""
+@click.option("--wheel", is_flag=True, help="Count what WHEEL cannot run as problems too.")
+def validate(project: Path, wheel: bool) -> None:
+    """Check PROJECT and list every problem (exit 2 if there are any), and as notes what
+    WHEEL would not run the same way."""
     problems = api.validate(project)
+    notes = wheel_notes(api.open_project(project), load_hosts())
+    if wheel:
+        problems = [*problems, *notes]
+    else:
+        for n in notes:
+            console.print(escape(f"note (WHEEL): {n}"))
     if problems:
         raise ValidationError(problems)
     console.print("[green]valid[/]: no problems found")
