@@ -430,6 +430,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
         made.append(idir)
         if isinstance(keep, int) and keep > 0:
             for old in made[:-keep]:
+                self._mirror.forget(old)
                 shutil.rmtree(old, ignore_errors=True)
             made = made[-keep:]
         if not trip_ok:
@@ -445,6 +446,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
         _copy_tree(last, cdir, skip_component_files=True)
     if keep == 0:
         for old in made:
+            self._mirror.forget(old)
             shutil.rmtree(old, ignore_errors=True)
     if self._halt and ok and not self._stopping:
         ok = False  # a failure elsewhere stopped the run before the loop could finish
@@ -572,6 +574,7 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
         self._record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
     for name in names:
+        self._mirror.forget(pdir / name)
         shutil.rmtree(pdir / name, ignore_errors=True)
     msg = f"{counts['finished']} of {space.size} instances finished"
     if counts["failed"] or counts["finished"] < space.size:

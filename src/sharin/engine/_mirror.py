@@ -65,6 +65,8 @@ class StateMirror:
     def __init__(self) -> None:
         self._pending: dict[Path, tuple[dict[str, Any], str | None]] = {}
         self._cond = threading.Condition()
+        self._io = threading.Lock()  #: held while one file is written
+        self._gone: set[Path] = set()  #: directories about to be removed: never written again
         self._closed = False
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="sharin-state-mirror", daemon=True)
@@ -96,13 +98,26 @@ class StateMirror:
                 batch, self._pending = self._pending, {}
                 closed = self._closed
             for path, (fields, status) in batch.items():
-                try:
-                    if update_json(path, fields) and status is not None:
-                        (path.parent / STATUS_FILE).write_text(status)
-                except OSError:
-                    pass  # the journal holds the truth; a mirror write may fail on a full disk
+                with self._io:
+                    if self._gone and any(d in self._gone for d in path.parents):
+                        continue
+                    try:
+                        if update_json(path, fields) and status is not None:
+                            (path.parent / STATUS_FILE).write_text(status)
+                    except OSError:
+                        pass  # the journal holds the truth; a write may fail on a full disk
             if closed and not batch:
                 return
+
+    def forget(self, directory: Path) -> None:
+        """``directory`` is about to be removed (an old loop trip, an instance): nothing below it
+        is written any more, so the removal does not race a write (waits for at most the one
+        file being written now)."""
+        with self._cond:
+            for path in [p for p in self._pending if directory in p.parents]:
+                del self._pending[path]
+        with self._io:
+            self._gone.add(directory)
 
     def close(self) -> None:
         """Write what is pending and stop the thread (idempotent)."""
