@@ -172,3 +172,23 @@ def test_validate_prints_notes_and_exits_0_or_2_with_wheel(
     assert strict.exit_code == 2
     assert "EISDIR" in strict.output
     assert "Traceback" not in strict.output + json.dumps(ok.output)
+
+
+def test_a_condition_naming_a_variable_wheel_does_not_define_is_noted(project: Project) -> None:
+    sharin.set_property(project, "", "env", {"LIMIT": "3"})
+    loop = sharin.add_component(
+        project, "while", "w", condition='WHEEL_CURRENT_INDEX < LIMIT && HOME != ""'
+    )
+    sharin.add_task(
+        project, "t", "true", parent=loop, retry=1, retryCondition='WHEEL_TASK_RT == "2"'
+    )
+    sharin.add_component(project, "if", "check", condition="SHARIN_TASK", env={"X": "1"})
+    notes = {p.file: p for p in wheel_notes(sharin.open_project(project.root))}
+    assert sorted((p.file, p.field) for p in notes.values()) == [
+        ("check/cmp.wheel.json", "condition"),
+        ("w/cmp.wheel.json", "condition"),
+    ]
+    message = notes["w/cmp.wheel.json"].message
+    assert "HOME" in message and "LIMIT" not in message
+    assert "SHARIN_TASK" in notes["check/cmp.wheel.json"].message
+    assert "ReferenceError" in message

@@ -13,7 +13,11 @@ them problems). Each names the file and the field:
 * a **for loop with a fractional start, end or step**: WHEEL adds ``step`` in floating point
   (trip ``0.30000000000000004``), and its editor takes whole numbers only;
 * a **sourceScript on a task that is not a job**: WHEEL sources it only before submitting a job
-  (``executerManager.js``), sharin before every script.
+  (``executerManager.js``), sharin before every script;
+* a **condition expression naming a variable WHEEL does not define there**: WHEEL evaluates it
+  with only the components' ``env`` and its own variables declared (``evalCondition`` in
+  ``dispatchUtils.js``: ``let KEY="value";`` each), so a name sharin finds in the process
+  environment (``HOME``, ``SHARIN_TASK`` ...) is a ``ReferenceError`` in WHEEL.
 
 :func:`task_field_problems` checks the 2025 task fields as problems: ``sourceScript`` and
 ``checker`` name files inside the task's directory, ``mandatory`` is true or false.
@@ -30,6 +34,7 @@ from typing import Any
 
 from ..errors import Problem
 from ._component import COMPONENT_FILE, Component, ComponentType
+from ._expr import ExpressionError, parse_expression
 from ._hosts import LOCALHOST, HostConfig
 from ._project import Project
 
@@ -45,6 +50,13 @@ WHEEL_HOST_FIELDS = frozenset(
 )
 
 _TASKLIKE = {ComponentType.TASK, ComponentType.STEPJOB_TASK, ComponentType.BULKJOB_TASK}
+#: what WHEEL declares for a condition besides the components' env (``dispatcher.js``,
+#: ``loopUtils.js``, ``executerManager.js``); ``WHEEL_PS_PARAM_<key>`` inside a study
+_WHEEL_CONDITION_NAMES = frozenset(
+    "WHEEL_CURRENT_INDEX WHEEL_PREV_INDEX WHEEL_NEXT_INDEX WHEEL_FOR_START WHEEL_FOR_END "
+    "WHEEL_FOR_STEP WHEEL_LOOP_LEN WHEEL_FOREACH_LEN WHEEL_TASK_RT wheelTaskRT".split()
+)
+_CONDITION_KEYS = ("condition", "retryCondition")
 _ESCAPED = set("<>&\"'")
 _GLOB = set("*?[]{}")
 
@@ -112,6 +124,7 @@ def wheel_notes(project: Project, hosts: Mapping[str, HostConfig] | None = None)
             notes.extend(_study_notes(c))
         elif c.type == ComponentType.FOR:
             notes.extend(_for_notes(c))
+        notes.extend(_condition_notes(c))
         if (
             c.type in _TASKLIKE
             and c.data.get("sourceScript") not in (None, "")
@@ -139,6 +152,38 @@ def wheel_notes(project: Project, hosts: Mapping[str, HostConfig] | None = None)
                 )
             )
     return notes
+
+
+def _condition_notes(c: Component) -> Iterable[Problem]:
+    for key in _CONDITION_KEYS:
+        text = c.data.get(key)
+        if not isinstance(text, str) or not text.strip() or (c.directory / text.strip()).is_file():
+            continue
+        try:
+            expr = parse_expression(text.strip())
+        except ExpressionError:
+            continue  # validation reports it
+        declared: set[str] = set()
+        x: Component | None = c
+        while x is not None:
+            declared.update(x.env)
+            x = x.parent
+        unknown = sorted(
+            n
+            for n in expr.variables
+            if n not in declared
+            and n not in _WHEEL_CONDITION_NAMES
+            and not n.startswith("WHEEL_PS_PARAM_")
+        )
+        if unknown:
+            names = ", ".join(unknown)
+            yield Problem(
+                _file(c),
+                key,
+                f"names {names}, which WHEEL does not define for conditions (only the "
+                "components' env and its loop, parameter and WHEEL_TASK_RT variables): a "
+                "ReferenceError in WHEEL; set it in env or use a condition script",
+            )
 
 
 def _viewer_notes(c: Component) -> Iterable[Problem]:
