@@ -465,3 +465,24 @@ def test_an_empty_glob_into_an_input_that_is_not_mandatory_runs(project: Project
 
     assert sharin.run(project.root).ok
     assert (b.directory / "ran").exists()
+
+
+def test_a_bulk_jobs_range_from_its_parameter_file_is_written_as_wheel_does(
+    project: Project, pjm: Any
+) -> None:
+    """WHEEL's ``_bulkjobHandler`` sets ``startBulkNumber`` 0 and ``endBulkNumber`` N-1 from the
+    parameter space and writes them with the task."""
+    c = sharin.add_component(
+        project, "bulkjobTask", "bulk", script="run.sh", host="fugaku", useJobScheduler=True
+    )
+    (c.directory / "run.sh").write_text("#!/bin/sh\ntrue\n")
+    write_json(
+        c.directory / "parameterSetting.json",
+        {"version": 2, "targetFiles": [], "params": [{"keyword": "x", "list": ["a", "b", "c"]}]},
+    )
+    sharin.set_property(project, c, "parameterFile", "parameterSetting.json")
+
+    assert sharin.run(project.root).ok
+
+    data = cmp(project, "bulk")
+    assert (data["state"], data["startBulkNumber"], data["endBulkNumber"]) == ("finished", 0, 2)

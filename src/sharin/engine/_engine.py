@@ -929,6 +929,11 @@ def _mirror_task_fields(
         fields["ancestorsType"] = kinds if kinds is not None else DELETE
     if state.final:
         fields["endTime"] = wheel_time()
+    if c.type == ComponentType.BULKJOB_TASK:
+        # the sub job range a parameter file gave (WHEEL's ``_bulkjobHandler`` writes it too)
+        for k in ("startBulkNumber", "endBulkNumber"):
+            if k in c.data:
+                fields[k] = c.data[k]
     return fields
 
 
