@@ -192,3 +192,11 @@ def test_a_condition_naming_a_variable_wheel_does_not_define_is_noted(project: P
     assert "HOME" in message and "LIMIT" not in message
     assert "SHARIN_TASK" in notes["check/cmp.wheel.json"].message
     assert "ReferenceError" in message
+
+
+def test_a_source_script_on_a_job_is_noted_as_not_sourced_by_sharin_yet(project: Project) -> None:
+    t = sharin.add_task(project, "t", "true", sourceScript="env.sh", useJobScheduler=True)
+    (t.directory / "env.sh").write_text("X=1\n")
+    [note] = wheel_notes(sharin.open_project(project.root))
+    assert (note.file, note.field) == ("t/cmp.wheel.json", "sourceScript")
+    assert "not source it yet" in note.message

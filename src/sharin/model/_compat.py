@@ -12,8 +12,8 @@ them problems). Each names the file and the field:
   files with nunjucks' ``autoescape: true``, sharin does not escape;
 * a **for loop with a fractional start, end or step**: WHEEL adds ``step`` in floating point
   (trip ``0.30000000000000004``), and its editor takes whole numbers only;
-* a **sourceScript on a task that is not a job**: WHEEL sources it only before submitting a job
-  (``executerManager.js``), sharin before every script;
+* a **sourceScript**: WHEEL sources it only before submitting a job (``executerManager.js``),
+  sharin before the script of a task on this machine (its batch jobs do not source it yet);
 * a **condition expression naming a variable WHEEL does not define there**: WHEEL evaluates it
   with only the components' ``env`` and its own variables declared (``evalCondition`` in
   ``dispatchUtils.js``: ``let KEY="value";`` each), so a name sharin finds in the process
@@ -125,17 +125,16 @@ def wheel_notes(project: Project, hosts: Mapping[str, HostConfig] | None = None)
         elif c.type == ComponentType.FOR:
             notes.extend(_for_notes(c))
         notes.extend(_condition_notes(c))
-        if (
-            c.type in _TASKLIKE
-            and c.data.get("sourceScript") not in (None, "")
-            and not c.use_job_scheduler
-        ):
+        if c.type in _TASKLIKE and c.data.get("sourceScript") not in (None, ""):
             notes.append(
                 Problem(
                     _file(c),
                     "sourceScript",
-                    "WHEEL sources it only before submitting a job (useJobScheduler), "
-                    "sharin before every run of the script; WHEEL runs this task without it",
+                    "WHEEL sources it only before submitting a job (useJobScheduler): it runs "
+                    "this task without it"
+                    if not c.use_job_scheduler
+                    else "WHEEL sources it before submitting the job; sharin's batch jobs do "
+                    "not source it yet",
                 )
             )
     for name in sorted(used_hosts - {LOCALHOST}):
