@@ -279,6 +279,8 @@ def test_a_failed_run_lists_its_failed_tasks_and_stays_read_only(project: Projec
     assert (data["initialized"], data["currentIndex"], data["numFinished"]) == (True, 1, 1)
     assert data["numFailed"] == 1
     assert "prevIndex" not in data
+    for version in ("master", "dev2025"):
+        assert wheel_next_trip(data, project.root, version) == 2, version
     assert cmp(project, "loop_2")["state"] == "failed"
     assert cmp(project, "loop_2/t")["state"] == "failed"
 
@@ -298,6 +300,39 @@ def test_a_successful_resume_clears_what_a_failed_wheel_run_left(project: Projec
     assert cmp(project, "")["state"] == "finished"
 
 
+def wheel_next_trip(loop: dict[str, Any], cwf: Path, version: str) -> Any:
+    """The trip OPEN-WHEEL runs next when it runs a project again with this for loop's JSON:
+    ``_loopHandler`` in ``dispatcher.js`` (master: the trip ``currentIndex`` names is checked;
+    dev2025: the trip ``prevIndex`` names, else ``currentIndex``), with ``forGetNextIndex`` and
+    ``getPrevIndex(component, true)`` from ``loopUtils.js``."""
+    step, start = loop.get("step") or 1, loop.get("start") or 0
+
+    def following(i: Any) -> Any:
+        return start if i is None else i + step
+
+    if not loop.get("initialized"):
+        return start  # loopInitialize
+    current, state = loop.get("currentIndex"), loop.get("state")
+    restarting = current is not None and (
+        state in ("not-started", "running") if version == "master" else state == "not-started"
+    )
+    if not restarting:
+        return following(current)
+    checked = current if version == "master" else loop.get("prevIndex", current)
+    trip = cwf / f"{loop['originalName']}_{checked}" / "cmp.wheel.json"
+    if trip.exists() and read_json(trip)["state"] == "finished":
+        return following(current)
+    before = current - step
+    return following(before if (before - start) * step >= 0 else None)
+
+
+def test_wheel_resumes_its_own_stopped_loop_at_the_stopped_trip() -> None:
+    """The simulation above, checked on what OPEN-WHEEL itself left (its restart_for test)."""
+    data = Path(__file__).resolve().parents[1] / "data" / "open-wheel" / "restart_for.wheel"
+    for version in ("master", "dev2025"):
+        assert wheel_next_trip(read_json(data / "for0" / "cmp.wheel.json"), data, version) == 2
+
+
 def test_a_stopped_loop_names_the_trip_wheel_resumes_after(project: Project) -> None:
     loop = sharin.add_component(project, "for", "loop", start=1, end=4, step=1)
     sharin.add_task(project, "t", '[ "$WHEEL_CURRENT_INDEX" != 3 ] || sleep 30', parent=loop)
@@ -314,6 +349,8 @@ def test_a_stopped_loop_names_the_trip_wheel_resumes_after(project: Project) -> 
     assert (data["numFinished"], data["numTotal"]) == (2, 4)
     assert cmp(project, "loop_2")["state"] == "finished"
     assert cmp(project, "loop_3")["currentIndex"] == 3
+    for version in ("master", "dev2025"):
+        assert wheel_next_trip(data, project.root, version) == 3, version
 
 
 # ====================================================================== item: only its keys
