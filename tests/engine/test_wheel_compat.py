@@ -349,6 +349,13 @@ def test_a_stopped_loop_names_the_trip_wheel_resumes_after(project: Project) -> 
     assert (data["numFinished"], data["numTotal"]) == (2, 4)
     assert cmp(project, "loop_2")["state"] == "finished"
     assert cmp(project, "loop_3")["currentIndex"] == 3
+    # what the stop interrupted is not-started again, as in the projects WHEEL left stopped
+    states = [cmp(project, rel)["state"] for rel in ("loop", "loop_3", "loop_3/t", "")]
+    assert states == ["not-started"] * 4
+    assert (
+        (project.root / "loop_3" / "t" / "status.wheel.txt").read_text().startswith("not-started\n")
+    )
+    assert read_json(project.root / "prj.wheel.json")["state"] == "stopped"
     for version in ("master", "dev2025"):
         assert wheel_next_trip(data, project.root, version) == 3, version
 

@@ -337,9 +337,9 @@ class Engine:
             state=state.value, readOnly=state != State.FINISHED, failedTasks=failed
         )
         root = self.project.root_component
-        root.data["state"] = state.value
+        root.data["state"] = wheel_state(state)
         with contextlib.suppress(OSError):
-            update_json(root.file, {"state": state.value})
+            update_json(root.file, {"state": root.data["state"]})
 
     # ------------------------------------------------------------------ events
     def _emit(
@@ -391,16 +391,17 @@ class Engine:
     ) -> None:
         """Write a state where WHEEL reads it: the ``cmp.wheel.json`` of the component, trip or
         instance ``key`` (its directory below the project root), with WHEEL's bookkeeping."""
+        shown = wheel_state(state)
         if persist:
-            c.data["state"] = state.value  # the loaded view follows what the file says
-        fields: dict[str, object] = {"state": state.value}
+            c.data["state"] = shown  # the loaded view follows what the file says
+        fields: dict[str, object] = {"state": shown}
         own = key.rsplit("/", 1)[-1] == c.name  # not a loop trip or instance record
         if own and c.type in _TASK_TYPES:
             fields.update(_mirror_task_fields(c, key, state, self.project.root, self._stamped))
         status = None
         if own and state.final and c.type != ComponentType.WORKFLOW:
             code = "" if rc is None else str(rc)
-            status = f"{state.value}\n{code}\n{code}\n"
+            status = f"{shown}\n{code}\n{code}\n"
         self._mirror.set(self.project.root / key, fields, status)
 
     def _finished_before(self, c: Component, key: str) -> TaskRecord | None:
@@ -889,6 +890,13 @@ evaluate_condition = condition_true
 #: WHEEL's progress keys of a loop (``loopInitialize`` in OPEN-WHEEL's ``loopUtils.js``): a new
 #: run drops them, or WHEEL would resume the loop where an older run left it
 _LOOP_PROGRESS = ("initialized", "currentIndex", "prevIndex")
+
+
+def wheel_state(state: State) -> str:
+    """A state as a component's file shows it. WHEEL has no ``stopped`` component: what a stop
+    interrupted is ``not-started`` again (as in the projects OPEN-WHEEL left stopped), which is
+    also what WHEEL's restart of a loop or a study looks for; the project itself is ``stopped``."""
+    return State.NOT_STARTED.value if state == State.STOPPED else state.value
 
 
 def wheel_time() -> str:
