@@ -530,3 +530,36 @@ def test_a_bulk_jobs_range_from_its_parameter_file_is_written_as_wheel_does(
 
     data = cmp(project, "bulk")
     assert (data["state"], data["startBulkNumber"], data["endBulkNumber"]) == ("finished", 0, 2)
+
+
+def test_a_stopped_study_is_left_as_wheel_restarts_it(project: Project) -> None:
+    """OPEN-WHEEL restarts a study (``_PSHandler``: ``initialized`` and not-started, master also
+    running) by skipping the instances whose JSON says finished."""
+    ps = sharin.add_component(project, "parameterStudy", "ps")
+    write_json(
+        ps.directory / "parameterSetting.json",
+        {"version": 2, "params": [{"keyword": "K", "list": ["1", "2", "3"]}]},
+    )
+    sharin.add_task(project, "t", '[ "$WHEEL_PS_PARAM_K" != 3 ] || sleep 30', parent=ps)
+
+    def on_event(e: Event) -> None:
+        if e.key == "ps_K_3/t" and e.state == "running":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result = sharin.run(
+        project.root,
+        on_event=on_event,
+        handle_signals=True,
+        options=sharin.RunOptions(max_local=1, launch_window=1),
+    )
+
+    assert result.state == "stopped"
+    data = cmp(project, "ps")
+    assert (data["state"], data["initialized"], data["numTotal"]) == ("not-started", True, 3)
+    assert data["numFinished"] == 2
+    for version in ("master", "dev2025"):
+        assert data["initialized"] and data["state"] in (
+            ("not-started", "running") if version == "master" else ("not-started",)
+        )
+    rerun = [k for k in ("1", "2", "3") if cmp(project, f"ps_K_{k}")["state"] != "finished"]
+    assert rerun == ["3"]
