@@ -5,7 +5,7 @@ compared, field by field, with the ones sharin writes for the trips and instance
 Fields compared, where WHEEL writes them: ``type``, ``ID``, ``parent``, ``name`` (the trip's or
 instance's own), ``state``, ``originalName``, ``initialized``, ``currentIndex``, ``numTotal``,
 ``numFinished``/``numFailed`` (the counts when the trip or instance was made), ``subComponent``;
-for tasks ``ancestorsName``, ``ancestorsType``, ``parentType``, ``workingDir`` and the format of
+for tasks ``ancestorsName``, ``ancestorsType``, ``parentType``, ``workingDir``, ``rt`` and the format of
 ``dispatchedTime``/``startTime``/``endTime``; and ``status.wheel.txt``'s first two lines.
 """
 
@@ -27,6 +27,7 @@ TRIP_FIELDS = ("type", "ID", "parent", "state", "originalName", "initialized", "
 TRIP_FIELDS += ("numFailed", "subComponent", "start", "end", "step")
 INSTANCE_FIELDS = ("type", "ID", "parent", "state", "numTotal", "subComponent", "parameterFile")
 TASK_FIELDS = ("type", "ID", "parent", "name", "state", "ancestorsType", "parentType", "script")
+TASK_FIELDS += ("rt",)
 
 
 def copy(name: str, tmp_path: Path) -> Path:

@@ -398,6 +398,8 @@ class Engine:
         own = key.rsplit("/", 1)[-1] == c.name  # not a loop trip or instance record
         if own and c.type in _TASK_TYPES:
             fields.update(_mirror_task_fields(c, key, state, self.project.root, self._stamped))
+            if state.final and rc is not None:
+                fields["rt"] = rc  # the exit code, as WHEEL's executer keeps it
         status = None
         if own and state.final and c.type != ComponentType.WORKFLOW:
             code = "" if rc is None else str(rc)
