@@ -22,7 +22,7 @@ import pytest
 import sharin
 from sharin import Component, Project, RunOptions, RunResult
 from sharin.engine import Event
-from sharin.engine import _engine as engine_module
+from sharin.engine import _mirror as mirror_module
 from sharin.model import write_json_atomic
 
 from ..helpers import journal_tasks, lines, read_json, write_json
@@ -894,7 +894,7 @@ def test_a_template_is_copied_while_its_state_file_is_being_written(
                 time.sleep(0.002)
         return Path(real_copytree(src, dst, *args, **kwargs))
 
-    monkeypatch.setattr(engine_module, "write_json_atomic", slow_write)
+    monkeypatch.setattr(mirror_module, "write_json_atomic", slow_write)
     monkeypatch.setattr(shutil, "copytree", copytree)
     loop = sharin.add_component(project, "for", "loop", start=0, end=1, step=1)
     sharin.add_task(project, "t", LOG, parent=loop)

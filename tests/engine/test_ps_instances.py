@@ -95,6 +95,8 @@ def test_an_instance_is_a_plain_copy_of_the_template(
         # what the task and the engine added, and what differs on purpose
         assert got.pop("t/out.txt")[1] == f"k={k}\n".encode()
         assert got.pop("t/in.txt")[1] == f"k={k}\n".encode()
+        # the task's state where WHEEL keeps it, in the instance as in WHEEL
+        assert got.pop("t/status.wheel.txt")[1] == b"finished\n0\n0\n"
         assert got.pop("cmp.wheel.json")[0] == mode(ps.directory / "cmp.wheel.json")
         assert got.pop("link.txt") == (mode(ps.directory / "deep/er/x.txt"), b"x\n")
         want = {
@@ -116,10 +118,12 @@ def test_the_instance_json_is_what_write_json_atomic_writes(project: Project) ->
 
     assert sharin.run(project.root).ok
 
-    data.update(subComponent=True, state="not-started")
+    # WHEEL's bookkeeping of an instance, and its state once it ran
+    data.update(subComponent=True, state="finished")
+    data.update(initialized=True, numTotal=3, numFinished=0, numFailed=0)
     expected = project.root / "expected.json"
-    write_json_atomic(expected, data)
     for k in (1, 2, 3):
+        write_json_atomic(expected, {**data, "name": f"ps_K_{k}"})
         inst = project.root / f"ps_K_{k}" / "cmp.wheel.json"
         assert inst.read_bytes() == expected.read_bytes()
         assert mode(inst) == mode(expected)
@@ -170,7 +174,7 @@ def test_an_instance_directory_left_by_an_earlier_run_is_filled_again(project: P
     data = read_json(inst / "cmp.wheel.json")
     assert (data["subComponent"], data["state"], data["type"]) == (
         True,
-        "not-started",
+        "finished",
         "parameterStudy",
     )
     assert mode(inst / "cmp.wheel.json") == 0o640
@@ -205,11 +209,12 @@ def test_a_target_that_cannot_be_rendered_fails_its_instance_without_a_file(
 
 
 def test_instance_json_snapshot_ignores_states_written_meanwhile(project: Project) -> None:
-    """The instance JSON is prepared once; the study's own state (written by the state mirror
-    while instances are made) never leaks into it."""
+    """The instance JSON is prepared once; the study's own state and counts (written by the
+    state mirror while instances are made) never leak into it: it has its own state and the
+    counts it was made with."""
     study(project)
     assert sharin.run(project.root).ok
     for k in (1, 2, 3):
         data = json.loads((project.root / f"ps_K_{k}" / "cmp.wheel.json").read_text())
-        assert (data["state"], data["subComponent"]) == ("not-started", True)
-        assert "numTotal" not in data
+        assert (data["state"], data["subComponent"]) == ("finished", True)
+        assert (data["numTotal"], data["numFinished"], data["numFailed"]) == (3, 0, 0)

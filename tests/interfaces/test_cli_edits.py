@@ -304,8 +304,10 @@ def test_add_a_parameter_study_writes_its_setting_file(cli: Cli, project: Projec
         "gather": [],
     }
     assert "ps/parameterSetting.json" in git(root, "ls-files", "--stage")  # revert removes it
-    cli("add", root, "parameterStudy", "p2", "--set", "parameterFile=../outside.json")
+    r = cli("add", root, "parameterStudy", "p2", "--set", "parameterFile=../outside.json", code=2)
+    assert "parameterFile" in r.stderr
     assert not (project.root.parent / "outside.json").exists()
+    assert not (root / "p2").exists()
 
 
 def test_components_are_named_by_path_or_name_everywhere(cli: Cli, project: Project) -> None:

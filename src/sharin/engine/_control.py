@@ -72,6 +72,7 @@ from ..model._paths import (
     resolve_inside,
 )
 from ._files import copy_path, run_bounds, storage_path
+from ._mirror import DELETE, update_json
 
 if TYPE_CHECKING:
     from ._engine import Engine
@@ -79,8 +80,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "ENGINE_VARIABLES",
     "TripControl",
     "condition_true",
+    "own_env",
     "run_if",
     "run_jump",
     "run_loop",
@@ -103,6 +106,43 @@ class TripControl:
 
     stop: bool = False  #: start no more components in this trip
     broke: bool = False  #: and end the loop after it
+
+
+#: variables the engine sets for every run, trip and instance. WHEEL stores its own in the
+#: ``env`` of the components it ran (a loop's last trip is copied back over the loop's template),
+#: so the values a project carries are stale: they are dropped before the engine sets its own,
+#: as OPEN-WHEEL's ``Dispatcher.setEnv`` drops ``wheelSystemEnv`` (``dispatcher.js``)
+ENGINE_VARIABLES = frozenset(
+    {
+        "WHEEL_CURRENT_INDEX",
+        "WHEEL_PREV_INDEX",
+        "WHEEL_NEXT_INDEX",
+        "WHEEL_FOR_START",
+        "WHEEL_FOR_END",
+        "WHEEL_FOR_STEP",
+        "WHEEL_LOOP_LEN",
+        "WHEEL_FOREACH_LEN",
+        "WHEEL_PS_PARAM",
+        "WHEEL_REMOTE_WORK",
+        "WHEEL_LOCAL_PRJDIR",
+        "WHEEL_TASK_RT",
+        "wheelTaskRT",
+        "SHARIN_TASK",
+        "SHARIN_ATTEMPT",
+        "SHARIN_PROJECT_DIR",
+        "SHARIN_RUN_ID",
+    }
+)
+_ENGINE_PREFIXES = ("WHEEL_PS_PARAM_",)
+
+
+def own_env(c: Component) -> dict[str, str]:
+    """A component's ``env`` without the variables the engine sets (see ``ENGINE_VARIABLES``)."""
+    return {
+        k: v
+        for k, v in c.env.items()
+        if k not in ENGINE_VARIABLES and not k.startswith(_ENGINE_PREFIXES)
+    }
 
 
 def parent_key(key: str) -> str:
@@ -173,12 +213,106 @@ def _copy_tree(src: Path, dst: Path, *, skip_component_files: bool) -> None:
     shutil.copytree(src, dst, symlinks=False, ignore=ignore, dirs_exist_ok=True)
 
 
-def _mark_instance(template: Component, idir: Path) -> None:
-    """An instance directory's own JSON says ``subComponent`` so that it is not read as a component."""
+def _mark_instance(template: Component, idir: Path, fields: Mapping[str, object]) -> None:
+    """An instance directory's own JSON: the template's, with ``subComponent`` (so that it is not
+    read as a component) and WHEEL's bookkeeping ``fields`` (see :class:`_LoopBook`); the
+    components copied into it start over as not-started, as OPEN-WHEEL's ``setComponentStateR``
+    resets a new trip."""
     data = dict(template.data)
     data["subComponent"] = True
     data["state"] = State.NOT_STARTED.value
+    data.update(fields)
     write_json_atomic(idir / COMPONENT_FILE, data)
+    for d, dirs, files in os.walk(idir):
+        dirs[:] = [x for x in dirs if not x.startswith(".")]
+        if d != str(idir) and COMPONENT_FILE in files:
+            update_json(Path(d) / COMPONENT_FILE, {"state": State.NOT_STARTED.value})
+
+
+class _LoopBook:
+    """WHEEL's bookkeeping of a loop, written as OPEN-WHEEL writes it (``loopInitialize`` in
+    ``loopUtils.js``; ``_loopHandler`` and ``_loopFinalize`` in ``dispatcher.js``), so that the
+    task list shows the trips and WHEEL resumes a loop where sharin left it.
+
+    * each trip's ``<name>_<index>/cmp.wheel.json``: ``name`` (the trip's), ``originalName``,
+      ``subComponent``, ``initialized``, ``currentIndex`` (this trip), ``prevIndex`` (the trip
+      before, if any), ``numTotal`` (for and foreach), ``numFinished``/``numFailed`` so far,
+      ``instanceDirSeparator``; then its ``state``;
+    * the loop's own file: ``originalName``, ``numTotal``, ``numFinished``, ``numFailed``,
+      ``instanceDirSeparator``, and once a trip finished ``initialized`` with ``currentIndex`` =
+      the last finished trip and ``prevIndex`` = the one before. WHEEL resumes after
+      ``currentIndex`` (OPEN-WHEEL master checks that trip's state, dev2025 the one before it),
+      so a stopped or failed loop names its last finished trip; a loop that finished drops
+      ``initialized``, ``currentIndex`` and ``prevIndex``, as ``_loopFinalize`` does.
+    """
+
+    def __init__(self, engine: Engine, c: Component, cdir: Path) -> None:
+        self.mirror = engine._mirror
+        self.c = c
+        self.cdir = cdir
+        self.finished = 0
+        self.failed = 0
+        self.last: int | float | str | None = None  #: index of the last trip that finished
+        self.before: int | float | str | None = None
+        self.total: int | None = None
+        self.begun = False
+
+    def _begin(self, trip: LoopTrip) -> None:
+        total = trip.env.get("WHEEL_LOOP_LEN")
+        self.total = int(total) if total is not None else None
+        fields: dict[str, object] = {
+            "originalName": self.c.name,
+            "numFinished": 0,
+            "numFailed": 0,
+            "instanceDirSeparator": "_",
+        }
+        if self.total is not None:
+            fields["numTotal"] = self.total
+        self.mirror.set(self.cdir, fields)
+        self.begun = True
+
+    def trip_fields(self, trip: LoopTrip) -> dict[str, object]:
+        if not self.begun:
+            self._begin(trip)
+        fields: dict[str, object] = {
+            "name": trip.instance_name,
+            "originalName": self.c.name,
+            "initialized": True,
+            "currentIndex": trip.index,
+            "numFinished": self.finished,
+            "numFailed": self.failed,
+            "instanceDirSeparator": "_",
+        }
+        if self.last is not None:
+            fields["prevIndex"] = self.last
+        if self.total is not None:
+            fields["numTotal"] = self.total
+        return fields
+
+    def done(self, trip: LoopTrip, ok: bool) -> None:
+        if not self.begun:
+            self._begin(trip)
+        if not ok:
+            self.failed += 1
+            self.mirror.set(self.cdir, {"numFailed": self.failed})
+            return
+        self.finished += 1
+        self.before, self.last = self.last, trip.index
+        self.mirror.set(
+            self.cdir,
+            {
+                "initialized": True,
+                "currentIndex": self.last,
+                "prevIndex": self.before if self.before is not None else DELETE,
+                "numFinished": self.finished,
+            },
+        )
+
+    def finish(self) -> None:
+        self.mirror.set(
+            self.cdir,
+            {"initialized": DELETE, "currentIndex": DELETE, "prevIndex": DELETE},
+        )
 
 
 # The handlers below are called by the engine with itself as ``self``.
@@ -194,7 +328,7 @@ async def run_if(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
     self._record(c, key, State.RUNNING, persist=persist, started=True)
     try:
         self._deliver_inputs(c, cdir)
-        full = {**env, **c.env}
+        full = {**env, **own_env(c)}
         taken = await condition_true(str(c.data.get("condition") or ""), cdir, full)
     except SharinError as e:
         return self._finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
@@ -220,7 +354,7 @@ async def run_jump(
         if ctx is None:
             raise RunError(f"{c.rel}: {c.type} must sit directly inside a for, foreach or while")
         self._deliver_inputs(c, cdir)
-        hit = await condition_true(str(c.data.get("condition") or ""), cdir, {**env, **c.env})
+        hit = await condition_true(str(c.data.get("condition") or ""), cdir, {**env, **own_env(c)})
     except SharinError as e:
         return self._finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
     if hit and ctx is not None:
@@ -252,7 +386,8 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
     except SharinError as e:
         return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
     pkey, pdir = parent_key(key), cdir.parent
-    base_env = {**env, **c.env}
+    base_env = {**env, **own_env(c)}
+    book = _LoopBook(self, c, cdir)
     cond = str(c.data.get("condition") or "")
     keep = c.data.get("keep")
     made: list[Path] = []
@@ -292,6 +427,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
         idir = pdir / trip.instance_name
         tprev = self._prev.get(tkey)
         if tprev is not None and tprev.state == State.FINISHED:
+            book.done(trip, True)
             last = idir
             made.append(idir)
             resync = True
@@ -304,7 +440,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
             _copy_tree(last or cdir, idir, skip_component_files=False)
             if resync and last is not None:
                 _copy_tree(cdir, idir, skip_component_files=True)
-            _mark_instance(c, idir)
+            _mark_instance(c, idir, book.trip_fields(trip))
         resync = False
         self._record(c, tkey, State.RUNNING, persist=False, started=True, attempt=position)
         ctx = TripControl()
@@ -320,10 +456,12 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
             ended=True,
             message="break" if ctx.broke else None,
         )
+        book.done(trip, trip_ok)
         last = idir
         made.append(idir)
         if isinstance(keep, int) and keep > 0:
             for old in made[:-keep]:
+                self._mirror.forget(old)
                 shutil.rmtree(old, ignore_errors=True)
             made = made[-keep:]
         if not trip_ok:
@@ -339,6 +477,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
         _copy_tree(last, cdir, skip_component_files=True)
     if keep == 0:
         for old in made:
+            self._mirror.forget(old)
             shutil.rmtree(old, ignore_errors=True)
     if self._halt and ok and not self._stopping:
         ok = False  # a failure elsewhere stopped the run before the loop could finish
@@ -353,6 +492,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
             None,
             "a trip failed" if not self._halt else "stopped by a failure",
         )
+    book.finish()
     self._record(c, key, state, persist=persist, ended=True, message=f"{position} trips")
     return state.value
 
@@ -412,9 +552,19 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
     except SharinError as e:
         return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
     pkey, pdir = parent_key(key), cdir.parent
-    base_env = {**env, **c.env}
+    base_env = {**env, **own_env(c)}
     force = bool(c.data.get("forceOverwrite"))
-    maker = _InstanceMaker(c, cdir, setting, template, node_dirs)
+    # WHEEL's bookkeeping of a study (``_PSHandler`` in OPEN-WHEEL's ``dispatcher.js``): the
+    # study's file counts its instances as they end; each instance's file is the study's with
+    # ``subComponent`` and the counts as they stood when it was made
+    progress: dict[str, object] = {
+        "initialized": True,
+        "numTotal": space.size,
+        "numFinished": 0,
+        "numFailed": 0,
+    }
+    self._mirror.set(cdir, progress)
+    maker = _InstanceMaker(c, cdir, setting, template, node_dirs, progress)
     counts = {"finished": 0, "failed": 0}
     window = asyncio.Semaphore(max(1, self.options.launch_window))
     running: set[asyncio.Task[bool]] = set()
@@ -463,6 +613,7 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
         if exc is not None:
             self._failed.append(f"{key}: {exc!r}")
         counts["finished" if exc is None and t.result() else "failed"] += 1
+        self._mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
 
     try:
         for vector in space:
@@ -480,10 +631,21 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
     except SharinError as e:
         return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
     c.data.update(numTotal=space.size, numFinished=counts["finished"], numFailed=counts["failed"])
+    self._mirror.set(
+        cdir,
+        {
+            "numTotal": space.size,
+            "numFinished": counts["finished"],
+            "numFailed": counts["failed"],
+            # a study that ended drops it (WHEEL resumes one that was stopped)
+            "initialized": True if self._stopping else DELETE,
+        },
+    )
     if self._stopping:
         self._record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
     for name in names:
+        self._mirror.forget(pdir / name)
         shutil.rmtree(pdir / name, ignore_errors=True)
     msg = f"{counts['finished']} of {space.size} instances finished"
     if counts["failed"] or counts["finished"] < space.size:
@@ -573,6 +735,7 @@ class _InstanceMaker:
         setting: ParameterSetting,
         template: tuple[list[str], list[str]],
         node_dirs: Mapping[str, str],
+        fields: Mapping[str, object] | None = None,
     ) -> None:
         self.c = c
         self.cdir = cdir
@@ -582,8 +745,8 @@ class _InstanceMaker:
         data = dict(c.data)
         data["subComponent"] = True
         data["state"] = State.NOT_STARTED.value
+        data.update(fields or {})
         self.mark_data = data
-        self.mark_bytes = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode()
         self.targets = [target.path(node_dirs) for target in setting.target_files]
         self.bounds = Bounds.of(find_root(cdir))
         # directories every instance has once its template directories are made
@@ -636,10 +799,11 @@ class _InstanceMaker:
             dst_dir = idir / _node_dir(self.c, self.node_dirs, rule.node, "scatter", "dstNode")
             for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir, bounds=self.bounds):
                 copy_path(src_path, dst_path, merge=True)
+        mark = {**self.mark_data, "name": idir.name}  # WHEEL names each instance's JSON
         if fresh and not vector.files and not self.setting.scatter:
-            self._mark(base)  # the instance has no cmp.wheel.json yet
+            self._mark(base, mark)  # the instance has no cmp.wheel.json yet
         else:
-            write_json_atomic(idir / COMPONENT_FILE, self.mark_data)
+            write_json_atomic(idir / COMPONENT_FILE, mark)
 
     def _copy(self, src: str, dst: str, fresh: bool) -> None:
         """``shutil.copy(src, dst)``: content and permission bits."""
@@ -684,13 +848,13 @@ class _InstanceMaker:
             self._texts[src] = (key, text)
         return text
 
-    def _mark(self, base: str) -> None:
+    def _mark(self, base: str, mark: Mapping[str, object]) -> None:
         """The instance's own JSON (see :func:`_mark_instance`), written as
         :func:`write_json_atomic` writes a new file: through a temporary name and a rename."""
         tmp = f"{base}/{_MARK_TMP}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            _write_all(fd, self.mark_bytes)
+            _write_all(fd, (json.dumps(mark, indent=2, ensure_ascii=False) + "\n").encode())
             os.fchmod(fd, NEW_FILE_MODE)
         finally:
             os.close(fd)

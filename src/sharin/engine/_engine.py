@@ -17,7 +17,6 @@ import os
 import signal
 import sqlite3
 import sys
-import threading
 import time
 from collections import deque
 from collections.abc import Mapping
@@ -29,20 +28,21 @@ from typing import Literal
 from ..errors import BusyError, SharinError
 from ..model import (
     COMPONENT_FILE,
+    PROJECT_FILE,
     STATUS_FILE,
     Component,
     ComponentType,
     Project,
     State,
     read_json_object,
-    write_json_atomic,
 )
 from . import _control, _fingerprint, _jobs
-from ._control import TripControl, condition_true
+from ._control import TripControl, condition_true, own_env
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources, run_bounds
 from ._jobs import JobOptions
 from ._journal import FingerprintRecord, Journal, TaskRecord
+from ._mirror import DELETE, StateMirror, update_json
 from ._protocol import (
     Executor,
     ExecutorProvider,
@@ -50,6 +50,7 @@ from ._protocol import (
     JobResult,
     TaskSpec,
 )
+from ._taskfields import check_mandatory_inputs, component_file, rt_env, run_checker
 
 __all__ = [
     "Engine",
@@ -151,66 +152,6 @@ class RunResult:
         return self.state == State.FINISHED
 
 
-#: seconds the mirror waits so that quick successive states of a component are written once
-_MIRROR_DELAY = 0.1
-
-
-class _StateMirror:
-    """Writes states where WHEEL reads them (``cmp.wheel.json``, ``status.wheel.txt``).
-
-    The journal is the record; this is a mirror for WHEEL and people, written by a thread so
-    the event loop never waits on the file system. Writes coalesce: a task that goes from
-    running to finished before the thread gets to it is written once.
-    """
-
-    def __init__(self) -> None:
-        self._pending: dict[int, tuple[Component, str, str | None]] = {}
-        self._cond = threading.Condition()
-        self._closed = False
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sharin-state-mirror", daemon=True)
-        self._thread.start()
-
-    def set(self, c: Component, state: str, status: str | None) -> None:
-        with self._cond:
-            old = self._pending.get(id(c))
-            if status is None and old is not None and old[2] is not None:
-                status = old[2]
-            self._pending[id(c)] = (c, state, status)
-            self._cond.notify()
-
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                closing = self._closed
-            if not closing:
-                # let the states of short tasks coalesce: one write instead of two or three
-                # (close() cuts the wait short)
-                self._closing.wait(_MIRROR_DELAY)
-            with self._cond:
-                batch, self._pending = self._pending, {}
-                closed = self._closed
-            for c, state, status in batch.values():
-                c.data["state"] = state
-                try:
-                    write_json_atomic(c.file, c.data)
-                    if status is not None:
-                        (c.directory / STATUS_FILE).write_text(status)
-                except OSError:
-                    pass  # the journal holds the truth; a mirror write may fail on a full disk
-            if closed and not batch:
-                return
-
-    def close(self) -> None:
-        self._closing.set()
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        self._thread.join()
-
-
 class Engine:
     """Runs one project. Use :meth:`run` once per Engine object."""
 
@@ -242,7 +183,9 @@ class Engine:
         self._log_dir = self.dir
         self._run_tag = ""
         self._lock_fd: int | None = None
-        self._mirror = _StateMirror()
+        self._mirror = StateMirror()
+        self._stamped: set[str] = set()  #: tasks whose dispatch WHEEL's way is written
+        self._failed_tasks: list[str] = []  #: WHEEL's failedTasks: tasks that failed the run
         #: the last finished fingerprint of each component (since the last clean)
         self._fps: dict[str, FingerprintRecord] = {}
         self._digests = _fingerprint.DigestCache()
@@ -352,10 +295,19 @@ class Engine:
         return wheel_states(self.project)
 
     def _reset_component_states(self) -> None:
+        """A new run: every component back to not-started, WHEEL's loop progress dropped (only
+        those keys are written; the rest of each file stays as it is now)."""
         for c in self.project.root_component.walk():
-            if c.data.get("state") not in (None, State.NOT_STARTED.value):
+            if c.data.get("state") not in (None, State.NOT_STARTED.value) or any(
+                k in c.data for k in _LOOP_PROGRESS
+            ):
                 c.data["state"] = State.NOT_STARTED.value
-                write_json_atomic(c.file, c.data)
+                for k in _LOOP_PROGRESS:
+                    c.data.pop(k, None)
+                update_json(
+                    c.file,
+                    {"state": State.NOT_STARTED.value, **dict.fromkeys(_LOOP_PROGRESS, DELETE)},
+                )
                 with contextlib.suppress(FileNotFoundError):
                     (c.directory / STATUS_FILE).unlink()
 
@@ -366,13 +318,14 @@ class Engine:
         self._fp_pool = ThreadPoolExecutor(1, thread_name_prefix="sharin-fingerprint")
         root = self.project.root
         self._base_env = dict(os.environ)
-        self._base_env.update(self.project.root_component.env)
+        self._base_env.update(own_env(self.project.root_component))
         self._base_env.update(
             WHEEL_LOCAL_PRJDIR=str(root),
             SHARIN_PROJECT_DIR=str(root),
             SHARIN_RUN_ID=str(self.run_id),
         )
-        self.project.set_project_state(State.RUNNING.value)
+        # as WHEEL: read-only while it runs, the failures of an earlier run forgotten
+        self._project_fields(state=State.RUNNING.value, readOnly=True, failedTasks=DELETE)
         self._emit("", "run", State.RUNNING, message="resumed" if resumed else "")
         state = State.FAILED
         try:
@@ -394,7 +347,7 @@ class Engine:
                     self.run_id, {"nothing_to_do": not self._ran, "reused_from": since}
                 )
             self.journal.end_run(self.run_id, state.value)
-            self.project.set_project_state(state.value)
+            self._end_project_state(state)
             message = ""
             if since is not None and not self._ran:
                 message = f"nothing changed since run {since}; nothing to do"
@@ -417,6 +370,30 @@ class Engine:
         """The last earlier run whose results this run reused, if it reused any."""
         runs = [r.run for r in self._fps.values() if r.run != self.run_id]
         return max(runs) if runs and self._reused else None
+
+    def _project_fields(self, **fields: object) -> None:
+        """Change only these keys of ``prj.wheel.json`` (and of the loaded project)."""
+        for k, v in fields.items():
+            if v is DELETE:
+                self.project.data.pop(k, None)
+            else:
+                self.project.data[k] = v
+        if not update_json(self.project.root / PROJECT_FILE, fields):
+            self.project.set_project_state(str(self.project.data.get("state")))
+
+    def _end_project_state(self, state: State) -> None:
+        """The end of a run where WHEEL reads it (``projectController.js`` ``runProject`` and
+        ``unlockIfFinished``): the project's and the root workflow's ``state``; ``readOnly``
+        cleared only when it finished; ``failedTasks`` (OPEN-WHEEL ``addFailedTask``) lists the
+        tasks that failed the run."""
+        failed: object = sorted(set(self._failed_tasks)) if self._failed_tasks else DELETE
+        self._project_fields(
+            state=state.value, readOnly=state != State.FINISHED, failedTasks=failed
+        )
+        root = self.project.root_component
+        root.data["state"] = wheel_state(state)
+        with contextlib.suppress(OSError):
+            update_json(root.file, {"state": root.data["state"]})
 
     # ------------------------------------------------------------------ events
     def _emit(
@@ -460,12 +437,28 @@ class Engine:
             rc=rc if isinstance(rc, int) else None,
             message=msg if isinstance(msg, str) else "",
         )
-        if persist and state in _MIRRORED:
-            status = None
-            if state.final and c.type != ComponentType.WORKFLOW:
-                code = "" if not isinstance(rc, int) else str(rc)
-                status = f"{state.value}\n{code}\n{code}\n"
-            self._mirror.set(c, state.value, status)
+        if state in _MIRRORED:
+            self._mirror_state(c, key, state, rc if isinstance(rc, int) else None, persist)
+
+    def _mirror_state(
+        self, c: Component, key: str, state: State, rc: int | None, persist: bool
+    ) -> None:
+        """Write a state where WHEEL reads it: the ``cmp.wheel.json`` of the component, trip or
+        instance ``key`` (its directory below the project root), with WHEEL's bookkeeping."""
+        shown = wheel_state(state)
+        if persist:
+            c.data["state"] = shown  # the loaded view follows what the file says
+        fields: dict[str, object] = {"state": shown}
+        own = key.rsplit("/", 1)[-1] == c.name  # not a loop trip or instance record
+        if own and c.type in _TASK_TYPES:
+            fields.update(_mirror_task_fields(c, key, state, self.project.root, self._stamped))
+            if state.final and rc is not None:
+                fields["rt"] = rc  # the exit code, as WHEEL's executer keeps it
+        status = None
+        if own and state.final and c.type != ComponentType.WORKFLOW:
+            code = "" if rc is None else str(rc)
+            status = f"{shown}\n{code}\n{code}\n"
+        self._mirror.set(self.project.root / key, fields, status)
 
     def _finished_before(self, c: Component, key: str) -> TaskRecord | None:
         """The journal's record of ``key`` if it finished in an earlier attempt of this run
@@ -525,7 +518,8 @@ class Engine:
                     self.run_id, key, c.type, State.FINISHED.value, message=message
                 )
                 if c.state != State.FINISHED:
-                    self._mirror.set(c, State.FINISHED.value, None)
+                    c.data["state"] = State.FINISHED.value
+                    self._mirror.set(self.project.root / key, {"state": State.FINISHED.value})
             self._emit(key, c.type, State.FINISHED, message=message or "unchanged")
             self._reused_if(c, key, message)
             self._reused += 1
@@ -664,7 +658,7 @@ class Engine:
         if early is not None:
             return early
         sub_env = dict(env)
-        sub_env.update(c.env)
+        sub_env.update(own_env(c))
         ok = await self._run_container(c, cdir, key, sub_env)
         state = State.STOPPED if self._stopping else (State.FINISHED if ok else State.FAILED)
         self._record(c, key, state, persist=persist, ended=True)
@@ -815,6 +809,7 @@ class Engine:
                 ):
                     delivery = Delivery(producer, sdir, pattern, cdir, inp.name, copy, keep)
                     deliver(delivery, bounds)
+        check_mandatory_inputs(c, cdir)
 
     # ------------------------------------------------------------------ tasks
     def _executor(self, host: str, use_job_scheduler: bool) -> tuple[Executor, asyncio.Semaphore]:
@@ -838,7 +833,7 @@ class Engine:
     ) -> TaskSpec:
         host, use_job_scheduler, queue = _placement(c, job)
         full_env = dict(env)
-        full_env.update(c.env)
+        full_env.update(own_env(c))
         full_env["SHARIN_TASK"] = key
         full_env["SHARIN_ATTEMPT"] = str(attempt)
         return TaskSpec(
@@ -860,6 +855,7 @@ class Engine:
             run_tag=self._run_tag,
             step=job.step if job is not None else None,
             bulk=job.bulk if job is not None else None,
+            source_script=c.data.get("sourceScript") or None,
         )
 
     async def _run_task(
@@ -973,6 +969,7 @@ class Engine:
                     )
                 if job is not None and job.judge is not None:
                     result = await job.judge(result)
+                result = await self._check(c, cdir, env, spec, ex, result)
                 if result.ok:
                     self._record(c, key, State.STAGE_OUT, persist=persist)
                     try:
@@ -980,7 +977,7 @@ class Engine:
                     except SharinError as e:
                         return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
                     return self._finish(c, key, State.FINISHED, persist, attempt, 0, result.message)
-                if attempt <= c.retry and await self._should_retry(c, cdir, env):
+                if attempt <= c.retry and await self._should_retry(c, cdir, env, result):
                     self._record(
                         c,
                         key,
@@ -1018,6 +1015,8 @@ class Engine:
         self._count(state)
         if state in (State.FAILED, State.UNKNOWN):
             self._failed.append(f"{key}: {message or f'exit code {rc}'}")
+            if c.type in _TASK_TYPES and not c.ignore_failure:
+                self._failed_tasks.append(key)
         self._record(
             c,
             key,
@@ -1030,15 +1029,106 @@ class Engine:
         )
         return state.value
 
-    async def _should_retry(self, c: Component, cdir: Path, env: Mapping[str, str]) -> bool:
+    async def _should_retry(
+        self, c: Component, cdir: Path, env: Mapping[str, str], result: JobResult | None = None
+    ) -> bool:
         cond = c.retry_condition
         if cond is None:
             return True
-        return await condition_true(cond, cdir, env)
+        rc = result.returncode if result is not None else None
+        return await condition_true(cond, cdir, {**env, **own_env(c), **rt_env(rc)})
+
+    async def _check(
+        self,
+        c: Component,
+        cdir: Path,
+        env: Mapping[str, str],
+        spec: TaskSpec,
+        ex: Executor,
+        result: JobResult,
+    ) -> JobResult:
+        """A task's ``checker`` decides whether it finished (see ``_taskfields``); it runs in
+        the task's directory here, after the task's outputs were brought back."""
+        if result.unknown or result.lost or c.data.get("checker") in (None, ""):
+            return result
+        rc = result.returncode
+        try:
+            checker = component_file(c, "checker", cdir)
+            if checker is None:
+                return result
+            if ex.kind != "local":
+                await ex.stage_out(spec, result)
+            crc = await run_checker(
+                checker, cdir, {**spec.env, **rt_env(rc)}, spec.stdout_path, spec.stderr_path
+            )
+        except (SharinError, OSError) as e:
+            return JobResult(rc if rc else 1, f"checker: {e}")
+        ran = f"the script exited {rc}"
+        if crc == 0:
+            return JobResult(0, f"checker {checker} passed ({ran})" if rc else "")
+        return JobResult(crc, f"checker {checker} exited {crc} ({ran})")
 
 
 #: a WHEEL condition: a script in the component's directory (exit 0 = true) or a safe expression
 evaluate_condition = condition_true
+
+
+#: WHEEL's progress keys of a loop (``loopInitialize`` in OPEN-WHEEL's ``loopUtils.js``): a new
+#: run drops them, or WHEEL would resume the loop where an older run left it
+_LOOP_PROGRESS = ("initialized", "currentIndex", "prevIndex")
+
+
+def wheel_state(state: State) -> str:
+    """A state as a component's file shows it. WHEEL has no ``stopped`` component: what a stop
+    interrupted is ``not-started`` again (as in the projects OPEN-WHEEL left stopped), which is
+    also what WHEEL's restart of a loop or a study looks for; the project itself is ``stopped``."""
+    return State.NOT_STARTED.value if state == State.STOPPED else state.value
+
+
+def wheel_time() -> str:
+    """WHEEL's time stamps in component files: ``getDateString(true, true)``, local time."""
+    t = time.time()
+    return time.strftime("%Y/%m/%d-%H:%M:%S", time.localtime(t)) + f".{int(t * 1000) % 1000:03d}"
+
+
+def ancestors_type(c: Component) -> str | None:
+    """WHEEL's ``ancestorsType``: the types of the containers a component sits in, outermost
+    first, joined by ``/`` (``for/workflow``); None at the top level (``dispatcher.js``)."""
+    types: list[str] = []
+    p = c.parent
+    while p is not None and p.parent is not None:
+        types.append(p.type)
+        p = p.parent
+    return "/".join(reversed(types)) or None
+
+
+def _mirror_task_fields(
+    c: Component, key: str, state: State, root: Path, stamped: set[str]
+) -> dict[str, object]:
+    """What OPEN-WHEEL's ``_dispatchTask`` and executer write into a task's JSON and its task
+    list reads (``taskStateFilter`` in ``taskUtil.js``): where it ran, its ancestors, times."""
+    fields: dict[str, object] = {}
+    if key not in stamped:
+        stamped.add(key)
+        now = wheel_time()
+        fields.update(
+            ancestorsName=key.rsplit("/", 1)[0] if "/" in key else "",
+            parentType=c.parent.type if c.parent is not None else ComponentType.WORKFLOW.value,
+            workingDir=str(root / key),
+            dispatchedTime=now,
+            startTime=now,
+            endTime="not finished",
+        )
+        kinds = ancestors_type(c)
+        fields["ancestorsType"] = kinds if kinds is not None else DELETE
+    if state.final:
+        fields["endTime"] = wheel_time()
+    if c.type == ComponentType.BULKJOB_TASK:
+        # the sub job range a parameter file gave (WHEEL's ``_bulkjobHandler`` writes it too)
+        for k in ("startBulkNumber", "endBulkNumber"):
+            if k in c.data:
+                fields[k] = c.data[k]
+    return fields
 
 
 def _placement(c: Component, job: JobOptions | None) -> tuple[str, bool, str | None]:

@@ -64,6 +64,17 @@ VOLATILE_FIELDS = frozenset(
         "ancestorsName",
         "ancestorsType",
         "jobStatus",
+        "parentType",
+        "workingDir",
+        "dispatchedTime",
+        "preparedTime",
+        "jobSubmittedTime",
+        "jobStartTime",
+        "jobEndTime",
+        "startTime",
+        "endTime",
+        "rt",
+        "instanceDirSeparator",
     }
 )
 

@@ -80,6 +80,8 @@ class TaskSpec:
     run_tag: str = ""  #: names this run's directory on a host (WHEEL: the start time)
     step: StepRequest | None = None
     bulk: BulkRequest | None = None
+    #: OPEN-WHEEL's ``sourceScript``: a file in ``workdir`` sourced before the script
+    source_script: str | None = None
 
     @property
     def log_stem(self) -> str:

@@ -28,6 +28,14 @@ _WRAPPER = (
     'set -- $? "$3"; echo $1 > "$2"; exit $1'
 )
 
+#: the same with OPEN-WHEEL's ``sourceScript`` (``$6``, a file in the task's directory) sourced
+#: first, in a subshell so that an ``exit`` in it still leaves the exit code in the rc file
+_WRAPPER_SOURCING = (
+    'exec </dev/null >>"$4" 2>>"$5" || exit 126; cd "$1" || exit 126; '
+    '( . ./"$6" || exit $?; exec ./"$2" ); '
+    'set -- $? "$3"; echo $1 > "$2"; exit $1'
+)
+
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
 
@@ -83,6 +91,23 @@ def prepare_task_script(spec: TaskSpec) -> None:
     prepare_script(task_script(spec))
 
 
+def source_script(workdir: Path, name: str | None) -> str | None:
+    """OPEN-WHEEL's ``sourceScript`` of a task, checked: a file inside the task's directory."""
+    if not name:
+        return None
+    target = (workdir / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(workdir.resolve()):
+        raise ExecutorError(
+            f"sourceScript {name!r} is outside the task's directory {workdir}; put the file "
+            "in the task's directory and name it relative to it"
+        )
+    if not target.is_file():
+        raise ExecutorError(
+            f"sourceScript {name!r} does not exist in {workdir}; create it or clear sourceScript"
+        )
+    return name
+
+
 def prepare_script(path: Path) -> None:
     """As WHEEL does before a run: CRLF line ends become LF and the script is made executable."""
     try:
@@ -110,6 +135,7 @@ class LocalExecutor(Executor):
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
         prepare_task_script(spec)
+        sourced = source_script(spec.workdir, spec.source_script)
         if spec.log_dir not in self._log_dirs:
             spec.log_dir.mkdir(parents=True, exist_ok=True)
             self._log_dirs.add(spec.log_dir)
@@ -121,13 +147,14 @@ class LocalExecutor(Executor):
         argv = [
             "/bin/sh",
             "-c",
-            _WRAPPER,
+            _WRAPPER if sourced is None else _WRAPPER_SOURCING,
             "sh",
             str(spec.workdir),
             spec.script,
             str(rc_path),
             str(spec.stdout_path),
             str(spec.stderr_path),
+            *([sourced] if sourced is not None else []),
         ]
         env = spec.env if isinstance(spec.env, dict) else dict(spec.env)
         try:

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from ..engine import HANGUP_MESSAGE, Event, RunOptions, RunResult
 from ..errors import BusyError, ProjectError, RunError, SharinError, ValidationError
-from ..model import Component, ComponentType, Project, State
+from ..model import Component, ComponentType, Project, State, load_hosts, wheel_notes
 from . import api
 
 EXIT_FAILED, EXIT_INPUT, EXIT_STOPPED, EXIT_BUSY = 1, 2, 3, 4
@@ -362,18 +362,27 @@ def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="A JSON list of {file, field, message} objects."
 )
-def validate(project: Path, as_json: bool) -> None:
-    """Check PROJECT and list every problem (exit 2 if there are any)."""
+@click.option("--wheel", is_flag=True, help="Count what WHEEL cannot run as problems too.")
+def validate(project: Path, as_json: bool, wheel: bool) -> None:
+    """Check PROJECT and list every problem (exit 2 if there are any), and as notes what
+    WHEEL would not run the same way."""
     if not as_json:
         problems = api.validate(project)
+        notes = wheel_notes(api.open_project(project), load_hosts())
+        if wheel:
+            problems = [*problems, *notes]
+        else:
+            for n in notes:
+                console.print(escape(f"note (WHEEL): {n}"))
         if problems:
             raise ValidationError(problems)
         console.print("[green]valid[/]: no problems found")
         return
     try:
-        found = [
-            {"file": x.file, "field": x.field, "message": x.message} for x in api.validate(project)
-        ]
+        listed = api.validate(project)
+        if wheel:
+            listed = [*listed, *wheel_notes(api.open_project(project), load_hosts())]
+        found = [{"file": x.file, "field": x.field, "message": x.message} for x in listed]
     except ValidationError as e:
         found = [{"file": x.file, "field": x.field, "message": x.message} for x in e.problems]
     except ProjectError as e:  # the project cannot even be read

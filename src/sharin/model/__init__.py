@@ -2,6 +2,7 @@
 
 from . import _git as git
 from ._archive import archive_hosts, export_project, import_project
+from ._compat import task_field_problems, wheel_notes
 from ._component import (
     COMPONENT_FILE,
     CONTAINER_TYPES,
@@ -47,6 +48,8 @@ from ._project import Project, edit_lock, find_project_root, known_keys
 from ._validate import check, validate
 
 __all__ = [
+    "task_field_problems",
+    "wheel_notes",
     "NEW_FILE_MODE",
     "edit_lock",
     "known_keys",

@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Collection, Iterable
 
 from ..errors import Problem, ProjectError, ValidationError
+from ._compat import task_field_problems
 from ._component import (
     COMPONENT_FILE,
     STATUS_FILE,
@@ -345,6 +346,8 @@ def _check_job_model(
 
 def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
     f = _file(c)
+    for problem in task_field_problems(c):  # OPEN-WHEEL 2025: sourceScript, checker, mandatory
+        add(problem)
     script = c.data.get("script")
     if not script:
         add(

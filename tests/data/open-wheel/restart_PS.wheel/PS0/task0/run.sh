@@ -1,0 +1,2 @@
+echo {{ time }}
+pwd > hoge.txt

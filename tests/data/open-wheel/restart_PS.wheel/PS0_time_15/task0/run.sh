@@ -1,0 +1,2 @@
+sleep 15
+pwd > output.txt

@@ -1,0 +1,2 @@
+sleep 20
+pwd > output.txt

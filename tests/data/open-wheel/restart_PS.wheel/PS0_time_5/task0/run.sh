@@ -1,0 +1,2 @@
+sleep 5
+pwd > output.txt

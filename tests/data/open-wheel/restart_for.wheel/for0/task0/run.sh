@@ -1,0 +1,1 @@
+pwd > hoge.txt
