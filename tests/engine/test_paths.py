@@ -17,8 +17,11 @@ import pytest
 import sharin
 from sharin import Project
 from sharin.engine import Engine, viewer_files
+from sharin.engine._files import copy_path
+from sharin.errors import RunError
 from sharin.executors import ExecutorRegistry
 from sharin.model import HostConfig
+from sharin.model._paths import Bounds
 
 from ..helpers import edit_json, read_json
 
@@ -285,3 +288,23 @@ def test_an_input_named_dot_delivers_into_the_directory_and_removes_nothing(
     assert (b / "mine.txt").read_text() == "mine"
     assert (b / "x.txt").is_symlink()
     assert result.failed == ["b: exit code 1"]  # its script reads in.txt, which it did not get
+
+
+def test_copying_a_directory_does_not_follow_a_link_out_of_the_bounds(tmp_path: Path) -> None:
+    root = tmp_path / "p.wheel"
+    src = root / "a" / "data"
+    (src / "sub").mkdir(parents=True)
+    (src / "ok.txt").write_text("ok")
+    (src / "sub" / "up").symlink_to("../ok.txt")  # a link inside is copied as its file
+    (tmp_path / "secret.txt").write_text("secret")
+    bounds = Bounds.of(root)
+    copy_path(src, root / "b" / "ok", bounds=bounds)
+    assert (root / "b" / "ok" / "ok.txt").read_text() == "ok"
+    (src / "sub" / "key.txt").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(RunError, match="'data/sub/key.txt' leads through a symbolic link"):
+        copy_path(src, root / "b" / "copy", merge=True, bounds=bounds)
+    assert not (root / "b" / "copy").exists()
+    (src / "sub" / "key.txt").unlink()
+    (src / "sub" / "loop").symlink_to("..")
+    with pytest.raises(RunError, match="would never end"):
+        copy_path(src, root / "b" / "copy", bounds=bounds)

@@ -129,7 +129,10 @@ def test_gather_does_not_write_through_a_link_out_of_the_project(
             "gather": [{"srcName": "out.txt", "srcNode": t.id, "dstName": "res/{{ N }}.txt"}],
         },
     )
-    (ps.directory / "res").symlink_to(elsewhere)
+    # made while the study runs (a link there before would stop the study at its start)
+    (t.directory / "run.sh").write_text(
+        f"#!/bin/sh\necho n > out.txt\nln -s {elsewhere} ../../ps/res\n"
+    )
     result = run_unchecked(project.root)
     assert not result.ok
     message = journal_tasks(project.root, result.run)["ps_N_1"].message or ""
@@ -162,3 +165,32 @@ def test_validate_checks_a_bulk_jobs_templates(project: Project) -> None:
     (b.directory / "in.txt").write_bytes(b"\xff{{ N }}\n")
     problems = _problems(project)
     assert "save it as UTF-8" in problems["bulk/parameterSetting.json [targetFiles[0]]"]
+
+
+def test_a_scattered_directory_holding_a_link_out_of_the_project_is_not_copied(
+    project: Project, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    ps, _ = _study(project, {"scatter": [{"srcName": "data", "dstName": "data"}]})
+    (ps.directory / "data").mkdir()
+    (ps.directory / "data" / "ok.txt").write_text("ok")
+    (ps.directory / "data" / "key.txt").symlink_to(secret)
+    result = run_unchecked(project.root)
+    assert not result.ok
+    text = " ".join(result.failed)
+    assert "'ps/data/key.txt' leads through a symbolic link" in text
+    assert not [p for p in project.root.rglob("key.txt") if not p.is_symlink()]
+
+
+def test_a_study_whose_directory_links_out_of_the_project_makes_no_instance(
+    project: Project, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret")
+    ps, t = _study(project, {})
+    (t.directory / "key.txt").symlink_to(secret)
+    result = run_unchecked(project.root)
+    assert not result.ok
+    assert "'ps/t/key.txt' leads through a symbolic link" in " ".join(result.failed)
+    assert not list(project.root.glob("ps_*"))

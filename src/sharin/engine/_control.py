@@ -71,7 +71,7 @@ from ..model._paths import (
     real_path,
     resolve_inside,
 )
-from ._files import copy_path, run_bounds, storage_path
+from ._files import check_tree, copy_path, run_bounds, storage_path
 from ._mirror import DELETE, update_json
 
 if TYPE_CHECKING:
@@ -543,6 +543,8 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
         for target in setting.target_files:  # read for every instance: inside the project
             rel = target.path(node_dirs)
             check_real(cdir / rel, inside, what="target file", shown=rel, named_ok=False)
+        # every instance is a copy of this directory, links followed: none may lead out
+        check_tree(cdir, run_bounds(self.project, getattr(self.executors, "hosts", None)))
         space = expand_space(setting, cdir)
         excluded = copy_exclusions(setting, cdir, node_dirs)
         # what each instance gets, listed once before any instance runs: files gathered into
@@ -794,11 +796,11 @@ class _InstanceMaker:
             with open(f"{base}/{rel}", "w") as out:  # as Path.write_text
                 out.write(rendered)
         for f in vector.files:
-            copy_path(self.cdir / f, idir / f, merge=True)
+            copy_path(self.cdir / f, idir / f, merge=True, bounds=self.bounds)
         for rule in resolve_scatter(self.setting, vector):
             dst_dir = idir / _node_dir(self.c, self.node_dirs, rule.node, "scatter", "dstNode")
             for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir, bounds=self.bounds):
-                copy_path(src_path, dst_path, merge=True)
+                copy_path(src_path, dst_path, merge=True, bounds=self.bounds)
         mark = {**self.mark_data, "name": idir.name}  # WHEEL names each instance's JSON
         if fresh and not vector.files and not self.setting.scatter:
             self._mark(base, mark)  # the instance has no cmp.wheel.json yet
@@ -890,7 +892,7 @@ def gather(
     for rule in resolve_gather(setting, vector):
         src_dir = idir / _node_dir(None, node_dirs, rule.node, "gather", "srcNode")
         for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):
-            copy_path(src_path, dst_path, merge=True)
+            copy_path(src_path, dst_path, merge=True, bounds=bounds)
 
 
 def _node_dir(
@@ -994,7 +996,7 @@ async def run_storage(
             except UnsafePathError as e:
                 raise RunError(f"{c.rel}: {e}; nothing was stored") from None
             for real_src, dst in pairs:
-                copy_path(real_src, dst, merge=True)
+                copy_path(real_src, dst, merge=True, bounds=bounds)
             if src.is_symlink():
                 src.unlink()
     except (SharinError, OSError) as e:

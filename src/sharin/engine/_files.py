@@ -20,13 +20,22 @@ from pathlib import Path
 
 from ..errors import RunError
 from ..model import COMPONENT_FILE, STATUS_FILE, Component, HostConfig, Project
-from ..model._paths import Bounds, UnsafePathError, check_real, find_root, name_problem
+from ..model._paths import (
+    Bounds,
+    UnsafePathError,
+    check_real,
+    find_root,
+    is_inside,
+    name_problem,
+)
 
 #: WHEEL's files in a component's directory: never delivered, never replaced by a delivery
 _OWN_FILES = frozenset({COMPONENT_FILE, STATUS_FILE})
 
 __all__ = [
     "Delivery",
+    "check_tree",
+    "copy_path",
     "deliver",
     "has_magic",
     "resolve_sources",
@@ -114,13 +123,20 @@ def _link_atomic(target: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def copy_path(src: Path, dst: Path, *, merge: bool = False) -> None:
+def copy_path(src: Path, dst: Path, *, merge: bool = False, bounds: Bounds | None = None) -> None:
     """Copy a file or directory to ``dst`` so that no reader sees half of a file.
 
     A file goes through a temporary name and a rename. A directory replaces what ``dst`` was
     (the same way, whole), or with ``merge`` is copied into an existing ``dst`` (what a
-    parameter study's scatter and gather, and a storage, do).
+    parameter study's scatter and gather, and a storage, do). Symbolic links in a directory
+    are copied as what they point to; with ``bounds``, a link below ``src`` that leads outside
+    them raises :class:`RunError` before anything is copied.
     """
+    if bounds is not None and src.is_dir():
+        try:
+            check_tree(src, bounds)
+        except UnsafePathError as e:
+            raise RunError(f"{e}; nothing was copied") from None
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.sharin-tmp")
     if src.is_dir():
@@ -140,6 +156,31 @@ def copy_path(src: Path, dst: Path, *, merge: bool = False) -> None:
     if dst.is_dir() and not dst.is_symlink():
         shutil.rmtree(dst)
     os.replace(tmp, dst)
+
+
+def check_tree(top: Path, bounds: Bounds) -> None:
+    """Raise :class:`UnsafePathError` when a symbolic link below the directory ``top`` leads
+    outside ``bounds`` (links inside are followed and their trees checked too, once each)."""
+    seen = {os.path.realpath(top)}
+    for d, dirs, files in os.walk(top, followlinks=True):
+        for name in [*dirs, *files]:
+            path = os.path.join(d, name)
+            if os.path.islink(path):
+                check_real(Path(path), bounds, shown=os.path.relpath(path, top.parent))
+        keep = []
+        here = os.path.realpath(d)
+        for x in dirs:
+            real = os.path.realpath(os.path.join(d, x))
+            if is_inside(here, real):
+                shown = os.path.relpath(os.path.join(d, x), top.parent)
+                raise UnsafePathError(
+                    f"{shown!r} is a symbolic link to a directory that holds it, so a copy "
+                    "would never end; remove the link"
+                )
+            if real not in seen:
+                seen.add(real)
+                keep.append(x)
+        dirs[:] = keep
 
 
 def deliver(d: Delivery, bounds: Bounds | None = None) -> list[Path]:
@@ -204,7 +245,7 @@ def deliver(d: Delivery, bounds: Bounds | None = None) -> list[Path]:
         if src.resolve() == dst.resolve() and not dst.is_symlink():
             continue
         if d.copy:
-            copy_path(src, dst)
+            copy_path(src, dst, bounds=src_bounds)
         else:
             _link_atomic(src, dst)
         made.append(dst)
