@@ -263,10 +263,19 @@ class Engine:
         """Open the journal and choose: resume the last run, or begin a new one."""
         self.journal = Journal(self.dir / "journal.sqlite")
         last = self.journal.last_run()
-        if self.options.resume and last is not None and last.state in _RESUMABLE_RUN_STATES:
+        if (
+            self.options.resume
+            and last is not None
+            and last.state in _RESUMABLE_RUN_STATES
+            and not self.journal.cleaned_after("", last.started)  # a clean starts afresh
+        ):
             self.run_id = last.id
             self.journal.reopen_run(last.id)
-            self._prev = self.journal.tasks(last.id)
+            self._prev = {
+                k: r
+                for k, r in self.journal.tasks(last.id).items()
+                if not self.journal.cleaned_after(k, r.ended or r.started or last.started)
+            }
             resumed = True
         else:
             seeded = self._wheel_states() if self.options.resume else {}

@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import JournalError
 
-__all__ = ["Journal", "RunRecord", "TaskRecord"]
+__all__ = ["Journal", "RunRecord", "TaskRecord", "clean_covers"]
 
 SCHEMA_VERSION = 1
 
@@ -59,6 +59,23 @@ CREATE TABLE IF NOT EXISTS tasks (
     PRIMARY KEY (run, key)
 );
 """
+
+
+#: cleans of the project or of a component subtree: what ran before them counts for nothing
+_CLEANS = """
+CREATE TABLE IF NOT EXISTS cleans (at REAL NOT NULL, prefix TEXT NOT NULL);
+"""
+
+
+def clean_covers(prefix: str, key: str) -> bool:
+    """Whether a clean of ``prefix`` ("" = the whole project) invalidates records of ``key``:
+    the key itself, everything below it, and the containers above it (which must be entered
+    again to reach what was cleaned). The root key "" is covered by whole-project cleans only."""
+    if prefix == "":
+        return True
+    if key == "":
+        return False
+    return key == prefix or key.startswith(prefix + "/") or prefix.startswith(key + "/")
 
 
 @dataclass(frozen=True)
@@ -120,6 +137,8 @@ class Journal:
         self.path = path
         #: a transaction of deferred records is open (committed by :meth:`flush`)
         self._open = False
+        #: (time, prefix) of every clean, read once (see :meth:`cleaned_after`)
+        self._cleans: list[tuple[float, str]] | None = None
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -272,3 +291,37 @@ class Journal:
             (run,),
         ).fetchall()
         return [TaskRecord(*r) for r in rows]
+
+    # ------------------------------------------------------------------ cleans
+    def _clean_table(self) -> None:
+        self.flush()
+        self._db.executescript(_CLEANS)
+
+    def mark_cleaned(self, prefix: str = "", at: float | None = None) -> None:
+        """Record that the outputs and states of ``prefix`` (a component path; "" = the whole
+        project) were cleaned now: no record made before counts as finished any more."""
+        self._clean_table()
+        self._db.execute(
+            "INSERT INTO cleans (at, prefix) VALUES (?, ?)",
+            (time.time() if at is None else at, prefix.strip("/")),
+        )
+        self._cleans = None
+
+    def cleans(self) -> list[tuple[float, str]]:
+        """Every clean as (time, prefix), oldest first."""
+        if self._cleans is None:
+            self._clean_table()
+            rows = self._db.execute("SELECT at, prefix FROM cleans ORDER BY at").fetchall()
+            self._cleans = [(float(r[0]), str(r[1])) for r in rows]
+        return list(self._cleans)
+
+    def last_clean(self, key: str) -> float | None:
+        """The time of the last clean that covers ``key`` (see :func:`clean_covers`), or None."""
+        times = [at for at, prefix in self.cleans() if clean_covers(prefix, key)]
+        return max(times) if times else None
+
+    def cleaned_after(self, key: str, t: float) -> bool:
+        """Whether a record of ``key`` made at time ``t`` is invalidated by a later clean of
+        the project or of a subtree that covers ``key`` (see :func:`clean_covers`)."""
+        last = self.last_clean(key)
+        return last is not None and last > t
