@@ -125,3 +125,15 @@ def test_a_git_file_pointing_elsewhere_is_not_a_repository(tmp_path: Path) -> No
         sharin.save(p)
     with pytest.raises(sharin.ProjectError, match="not a git repository of its own"):
         sharin.revert(p)
+
+
+def test_save_never_commits_the_run_history(tmp_path: Path) -> None:
+    p = sharin.new_project(tmp_path / "w")
+    sharin.add_task(p, "a", "true")
+    (p.root / ".gitignore").unlink()  # as in a project WHEEL made
+    assert sharin.run(p).ok
+    assert sharin.save(p)
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=p.root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "a/run.sh" in tracked and not [t for t in tracked if t.startswith(".sharin")]

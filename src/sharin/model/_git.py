@@ -191,13 +191,29 @@ def is_dirty(root: Path) -> bool:
 
 
 def commit_all(root: Path, message: str) -> bool:
-    """Stage everything (respecting .gitignore) and commit; False when there was nothing to commit."""
+    """Stage everything (respecting .gitignore) and commit; False when there was nothing to commit.
+
+    sharin's own ``.sharin/`` (journal, logs) is never committed, .gitignore or not (a project
+    WHEEL made has no such line)."""
     require_repo(root)
+    _exclude_run_history(root)
     _git(root, "add", "-A", ".")
     if not _git(root, "status", "--porcelain", "--ignore-submodules").stdout.strip():
         return False
     _git(root, "commit", "-q", "--no-verify", "-m", message)
     return True
+
+
+def _exclude_run_history(root: Path) -> None:
+    """List ``/.sharin/`` in the repository's own exclude file (``.git/info/exclude``)."""
+    exclude = root / ".git" / "info" / "exclude"
+    try:
+        lines = exclude.read_text().splitlines() if exclude.exists() else []
+        if "/.sharin/" not in lines:
+            exclude.parent.mkdir(exist_ok=True)
+            exclude.write_text("\n".join([*lines, "/.sharin/"]) + "\n")
+    except OSError as e:
+        raise ProjectError(f"cannot write {exclude} ({e.strerror or e})", path=root) from None
 
 
 def revert(root: Path) -> None:
