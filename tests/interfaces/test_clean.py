@@ -8,6 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin import Project
@@ -345,3 +347,81 @@ def test_clean_does_not_follow_a_link_out_of_the_project(cli: Cli, project: Proj
     assert (elsewhere / "t" / "status.wheel.txt").exists()
     cli("clean", root)
     assert (elsewhere / "t" / "status.wheel.txt").exists() and (root / "link").is_symlink()
+
+
+def _on_a_terminal(answer: str, *args: object) -> tuple[int, str]:
+    """Run ``sharin ARGS`` with a terminal for stdin and stdout, typing ``answer``."""
+    import os
+    import pty
+    import select
+    import sys
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.execv(sys.executable, [sys.executable, "-m", "sharin", *map(str, args)])
+    out = b""
+    typed = False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if not typed and b"Go on?" in out:
+            os.write(fd, answer.encode() + b"\n")
+            typed = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_on_a_terminal_clean_and_revert_ask_first(project: Project) -> None:
+    root = project.root
+    sharin.add_task(project, "a", "echo a > out.txt")
+    assert sharin.run(project).ok
+    before = tree_snapshot(root)
+    code, out = _on_a_terminal("n", "clean", root)
+    assert code == 2 and "a/run.sh" in out and "nothing was changed" in out
+    assert tree_snapshot(root) == before
+    code, out = _on_a_terminal("n", "revert", root)
+    assert code == 0 and "nothing was changed" in out
+    assert tree_snapshot(root) == before
+    code, out = _on_a_terminal("y", "clean", root)
+    assert code == 0, out
+    assert not (root / "a").exists() and git(root, "status", "--porcelain") == ""
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ref=st.lists(
+        st.sampled_from(["a", "..", ".", "link", "t", "", "a_0", "/", "zz"]), max_size=4
+    ).map("/".join)
+)
+def test_any_component_argument_is_a_clear_error_or_a_clean_inside(
+    tmp_path: Path, ref: str
+) -> None:
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(dir=tmp_path))
+    p = sharin.new_project(base / "p")
+    sharin.add_task(p, "a", "true")
+    outside = base / "t"
+    outside.mkdir()
+    (outside / "cmp.wheel.json").write_text('{"ID": "x", "subComponent": true}')
+    (outside / "status.wheel.txt").write_text("keep")
+    (p.root / "link").symlink_to(base)
+    sharin.save(p)
+    try:
+        sharin.clean(p, ref)
+    except sharin.ProjectError as e:
+        assert "Traceback" not in str(e)
+    assert (outside / "status.wheel.txt").read_text() == "keep"
