@@ -425,3 +425,24 @@ def test_any_component_argument_is_a_clear_error_or_a_clean_inside(
     except sharin.ProjectError as e:
         assert "Traceback" not in str(e)
     assert (outside / "status.wheel.txt").read_text() == "keep"
+
+
+def test_a_partial_clean_of_a_loop_reruns_its_pruned_trips(project: Project) -> None:
+    root = project.root
+    where = 'echo "${PWD#"$SHARIN_PROJECT_DIR"/}" >> "$SHARIN_PROJECT_DIR/../ran.log"\n'
+    loop = sharin.add_component(project, "for", "loop", start=0, end=2, step=1, keep=1)
+    sharin.add_task(project, "body", where, parent=loop)
+    sharin.add_component(project, "workflow", "loop_x")  # a component, not a trip
+    sharin.add_task(project, "other", where, parent="loop_x")
+    c = sharin.add_task(project, "c", LOG + "[ -e ../go ]")
+    sharin.connect(project, loop, c)
+    sharin.save(project)
+    assert sharin.run(project).state == "failed"
+    assert not (root / "loop_0").exists()  # pruned by keep
+    sharin.clean(project, "loop")
+    (root / "go").write_text("")
+    result = sharin.run(project)
+    assert result.ok and result.resumed
+    log = ran(root)
+    assert log.count("loop_0/body") == 2 and log.count("loop_2/body") == 2
+    assert log.count("loop_x/other") == 1

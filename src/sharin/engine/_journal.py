@@ -315,6 +315,11 @@ class Journal:
             self._cleans = [(float(r[0]), str(r[1])) for r in rows]
         return list(self._cleans)
 
+    def task_keys(self) -> set[str]:
+        """The key of every task instance any run recorded."""
+        self.flush()
+        return {r[0] for r in self._db.execute("SELECT DISTINCT key FROM tasks")}
+
     def last_clean(self, key: str) -> float | None:
         """The time of the last clean that covers ``key`` (see :func:`clean_covers`), or None."""
         times = [at for at, prefix in self.cleans() if clean_covers(prefix, key)]

@@ -644,6 +644,31 @@ def _clean_prefix(root: Path, project: ProjectRef, component: Component | str | 
     return _component(p, ref).rel
 
 
+def _instance_keys(root: Path, prefix: str, keys: set[str]) -> set[str]:
+    """Journal keys of the loop trips and parameter-study instances of the component at
+    ``prefix`` (``<parent>/<name>_…``, beside it), also of those whose directories are gone."""
+    if not prefix:
+        return set()
+    parent, _, name = prefix.rpartition("/")
+    pdir = root / parent if parent else root
+    out = set()
+    for key in keys:
+        rest = key[len(parent) + 1 :] if parent else key
+        if parent and not key.startswith(parent + "/"):
+            continue
+        first = rest.split("/", 1)[0]
+        if not first.startswith(name + "_"):
+            continue
+        cfile = pdir / first / COMPONENT_FILE
+        try:
+            is_component = cfile.is_file() and not model.read_json_object(cfile).get("subComponent")
+        except ProjectError:
+            is_component = False
+        if not is_component:  # a sibling component named like an instance is not one
+            out.add(f"{parent}/{first}" if parent else first)
+    return out
+
+
 def clean(
     project: ProjectRef,
     component: Component | str | None = None,
@@ -728,7 +753,7 @@ def clean(
         cleaning.apply_plan(plan, trash)
         if j is not None:  # no journal: no run to start afresh from
             now = time.time()
-            for pre in plan.prefixes:
+            for pre in sorted({*plan.prefixes, *_instance_keys(root, prefix, j.task_keys())}):
                 j.mark_cleaned(pre, now)
     finally:
         if j is not None:
