@@ -3,6 +3,7 @@ drivers that a repository's own configuration defines are never called by sharin
 
 from __future__ import annotations
 
+import json
 import subprocess
 import tarfile
 import uuid
@@ -137,3 +138,21 @@ def test_save_never_commits_the_run_history(tmp_path: Path) -> None:
         ["git", "ls-files"], cwd=p.root, capture_output=True, text=True, check=True
     ).stdout.split()
     assert "a/run.sh" in tracked and not [t for t in tracked if t.startswith(".sharin")]
+
+
+def test_export_of_a_project_whose_git_names_another_repository(tmp_path: Path) -> None:
+    other = sharin.new_project(tmp_path / "other")
+    before = (other.root / ".git" / "config").read_text()
+    p = sharin.new_project(tmp_path / "p")
+    import shutil
+
+    shutil.rmtree(p.root / ".git")
+    (p.root / ".git").write_text(f"gitdir: {other.root / '.git'}\n")
+    archive = sharin.export_project(p, tmp_path / "x.tgz")
+    with tarfile.open(archive) as tar:
+        assert tar.getmember("p.wheel/.git").isdir()
+        f = tar.extractfile("p.wheel/prj.wheel.json")
+        assert f is not None and json.load(f)["name"] == "p"  # this project, not the other
+    assert (other.root / ".git" / "config").read_text() == before
+    with pytest.raises(sharin.ProjectError, match="already there"):
+        git.init(p.root)

@@ -141,7 +141,14 @@ def export_project(
         if _git.is_repo(root):
             _git.clone(root, work)
         else:
-            shutil.copytree(root, work, symlinks=True, ignore=shutil.ignore_patterns(".sharin"))
+            top = str(root)
+
+            def ignore(d: str, names: list[str]) -> set[str]:
+                # a .git that is not a repository of the project's own (a file naming another
+                # repository, a link) and the run history stay behind
+                return {".git", ".sharin"} & set(names) if d == top else set()
+
+            shutil.copytree(root, work, symlinks=True, ignore=ignore)
             _git.init(work)
         _resolve_leaving_links(root, work, dereference)
         _rewind_states(work)

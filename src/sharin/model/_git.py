@@ -182,6 +182,13 @@ def require_repo(root: Path) -> None:
 
 def init(root: Path) -> None:
     """A fresh repository in ``root``: no hooks, no configuration beyond git's own."""
+    git = root / ".git"
+    if git.exists() or git.is_symlink():
+        raise ProjectError(
+            f"{git} is already there ({'a link' if git.is_symlink() else 'not a directory'}"
+            " or a repository); remove it to make the project a repository of its own",
+            path=root,
+        )
     _git(root, "init", "-q", "--template=", str(root), repo=False)
 
 
