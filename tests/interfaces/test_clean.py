@@ -16,7 +16,7 @@ from sharin import Project
 from sharin.engine import Journal
 from sharin.interfaces import api
 
-from ..conftest import Cli
+from ..conftest import Cli, Processes
 from ..helpers import read_json, tree_snapshot, write_json
 
 
@@ -446,3 +446,39 @@ def test_a_partial_clean_of_a_loop_reruns_its_pruned_trips(project: Project) -> 
     log = ran(root)
     assert log.count("loop_0/body") == 2 and log.count("loop_2/body") == 2
     assert log.count("loop_x/other") == 1
+
+
+@pytest.mark.slow
+def test_clean_after_the_engine_was_killed(project: Project, procs: Processes) -> None:
+    """The attempt has no end list: what it made before its last record goes, later files stay."""
+    import os
+    import signal
+    import time
+
+    from ..helpers import journal_tasks, wait_for
+
+    root = project.root
+    fast = 'echo x > out.txt; mkdir res; touch res/r; [ -e "$SHARIN_PROJECT_DIR/../fast" ]'
+    sharin.add_task(project, "long", fast + " || sleep 30")
+    sharin.save(project)
+    engine = procs.start("run", root)
+    wait_for((root / "long" / "res" / "r").exists, "the task to write")
+    wait_for(lambda: journal_tasks(root, 1)["long"].handle is not None, "the handle")
+    handle = journal_tasks(root, 1)["long"].handle
+    assert handle is not None
+    task = int(json.loads(handle)["id"])
+    procs.track_group(task)
+    engine.kill()
+    engine.wait()
+    os.killpg(task, signal.SIGKILL)
+    time.sleep(1.5)
+    (root / "long" / "mine.txt").write_text("written after the engine died\n")
+    result = sharin.clean(project)
+    assert sorted(result.removed) == ["long/out.txt", "long/res/r"]
+    assert sorted(x.name for x in (root / "long").iterdir()) == [
+        "cmp.wheel.json",
+        "mine.txt",
+        "run.sh",
+    ]
+    (root.parent / "fast").write_text("")
+    assert not sharin.run(project).resumed  # and the next run starts afresh

@@ -347,6 +347,7 @@ class _FileLists:
         self.root = root
         self.pending = pending
         self.run: int | None = None
+        self._moved: asyncio.Future[None] | None = None
 
     @classmethod
     async def start(cls, root: Path) -> _FileLists | None:
@@ -363,12 +364,18 @@ class _FileLists:
         if ev.kind != "run" or ev.key or ev.state != "running" or self.run is not None:
             return
         self.run = ev.run
-        d = sharin_dir(self.root) / "runs" / str(ev.run)
+        # off the event loop; should the engine die first, the next run or clean adopts it
+        self._moved = asyncio.get_running_loop().run_in_executor(None, self._keep, ev.run)
+
+    def _keep(self, run: int) -> None:
+        d = sharin_dir(self.root) / "runs" / str(run)
         with contextlib.suppress(OSError):
             d.mkdir(parents=True, exist_ok=True)
             os.replace(self.pending, cleaning.next_before(d))
 
     async def end(self) -> None:
+        if self._moved is not None:
+            await self._moved
         if self.run is None:
             with contextlib.suppress(FileNotFoundError):
                 self.pending.unlink()
