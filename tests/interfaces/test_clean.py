@@ -482,3 +482,27 @@ def test_clean_after_the_engine_was_killed(project: Project, procs: Processes) -
     ]
     (root.parent / "fast").write_text("")
     assert not sharin.run(project).resumed  # and the next run starts afresh
+
+
+_paths = st.lists(st.sampled_from(["a", "b", "a_0", "c"]), max_size=3).map("/".join)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(cleans=st.lists(st.tuples(st.integers(1, 50), _paths), max_size=6), key=_paths)
+def test_journal_last_clean_is_the_last_covering_clean(
+    tmp_path: Path, cleans: list[tuple[int, str]], key: str
+) -> None:
+    import tempfile
+
+    from sharin.engine._journal import clean_covers
+
+    j = Journal(Path(tempfile.mkdtemp(dir=tmp_path)) / "j.sqlite")
+    try:
+        for at, prefix in cleans:
+            j.mark_cleaned(prefix, at=float(at))
+        covering = [float(at) for at, prefix in cleans if clean_covers(prefix, key)]
+        assert j.last_clean(key) == (max(covering) if covering else None)
+    finally:
+        j.close()

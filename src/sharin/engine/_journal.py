@@ -25,6 +25,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,8 @@ class Journal:
         self._open = False
         #: (time, prefix) of every clean, read once (see :meth:`cleaned_after`)
         self._cleans: list[tuple[float, str]] | None = None
+        self._clean_at: dict[str, float] = {}
+        self._clean_below: dict[str, float] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -297,14 +300,23 @@ class Journal:
         self.flush()
         self._db.executescript(_CLEANS)
 
-    def mark_cleaned(self, prefix: str = "", at: float | None = None) -> None:
+    def mark_cleaned(self, prefix: str | Iterable[str] = "", at: float | None = None) -> None:
         """Record that the outputs and states of ``prefix`` (a component path; "" = the whole
-        project) were cleaned now: no record made before counts as finished any more."""
+        project; or several, in one transaction) were cleaned now: no record made before
+        counts as finished any more."""
         self._clean_table()
-        self._db.execute(
-            "INSERT INTO cleans (at, prefix) VALUES (?, ?)",
-            (time.time() if at is None else at, prefix.strip("/")),
-        )
+        when = time.time() if at is None else at
+        prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO cleans (at, prefix) VALUES (?, ?)",
+                [(when, p.strip("/")) for p in prefixes],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
         self._cleans = None
 
     def cleans(self) -> list[tuple[float, str]]:
@@ -313,6 +325,15 @@ class Journal:
             self._clean_table()
             rows = self._db.execute("SELECT at, prefix FROM cleans ORDER BY at").fetchall()
             self._cleans = [(float(r[0]), str(r[1])) for r in rows]
+            # prefix → its last clean; key → the last clean of something below it
+            self._clean_at = {}
+            self._clean_below = {}
+            for at, prefix in self._cleans:
+                self._clean_at[prefix] = max(at, self._clean_at.get(prefix, at))
+                up = prefix
+                while "/" in up:
+                    up = up.rpartition("/")[0]
+                    self._clean_below[up] = max(at, self._clean_below.get(up, at))
         return list(self._cleans)
 
     def task_keys(self) -> set[str]:
@@ -322,8 +343,16 @@ class Journal:
 
     def last_clean(self, key: str) -> float | None:
         """The time of the last clean that covers ``key`` (see :func:`clean_covers`), or None."""
-        times = [at for at, prefix in self.cleans() if clean_covers(prefix, key)]
-        return max(times) if times else None
+        self.cleans()
+        times = [self._clean_at.get("", -1.0)]
+        if key:
+            times.append(self._clean_below.get(key, -1.0))
+            up = key
+            while up:
+                times.append(self._clean_at.get(up, -1.0))
+                up = up.rpartition("/")[0]
+        last = max(times)
+        return last if last >= 0 else None
 
     def cleaned_after(self, key: str, t: float) -> bool:
         """Whether a record of ``key`` made at time ``t`` is invalidated by a later clean of

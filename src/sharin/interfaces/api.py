@@ -658,14 +658,16 @@ def _instance_keys(root: Path, prefix: str, keys: set[str]) -> set[str]:
         return set()
     parent, _, name = prefix.rpartition("/")
     pdir = root / parent if parent else root
-    out = set()
+    firsts = set()
     for key in keys:
         rest = key[len(parent) + 1 :] if parent else key
         if parent and not key.startswith(parent + "/"):
             continue
         first = rest.split("/", 1)[0]
-        if not first.startswith(name + "_"):
-            continue
+        if first.startswith(name + "_"):
+            firsts.add(first)
+    out = set()
+    for first in firsts:
         cfile = pdir / first / COMPONENT_FILE
         try:
             is_component = cfile.is_file() and not model.read_json_object(cfile).get("subComponent")
@@ -759,9 +761,7 @@ def clean(
             raise
         cleaning.apply_plan(plan, trash)
         if j is not None:  # no journal: no run to start afresh from
-            now = time.time()
-            for pre in sorted({*plan.prefixes, *_instance_keys(root, prefix, j.task_keys())}):
-                j.mark_cleaned(pre, now)
+            j.mark_cleaned(sorted({*plan.prefixes, *_instance_keys(root, prefix, j.task_keys())}))
     finally:
         if j is not None:
             j.close()

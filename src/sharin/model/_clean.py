@@ -197,6 +197,19 @@ def _under(path: str, prefix: str) -> bool:
     return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
+def _ancestors(path: str) -> Iterable[str]:
+    """``path`` and every directory above it, up to "" (the project)."""
+    yield path
+    while path:
+        path = path.rpartition("/")[0]
+        yield path
+
+
+def _in_any(path: str, dirs: set[str]) -> bool:
+    """Whether ``path`` is one of ``dirs`` or below one (in O(depth), for many dirs)."""
+    return any(a in dirs for a in _ancestors(path))
+
+
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -268,8 +281,7 @@ def plan_clean(
             plan.unreadable.append(p)
             continue
         if data.get("subComponent"):
-            if d not in instance_dirs and not any(_under(d, i) for i in instance_dirs):
-                instance_dirs.append(d)
+            instance_dirs.append(d)
             continue
         if data.get("type") == "storage" and data.get("storagePath"):
             sp = Path(str(data["storagePath"])).expanduser()
@@ -289,13 +301,16 @@ def plan_clean(
             plan.reset.append(PROJECT_FILE)
 
     def cleaned_at(path: str) -> float:
-        return max((t for pre, t in cleans.items() if _under(path, pre)), default=0.0)
+        return max((cleans.get(a, 0.0) for a in _ancestors(path)), default=0.0)
 
+    top_set = set(tops)
+    instances = set(instance_dirs)
+    storage_set = set(storage)
     made: dict[str, Entry] = {}  #: path → as the latest counting run left it
     made_dirs: set[str] = set()
     for r in sorted(runs, key=lambda r: (r.run, r.attempt)):
         for p, ent in r.after.items():
-            if prefix and not any(_under(p, t) for t in tops):
+            if prefix and not _in_any(p, top_set):
                 continue
             if r.ended <= cleaned_at(p):
                 continue
@@ -308,7 +323,7 @@ def plan_clean(
                 made[p] = ent  # a later run changed a file an earlier one made
 
     def protected(p: str) -> bool:
-        return p in known or any(_under(p, s) for s in storage)
+        return p in known or _in_any(p, storage_set)
 
     removable: set[str] = set()
     for p, st in current.items():
@@ -316,7 +331,7 @@ def plan_clean(
         if kind[0] == "d" or protected(p):
             continue
         name = p.rsplit("/", 1)[-1]
-        in_instance = any(_under(p, i) for i in instance_dirs)
+        in_instance = _in_any(p, instances)
         if name == STATUS_FILE or in_instance:
             removable.add(p)
         elif p in made:
@@ -328,7 +343,7 @@ def plan_clean(
             plan.unknown.append(p)
     plan.remove = sorted(removable)
     dirs = {p for p, st in current.items() if stat.S_ISDIR(st.st_mode)}
-    gone = made_dirs | {d for d in dirs if any(_under(d, i) for i in instance_dirs)}
+    gone = made_dirs | {d for d in dirs if _in_any(d, instances)}
     plan.remove_dirs = sorted(
         (d for d in gone & dirs if not protected(d)), key=lambda d: (-d.count("/"), d)
     )
