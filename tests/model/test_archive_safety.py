@@ -142,3 +142,12 @@ def test_a_failed_import_leaves_nothing(cli: Cli, tmp_path: Path) -> None:
     err = cli("import", _tar(files, tmp_path / "bad.tgz"), tmp_path / "a" / "b", code=2).stderr
     assert "a/cmp.wheel.json" in err and "malformed JSON" in err
     assert not (tmp_path / "a").exists()
+
+
+def test_an_import_that_cannot_write_its_target_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    p = sharin.new_project(tmp_path / "w")
+    archive = sharin.export_project(p, tmp_path / "w.tgz")
+    (tmp_path / "afile").write_text("in the way\n")
+    err = cli("import", archive, tmp_path / "afile" / "sub", code=2).stderr
+    assert "cannot create the project here" in err and "Traceback" not in err
+    assert (tmp_path / "afile").read_text() == "in the way\n"

@@ -354,19 +354,24 @@ def import_project(
         _git.commit_all(src, "import project")
         made = _missing_dirs(dest)
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            _git.clone(src, dest)
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _git.clone(src, dest)
+            except OSError as e:
+                raise ProjectError(
+                    f"cannot create the project here ({e.strerror or e}); import into a "
+                    "directory you can write",
+                    path=dest,
+                ) from None
         except BaseException:
-            if dest.exists() and made:
+            if made:
                 shutil.rmtree(made[0], ignore_errors=True)
-            elif dest.exists():  # it was there and empty: leave it empty
+            elif dest.is_dir():  # it was there and empty: leave it empty
                 for child in dest.iterdir():
                     if child.is_dir() and not child.is_symlink():
                         shutil.rmtree(child, ignore_errors=True)
                     else:
                         child.unlink()
-            elif made:
-                shutil.rmtree(made[0], ignore_errors=True)
             raise
     return dest.resolve()
 
