@@ -151,3 +151,15 @@ def test_an_import_that_cannot_write_its_target_is_a_clear_error(cli: Cli, tmp_p
     err = cli("import", archive, tmp_path / "afile" / "sub", code=2).stderr
     assert "cannot create the project here" in err and "Traceback" not in err
     assert (tmp_path / "afile").read_text() == "in the way\n"
+
+
+def test_an_export_that_cannot_write_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
+    p = sharin.new_project(tmp_path / "w")
+    (tmp_path / "afile").write_text("in the way\n")
+    err = cli("export", p.root, "-o", tmp_path / "afile" / "x.tgz", code=2).stderr
+    assert "cannot write the archive" in err and "Traceback" not in err
+    out = tmp_path / "x.tgz"
+    cli("export", p.root, "-o", out)
+    assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".x.tgz")] == []
+    with tarfile.open(out) as tar:
+        assert "w.wheel/prj.wheel.json" in tar.getnames()

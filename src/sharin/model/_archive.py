@@ -30,7 +30,7 @@ from ._component import (
     is_valid_name,
 )
 from ._hosts import LOCALHOST
-from ._jsonio import read_json_object, write_json_atomic
+from ._jsonio import NEW_FILE_MODE, read_json_object, write_json_atomic
 
 __all__ = ["archive_hosts", "export_project", "import_project"]
 
@@ -166,9 +166,25 @@ def export_project(
         data["exportInfo"] = info
         write_json_atomic(work / PROJECT_FILE, data)
         _git.commit_all(work, "export project")
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive, "w:gz") as tar:
-            tar.add(work, arcname=work.name)
+        made = _missing_dirs(archive.parent)
+        part: Path | None = None
+        try:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{archive.name}.", dir=archive.parent)
+            part = Path(name)
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                tar.add(work, arcname=work.name)
+            os.chmod(part, NEW_FILE_MODE)  # mkstemp made it private
+            os.replace(part, archive)  # an archive that was there stays whole until then
+        except OSError as e:
+            if part is not None:
+                part.unlink(missing_ok=True)
+            if made:
+                shutil.rmtree(made[0], ignore_errors=True)
+            raise ProjectError(
+                f"cannot write the archive ({e.strerror or e}); choose another place with -o",
+                path=archive,
+            ) from None
     return archive
 
 
