@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -581,7 +582,9 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _confirm_discard(what: str) -> Any:
+def _confirm_discard(what: str) -> Callable[[list[str]], bool]:
+    """A question for the terminal before unsaved changes go (no terminal: the answer is no)."""
+
     def confirm(paths: list[str]) -> bool:
         if not _interactive():
             return False
