@@ -299,6 +299,8 @@ def test_add_refuses_a_script_name_outside_the_component(cli: Cli, project: Proj
     err = cli("add", project.root, "task", "a", "--script", "../x.sh", "--script-text", "x", code=2)
     assert "must be a file name" in err.stderr
     assert not (project.root / "x.sh").exists() and not (project.root / "a").exists()
+    err = cli("add", project.root, "task", "a", "--script", "cmp.wheel.json", code=2)
+    assert "WHEEL's own file" in err.stderr
     binary = project.root.parent / "bin.dat"
     binary.write_bytes(b"\xff\xfe\x00")
     err = cli("add", project.root, "task", "b", "--script-file", binary, code=2)

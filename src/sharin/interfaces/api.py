@@ -209,6 +209,10 @@ def add_task(
             f"script name {script!r} must be a file name in the component's directory "
             "(no '/'), e.g. run.sh"
         )
+    if script in (COMPONENT_FILE, model.STATUS_FILE):
+        raise ProjectError(
+            f"script name {script!r} is WHEEL's own file; choose another, e.g. run.sh"
+        )
     p = _project(project)
     c = add_component(p, ctype, name, parent=parent, script=script, **props)
     written = []
