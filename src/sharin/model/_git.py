@@ -180,6 +180,9 @@ def require_repo(root: Path) -> None:
         )
 
 
+_require_repo = require_repo  # the older name, still used by some callers
+
+
 def init(root: Path) -> None:
     """A fresh repository in ``root``: no hooks, no configuration beyond git's own."""
     git = root / ".git"
