@@ -508,3 +508,14 @@ def test_journal_last_clean_is_the_last_covering_clean(
         assert j.last_clean(key) == (max(covering) if covering else None)
     finally:
         j.close()
+
+
+def test_status_does_not_offer_to_resume_a_cleaned_run(project: Project) -> None:
+    sharin.add_task(project, "a", "true")
+    sharin.save(project)
+    j = Journal(project.root / ".sharin" / "journal.sqlite")
+    j.new_run({})  # an engine died in it
+    j.close()
+    assert sharin.status(project).interrupted
+    sharin.clean(project)
+    assert not sharin.status(project).interrupted

@@ -439,11 +439,17 @@ class ProjectStatus:
     engine_pid: int | None  #: the engine running it now, if any
     run: RunRecord | None
     tasks: list[TaskRecord]
+    cleaned: bool = False  #: the project was cleaned since the run: it is not resumed
 
     @property
     def interrupted(self) -> bool:
         """The last run did not end and no engine runs it: ``sharin run`` resumes it."""
-        return self.run is not None and self.run.state == "running" and self.engine_pid is None
+        return (
+            self.run is not None
+            and self.run.state == "running"
+            and self.engine_pid is None
+            and not self.cleaned
+        )
 
 
 def _journal(p: Project) -> Journal | None:
@@ -479,6 +485,7 @@ def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
     j = _journal(p)
     rec: RunRecord | None = None
     tasks: list[TaskRecord] = []
+    cleaned = False
     if j is not None:
         try:
             rec = j.run(run_id) if run_id is not None else j.last_run()
@@ -486,9 +493,10 @@ def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
                 raise ProjectError(f"{p.root}: there is no run {run_id}; `sharin runs` lists them")
             if rec is not None:
                 tasks = j.task_list(rec.id)
+                cleaned = j.cleaned_after("", rec.started)
         finally:
             j.close()
-    return ProjectStatus(p.name, p.state, engine_pid(p), rec, tasks)
+    return ProjectStatus(p.name, p.state, engine_pid(p), rec, tasks, cleaned)
 
 
 def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobStatus]:
