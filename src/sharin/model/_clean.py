@@ -370,6 +370,8 @@ def _reset_state(path: Path) -> None:
 def move_aside(root: Path, paths: list[str], trash: Path) -> list[tuple[Path, Path]]:
     """Rename ``paths`` into ``trash`` (same file system); on a failure put back what moved
     and raise. Returns the moves done."""
+    if not paths:
+        return []
     trash.mkdir(parents=True, exist_ok=True)
     moved: list[tuple[Path, Path]] = []
     try:
