@@ -519,3 +519,16 @@ def test_status_does_not_offer_to_resume_a_cleaned_run(project: Project) -> None
     assert sharin.status(project).interrupted
     sharin.clean(project)
     assert not sharin.status(project).interrupted
+
+
+def test_clean_works_when_the_run_history_is_unreadable(cli: Cli, project: Project) -> None:
+    root = project.root
+    sharin.add_task(project, "a", "echo a > out.txt")
+    sharin.save(project)
+    cli("run", root)
+    (root / ".sharin" / "journal.sqlite").write_bytes(b"not a database" * 100)
+    for extra in root.joinpath(".sharin").glob("journal.sqlite-*"):
+        extra.unlink()
+    cli("clean", root)
+    assert not (root / "a" / "status.wheel.txt").exists()
+    assert read_json(root / "a" / "cmp.wheel.json")["state"] == "not-started"

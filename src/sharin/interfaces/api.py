@@ -42,7 +42,7 @@ from ..engine import (
     sharin_dir,
     viewer_files,
 )
-from ..errors import BusyError, ExecutorError, Problem, ProjectError, RunError
+from ..errors import BusyError, ExecutorError, JournalError, Problem, ProjectError, RunError
 from ..executors import (
     ExecutorRegistry,
     SchedulerDefinition,
@@ -403,7 +403,10 @@ def _settle(root: Path) -> None:
     path = sharin_dir(root) / "journal.sqlite"
     if not path.exists():
         return
-    j = Journal(path)
+    try:
+        j = Journal(path)
+    except JournalError:
+        return  # the engine says what to do about it; clean works without the history
     try:
         for r in j.runs():
             d = sharin_dir(root) / "runs" / str(r.id)
@@ -730,7 +733,10 @@ def clean(
             )
     _settle(root)
     jpath = sharin_dir(root) / "journal.sqlite"
-    j = Journal(jpath) if jpath.exists() else None
+    try:
+        j = Journal(jpath) if jpath.exists() else None
+    except JournalError:
+        j = None  # unreadable history: only what needs none goes (status files, instances)
     try:
         attempts: list[cleaning.RunFiles] = []
         last_clean: dict[str, float] = {}
