@@ -38,27 +38,24 @@ def test_revert_restores_tracked_files(project: Project) -> None:
     assert (project.root / "a" / "cmp.wheel.json").read_text() == before
 
 
-def test_clean_removes_untracked_output_but_keeps_history(project: Project) -> None:
-    sharin.add_task(project, "a", "true")
-    sharin.add_task(project, "b", "true")
+def test_clean_removes_run_outputs_but_keeps_history(project: Project) -> None:
+    sharin.add_task(project, "a", "echo x > out.txt")
+    sharin.add_task(project, "b", "echo x > out.txt")
     git.commit_all(project.root, "add")
-    for d in ("a", "b"):
-        (project.root / d / "out.txt").write_text("x")
-    (project.root / ".sharin").mkdir(exist_ok=True)  # edits make it for their lock
-    (project.root / ".sharin" / "journal.sqlite").write_text("keep")
+    assert sharin.run(project).ok
     (project.root / "wheel.log").write_text("keep")
-    git.clean(project.root, "a")
+    sharin.clean(project, "a")
     assert not (project.root / "a" / "out.txt").exists()
     assert (project.root / "b" / "out.txt").exists()
-    git.clean(project.root)
+    sharin.clean(project)
     assert not (project.root / "b" / "out.txt").exists()
-    assert (project.root / ".sharin" / "journal.sqlite").read_text() == "keep"
+    assert (project.root / ".sharin" / "journal.sqlite").exists()
     assert (project.root / "wheel.log").read_text() == "keep"
 
 
 def test_git_operations_need_a_repository(tmp_path: Path) -> None:
     p = Project.create(tmp_path / "nogit", git=False)
-    for op in (git.is_dirty, git.revert, git.clean):
+    for op in (git.is_dirty, git.revert, sharin.clean):
         with pytest.raises(ProjectError, match="not a git repository of its own"):
             op(p.root)
     with pytest.raises(ProjectError, match="git init"):

@@ -34,6 +34,7 @@ from ..model import (
     ComponentType,
     Project,
     State,
+    git,
     read_json_object,
 )
 from . import _control, _fingerprint, _jobs
@@ -253,10 +254,19 @@ class Engine:
             # what finished before and may be reused (``--restart``: nothing)
             self._fps = valid_fingerprints(self.journal)
             self._digests = _fingerprint.DigestCache(self.journal.digests())
-        if self.options.resume and last is not None and last.state in _RESUMABLE_RUN_STATES:
+        if (
+            self.options.resume
+            and last is not None
+            and last.state in _RESUMABLE_RUN_STATES
+            and not self.journal.cleaned_after("", last.started)  # a clean starts afresh
+        ):
             self.run_id = last.id
             self.journal.reopen_run(last.id)
-            self._prev = self.journal.tasks(last.id)
+            self._prev = {
+                k: r
+                for k, r in self.journal.tasks(last.id).items()
+                if not self.journal.cleaned_after(k, r.ended or r.started or last.started)
+            }
             resumed = True
         else:
             seeded = self._wheel_states() if self.options.resume else {}
@@ -1295,40 +1305,20 @@ def _dependencies(c: Component) -> set[str]:
 def valid_fingerprints(journal: Journal) -> dict[str, FingerprintRecord]:
     """The journal's fingerprints, without those a later ``sharin clean`` invalidated."""
     fps = journal.fingerprints()
-    cleaned = getattr(journal, "cleaned_after", None)
-    if cleaned is not None and fps:
-        fps = {k: r for k, r in fps.items() if not cleaned(k, r.ended)}
+    if fps:
+        fps = {k: r for k, r in fps.items() if not journal.cleaned_after(k, r.ended)}
     return fps
 
 
 async def _git_dirty(root: Path) -> bool | None:
     """Whether the project has unsaved changes (None: not a git repository, or no git).
-    git runs with its hooks and file-system monitor turned off: nothing of the project runs."""
-    if not (root / ".git").exists():
+    git runs as every git call of sharin does: nothing the project carries runs."""
+    if not git.is_repo(root):
         return None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     try:
-        proc = await asyncio.create_subprocess_exec(
-            "git",
-            "--no-optional-locks",
-            "-c",
-            "core.fsmonitor=false",
-            "-c",
-            "core.hooksPath=/dev/null",
-            "status",
-            "--porcelain",
-            cwd=root,
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        out, _ = await proc.communicate()
-    except OSError:
+        return await asyncio.to_thread(git.is_dirty, root)
+    except SharinError:
         return None
-    if proc.returncode != 0:
-        return None
-    return bool(out.strip())
 
 
 def _read_int(path: Path) -> int | None:

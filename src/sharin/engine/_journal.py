@@ -25,13 +25,14 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import JournalError
 
-__all__ = ["FingerprintRecord", "Journal", "RunRecord", "TaskRecord"]
+__all__ = ["FingerprintRecord", "Journal", "RunRecord", "TaskRecord", "clean_covers"]
 
 SCHEMA_VERSION = 1
 
@@ -73,6 +74,23 @@ CREATE TABLE IF NOT EXISTS digests (
     PRIMARY KEY (dev, ino)
 );
 """
+
+
+#: cleans of the project or of a component subtree: what ran before them counts for nothing
+_CLEANS = """
+CREATE TABLE IF NOT EXISTS cleans (at REAL NOT NULL, prefix TEXT NOT NULL);
+"""
+
+
+def clean_covers(prefix: str, key: str) -> bool:
+    """Whether a clean of ``prefix`` ("" = the whole project) invalidates records of ``key``:
+    the key itself, everything below it, and the containers above it (which must be entered
+    again to reach what was cleaned). The root key "" is covered by whole-project cleans only."""
+    if prefix == "":
+        return True
+    if key == "":
+        return False
+    return key == prefix or key.startswith(prefix + "/") or prefix.startswith(key + "/")
 
 
 @dataclass(frozen=True)
@@ -144,6 +162,10 @@ class Journal:
         self.path = path
         #: a transaction of deferred records is open (committed by :meth:`flush`)
         self._open = False
+        #: (time, prefix) of every clean, read once (see :meth:`cleaned_after`)
+        self._cleans: list[tuple[float, str]] | None = None
+        self._clean_at: dict[str, float] = {}
+        self._clean_below: dict[str, float] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -373,3 +395,68 @@ class Journal:
         self._db.execute("BEGIN")
         self._db.executemany("INSERT OR REPLACE INTO digests VALUES (?, ?, ?, ?, ?)", rows)
         self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ cleans
+    def _clean_table(self) -> None:
+        self.flush()
+        self._db.executescript(_CLEANS)
+
+    def mark_cleaned(self, prefix: str | Iterable[str] = "", at: float | None = None) -> None:
+        """Record that the outputs and states of ``prefix`` (a component path; "" = the whole
+        project; or several, in one transaction) were cleaned now: no record made before
+        counts as finished any more."""
+        self._clean_table()
+        when = time.time() if at is None else at
+        prefixes = [prefix] if isinstance(prefix, str) else list(prefix)
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO cleans (at, prefix) VALUES (?, ?)",
+                [(when, p.strip("/")) for p in prefixes],
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._cleans = None
+
+    def cleans(self) -> list[tuple[float, str]]:
+        """Every clean as (time, prefix), oldest first."""
+        if self._cleans is None:
+            self._clean_table()
+            rows = self._db.execute("SELECT at, prefix FROM cleans ORDER BY at").fetchall()
+            self._cleans = [(float(r[0]), str(r[1])) for r in rows]
+            # prefix → its last clean; key → the last clean of something below it
+            self._clean_at = {}
+            self._clean_below = {}
+            for at, prefix in self._cleans:
+                self._clean_at[prefix] = max(at, self._clean_at.get(prefix, at))
+                up = prefix
+                while "/" in up:
+                    up = up.rpartition("/")[0]
+                    self._clean_below[up] = max(at, self._clean_below.get(up, at))
+        return list(self._cleans)
+
+    def task_keys(self) -> set[str]:
+        """The key of every task instance any run recorded."""
+        self.flush()
+        return {r[0] for r in self._db.execute("SELECT DISTINCT key FROM tasks")}
+
+    def last_clean(self, key: str) -> float | None:
+        """The time of the last clean that covers ``key`` (see :func:`clean_covers`), or None."""
+        self.cleans()
+        times = [self._clean_at.get("", -1.0)]
+        if key:
+            times.append(self._clean_below.get(key, -1.0))
+            up = key
+            while up:
+                times.append(self._clean_at.get(up, -1.0))
+                up = up.rpartition("/")[0]
+        last = max(times)
+        return last if last >= 0 else None
+
+    def cleaned_after(self, key: str, t: float) -> bool:
+        """Whether a record of ``key`` made at time ``t`` is invalidated by a later clean of
+        the project or of a subtree that covers ``key`` (see :func:`clean_covers`)."""
+        last = self.last_clean(key)
+        return last is not None and last > t

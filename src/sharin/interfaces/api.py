@@ -46,7 +46,7 @@ from ..engine import (
     viewer_files,
 )
 from ..engine import plan as _plan
-from ..errors import BusyError, ExecutorError, Problem, ProjectError, RunError
+from ..errors import BusyError, ExecutorError, JournalError, Problem, ProjectError, RunError
 from ..executors import (
     ExecutorRegistry,
     SchedulerDefinition,
@@ -61,12 +61,15 @@ from ..model import (
     HostConfig,
     Project,
     check,
+    cleaning,
+    find_project_root,
     git,
     load_hosts,
     local_job_limit,
 )
 
 __all__ = [
+    "CleanResult",
     "ProjectStatus",
     "Removal",
     "add_component",
@@ -96,6 +99,7 @@ __all__ = [
     "status",
     "unknown_key",
     "stop",
+    "unsaved_changes",
     "validate",
     "viewer_images",
 ]
@@ -106,6 +110,11 @@ ProjectRef = Project | str | os.PathLike[str]
 
 def _project(p: ProjectRef) -> Project:
     return p if isinstance(p, Project) else Project.open(Path(p))
+
+
+def _root(p: ProjectRef) -> Path:
+    """The project's directory, found by its ``prj.wheel.json`` (nothing else is read)."""
+    return p.root if isinstance(p, Project) else find_project_root(Path(p))
 
 
 def _component(p: Project, c: Component | str) -> Component:
@@ -144,11 +153,20 @@ def export_project(
     name: str | None = None,
     mail: str | None = None,
     memo: str | None = None,
+    dereference: bool = False,
 ) -> Path:
-    """Write the project's last save as an archive WHEEL can import (``WHEEL_project_<name>.tgz``)."""
-    p = _project(project)
+    """Write the project's last save as an archive WHEEL can import (``WHEEL_project_<name>.tgz``).
+
+    A symbolic link that is absolute or leaves the project is an error (import refuses it),
+    unless ``dereference``: then the archive holds a copy of its target.
+    """
     return model.export_project(
-        p.root, Path(dest) if dest is not None else None, name=name, mail=mail, memo=memo
+        _root(project),
+        Path(dest) if dest is not None else None,
+        name=name,
+        mail=mail,
+        memo=memo,
+        dereference=dereference,
     )
 
 
@@ -209,17 +227,30 @@ def add_task(
     """
     if ctype not in SCRIPT_TYPES:
         raise ProjectError(f"{ctype!r} has no script; use one of {', '.join(SCRIPT_TYPES)}")
+    if not script or "/" in script or script in (".", "..") or "\0" in script:
+        raise ProjectError(
+            f"script name {script!r} must be a file name in the component's directory "
+            "(no '/'), e.g. run.sh"
+        )
+    if script in (COMPONENT_FILE, model.STATUS_FILE):
+        raise ProjectError(
+            f"script name {script!r} is WHEEL's own file; choose another, e.g. run.sh"
+        )
     with editing(project) as p:
         c = add_component(p, ctype, name, parent=parent, script=script, **props)
+        written = []
         if script_text is not None:
             text = script_text if script_text.startswith("#!") else "#!/bin/sh\n" + script_text
             path = c.directory / script
             path.write_text(text if text.endswith("\n") else text + "\n")
             path.chmod(0o755)
+            written.append(path)
         outs = list(outputs)
         if outs:
             c.data["outputFiles"] = [{"name": o, "dst": []} for o in outs]
             p.write_component(c)
+            written.append(c.file)
+        p.stage(*written)  # with the component: everything sharin wrote is staged together
         return c
 
 
@@ -422,10 +453,103 @@ async def run_async(
     engine = Engine(p, provider, options=opts, events=bus)
     if handle_signals:
         install_signal_handlers(engine)
+    attempt = await _FileLists.start(p.root)
+    if attempt is not None:
+        bus.subscribe(attempt.on_event)
     try:
         return await engine.run()
     finally:
-        await provider.close()
+        try:
+            await provider.close()
+        finally:
+            if attempt is not None:
+                await attempt.end()
+
+
+class _FileLists:
+    """The lists of the project's files at the start and the end of a run attempt, so that
+    clean knows what runs made (see :mod:`sharin.model.cleaning`)."""
+
+    def __init__(self, root: Path, pending: Path) -> None:
+        self.root = root
+        self.pending = pending
+        self.run: int | None = None
+        self._moved: asyncio.Future[None] | None = None
+
+    @classmethod
+    async def start(cls, root: Path) -> _FileLists | None:
+        if engine_pid(root) is not None:
+            return None  # the engine refuses to start: another one runs the project
+        pending = sharin_dir(root) / "files-pending.json"
+        await asyncio.to_thread(_settle, root)
+        files = await asyncio.to_thread(cleaning.snapshot, root)
+        await asyncio.to_thread(cleaning.write_manifest, pending, files)
+        return cls(root, pending)
+
+    def on_event(self, ev: Event) -> None:
+        """The run began (its id is known, no task started yet): keep the start list with it."""
+        if ev.kind != "run" or ev.key or ev.state != "running" or self.run is not None:
+            return
+        self.run = ev.run
+        # off the event loop; should the engine die first, the next run or clean adopts it
+        self._moved = asyncio.get_running_loop().run_in_executor(None, self._keep, ev.run)
+
+    def _keep(self, run: int) -> None:
+        d = sharin_dir(self.root) / "runs" / str(run)
+        with contextlib.suppress(OSError):
+            d.mkdir(parents=True, exist_ok=True)
+            os.replace(self.pending, cleaning.next_before(d))
+
+    async def end(self) -> None:
+        if self._moved is not None:
+            await self._moved
+        if self.run is None:
+            with contextlib.suppress(FileNotFoundError):
+                self.pending.unlink()
+            return
+        d = sharin_dir(self.root) / "runs" / str(self.run)
+        have = cleaning.attempt_manifests(d)
+        if have and not have[-1][2].exists():
+            files = await asyncio.to_thread(cleaning.snapshot, self.root)
+            await asyncio.to_thread(cleaning.write_manifest, have[-1][2], files)
+
+
+def _last_activity(j: Journal, run: RunRecord) -> float:
+    times = [run.started, run.ended or 0.0]
+    for t in j.task_list(run.id):
+        times += [t.started or 0.0, t.ended or 0.0]
+    return max(times)
+
+
+def _settle(root: Path) -> None:
+    """Attempts whose engine died get their end lists (see :func:`cleaning.settle`)."""
+    path = sharin_dir(root) / "journal.sqlite"
+    if not path.exists():
+        return
+    try:
+        j = Journal(path)
+    except JournalError:
+        return  # the engine says what to do about it; clean works without the history
+    try:
+        for r in j.runs():
+            d = sharin_dir(root) / "runs" / str(r.id)
+            have = cleaning.attempt_manifests(d)
+            if have and not have[-1][2].exists():
+                cleaning.settle(root, d, _last_activity(j, r))
+        pending = sharin_dir(root) / "files-pending.json"
+        got = cleaning.read_manifest(pending)
+        last = j.last_run()
+        if got is not None and last is not None and last.started >= got[0]:
+            # the engine died between beginning the run and telling us
+            d = sharin_dir(root) / "runs" / str(last.id)
+            if not cleaning.attempt_manifests(d):
+                d.mkdir(parents=True, exist_ok=True)
+                os.replace(pending, cleaning.next_before(d))
+                cleaning.settle(root, d, _last_activity(j, last))
+        with contextlib.suppress(FileNotFoundError):
+            pending.unlink()
+    finally:
+        j.close()
 
 
 def run(project: ProjectRef, **kwargs: Any) -> RunResult:
@@ -464,11 +588,17 @@ class ProjectStatus:
     engine_pid: int | None  #: the engine running it now, if any
     run: RunRecord | None
     tasks: list[TaskRecord]
+    cleaned: bool = False  #: the project was cleaned since the run: it is not resumed
 
     @property
     def interrupted(self) -> bool:
         """The last run did not end and no engine runs it: ``sharin run`` resumes it."""
-        return self.run is not None and self.run.state == "running" and self.engine_pid is None
+        return (
+            self.run is not None
+            and self.run.state == "running"
+            and self.engine_pid is None
+            and not self.cleaned
+        )
 
 
 def _journal(p: Project) -> Journal | None:
@@ -480,8 +610,7 @@ def engine_pid(project: ProjectRef) -> int | None:
     """The pid of the engine running the project now, or None."""
     import fcntl
 
-    p = _project(project)
-    d = sharin_dir(p.root)
+    d = sharin_dir(_root(project))
     lock = d / "engine.lock"
     if not lock.exists():
         return None
@@ -505,6 +634,7 @@ def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
     j = _journal(p)
     rec: RunRecord | None = None
     tasks: list[TaskRecord] = []
+    cleaned = False
     if j is not None:
         try:
             rec = j.run(run_id) if run_id is not None else j.last_run()
@@ -512,9 +642,10 @@ def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
                 raise ProjectError(f"{p.root}: there is no run {run_id}; `sharin runs` lists them")
             if rec is not None:
                 tasks = j.task_list(rec.id)
+                cleaned = j.cleaned_after("", rec.started)
         finally:
             j.close()
-    return ProjectStatus(p.name, p.state, engine_pid(p), rec, tasks)
+    return ProjectStatus(p.name, p.state, engine_pid(p), rec, tasks, cleaned)
 
 
 def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobStatus]:
@@ -687,33 +818,203 @@ def stop(project: ProjectRef, *, timeout: float = 30.0) -> bool:
 
 
 # ---------------------------------------------------------------------- versioning
-def _not_running(p: Project, what: str) -> None:
-    pid = engine_pid(p)
+def _not_running(root: Path, what: str) -> None:
+    pid = engine_pid(root)
     if pid is not None:
         raise BusyError(
-            f"{p.root}: cannot {what} while the project runs (engine pid {pid}); `sharin stop` it first"
+            f"{root}: cannot {what} while the project runs (engine pid {pid}); `sharin stop` it first"
         )
 
 
 def save(project: ProjectRef, message: str = "save project") -> bool:
     """Commit the project (WHEEL's Save); False when nothing changed."""
-    p = _project(project)
-    _not_running(p, "save")
-    return git.commit_all(p.root, message)
+    root = _root(project)
+    _not_running(root, "save")
+    return git.commit_all(root, message)
 
 
-def revert(project: ProjectRef) -> None:
-    """Throw away every change since the last save (WHEEL's Revert)."""
-    p = _project(project)
-    _not_running(p, "revert")
-    git.revert(p.root)
+def unsaved_changes(project: ProjectRef, component: Component | str | None = None) -> list[str]:
+    """Files (below ``component``) changed, staged or deleted since the last save, leaving out
+    what runs change (states, status files) and untracked files: what revert would discard."""
+    root = _root(project)
+    git.require_repo(root)
+    return git.run_changes_and_unsaved(root, _clean_prefix(root, project, component))[1]
 
 
-def clean(project: ProjectRef, component: Component | str | None = None) -> None:
-    """Remove run outputs and states: back to the last save. The run history in .sharin/ stays."""
-    p = _project(project)
-    _not_running(p, "clean")
-    sub = ""
-    if component is not None:
-        sub = _component(p, component).rel
-    git.clean(p.root, sub)
+def revert(project: ProjectRef) -> list[str]:
+    """Throw away every unsaved change since the last save (WHEEL's Revert): tracked files
+    back to their saved content, files staged since removed. Files git does not know (run
+    outputs, files never saved) stay. Returns the files whose changes were discarded.
+
+    Works on a project whose JSON files are broken: only ``prj.wheel.json``'s place, the
+    engine lock and git are used.
+    """
+    root = _root(project)
+    _not_running(root, "revert")
+    changed = list(git.changed_paths(root))
+    git.revert(root)
+    return changed
+
+
+@dataclass(frozen=True)
+class CleanResult:
+    """What a clean did, and what it kept."""
+
+    removed: list[str]  #: files and links runs made, removed
+    discarded: list[str]  #: unsaved changes thrown away (with consent)
+    changed_since: list[str]  #: files a run made that were changed since: kept
+    unknown: list[str]  #: untracked files no recorded run made: kept
+    unreadable: list[str]  #: component files that could not be read: their state is kept
+
+
+def _clean_prefix(root: Path, project: ProjectRef, component: Component | str | None) -> str:
+    """The component's path, from a directory path if it is one (no JSON parsed), else by
+    name or ID through the parsed project."""
+    if component is None:
+        return ""
+    if isinstance(component, Component):
+        return component.rel
+    ref = component.strip().strip("/")
+    if ref in ("", "."):
+        return ""
+    norm = os.path.normpath(ref)
+    if not norm.startswith("..") and not os.path.isabs(norm):
+        cfile = root / norm / COMPONENT_FILE
+        # a directory of the project itself, reached through no symbolic link
+        inside = os.path.realpath(root / norm) == os.path.join(os.path.realpath(root), norm)
+        if inside and cfile.is_file():
+            return norm.replace(os.sep, "/")
+    p = project if isinstance(project, Project) else Project.open(root)
+    return _component(p, ref).rel
+
+
+def _instance_keys(root: Path, prefix: str, keys: set[str]) -> set[str]:
+    """Journal keys of the loop trips and parameter-study instances of the component at
+    ``prefix`` (``<parent>/<name>_…``, beside it), also of those whose directories are gone."""
+    if not prefix:
+        return set()
+    parent, _, name = prefix.rpartition("/")
+    pdir = root / parent if parent else root
+    firsts = set()
+    for key in keys:
+        rest = key[len(parent) + 1 :] if parent else key
+        if parent and not key.startswith(parent + "/"):
+            continue
+        first = rest.split("/", 1)[0]
+        if first.startswith(name + "_"):
+            firsts.add(first)
+    out = set()
+    for first in firsts:
+        cfile = pdir / first / COMPONENT_FILE
+        try:
+            is_component = cfile.is_file() and not model.read_json_object(cfile).get("subComponent")
+        except ProjectError:
+            is_component = False
+        if not is_component:  # a sibling component named like an instance is not one
+            out.add(f"{parent}/{first}" if parent else first)
+    return out
+
+
+def clean(
+    project: ProjectRef,
+    component: Component | str | None = None,
+    *,
+    unsaved: str = "refuse",
+    confirm: Callable[[list[str]], bool] | None = None,
+) -> CleanResult:
+    """Remove what runs made (outputs, delivered inputs, loop trips and parameter-study
+    instances, status files) and set every state back to not-started, in the whole project or
+    below ``component``; the next run starts afresh. Every file the user wrote stays.
+
+    Unsaved changes (see :func:`unsaved_changes`) are WHEEL's clean's business too: it goes back
+    to the last save. ``unsaved`` says what to do with them: ``"discard"`` them (as
+    :func:`revert`), ``"keep"`` them, or ``"refuse"`` — then ``confirm(paths)`` is asked, and
+    without it or when it says no, nothing changes and the error says what to do.
+    The run history in ``.sharin/`` stays.
+    """
+    if unsaved not in ("refuse", "discard", "keep"):
+        raise ProjectError(f"unsaved={unsaved!r}: use 'refuse', 'discard' or 'keep'")
+    root = _root(project)
+    _not_running(root, "clean")
+    git.require_repo(root)
+    prefix = _clean_prefix(root, project, component)
+    run_changed, pending = git.run_changes_and_unsaved(root, prefix)
+    discard = unsaved == "discard"
+    if pending and unsaved == "refuse":
+        if confirm is not None and confirm(pending):
+            discard = True
+        else:
+            shown = ", ".join(pending[:8]) + (
+                f" and {len(pending) - 8} more" if len(pending) > 8 else ""
+            )
+            raise ProjectError(
+                f"has unsaved changes ({shown}), which clean would throw away; nothing was "
+                "changed. Save them first (`sharin save`), keep them and clean only what runs "
+                "made (--keep-unsaved), or throw them away (--discard-unsaved)",
+                path=root,
+            )
+    _settle(root)
+    jpath = sharin_dir(root) / "journal.sqlite"
+    try:
+        j = Journal(jpath) if jpath.exists() else None
+    except JournalError:
+        j = None  # unreadable history: only what needs none goes (status files, instances)
+    try:
+        attempts: list[cleaning.RunFiles] = []
+        last_clean: dict[str, float] = {}
+        instance_of = None
+        if j is not None:
+            for at, pre in j.cleans():
+                last_clean[pre] = max(at, last_clean.get(pre, 0.0))
+            for r in j.runs():
+                d = sharin_dir(root) / "runs" / str(r.id)
+                for n, before_path, after_path in cleaning.attempt_manifests(d):
+                    before = cleaning.read_manifest(before_path)
+                    after = cleaning.read_manifest(after_path)
+                    if before is not None and after is not None:
+                        attempts.append(cleaning.RunFiles(r.id, n, before[1], after[1], after[0]))
+        if prefix:
+            try:
+                data = model.read_json_object(root / prefix / COMPONENT_FILE)
+                instance_of = str(data.get("ID") or "") or None
+            except ProjectError:
+                instance_of = None
+        plan = cleaning.plan_clean(
+            root,
+            prefix,
+            attempts,
+            known=git.index_paths(root),
+            last_clean=last_clean,
+            instance_of=instance_of,
+        )
+        trash = sharin_dir(root) / f"trash-{os.getpid()}-{time.time_ns()}"
+        moved = cleaning.move_aside(root, plan.remove, trash)
+        try:
+            if discard and pending:
+                # emptied directories first, so that git removes those it empties in turn
+                cleaning.remove_emptied(plan)
+                git.discard(root, prefix)  # run changes below prefix go back with the rest
+            elif run_changed:
+                git.restore_staged(root, run_changed)
+        except BaseException:
+            cleaning.put_back(moved, trash)
+            raise
+        cleaning.apply_plan(plan, trash)
+        if j is not None:  # no journal: no run to start afresh from
+            j.mark_cleaned(sorted({*plan.prefixes, *_instance_keys(root, prefix, j.task_keys())}))
+    finally:
+        if j is not None:
+            j.close()
+    if isinstance(project, Project):  # the caller's copy of the project says so too
+        for c in project.root_component.walk():
+            if not prefix or c.rel == prefix or c.rel.startswith(prefix + "/"):
+                c.data["state"] = model.State.NOT_STARTED.value
+        if not prefix:
+            project.data["state"] = model.State.NOT_STARTED.value
+    return CleanResult(
+        plan.remove,
+        pending if discard else [],
+        plan.changed_since,
+        plan.unknown,
+        plan.unreadable,
+    )

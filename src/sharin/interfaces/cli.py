@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ def import_(source: Path, parent: Path, host_map: tuple[str, ...], keep_state: b
 
     def ask(label: str, files: list[str]) -> str:
         if not sys.stdin.isatty():
-            return mapping.get(label, "")
+            return ""  # not mapped: the error names the host and the --host-map to pass
         return str(
             click.prompt(
                 f"host {label!r} (used by {', '.join(files)}) is unknown here; run it on",
@@ -132,11 +133,24 @@ def import_(source: Path, parent: Path, host_map: tuple[str, ...], keep_state: b
 @click.option("--name", default=None, help="Exporter's name (recorded in the archive).")
 @click.option("--mail", default=None, help="Exporter's e-mail address.")
 @click.option("--memo", default=None, help="A note recorded in the archive.")
+@click.option(
+    "--dereference",
+    is_flag=True,
+    help="Put a copy of what a symbolic link leaving the project points to in the archive "
+    "(without it such a link is an error: import refuses it).",
+)
 def export(
-    project: Path, output: Path | None, name: str | None, mail: str | None, memo: str | None
+    project: Path,
+    output: Path | None,
+    name: str | None,
+    mail: str | None,
+    memo: str | None,
+    dereference: bool,
 ) -> None:
     """Write PROJECT's last save as an archive that WHEEL can import."""
-    path = api.export_project(project, output, name=name, mail=mail, memo=memo)
+    path = api.export_project(
+        project, output, name=name, mail=mail, memo=memo, dereference=dereference
+    )
     console.print(f"exported to {path}")
 
 
@@ -195,7 +209,14 @@ def _add(
     if ctype in api.SCRIPT_TYPES:
         text = script_text
         if script_file is not None:
-            text = script_file.read_text()
+            try:
+                text = script_file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as e:
+                reason = e.strerror if isinstance(e, OSError) else "it is not UTF-8 text"
+                raise ProjectError(
+                    f"cannot be used as a script ({reason}); give a text file",
+                    path=script_file,
+                ) from None
         c = api.add_task(
             p,
             name,
@@ -788,13 +809,65 @@ def stop(project: Path) -> None:
         console.print("the project is not running")
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm_discard(what: str) -> Callable[[list[str]], bool]:
+    """A question for the terminal before unsaved changes go (no terminal: the answer is no)."""
+
+    def confirm(paths: list[str]) -> bool:
+        if not _interactive():
+            return False
+        shown = "\n".join(f"  {x}" for x in paths[:20])
+        more = f"\n  … and {len(paths) - 20} more" if len(paths) > 20 else ""
+        console.print(
+            escape(f"unsaved changes since the last save:\n{shown}{more}"), soft_wrap=True
+        )
+        return bool(click.confirm(f"{what} throws them away. Go on?", default=False))
+
+    return confirm
+
+
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
 @click.argument("component", required=False)
-def clean(project: Path, component: str | None) -> None:
-    """Remove run outputs and states (back to the last save); run history is kept."""
-    api.clean(project, component)
+@click.option(
+    "--discard-unsaved",
+    "discard",
+    is_flag=True,
+    help="Also throw away unsaved changes (as revert does) without asking.",
+)
+@click.option(
+    "--keep-unsaved",
+    "keep",
+    is_flag=True,
+    help="Keep unsaved changes; remove only what runs made.",
+)
+def clean(project: Path, component: str | None, discard: bool, keep: bool) -> None:
+    """Remove what runs made and set states back to not-started (in COMPONENT only, if given).
+
+    Outputs, delivered inputs, loop trips, parameter-study instances and status files go; every
+    file you wrote stays. Like WHEEL's clean it goes back to the last save: unsaved changes
+    are thrown away only after you agree (asked on a terminal; elsewhere pass
+    --discard-unsaved, or --keep-unsaved to keep them). The run history is kept.
+    """
+    if discard and keep:
+        raise click.UsageError("--discard-unsaved and --keep-unsaved exclude each other")
+    mode = "discard" if discard else "keep" if keep else "refuse"
+    r = api.clean(project, component, unsaved=mode, confirm=_confirm_discard("clean"))
     console.print(escape("cleaned" + (f" {component}" if component else "")))
+    if r.discarded:
+        console.print(escape(f"threw away unsaved changes to {len(r.discarded)} files"))
+    for label, paths in (
+        ("kept (a run made them, but they were changed since)", r.changed_since),
+        ("kept (no recorded run made them)", r.unknown),
+    ):
+        if paths:
+            shown = ", ".join(paths[:5]) + (f" … ({len(paths)} in all)" if len(paths) > 5 else "")
+            err_console.print(escape(f"{label}: {shown}"), soft_wrap=True)
+    for f in r.unreadable:
+        err_console.print(escape(f"{f}: cannot be read, its state was left as it is"))
 
 
 @cli.command()
@@ -807,8 +880,19 @@ def save(project: Path, message: str) -> None:
 
 @cli.command()
 @click.argument("project", type=click.Path(path_type=Path))
-def revert(project: Path) -> None:
-    """Throw away all changes since the last save."""
+@click.option("-y", "--yes", is_flag=True, help="Do not ask on a terminal.")
+def revert(project: Path, yes: bool) -> None:
+    """Throw away all unsaved changes: every file back to the last save, files added since removed.
+
+    This is the verb that discards work (on a terminal it asks first, unless --yes). Files
+    that were never saved nor added (run outputs among them) stay; `sharin clean` removes
+    what runs made.
+    """
+    if not yes and _interactive():
+        pending = api.unsaved_changes(project)
+        if pending and not _confirm_discard("revert")(pending):
+            console.print("nothing was changed")
+            return
     api.revert(project)
     console.print("reverted to the last save")
 

@@ -1,5 +1,6 @@
 """The workflow model: components, projects, WHEEL's file format and validation. No engine here."""
 
+from . import _clean as cleaning
 from . import _git as git
 from ._archive import archive_hosts, export_project, import_project
 from ._compat import task_field_problems, wheel_notes
@@ -94,6 +95,7 @@ __all__ = [
     "Project",
     "State",
     "check",
+    "cleaning",
     "config_dir",
     "find_project_root",
     "git",

@@ -21,9 +21,16 @@ from typing import Any
 
 from ..errors import ProjectError, ValidationError
 from . import _git
-from ._component import COMPONENT_FILE, PROJECT_FILE, PROJECT_SUFFIX, STATUS_FILE, State
+from ._component import (
+    COMPONENT_FILE,
+    PROJECT_FILE,
+    PROJECT_SUFFIX,
+    STATUS_FILE,
+    State,
+    is_valid_name,
+)
 from ._hosts import LOCALHOST
-from ._jsonio import read_json_object, write_json_atomic
+from ._jsonio import NEW_FILE_MODE, read_json_object, write_json_atomic
 
 __all__ = ["archive_hosts", "export_project", "import_project"]
 
@@ -37,6 +44,44 @@ def _component_files(root: Path) -> list[Path]:
         if COMPONENT_FILE in files:
             out.append(Path(d) / COMPONENT_FILE)
     return sorted(out)
+
+
+def _leaving_links(root: Path) -> list[tuple[str, str]]:
+    """Symbolic links below ``root`` that are absolute or lead out of it: (path, target)."""
+    top = os.path.realpath(root)
+    out = []
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if not (d == str(root) and x == ".git")]
+        for name in [*dirs, *files]:
+            p = os.path.join(d, name)
+            if not os.path.islink(p):
+                continue
+            target = os.readlink(p)
+            real = os.path.realpath(p)
+            if os.path.isabs(target) or os.path.commonpath([top, real]) != top:
+                out.append((os.path.relpath(p, root), target))
+    return sorted(out)
+
+
+#: files of WHEEL's project format before 2019 (one JSON per container, index-based links)
+_OLD_FORMAT = ("swf.prj.json", "define.wf.json")
+
+
+def _old_format_error(where: Path, found: Path) -> ProjectError:
+    return ProjectError(
+        f"is a project in WHEEL's format before 2019 ({found.name}), which sharin does not "
+        f"read; open it in WHEEL 2019 or later (which converts it to {PROJECT_FILE} and "
+        "cmp.wheel.json files), export it from there and import that archive",
+        path=where,
+    )
+
+
+def _find_old_format(root: Path) -> Path | None:
+    for name in _OLD_FORMAT:
+        for hit in (root / name, *root.glob(f"*/{name}")):
+            if hit.is_file():
+                return hit
+    return None
 
 
 def _rewind_states(root: Path) -> None:
@@ -72,10 +117,22 @@ def export_project(
     name: str | None = None,
     mail: str | None = None,
     memo: str | None = None,
+    dereference: bool = False,
 ) -> Path:
-    """Write the project's last save as a WHEEL archive; returns the archive's path."""
+    """Write the project's last save as a WHEEL archive; returns the archive's path.
+
+    A symbolic link that is absolute or leads out of the project would not survive the trip
+    (import refuses it): it is an error naming the link, unless ``dereference``, which puts a
+    copy of what it points to (a file or directory this user can read) in the archive.
+    """
     prj = read_json_object(root / PROJECT_FILE)
     pname = str(prj.get("name") or root.name.removesuffix(PROJECT_SUFFIX))
+    if not is_valid_name(pname):
+        raise ProjectError(
+            f"{PROJECT_FILE} [name]: {pname!r} is not a project name (only letters, digits, "
+            "'_' and '-'); fix the name",
+            path=root,
+        )
     archive = dest or Path.cwd() / f"WHEEL_project_{pname}.tgz"
     if archive.is_dir() or not archive.name.endswith((".tgz", ".tar.gz")):
         archive = archive / f"WHEEL_project_{pname}.tgz"
@@ -84,8 +141,16 @@ def export_project(
         if _git.is_repo(root):
             _git.clone(root, work)
         else:
-            shutil.copytree(root, work, symlinks=True, ignore=shutil.ignore_patterns(".sharin"))
+            top = str(root)
+
+            def ignore(d: str, names: list[str]) -> set[str]:
+                # a .git that is not a repository of the project's own (a file naming another
+                # repository, a link) and the run history stay behind
+                return {".git", ".sharin"} & set(names) if d == top else set()
+
+            shutil.copytree(root, work, symlinks=True, ignore=ignore)
             _git.init(work)
+        _resolve_leaving_links(root, work, dereference)
         _rewind_states(work)
         data = read_json_object(work / PROJECT_FILE)
         info: dict[str, Any] = dict(data.get("exportInfo") or {})
@@ -101,21 +166,94 @@ def export_project(
         data["exportInfo"] = info
         write_json_atomic(work / PROJECT_FILE, data)
         _git.commit_all(work, "export project")
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive, "w:gz") as tar:
-            tar.add(work, arcname=work.name)
+        made = _missing_dirs(archive.parent)
+        part: Path | None = None
+        try:
+            archive.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f".{archive.name}.", dir=archive.parent)
+            part = Path(name)
+            with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+                tar.add(work, arcname=work.name)
+            os.chmod(part, NEW_FILE_MODE)  # mkstemp made it private
+            os.replace(part, archive)  # an archive that was there stays whole until then
+        except OSError as e:
+            if part is not None:
+                part.unlink(missing_ok=True)
+            if made:
+                shutil.rmtree(made[0], ignore_errors=True)
+            raise ProjectError(
+                f"cannot write the archive ({e.strerror or e}); choose another place with -o",
+                path=archive,
+            ) from None
     return archive
+
+
+def _resolve_leaving_links(root: Path, work: Path, dereference: bool) -> None:
+    bad = _leaving_links(work)
+    if not bad:
+        return
+    if not dereference:
+        listed = ", ".join(f"{p} -> {t}" for p, t in bad)
+        raise ProjectError(
+            f"symbolic links that leave the project cannot be exported (import would refuse "
+            f"them): {listed}; make each a relative link to a file inside the project, or pass "
+            "--dereference to put a copy of its target in the archive",
+            path=root,
+        )
+    for rel, target in bad:
+        real = Path(os.path.realpath(root / rel))
+        dst = work / rel
+        try:
+            if real.is_dir():
+                dst.unlink()
+                shutil.copytree(real, dst, symlinks=False)
+            elif real.is_file():
+                with open(real, "rb"):
+                    pass  # readable
+                dst.unlink()
+                shutil.copy2(real, dst)
+            else:
+                raise ProjectError(
+                    f"{rel} -> {target} points to nothing this machine has; remove the link "
+                    "or make it point to a file or directory",
+                    path=root,
+                )
+        except OSError as e:
+            raise ProjectError(
+                f"{rel} -> {target}: the target cannot be copied ({e.strerror or e}); make it "
+                "readable or remove the link",
+                path=root,
+            ) from None
+    again = _leaving_links(work)
+    if again:
+        listed = ", ".join(f"{p} -> {t}" for p, t in again)
+        raise ProjectError(
+            f"the copied targets hold symbolic links that leave the project: {listed}; "
+            "make them relative links inside the project",
+            path=root,
+        )
 
 
 def _extract(archive: Path, into: Path) -> Path:
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(into, filter="data")
+    except tarfile.FilterError as e:
+        raise ProjectError(
+            f"holds an entry that would leave the project or is not plain data ({e}); a "
+            "project may link only to files inside itself (export it with --dereference to "
+            "copy the targets)",
+            path=archive,
+        ) from None
     except (tarfile.TarError, OSError) as e:
         raise ProjectError(f"cannot be read as a project archive ({e})", path=archive) from None
     found = [p.parent for p in into.glob(f"*/{PROJECT_FILE}")] + (
         [into] if (into / PROJECT_FILE).exists() else []
     )
+    if not found:
+        old = _find_old_format(into)
+        if old is not None:
+            raise _old_format_error(archive, old)
     if len(found) != 1:
         raise ProjectError(
             f"is not a WHEEL project archive: expected one directory with {PROJECT_FILE}",
@@ -142,17 +280,46 @@ def import_project(
     host_map = dict(host_map or {})
     with tempfile.TemporaryDirectory(prefix="sharin-import-") as tmp:
         if source.is_dir():
-            src = Path(tmp) / source.name
-            shutil.copytree(source, src, symlinks=True, ignore=shutil.ignore_patterns(".sharin"))
-            if not (src / PROJECT_FILE).exists():
+            if not (source / PROJECT_FILE).exists():
+                old = _find_old_format(source)
+                if old is not None:
+                    raise _old_format_error(source, old)
                 raise ProjectError(f"is not a project: no {PROJECT_FILE}", path=source)
+            src = Path(tmp) / source.name
+            top = str(source)
+
+            def ignore(d: str, names: list[str]) -> set[str]:
+                # the source's own repository and run history never come along
+                return {".git", ".sharin"} & set(names) if d == top else set()
+
+            shutil.copytree(source, src, symlinks=True, ignore=ignore)
         elif source.is_file():
             src = _extract(source, Path(tmp))
+            for own in (".git", ".sharin"):  # an archive's repository may carry hooks, config
+                p = src / own
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                elif p.exists() or p.is_symlink():
+                    p.unlink()
         else:
             raise ProjectError("no such archive or directory", path=source)
+        links = _leaving_links(src)
+        if links:
+            listed = ", ".join(f"{p} -> {t}" for p, t in links)
+            raise ProjectError(
+                f"holds symbolic links that leave the project: {listed}; a project may link "
+                "only to files inside itself (export it with --dereference to copy the targets)",
+                path=source,
+            )
         _refuse_unsafe_names(src)
         prj = read_json_object(src / PROJECT_FILE)
         pname = str(prj.get("name") or src.name.removesuffix(PROJECT_SUFFIX))
+        if not is_valid_name(pname):
+            raise ProjectError(
+                f"{PROJECT_FILE} [name]: {pname!r} is not a project name (only letters, digits, "
+                "'_' and '-'); fix the name in the archive",
+                path=source,
+            )
         dest = parent / f"{pname}{PROJECT_SUFFIX}"
         if dest.exists() and any(dest.iterdir()):
             raise ProjectError(
@@ -162,19 +329,27 @@ def import_project(
         unknown = {h: fs for h, fs in archive_hosts(src).items() if h not in known}
         for label, files in sorted(unknown.items()):
             if label not in host_map and ask_host is not None:
-                host_map[label] = ask_host(label, files)
-        missing = sorted(h for h in unknown if h not in host_map)
+                answer = ask_host(label, files)
+                if answer:
+                    host_map[label] = answer
+        missing = sorted(h for h in unknown if not host_map.get(h))
         if missing:
             listed = ", ".join(f"{h} (in {', '.join(unknown[h])})" for h in missing)
+            flags = " ".join(f"--host-map {h}=HOST" for h in missing)
             raise ProjectError(
-                f"the project uses hosts this machine does not know: {listed}; map each with "
-                f"--host-map LABEL=HOST (e.g. --host-map {missing[0]}=localhost) or add them to "
-                "remotehost.json",
+                f"the project uses hosts this machine does not know: {listed}; map each to "
+                f"localhost or a label of remotehost.json with {flags} "
+                f"(e.g. --host-map {missing[0]}=localhost), or add them to remotehost.json",
                 path=source,
             )
-        bad = sorted(v for v in host_map.values() if v not in known)
+        bad = sorted({f"{k}={v}" for k, v in host_map.items() if v not in known})
         if bad:
-            raise ProjectError(f"host map names unknown hosts: {', '.join(bad)}", path=source)
+            names = ", ".join(sorted(known))
+            raise ProjectError(
+                f"--host-map names hosts this machine does not know: {', '.join(bad)}; "
+                f"use one of: {names} (remotehost.json lists the labels)",
+                path=source,
+            )
         for f in _component_files(src):
             data = read_json_object(f)
             host = data.get("host")
@@ -188,15 +363,33 @@ def import_project(
         prj = read_json_object(src / PROJECT_FILE)
         prj["root"] = str(dest.resolve())
         write_json_atomic(src / PROJECT_FILE, prj)
-        if not _git.is_repo(src):
-            _git.init(src)
+        _git.init(src)
         gi = src / ".gitignore"
         lines = gi.read_text().splitlines() if gi.exists() else []
         if ".sharin/" not in lines:
             gi.write_text("\n".join([*lines, ".sharin/"]) + "\n")
         _git.commit_all(src, "import project")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _git.clone(src, dest)
+        made = _missing_dirs(dest)
+        try:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _git.clone(src, dest)
+            except OSError as e:
+                raise ProjectError(
+                    f"cannot create the project here ({e.strerror or e}); import into a "
+                    "directory you can write",
+                    path=dest,
+                ) from None
+        except BaseException:
+            if made:
+                shutil.rmtree(made[0], ignore_errors=True)
+            elif dest.is_dir():  # it was there and empty: leave it empty
+                for child in dest.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink()
+            raise
     return dest.resolve()
 
 
@@ -210,3 +403,15 @@ def _refuse_unsafe_names(root: Path) -> None:
     problems = [x for c in project.root_component.walk() for x in name_problems(c, bounds)]
     if problems:
         raise ValidationError(problems)
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, outermost first."""
+    out = []
+    p = path.absolute()
+    while not p.exists():
+        out.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    return out[::-1]

@@ -425,12 +425,17 @@ class Project:
 
     def _stage(self, path: Path) -> None:
         """``git add`` a new component (as WHEEL does), so that revert removes it again."""
-        if not _git.is_repo(self.root):
+        self.stage(path)
+
+    def stage(self, *paths: Path) -> None:
+        """``git add`` files sharin wrote into the project (a component, its script …), so that
+        they are part of the next save and clean never takes them for run outputs."""
+        if not paths or not _git.is_repo(self.root):
             return
         if self._batch_depth:
-            self._batch_stage.append(path)
+            self._batch_stage.extend(paths)
         else:
-            _git.add(self.root, [path])
+            _git.add(self.root, list(paths))
 
     @_edit
     def remove_component(self, c: Component) -> None:
