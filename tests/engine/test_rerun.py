@@ -9,7 +9,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -194,6 +193,7 @@ def test_the_run_records_unsaved_changes(project: Project) -> None:
 def test_a_hook_or_fsmonitor_of_the_project_does_not_run(project: Project) -> None:
     marker = project.root.parent / "hook-ran"
     hook = project.root / ".git" / "hooks" / "fsmon"
+    hook.parent.mkdir(exist_ok=True)
     hook.write_text(f"#!/bin/sh\ntouch {marker}\n")
     hook.chmod(0o755)
     with open(project.root / ".git" / "config", "a") as f:
@@ -265,11 +265,12 @@ def test_finished_in_the_interrupted_run_after_its_last_fingerprint(project: Pro
 def test_a_clean_invalidates_what_ran_before_it(project: Project) -> None:
     """Also a component whose outputs a clean does not touch runs again after it: the journal
     says which records a clean made void (``Journal.cleaned_after``)."""
-    if not hasattr(Journal, "cleaned_after"):
-        pytest.skip("this journal does not record cleans")
     sharin.add_task(project, "a", log_line("a"))
     sharin.save(project, "a")
     sharin.run(project)
+    assert ran(project) == ["a"]
     sharin.clean(project)
+    assert not (project.root / "ran.log").exists()  # a file the run made: clean removed it
     r = sharin.run(sharin.open_project(project.root))
-    assert r.ok and not r.nothing_to_do and ran(project) == ["a", "a"]
+    assert r.ok and not r.nothing_to_do and ran(project) == ["a"]
+    assert r.reasons == {"a": "cleaned since it last ran"}

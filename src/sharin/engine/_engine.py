@@ -189,6 +189,8 @@ class Engine:
         self._failed_tasks: list[str] = []  #: WHEEL's failedTasks: tasks that failed the run
         #: the last finished fingerprint of each component (since the last clean)
         self._fps: dict[str, FingerprintRecord] = {}
+        #: components whose last finished fingerprint a later clean made void
+        self._cleaned: set[str] = set()
         self._digests = _fingerprint.DigestCache()
         self._fp_pool: ThreadPoolExecutor | None = None
         #: keys (and their containers' keys) that ran in this run, not reused
@@ -253,6 +255,7 @@ class Engine:
         if self.options.resume:
             # what finished before and may be reused (``--restart``: nothing)
             self._fps = valid_fingerprints(self.journal)
+            self._cleaned = set(self.journal.fingerprints()) - set(self._fps)
             self._digests = _fingerprint.DigestCache(self.journal.digests())
         if (
             self.options.resume
@@ -508,7 +511,9 @@ class Engine:
                 if c.type in _TASK_TYPES:
                     self._count(State.FINISHED)
                 return True
-            if own and self._fps:
+            if own and key in self._cleaned:
+                self._reasons[key] = "cleaned since it last ran"
+            elif own and self._fps:
                 self._reasons[key] = "not run before"
             self._mark_ran(key)
             return False

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..model import COMPONENT_FILE, STATUS_FILE, Component, ComponentType
+from ..model import COMPONENT_FILE, RUN_FIELDS, STATUS_FILE, Component, ComponentType
 
 __all__ = [
     "ATOMIC_TYPES",
@@ -42,41 +42,11 @@ __all__ = [
 
 #: fields of cmp.wheel.json that runs write (sharin's state mirror, WHEEL's dispatcher): they
 #: are not part of what a component is
-VOLATILE_FIELDS = frozenset(
-    {
-        "state",
-        "pos",
-        "numTotal",
-        "numFinished",
-        "numFailed",
-        "currentIndex",
-        "prevIndex",
-        "initialized",
-        "restartChecked",
-        "restarting",
-        "childLoopRunning",
-        "handler",
-        "doCleanup",
-        "sbsID",
-        "hasFaild",
-        "subComponent",
-        "originalName",
-        "ancestorsName",
-        "ancestorsType",
-        "jobStatus",
-        "parentType",
-        "workingDir",
-        "dispatchedTime",
-        "preparedTime",
-        "jobSubmittedTime",
-        "jobStartTime",
-        "jobEndTime",
-        "startTime",
-        "endTime",
-        "rt",
-        "instanceDirSeparator",
-    }
-)
+VOLATILE_FIELDS = RUN_FIELDS | {
+    "state",
+    "pos",
+    "subComponent",
+}
 
 #: environment variables WHEEL's dispatcher writes into a loop's ``env``
 _VOLATILE_ENV = frozenset({"WHEEL_CURRENT_INDEX", "WHEEL_PREV_INDEX", "WHEEL_NEXT_INDEX"})

@@ -196,6 +196,9 @@ class Journal:
         self = cls.__new__(cls)
         self.path = path
         self._open = False
+        self._cleans = None
+        self._clean_at = {}
+        self._clean_below = {}
         try:
             if path.with_name(path.name + "-wal").exists():
                 self._db = sqlite3.connect(
@@ -423,8 +426,11 @@ class Journal:
     def cleans(self) -> list[tuple[float, str]]:
         """Every clean as (time, prefix), oldest first."""
         if self._cleans is None:
-            self._clean_table()
-            rows = self._db.execute("SELECT at, prefix FROM cleans ORDER BY at").fetchall()
+            self.flush()
+            try:
+                rows = self._db.execute("SELECT at, prefix FROM cleans ORDER BY at").fetchall()
+            except sqlite3.OperationalError:
+                rows = []  # no clean yet (the table is made by the first one)
             self._cleans = [(float(r[0]), str(r[1])) for r in rows]
             # prefix → its last clean; key → the last clean of something below it
             self._clean_at = {}

@@ -227,16 +227,19 @@ def add_task(
     """
     if ctype not in SCRIPT_TYPES:
         raise ProjectError(f"{ctype!r} has no script; use one of {', '.join(SCRIPT_TYPES)}")
-    if not script or "/" in script or script in (".", "..") or "\0" in script:
-        raise ProjectError(
-            f"script name {script!r} must be a file name in the component's directory "
-            "(no '/'), e.g. run.sh"
-        )
-    if script in (COMPONENT_FILE, model.STATUS_FILE):
-        raise ProjectError(
-            f"script name {script!r} is WHEEL's own file; choose another, e.g. run.sh"
-        )
     with editing(project) as p:
+        prel = _component(p, parent).rel if parent is not None else ""
+        where = f"{prel}/{name}" if prel else name
+        if not script or "/" in script or script in (".", "..") or "\0" in script:
+            raise ProjectError(
+                f"{where}/{COMPONENT_FILE} [script]: {script!r} must be a file name in the "
+                "component's directory (no '/'), e.g. run.sh"
+            )
+        if script in (COMPONENT_FILE, model.STATUS_FILE):
+            raise ProjectError(
+                f"{where}/{COMPONENT_FILE} [script]: {script!r} is WHEEL's own file; "
+                "choose another, e.g. run.sh"
+            )
         c = add_component(p, ctype, name, parent=parent, script=script, **props)
         written = []
         if script_text is not None:

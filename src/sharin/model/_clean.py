@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ProjectError
-from ._component import COMPONENT_FILE, PROJECT_FILE, STATUS_FILE, State
+from . import _git
+from ._component import COMPONENT_FILE, PROJECT_FILE, RUN_FIELDS, STATUS_FILE, State
 from ._jsonio import write_json_atomic
 
 __all__ = [
@@ -291,13 +292,13 @@ def plan_clean(
                 rel = ".."
             if not rel.startswith(".."):
                 storage.append("" if rel == "." else rel)
-        if data.get("state", State.NOT_STARTED.value) != State.NOT_STARTED.value:
+        if _ran(data):
             plan.reset.append(p)
     if not prefix and (root / PROJECT_FILE).exists():
         data = _read(root / PROJECT_FILE)
         if data is None:
             plan.unreadable.append(PROJECT_FILE)
-        elif data.get("state", State.NOT_STARTED.value) != State.NOT_STARTED.value:
+        elif _ran(data):
             plan.reset.append(PROJECT_FILE)
 
     def cleaned_at(path: str) -> float:
@@ -353,18 +354,50 @@ def plan_clean(
     return plan
 
 
-def _reset_state(path: Path) -> None:
-    """``state`` back to not-started (and the project's ``readOnly`` dropped), if needed."""
+def _ran(data: Mapping[str, Any]) -> bool:
+    """Whether a run left its marks in a component's or the project's JSON."""
+    return data.get("state", State.NOT_STARTED.value) != State.NOT_STARTED.value or any(
+        k in data for k in RUN_FIELDS
+    )
+
+
+def _reset_state(path: Path, saved: bytes | None) -> None:
+    """``state`` back to not-started and the fields runs write taken back: to their value in
+    ``saved`` (the staged or last saved content of the file) when it has them, else removed.
+    When that leaves the file as saved, the saved bytes are written back exactly."""
     data = _read(path)
     if data is None:
         return
-    ro = path.name == PROJECT_FILE and "readOnly" in data
-    if data.get("state", State.NOT_STARTED.value) == State.NOT_STARTED.value and not ro:
+    base: dict[str, Any] | None = None
+    if saved is not None:
+        with contextlib.suppress(ValueError):
+            loaded = json.loads(saved)
+            base = loaded if isinstance(loaded, dict) else None
+    new = dict(data)
+    fields = set(RUN_FIELDS)
+    if data.get("type") == "bulkjobTask" and data.get("usePSSettingFile", True):
+        fields |= {"startBulkNumber", "endBulkNumber"}  # expanded by the run
+    for k in fields:
+        if base is not None and k in base:
+            new[k] = base[k]
+        else:
+            new.pop(k, None)
+    new["state"] = State.NOT_STARTED.value
+    if new == data:
         return
-    data["state"] = State.NOT_STARTED.value
-    if ro:
-        del data["readOnly"]
-    write_json_atomic(path, data)
+    if saved is not None and base == new:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sharin-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(saved)
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return
+    write_json_atomic(path, new)
 
 
 def move_aside(root: Path, paths: list[str], trash: Path) -> list[tuple[Path, Path]]:
@@ -413,9 +446,13 @@ def remove_emptied(plan: CleanPlan) -> None:
 def apply_plan(plan: CleanPlan, trash: Path) -> None:
     """Finish a plan whose files were moved aside: states reset, emptied directories
     removed, the trash deleted."""
+    saved: dict[str, bytes | None] = {}
+    if plan.reset and _git.is_repo(plan.root):
+        with contextlib.suppress(ProjectError):
+            saved = _git.index_blobs(plan.root, [str(r) for r in plan.reset])
     for rel in plan.reset:
         p = plan.root / rel
         if p.exists():
-            _reset_state(p)
+            _reset_state(p, saved.get(str(rel)))
     remove_emptied(plan)
     shutil.rmtree(trash, ignore_errors=True)

@@ -19,6 +19,7 @@ __all__ = [
     "OutputFile",
     "PROJECT_FILE",
     "ROOT_PARENT",
+    "RUN_FIELDS",
     "STATUS_FILE",
     "State",
     "is_valid_name",
@@ -30,6 +31,44 @@ COMPONENT_FILE = "cmp.wheel.json"
 STATUS_FILE = "status.wheel.txt"
 ROOT_PARENT = "this is root"
 PROJECT_SUFFIX = ".wheel"
+
+#: fields of ``cmp.wheel.json`` and ``prj.wheel.json`` that runs write (sharin's state mirror,
+#: WHEEL's dispatcher and executer), besides ``state``: not part of what a component is, and
+#: taken back by ``clean``
+RUN_FIELDS = frozenset(
+    {
+        "numTotal",
+        "numFinished",
+        "numFailed",
+        "currentIndex",
+        "prevIndex",
+        "initialized",
+        "restartChecked",
+        "restarting",
+        "childLoopRunning",
+        "handler",
+        "doCleanup",
+        "sbsID",
+        "hasFaild",
+        "ancestorsName",
+        "ancestorsType",
+        "jobStatus",
+        "parentType",
+        "workingDir",
+        "dispatchedTime",
+        "preparedTime",
+        "jobSubmittedTime",
+        "jobStartTime",
+        "jobEndTime",
+        "startTime",
+        "endTime",
+        "rt",
+        "failedTasks",
+        "readOnly",
+        "originalName",
+        "instanceDirSeparator",
+    }
+)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 

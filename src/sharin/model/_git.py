@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import ProjectError
+from ._component import RUN_FIELDS
 
 __all__ = [
     "add",
@@ -327,9 +328,9 @@ def _same_but_state(saved: bytes | None, current: Path) -> bool:
     return bool(old == new)
 
 
-#: fields of a component's or the project's JSON that runs write: the state, the project's
-#: readOnly, a parameter study's progress counters
-_RUN_FIELDS = ("state", "readOnly", "numTotal", "numFinished", "numFailed")
+#: fields of a component's or the project's JSON that runs write: the state and WHEEL's run
+#: bookkeeping (the project's readOnly, progress counters, a task's times and exit code …)
+_RUN_FIELDS = RUN_FIELDS | {"state"}
 
 
 #: files whose changes a run makes: states in the JSON files, status.wheel.txt
