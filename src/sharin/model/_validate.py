@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from ..errors import Problem, ProjectError, ValidationError
 from ._component import (
@@ -49,9 +50,40 @@ def check(
 
     ``step_hosts`` / ``bulk_hosts``: the hosts whose scheduler (and ``useStepjob`` /
     ``useBulkjob``) allow step and bulk jobs; None skips that check.
+
+    The problems found when the files were loaded (a field of the wrong type) come first; the
+    other checks see such a field as absent, and do not report it again.
     """
+    bad: dict[str, set[str]] = {}
+    for p in project.load_problems:
+        bad.setdefault(p.file, set()).add(re.split(r"[.\[]", p.field, maxsplit=1)[0])
+    masked: list[tuple[Component, dict[str, Any]]] = []
+    for c in project.root_component.walk():
+        keys = bad.get(_file(c))
+        if keys:
+            masked.append((c, c.data))
+            c.data = {k: v for k, v in c.data.items() if k not in keys}  # in memory only
+    try:
+        return _check_all(project, hosts, supported_types, step_hosts, bulk_hosts)
+    finally:
+        for c, data in masked:
+            c.data = data
+
+
+def _check_all(
+    project: Project,
+    hosts: Collection[str],
+    supported_types: Collection[str] | None,
+    step_hosts: Collection[str] | None,
+    bulk_hosts: Collection[str] | None,
+) -> list[Problem]:
     problems = list(project.load_problems)
-    add = problems.append
+    loaded = {(p.file, p.field) for p in project.load_problems}
+
+    def add(problem: Problem) -> None:
+        if (problem.file, problem.field) not in loaded:  # the type problem says it already
+            problems.append(problem)
+
     known_hosts = {LOCALHOST, *hosts}
     seen_ids: dict[str, Component] = {}
     for c in project.root_component.walk():
@@ -379,16 +411,6 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
                 "set host, or set useJobScheduler to false",
             )
         )
-    for key in ("retry", "retryTimes"):
-        value = c.data.get(key)
-        if value in (None, ""):
-            continue
-        try:
-            ok = not isinstance(value, bool) and int(value) >= 0 and int(value) == float(value)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            add(Problem(f, key, f"{value!r} is not a whole number ≥ 0"))
 
 
 def _check_edges(
