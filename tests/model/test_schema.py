@@ -131,3 +131,28 @@ def test_descriptions() -> None:
     assert describe(list[str] | None) == "a list of strings (or null)"
     assert describe(int | float) == "a number"
     assert json.dumps(describe(dict[str, int])) == '"an object whose values are whole numbers"'
+
+
+def test_values_that_make_too_long_directory_names_are_problems(tmp_path: Path) -> None:
+    import sharin
+
+    from ..helpers import write_json
+
+    p = sharin.Project.create(tmp_path / "long", git=False)
+    fe = sharin.add_component(p, "foreach", "fe", indexList=["ok", "x" * 300])
+    sharin.add_task(p, "t", "true", parent=fe)
+    ps = sharin.add_component(p, "parameterStudy", "ps")
+    sharin.add_task(p, "u", "true", parent=ps)
+    write_json(
+        ps.directory / "parameterSetting.json",
+        {"version": 2, "params": [{"keyword": "x", "list": ["a", "y" * 300]}]},
+    )
+    found = {(x.file, x.field): x.message for x in sharin.validate(p.root)}
+    assert (
+        "indexList[1] (300 characters) makes the trip's directory name longer than 255"
+        in (found["fe/cmp.wheel.json", "indexList"])
+    )
+    assert (
+        "instance directory names of 305 bytes, longer than the 255"
+        in (found["ps/cmp.wheel.json", "parameterFile"])
+    )

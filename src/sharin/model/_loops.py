@@ -79,6 +79,10 @@ def _shown(value: object) -> str:
     return _text(value) if isinstance(value, int | float | str) else repr(value)
 
 
+#: the longest file name (bytes) of the usual file systems
+_NAME_MAX = 255
+
+
 def loop_instance_name(name: str, index: LoopIndex) -> str:
     """``<name>_<sanitize(index)>``, WHEEL's directory for the trip with ``index``."""
     return f"{name}_{sanitize_path(_text(index))}"
@@ -220,6 +224,12 @@ def foreach_items(index_list: object, *, name: str = "foreach") -> tuple[str, ..
                 f"foreach {name!r}: indexList[{i}] must be a string or a number, found {item!r}"
             )
         text = _text(item)
+        if len(loop_instance_name(name, text).encode()) > _NAME_MAX:
+            raise ProjectError(
+                f"foreach {name!r}: indexList[{i}] ({len(text):,} characters) makes the trip's "
+                f"directory name longer than {_NAME_MAX} bytes, the longest a file name may be; "
+                "shorten it"
+            )
         key = sanitize_path(text)
         if key in seen:
             same = "appears twice" if seen[key] == text else f"and {seen[key]!r} give"

@@ -16,7 +16,7 @@ from ._component import (
 from ._expr import ExpressionError, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST
 from ._loops import foreach_items, validate_for
-from ._paramstudy import PARAMETER_FILE, load_parameter_setting
+from ._paramstudy import PARAMETER_FILE, check_instance_names, load_parameter_setting
 from ._project import Project
 
 __all__ = ["check", "validate"]
@@ -219,7 +219,7 @@ def _check_control(c: Component, add: _Add) -> None:
     if t == "parameterStudy":
         name = str(c.data.get("parameterFile") or PARAMETER_FILE)
         try:
-            load_parameter_setting(c.directory / name)
+            check_instance_names(load_parameter_setting(c.directory / name), c.name)
         except ProjectError as e:
             add(Problem(f, "parameterFile", str(e)))
     if t == "source":
