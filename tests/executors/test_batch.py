@@ -465,3 +465,9 @@ def test_a_scheduler_that_is_not_installed_is_named(project: Project, config_dir
     assert result.state == "failed"
     assert "pjsub was not found on this machine" in result.failed[0]
     assert "sharin-submit" not in result.failed[0]
+
+
+def test_an_empty_command_list_is_a_missing_command(config_dir: Path) -> None:
+    (config_dir / "jobScheduler.json").write_text(json.dumps({"Fugaku": {"submit": []}}))
+    with pytest.raises(ProjectError, match=r"\[Fugaku.submit\]: is required"):
+        load_schedulers()

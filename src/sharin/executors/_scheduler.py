@@ -159,7 +159,7 @@ class SchedulerDefinition:
 
 def _text(entry: Mapping[str, Any], key: str, fail: Any, *, required: bool = False) -> str | None:
     value = entry.get(key)
-    if value in (None, ""):
+    if value is None or value == "" or value == []:
         if required:
             raise fail(key, "is required")
         return None
