@@ -102,6 +102,8 @@ CASES = [
     Case("revert-busy", _nothing, ("revert", "P"), 4, "while the project runs", busy=True),
     Case("clean-busy", _nothing, ("clean", "P"), 4, "while the project runs", busy=True),
     Case("export-missing", _nothing, ("export", "nowhere.wheel"), 2, "no such project"),
+    Case("import-missing", _nothing, ("import", "nowhere.tgz"), 2, "does not exist"),
+    Case("revert-broken-project", _broken_component, ("revert", "P"), 0),
 ]
 
 
@@ -123,8 +125,10 @@ def test_exit_codes_follow_the_readme(
     for word in ("None", "True", "NoneType", "utf-8-sig", "Expected `"):
         assert word not in r.stderr
     if case.code != 0:
-        assert r.stderr.startswith("error: ") or case.code == 1, r.stderr
+        assert r.stderr.startswith(("error: ", "Usage: ")) or case.code == 1, r.stderr
         assert case.says in r.stderr, r.stderr
+    if case.id == "revert-broken-project":
+        assert sharin.validate(project.root) == []  # the last save is back
     if case.code in (2, 4) and case.args[0] not in ("new", "copy"):
         after = {k: v for k, v in tree_snapshot(project.root).items() if ".sharin" not in k}
         assert after == {k: v for k, v in before.items() if ".sharin" not in k}
