@@ -4,8 +4,8 @@ Real projects (a chain with a file edge, a for loop, a parameter study, the ship
 copied and one of their files is mutated — a key deleted, a value replaced by one of another
 type, a 5,000-character string, random bytes, a truncated file — in each of ``prj.wheel.json``,
 ``cmp.wheel.json``, ``parameterSetting.json``, ``remotehost.json``, ``jobScheduler.json`` and
-``server.json``. Then ``sharin validate``, ``sharin run`` and ``sharin status`` run in this
-process, and:
+``server.json``. Then ``sharin set``, ``sharin validate``, ``sharin run`` and ``sharin status`` run in
+this process, and:
 
 * no command raises (no traceback), every exit code is one of the README's table, and no output
   contains "Traceback";
@@ -313,11 +313,19 @@ def _snapshot(root: Path) -> dict[str, tuple[object, ...]]:
 
 def _check(base: Base, root: Path, config: Path, heavy: bool, what: str) -> None:
     config_before = tree_snapshot(config)
-    verbs = ["validate", "run"] if base.runnable and not heavy else ["validate"]
+    first = min(p.parent.name for p in root.glob("*/cmp.wheel.json"))
+    verbs = ["set", "validate"] + (["run"] if base.runnable and not heavy else [])
     for verb in verbs:
         before = _snapshot(root)
-        args = [verb, root] + (["-q", "-j", "2"] if verb == "run" else [])
+        args = {
+            "set": ["set", root, first, "ignoreFailure=false"],
+            "validate": ["validate", root],
+            "run": ["run", root, "-q", "-j", "2"],
+        }[verb]
         r = _invoke(*args)
+        if verb == "set" and r.exit_code == 0:
+            changed = sorted(k for k in before if _snapshot(root).get(k) != before[k])
+            assert set(changed) <= {f"{first}/cmp.wheel.json", "prj.wheel.json"}, changed
         event(f"{verb} exit {r.exit_code}")
         after = _snapshot(root)
         changed = sorted(k for k in before if after.get(k) != before[k])

@@ -102,6 +102,13 @@ CASES = [
     Case("revert-busy", _nothing, ("revert", "P"), 4, "while the project runs", busy=True),
     Case("clean-busy", _nothing, ("clean", "P"), 4, "while the project runs", busy=True),
     Case("export-missing", _nothing, ("export", "nowhere.wheel"), 2, "no such project"),
+    Case(
+        "set-unreadable-project",
+        lambda p, c: (p.root / "prj.wheel.json").write_text("{"),
+        ("set", "P", "a", "retry=1"),
+        2,
+        "prj.wheel.json: could not be read when the project was opened",
+    ),
     Case("import-missing", _nothing, ("import", "nowhere.tgz"), 2, "does not exist"),
     Case("revert-broken-project", _broken_component, ("revert", "P"), 0),
 ]

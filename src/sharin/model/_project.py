@@ -430,8 +430,11 @@ class Project:
         self.touch()
 
     def check_property(self, c: Component, key: str, value: Any) -> None:
-        """Raise a ProjectError naming the file and field when ``value`` does not fit ``key``."""
+        """Raise a ProjectError naming the file and field when ``value`` does not fit ``key``,
+        or when a file the edit writes could not be read when the project was opened."""
         _check_property(c.type, c.rel, key, value)
+        self._writable(c.file)
+        self._writable(self.root / PROJECT_FILE)
 
     def set_property(self, c: Component, key: str, value: Any) -> None:
         if key in ("ID", "parent", "type"):
