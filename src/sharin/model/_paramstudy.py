@@ -478,7 +478,7 @@ def _list_value(value: object, where: str, fail: _Fail) -> str:
         return value
     if _is_number(value):
         if isinstance(value, float) and not math.isfinite(value):
-            raise fail(where, f"must be a finite number, found {value!r}")
+            raise fail(where, f"must be a finite number, found {value}")
         return to_js_string(value) if isinstance(value, float) else str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
