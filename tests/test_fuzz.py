@@ -1,6 +1,7 @@
 """Fuzz: mutated projects and configuration files never make sharin print a Python traceback.
 
-Real projects (a chain with a file edge, a for loop, a parameter study, the shipped examples) are
+Real projects (a chain with a file edge, a for loop, a parameter study, a foreach and an if, the
+shipped examples) are
 copied and one of their files is mutated — a key deleted, a value replaced by one of another
 type, a 5,000-character string, random bytes, a truncated file — in each of ``prj.wheel.json``,
 ``cmp.wheel.json``, ``parameterSetting.json``, ``remotehost.json``, ``jobScheduler.json`` and
@@ -106,6 +107,18 @@ def _parameter_study(root: Path) -> None:
     )
 
 
+def _control(root: Path) -> None:
+    p = sharin.Project.create(root, git=False)
+    each = sharin.add_component(p, "foreach", "each", indexList=["a", 2])
+    sharin.add_task(p, "t", 'echo "$WHEEL_CURRENT_INDEX" > i.txt', parent=each)
+    check = sharin.add_component(p, "if", "check", condition='WHEEL_CURRENT_INDEX != "x"')
+    yes = sharin.add_task(p, "yes", "echo yes")
+    no = sharin.add_task(p, "no", "echo no")
+    sharin.connect(p, each, check)
+    sharin.connect(p, check, yes)
+    sharin.connect(p, check, no, else_=True)
+
+
 @dataclass(frozen=True)
 class Base:
     name: str
@@ -117,6 +130,7 @@ BASES = [
     Base("chain", _chain, True),
     Base("for_loop", _for_loop, True),
     Base("parameter_study", _parameter_study, True),
+    Base("control", _control, True),
     *(
         Base(e.name.removesuffix(".wheel"), lambda r, e=e: _copy_example(e, r), False)
         for e in EXAMPLES
@@ -304,6 +318,8 @@ def _invoke(*args: object) -> Result:
         raise AssertionError(f"sharin {' '.join(argv)} raised:\n{text}")
     assert r.exit_code in EXIT_CODES, (argv, r.exit_code, r.output)
     assert "Traceback" not in r.output, r.output
+    for words in ("NoneType", "Expected `", "is not iterable", "unhashable"):  # Python's, msgspec's
+        assert words not in r.output, r.output
     return r
 
 

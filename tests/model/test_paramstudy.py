@@ -212,6 +212,10 @@ BAD_FILES: list[tuple[dict[str, Any], str]] = [
         'params[0].type: unknown type "range"',
     ),
     (
+        {"version": 2, "params": [{"keyword": "A", "type": ["list"], "list": [1]}]},
+        'params[0].type: unknown type ["list"]',
+    ),
+    (
         {
             "version": 2,
             "params": [

@@ -360,7 +360,7 @@ def _parse_axis(item: object, where: str, fail: _Fail, *, last: bool) -> Axis:
     kind: AxisKind | None
     declared = item.get("type")
     if declared is not None:
-        if declared not in _AXIS_TYPES:
+        if not isinstance(declared, str) or declared not in _AXIS_TYPES:
             raise fail(
                 f"{where}.type",
                 f"unknown type {show_json(declared)}; use 'min-max-step', 'list' or 'files'",
