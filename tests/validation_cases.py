@@ -166,6 +166,20 @@ CASES = [
         "from 0 to 100 (or empty), not 1000000000",
     ),
     Case(
+        "retry-condition-not-an-expression",
+        _set("a", "retryCondition", "a b c"),
+        ("a/cmp.wheel.json",),
+        "retryCondition",
+        "expected an operator or the end of the condition",
+    ),
+    Case(
+        "retry-condition-too-long-for-a-script-name",
+        _set("a", "retryCondition", "s" * 300 + " +"),
+        ("a/cmp.wheel.json",),
+        "retryCondition",
+        "expected a value",
+    ),
+    Case(
         "input-files-wrong-type",
         _set("b", "inputFiles", {"in.txt": "a"}),
         ("b/cmp.wheel.json",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
 from typing import Any
 
 from ..errors import Problem, ProjectError, ValidationError
@@ -181,8 +182,10 @@ def _check_condition(c: Component, key: str, add: _Add, *, required: bool = True
         if required:
             add(Problem(f, key, "is not set; give a script name in the directory or an expression"))
         return
+    if isinstance(cond, bool):
+        return  # retryCondition: true or false
     text = str(cond).strip()
-    if (c.directory / text).is_file():
+    if _names_a_file(c.directory, text):
         return
     try:
         parse_expression(text)
@@ -191,6 +194,17 @@ def _check_condition(c: Component, key: str, add: _Add, *, required: bool = True
             add(Problem(f, key, f"{text!r}: no such script in {c.rel}/ (and not an expression)"))
         else:
             add(Problem(f, key, str(e)))
+
+
+def _names_a_file(directory: Path, text: str) -> bool:
+    """True when ``text`` is a file in ``directory``; False for text no file name can be (too
+    long a part, a NUL), which the file system would answer with an error."""
+    if "\x00" in text or any(len(part.encode()) > 255 for part in text.split("/")):
+        return False
+    try:
+        return (directory / text).is_file()
+    except OSError:
+        return False
 
 
 def _check_control(c: Component, add: _Add) -> None:
@@ -402,6 +416,7 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
                 f"unknown host {host!r} (known: {listed}); add it to remotehost.json or use localhost",
             )
         )
+    _check_condition(c, "retryCondition", add, required=False)
     if host == LOCALHOST and c.use_job_scheduler and c.type != "stepjobTask":
         add(
             Problem(
