@@ -136,7 +136,10 @@ class Task(Flow):
     exclude: Globs = None
     retry: Retry = None
     retryTimes: Retry = None  #: WHEEL 2022's name for retry
-    retryCondition: str | bool | None = None
+    retryCondition: Annotated[
+        str | bool | None,
+        _M(description="a script name or an expression, or true or false (or null)"),
+    ] = None
     ignoreFailure: Flag = None
 
 
@@ -280,7 +283,10 @@ class HostEntry(msgspec.Struct):
 
 # ------------------------------------------------------------------------------ jobScheduler.json
 Command = str | list[str] | None  #: WHEEL 2022: a list of commands run one after the other
-Codes = list[int | str] | int | str | None
+Codes = Annotated[
+    list[int | str] | int | str | None,
+    _M(description="a code (a whole number) or a list of codes"),
+]
 
 
 class SchedulerEntry(msgspec.Struct):
