@@ -189,6 +189,9 @@ STRINGS = st.one_of(
             "{{ x }}",
             "localhost",
             "a,b",
+            "3",
+            "-1",
+            "2.5",
             "ü",
             # names of files that are there: a delivery or a copy must not overwrite them
             "run.sh",

@@ -182,3 +182,22 @@ def test_server_json_numbers_are_checked(config_dir: Path) -> None:
     write_json(config_dir / "server.json", [])
     with pytest.raises(ProjectError, match="must hold a JSON object"):
         local_job_limit()
+
+
+def test_numbers_written_as_strings_are_read_as_numbers(config_dir: Path) -> None:
+    write_json(
+        config_dir / "remotehost.json",
+        [
+            {
+                "name": "a",
+                "numJob": "3",
+                "maxStatusCheckError": "4",
+                "statusCheckInterval": "2.5",
+                "port": "22",
+                "useStepjob": "false",
+            }
+        ],
+    )
+    a = load_hosts()["a"]
+    assert (a.num_job, a.status_check_interval, a.port) == (3, 2.5, 22)
+    assert a.raw["maxStatusCheckError"] == 4 and a.raw["useStepjob"] is False

@@ -70,6 +70,8 @@ Count = Annotated[
     Annotated[int, _M(ge=0)] | Annotated[str, _M(pattern=r"^\s*[0-9]*\s*$")] | None,
     _M(description="a whole number ≥ 0 (or empty)"),
 ]
+#: in configuration files, read with strict=False: "3" is read as 3
+ConfigCount = Annotated[int, _M(ge=0)] | Literal[""] | None
 Number = int | float | None
 Text = str | None
 Flag = bool | None
@@ -269,13 +271,13 @@ class HostEntry(msgspec.Struct):
     path: Annotated[str, _M(max_length=4096)] | None = None
     keyFile: Text = None
     jobScheduler: Text = None
-    numJob: Count = None
+    numJob: ConfigCount = None
     #: OPEN-WHEEL 2025 writes a list, earlier versions one comma-separated string
     queue: list[str] | str | None = None
     statusCheckInterval: (
         Annotated[int, _M(ge=0)] | Annotated[float, _M(ge=0)] | Literal[""] | None
     ) = None
-    maxStatusCheckError: Count = None
+    maxStatusCheckError: ConfigCount = None
     useStepjob: Flag = None
     useBulkjob: Flag = None
     transport: Text = None  #: sharin's: "ssh" (the default) or "local"
