@@ -25,7 +25,7 @@ from sharin.engine import Event
 from sharin.engine import _mirror as mirror_module
 from sharin.model import write_json_atomic
 
-from ..helpers import journal_tasks, lines, read_json, write_json
+from ..helpers import edit_json, journal_tasks, lines, read_json, write_json
 
 LOG = 'echo "$SHARIN_TASK" >> "$SHARIN_PROJECT_DIR/ran.log"\n'
 WHEEL_ENV = "env | grep '^WHEEL_' | grep -v '^WHEEL_LOCAL_PRJDIR=' | sort > env.txt\n"
@@ -1003,7 +1003,10 @@ VALIDATION_CASES: list[tuple[str, Callable[[Project], object], str, str, str]] =
     ),
     (
         "keep-negative",
-        lambda p: sharin.add_component(p, "for", "loop", start=0, end=1, step=1, keep=-1),
+        lambda p: edit_json(  # as a hand edit: `add --set keep=-1` is refused at once
+            sharin.add_component(p, "for", "loop", start=0, end=1, step=1).file,
+            lambda d: d.update(keep=-1),
+        ),
         "loop/cmp.wheel.json",
         "keep",
         "-1",

@@ -206,14 +206,39 @@ def test_a_job_the_scheduler_forgot_is_lost_on_attach(project: Project, pjm: Pjm
     assert result.lost and "no record of job 999999" in result.message
 
 
-def test_user_scheduler_definitions_override_and_are_checked(config_dir: Path) -> None:
+def test_user_scheduler_entries_are_merged_field_by_field(config_dir: Path) -> None:
+    # OPEN-WHEEL 2025: a user entry changes only the fields it gives
+    builtin = load_schedulers()["Fugaku"]
+    (config_dir / "jobScheduler.json").write_text(json.dumps({"Fugaku": {"submit": "mysub"}}))
+    fugaku = load_schedulers()["Fugaku"]
+    assert fugaku.submit == "mysub"
+    assert fugaku.stat == builtin.stat and fugaku.re_job_id == builtin.re_job_id
+    assert fugaku.supports_step and fugaku.supports_bulk
+    assert fugaku.raw["reReturnCode"] == builtin.raw["reReturnCode"]
+
+
+def test_a_user_scheduler_sharin_does_not_ship_must_be_complete(config_dir: Path) -> None:
     (config_dir / "jobScheduler.json").write_text(
-        json.dumps({"Fugaku": {"submit": "pjsub", "del": "pjdel", "stat": "pjstat"}})
+        json.dumps({"Mine": {"submit": "qsub", "stat": "qstat"}})
     )
     with pytest.raises(ProjectError) as e:
         load_schedulers()
-    assert "jobScheduler.json" in str(e.value) and "'Fugaku'" in str(e.value)
-    assert "reJobID" in str(e.value)
+    msg = str(e.value)
+    assert msg.startswith(f"{config_dir / 'jobScheduler.json'} [Mine]: ")
+    assert "missing: del, reJobID, reReturnCode, reRunning" in msg
+
+
+def test_user_scheduler_fields_are_type_checked(config_dir: Path) -> None:
+    (config_dir / "jobScheduler.json").write_text(
+        json.dumps({"Fugaku": {"submit": 3, "acceptableRt": [True]}, "X": []})
+    )
+    with pytest.raises(ProjectError) as e:
+        load_schedulers()
+    msg = str(e.value)
+    assert msg.startswith(f"3 problems in {config_dir / 'jobScheduler.json'}:")
+    assert "[Fugaku.submit]: must be a string or a list of strings (or null), not 3" in msg
+    assert "[Fugaku.acceptableRt[0]]: must be a whole number or a string, not true" in msg
+    assert "[X]: must be an object of fields (submit, stat, reJobID …), not a list" in msg
 
     (config_dir / "jobScheduler.json").write_text(
         json.dumps(
@@ -231,7 +256,7 @@ def test_user_scheduler_definitions_override_and_are_checked(config_dir: Path) -
     )
     with pytest.raises(ProjectError) as e:
         load_schedulers()
-    assert "'Mine', field 'reJobID'" in str(e.value) and "regular expression" in str(e.value)
+    assert "[Mine.reJobID]: is not a valid regular expression" in str(e.value)
 
 
 def test_wheel_2022_definitions_are_understood(config_dir: Path) -> None:
@@ -440,3 +465,9 @@ def test_a_scheduler_that_is_not_installed_is_named(project: Project, config_dir
     assert result.state == "failed"
     assert "pjsub was not found on this machine" in result.failed[0]
     assert "sharin-submit" not in result.failed[0]
+
+
+def test_an_empty_command_list_is_a_missing_command(config_dir: Path) -> None:
+    (config_dir / "jobScheduler.json").write_text(json.dumps({"Fugaku": {"submit": []}}))
+    with pytest.raises(ProjectError, match=r"\[Fugaku.submit\]: is required"):
+        load_schedulers()

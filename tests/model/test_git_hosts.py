@@ -9,7 +9,7 @@ import pytest
 
 import sharin
 from sharin import Project, ProjectError
-from sharin.model import HostConfig, config_dir, git, load_hosts
+from sharin.model import HostConfig, config_dir, git, load_hosts, local_job_limit
 
 from ..helpers import write_json
 
@@ -104,8 +104,8 @@ def test_load_hosts(config_dir: Path) -> None:
     [
         ("[{", "malformed JSON at line 1, column 3"),
         ('{"name": "x"}', "must hold a JSON array"),
-        ('[{"host": "h"}]', "entry 0 has no 'name'"),
-        ('[{"name": "x", "port": "ssh"}]', "entry 0 \\('x'\\)"),
+        ('[{"host": "h"}]', "entry 0.name\\]: is missing; set it to a label"),
+        ('[{"name": "x", "port": "ssh"}]', "x.port\\]: must be a whole number from 1 to 65535"),
     ],
 )
 def test_bad_remotehost_json(config_dir: Path, text: str, message: str) -> None:
@@ -124,3 +124,77 @@ def test_config_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     monkeypatch.delenv("WHEEL_CONFIG_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert config_dir() == tmp_path / "home" / ".wheel"
+
+
+def test_queue_may_be_a_list_as_open_wheel_2025_writes_it(config_dir: Path) -> None:
+    write_json(
+        config_dir / "remotehost.json",
+        [
+            {"name": "new", "host": "h", "queue": ["small", " large ", ""]},
+            {"name": "old", "host": "h", "queue": "small,large"},
+            {"name": "none", "host": "h", "queue": None},
+        ],
+    )
+    hosts = load_hosts()
+    assert hosts["new"].queues == ("small", "large")
+    assert hosts["old"].queues == ("small", "large")
+    assert hosts["none"].queues == ()
+
+
+def test_every_wrong_field_of_remotehost_json_is_listed(config_dir: Path) -> None:
+    write_json(
+        config_dir / "remotehost.json",
+        [
+            {"name": "a", "host": "h", "port": 0, "numJob": "many", "queue": {"q": 1}},
+            {"name": "b", "useStepjob": "yes", "statusCheckInterval": -1},
+            "c",
+            {"name": "a"},
+        ],
+    )
+    with pytest.raises(ProjectError) as err:
+        load_hosts()
+    msg = str(err.value)
+    path = config_dir / "remotehost.json"
+    assert msg.splitlines() == [
+        f"7 problems in {path}:",
+        "  - [a.port]: must be a whole number from 1 to 65535 (or empty), not 0",
+        '  - [a.numJob]: must be a whole number ≥ 0 (or empty), not "many"',
+        '  - [a.queue]: must be a list of strings or a string (or null), not {"q": 1}',
+        "  - [b.statusCheckInterval]: must be a number ≥ 0 (or empty), not -1",
+        '  - [b.useStepjob]: must be true or false (or null), not "yes"',
+        "  - [entry 2]: must be an object with a name (the label tasks use as host), not a string",
+        "  - [a.name]: is the name of an earlier entry too; rename one",
+    ]
+    assert "Traceback" not in msg and "None" not in msg
+
+
+def test_server_json_numbers_are_checked(config_dir: Path) -> None:
+    write_json(config_dir / "server.json", {"numJobOnLocal": "2"})
+    assert local_job_limit() == 2
+    write_json(config_dir / "server.json", {"numLocalJob": 3})  # OPEN-WHEEL 2025's name
+    assert local_job_limit() == 3
+    write_json(config_dir / "server.json", {"numJobOnLocal": [1]})
+    with pytest.raises(ProjectError, match=r"server.json \[numJobOnLocal\]: must be a whole"):
+        local_job_limit()
+    write_json(config_dir / "server.json", [])
+    with pytest.raises(ProjectError, match="must hold a JSON object"):
+        local_job_limit()
+
+
+def test_numbers_written_as_strings_are_read_as_numbers(config_dir: Path) -> None:
+    write_json(
+        config_dir / "remotehost.json",
+        [
+            {
+                "name": "a",
+                "numJob": "3",
+                "maxStatusCheckError": "4",
+                "statusCheckInterval": "2.5",
+                "port": "22",
+                "useStepjob": "false",
+            }
+        ],
+    )
+    a = load_hosts()["a"]
+    assert (a.num_job, a.status_check_interval, a.port) == (3, 2.5, 22)
+    assert a.raw["maxStatusCheckError"] == 4 and a.raw["useStepjob"] is False

@@ -92,9 +92,9 @@ def test_for_is_lazy() -> None:
             1,
             "start 5, end 0, step 1 would never reach end (infinite loop); use a negative step",
         ),
-        ("1", 3, 1, "for loop 'for0': start must be a number, found '1'"),
-        (0, None, 1, "end must be a number, found None"),
-        (0, 3, True, "step must be a number, found True"),
+        ("1", 3, 1, "for loop 'for0': start must be a number, found \"1\""),
+        (0, None, 1, "end must be a number, found null"),
+        (0, 3, True, "step must be a number, found true"),
         (0, math.inf, 1, "end must be finite"),
         (math.nan, 3, 1, "start must be finite"),
     ],
@@ -226,11 +226,11 @@ def test_foreach_items_are_text() -> None:
 @pytest.mark.parametrize(
     ("index_list", "message"),
     [
-        ("a,b", "indexList must be a list, found 'a,b'"),
+        ("a,b", 'indexList must be a list, found "a,b"'),
         (None, "indexList must be a list"),
         ([], "indexList is empty"),
-        (["a", None], "indexList[1] must be a string or a number, found None"),
-        (["a", True], "indexList[1] must be a string or a number, found True"),
+        (["a", None], "indexList[1] must be a string or a number, found null"),
+        (["a", True], "indexList[1] must be a string or a number, found true"),
         (["a", ["b"]], "indexList[1] must be a string or a number"),
         # WHEEL looks the next item up with indexOf, so a repeated item loops forever there
         (["a", "b", "a"], "indexList[2] 'a' appears twice the same instance directory 'fe_a'"),

@@ -172,7 +172,7 @@ def test_version_1_is_refused_with_a_clear_message(tmp_path: Path) -> None:
 
 BAD_FILES: list[tuple[dict[str, Any], str]] = [
     ({"params": []}, 'version: missing; a parameter file must start with "version": 2'),
-    ({"version": "2", "params": []}, "version: must be 2, found '2'"),
+    ({"version": "2", "params": []}, 'version: must be 2, found "2"'),
     ({"version": 3, "params": []}, "version: must be 2, found 3"),
     ({"version": 2}, "params: missing"),
     ({"version": 2, "params": {}}, "params: must be a list, found an object"),
@@ -209,7 +209,11 @@ BAD_FILES: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"version": 2, "params": [{"keyword": "A", "type": "range", "min": 1}]},
-        "params[0].type: unknown type 'range'",
+        'params[0].type: unknown type "range"',
+    ),
+    (
+        {"version": 2, "params": [{"keyword": "A", "type": ["list"], "list": [1]}]},
+        'params[0].type: unknown type ["list"]',
     ),
     (
         {
@@ -237,11 +241,11 @@ BAD_FILES: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"version": 2, "params": [{"keyword": "A", "min": "1", "max": 3, "step": 1}]},
-        "params[0].min: must be a number, found '1'",
+        'params[0].min: must be a number, found "1"',
     ),
     (
         {"version": 2, "params": [{"keyword": "A", "min": 1, "max": True, "step": 1}]},
-        "params[0].max: must be a number, found True",
+        "params[0].max: must be a number, found true",
     ),
     (
         {"version": 2, "params": [{"keyword": "A", "min": 1, "max": 2, "step": float("nan")}]},

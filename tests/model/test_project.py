@@ -293,8 +293,8 @@ def test_json_write_is_atomic_and_keeps_the_mode(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b"[1, 2]", "must hold a JSON object, found list"),
-        (b"\xff\xfe", "cannot be read"),
+        (b"[1, 2]", r"must hold a JSON object \(\{...\}\), not a list"),
+        (b"\xff\xfe", r"is not a text file in UTF-8 \(byte 1 is not valid\)"),
         (b'{"a": 1', "malformed JSON at line 1, column 8"),
     ],
 )

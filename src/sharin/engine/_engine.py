@@ -993,13 +993,18 @@ class Engine:
                         return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
                     return self._finish(c, key, State.FINISHED, persist, attempt, 0, result.message)
                 if attempt <= c.retry and await self._should_retry(c, cdir, env, result):
+                    # a short wait, doubling with each attempt, capped: a task that fails at once
+                    # is not re-run in a tight loop
+                    delay = min(RETRY_DELAY_MAX, RETRY_DELAY * 2 ** (attempt - 1))
                     self._record(
                         c,
                         key,
                         State.WAITING,
                         persist=persist,
-                        message=f"attempt {attempt} failed (exit {result.returncode}); retrying",
+                        message=f"attempt {attempt} failed (exit {result.returncode}); "
+                        f"retrying in {delay:g} s",
                     )
+                    await asyncio.sleep(delay)
                     result = None
                     handle = None
                     continue
@@ -1083,6 +1088,11 @@ class Engine:
             return JobResult(0, f"checker {checker} passed ({ran})" if rc else "")
         return JobResult(crc, f"checker {checker} exited {crc} ({ran})")
 
+
+#: the wait before the first re-run of a failed task (``retry``), doubled for each further one
+RETRY_DELAY = 0.1
+#: the longest wait between two attempts of a task
+RETRY_DELAY_MAX = 10.0
 
 #: a WHEEL condition: a script in the component's directory (exit 0 = true) or a safe expression
 evaluate_condition = condition_true

@@ -2,7 +2,7 @@
 
 sharin ships its own definitions (``jobScheduler.json`` next to this module). A
 ``jobScheduler.json`` in the configuration directory (the one that holds ``remotehost.json``) is
-merged over them entry by entry, as OPEN-WHEEL does, so a WHEEL user's file works unchanged. Both
+merged over them field by field, as OPEN-WHEEL 2025 does, so a WHEEL user's file works unchanged. Both
 WHEEL generations are understood: OPEN-WHEEL's ``reRunning`` + ``statAfter`` and WHEEL 2022's
 ``reFinishedState`` (with a ``stat`` list joined by ``;``).
 
@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError
+from ..errors import Problem, ProjectError
 from ..model import config_dir, read_json_object
+from ..model._hosts import problem_list
+from ..model._jsonio import json_kind, show_json
 
 __all__ = ["BulkOutcome", "Outcome", "SchedulerDefinition", "load_schedulers"]
 
@@ -157,14 +159,14 @@ class SchedulerDefinition:
 
 def _text(entry: Mapping[str, Any], key: str, fail: Any, *, required: bool = False) -> str | None:
     value = entry.get(key)
-    if value in (None, ""):
+    if value is None or value == "" or value == []:
         if required:
             raise fail(key, "is required")
         return None
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return " ; ".join(value)  # WHEEL 2022: several commands, run one after the other
     if not isinstance(value, str):
-        raise fail(key, f"must be a string, not {type(value).__name__}")
+        raise fail(key, f"must be a string, not {json_kind(value)}")
     return value
 
 
@@ -194,9 +196,20 @@ def _codes(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
+def _whole_numbers(entry: Mapping[str, Any], key: str, fail: Any) -> frozenset[int]:
+    out: set[int] = set()
+    for x in _codes(entry.get(key)):
+        if isinstance(x, str) and x.strip().lstrip("-").isdigit():
+            x = int(x)
+        if isinstance(x, bool) or not isinstance(x, int):
+            raise fail(key, f"must hold whole numbers (exit codes), not {show_json(x)}")
+        out.add(x)
+    return frozenset(out)
+
+
 def parse_definition(name: str, entry: Mapping[str, Any], path: Path | str) -> SchedulerDefinition:
     def fail(key: str, message: str) -> ProjectError:
-        return ProjectError(f"jobScheduler {name!r}, field {key!r}: {message}", path=path)
+        return ProjectError(f"{path} [{name}.{key}]: {message}")
 
     submit = _text(entry, "submit", fail, required=True)
     delete = _text(entry, "del", fail, required=True)
@@ -221,11 +234,8 @@ def parse_definition(name: str, entry: Mapping[str, Any], path: Path | str) -> S
         step_option = None
     if bulk is False:
         bulk_option = None
-    try:
-        acceptable_rt = frozenset(int(x) for x in _codes(entry.get("acceptableRt")))
-        exceeded_rts = frozenset(int(x) for x in _codes(entry.get("exceededRtList")))
-    except (TypeError, ValueError) as e:
-        raise fail("acceptableRt", f"must hold whole numbers ({e})") from None
+    acceptable_rt = _whole_numbers(entry, "acceptableRt", fail)
+    exceeded_rts = _whole_numbers(entry, "exceededRtList", fail)
     statuses = _codes(entry.get("acceptableJobStatus"))
     return SchedulerDefinition(
         name=name,
@@ -258,28 +268,82 @@ def parse_definition(name: str, entry: Mapping[str, Any], path: Path | str) -> S
     )
 
 
-def _read(path: Path) -> dict[str, Any]:
+#: what a scheduler needs; a user entry for a name sharin does not ship must give them all
+_REQUIRED = ("submit", "del", "stat", "reJobID", "reReturnCode")
+
+
+def _read(path: Path) -> dict[str, dict[str, Any]]:
+    """The entries of a jobScheduler.json, every field type-checked (all problems at once)."""
+    from ..model import _schema  # msgspec is imported when the file is read
+
     data = read_json_object(path)
+    problems: list[Problem] = []
+    entries: dict[str, dict[str, Any]] = {}
     for name, entry in data.items():
         if not isinstance(entry, dict):
-            raise ProjectError(
-                f"jobScheduler {name!r} must be an object of fields (submit, stat, reJobID …)",
-                path=path,
+            problems.append(
+                Problem(
+                    str(path),
+                    name,
+                    "must be an object of fields (submit, stat, reJobID …), "
+                    f"not {json_kind(entry)}",
+                )
             )
-    return data
+            continue
+        found = _schema.check_object(
+            entry, _schema.SchedulerEntry, str(path), prefix=f"{name}.", strict=False
+        )
+        if found:
+            problems += found
+            continue
+        typed = _schema.convert(entry, _schema.SchedulerEntry)
+        entries[name] = {**entry, **_schema.present_fields(typed, entry)}
+    if problems:
+        raise ProjectError(problem_list(problems, str(path)))
+    return entries
+
+
+def _merge(
+    builtin: Mapping[str, dict[str, Any]], user: Mapping[str, dict[str, Any]], path: Path
+) -> dict[str, tuple[dict[str, Any], Path | str]]:
+    """The user's entries over the built-in ones **field by field** (as OPEN-WHEEL 2025 does):
+    ``{"Fugaku": {"submit": "mysub"}}`` keeps every other field of the built-in Fugaku. An
+    entry for a name sharin does not ship must be complete."""
+    out: dict[str, tuple[dict[str, Any], Path | str]] = {
+        k: (v, "sharin's built-in jobScheduler.json") for k, v in builtin.items()
+    }
+    problems: list[Problem] = []
+    for name, entry in user.items():
+        if name in builtin:
+            out[name] = ({**builtin[name], **entry}, path)
+            continue
+        missing = [k for k in _REQUIRED if entry.get(k) in (None, "", [])]
+        if all(entry.get(k) in (None, "") for k in ("reRunning", "reFinishedState")):
+            missing.append("reRunning")
+        if missing:
+            shipped = ", ".join(sorted(builtin))
+            problems.append(
+                Problem(
+                    str(path),
+                    name,
+                    f"is not a scheduler sharin ships ({shipped}), so it needs every field; "
+                    f"missing: {', '.join(missing)}",
+                )
+            )
+            continue
+        out[name] = (entry, path)
+    if problems:
+        raise ProjectError(problem_list(problems, str(path)))
+    return out
 
 
 def load_schedulers(directory: Path | None = None) -> dict[str, SchedulerDefinition]:
-    """Built-in definitions, with the configuration directory's ``jobScheduler.json`` over them."""
+    """Built-in definitions, with the configuration directory's ``jobScheduler.json`` merged
+    over them field by field."""
     from importlib import resources  # only runs that use a scheduler pay for this import
 
-    builtin = resources.files(__package__).joinpath("jobScheduler.json")
-    entries: dict[str, tuple[dict[str, Any], Path | str]] = {
-        k: (v, "sharin's built-in jobScheduler.json")
-        for k, v in json.loads(builtin.read_text(encoding="utf-8")).items()
-    }
+    builtin_file = resources.files(__package__).joinpath("jobScheduler.json")
+    builtin: dict[str, dict[str, Any]] = json.loads(builtin_file.read_text(encoding="utf-8"))
     user = (directory or config_dir()) / "jobScheduler.json"
-    if user.is_file():
-        for k, v in _read(user).items():
-            entries[k] = (v, user)
+    entries = _merge(builtin, _read(user), user) if user.is_file() else _merge(builtin, {}, user)
     return {name: parse_definition(name, entry, where) for name, (entry, where) in entries.items()}

@@ -10,13 +10,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -24,7 +25,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..engine import HANGUP_MESSAGE, Event, RunOptions, RunResult
-from ..errors import BusyError, ProjectError, RunError, SharinError, ValidationError
+from ..errors import (
+    BusyError,
+    JournalError,
+    ProjectError,
+    RunError,
+    SharinError,
+    ValidationError,
+)
 from ..model import Component, ComponentType, Project, State, load_hosts, wheel_notes
 from . import api
 
@@ -34,11 +42,20 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 
-def _fail(e: SharinError) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, soft_wrap=True)
+def exit_code(e: SharinError) -> int:
+    """The exit code of an error (the table in the README): 4 when another engine runs the
+    project, 2 for bad input (an invalid or unreadable project, configuration or journal),
+    1 when a run could not proceed."""
     if isinstance(e, BusyError):
-        sys.exit(EXIT_BUSY)
-    sys.exit(EXIT_INPUT if isinstance(e, ProjectError) else EXIT_FAILED)
+        return EXIT_BUSY
+    if isinstance(e, ProjectError | JournalError):
+        return EXIT_INPUT
+    return EXIT_FAILED
+
+
+def _fail(e: SharinError) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, soft_wrap=True)
+    sys.exit(exit_code(e))
 
 
 class _Group(click.Group):
@@ -47,6 +64,16 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except SharinError as e:
             _fail(e)
+        except sqlite3.DatabaseError as e:  # a journal damaged after it was opened
+            _fail(
+                JournalError(
+                    f"the run journal .sharin/journal.sqlite cannot be read ({e}); move it "
+                    "away (e.g. to .sharin/journal.sqlite.bad) to start a fresh history"
+                )
+            )
+        except OSError as e:  # a file sharin had to read or write: name it, no traceback
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(ProjectError(f"{where}{e.strerror or e}; check the file and its permissions"))
 
 
 def _parse_value(text: str) -> Any:
@@ -372,6 +399,8 @@ def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
         raise ProjectError(f"{fixed[0]!r} cannot be changed (it is set when a component is made)")
     with api.editing(project) as p:
         c = p.component(component)
+        for k, v in pairs:  # every value is checked before any is written
+            p.check_property(c, k, v)
         for k, v in pairs:
             api.set_property(p, c, k, v)
             console.print(escape(f"{component}: {k} = {json.dumps(v)}"))
@@ -627,6 +656,12 @@ def _summary(p: Project, r: RunResult) -> None:
 def _detach(p: Project, keep_going: bool, restart: bool, jobs: int | None, lost: str) -> None:
     from ..engine import sharin_dir
 
+    running = api.engine_pid(p)
+    if running is not None:
+        raise BusyError(
+            f"{p.root}: another engine (pid {running}) is running the project; "
+            f"`sharin status {p.root}` to watch it, `sharin stop {p.root}` to stop it"
+        )
     d = sharin_dir(p.root)
     d.mkdir(parents=True, exist_ok=True)
     args = [sys.executable, "-m", "sharin", "run", str(p.root), "--quiet", "--lost", lost]
@@ -650,15 +685,32 @@ def _detach(p: Project, keep_going: bool, restart: bool, jobs: int | None, lost:
         if api.engine_pid(p) == proc.pid:
             break
         if proc.poll() is not None:
-            raise RunError(
-                f"the engine exited at once (code {proc.returncode}); see {d / 'engine.log'}"
-            )
+            said = _last_error(d / "engine.log")
+            message = f"the engine exited at once: {said or f'code {proc.returncode}'}"
+            message += f" (see {d / 'engine.log'})"
+            if proc.returncode == EXIT_BUSY:
+                raise BusyError(message)
+            if proc.returncode == EXIT_INPUT:
+                raise ProjectError(message)
+            raise RunError(message)
         time.sleep(0.02)
     root = escape(str(p.root))
     console.print(
         f"running in the background (engine pid {proc.pid}); "
         f"`sharin status {root}` to watch, `sharin stop {root}` to stop"
     )
+
+
+def _last_error(log: Path) -> str:
+    """The last ``error:`` line an engine wrote to its log, without the prefix."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines[-50:]):
+        if line.startswith("error: "):
+            return line.removeprefix("error: ")
+    return ""
 
 
 @cli.command()

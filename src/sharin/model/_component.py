@@ -165,10 +165,41 @@ class OutputFile:
 
 def _links(items: Any, node_key: str, name_key: str) -> tuple[FileLink, ...]:
     out = []
-    for item in items or []:
+    for item in _list(items):
         if isinstance(item, dict):
-            out.append(FileLink(str(item.get(node_key, "")), str(item.get(name_key, ""))))
+            out.append(FileLink(_str(item.get(node_key)), _str(item.get(name_key))))
     return tuple(out)
+
+
+def _str(value: Any) -> str:
+    """A string field as text; anything else (a list, an object, null) reads as empty."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _list(value: Any) -> list[Any]:
+    """A list field; anything that is not a list reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def _strings(value: Any) -> list[str]:
+    return [x for x in _list(value) if isinstance(x, str)]
+
+
+def _count(value: Any, limit: int) -> int | None:
+    """A whole number 0..limit, or None when the field holds anything else."""
+    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit:
+        return value
+    return None
+
+
+#: the most re-executions of a task (``retry``); larger values are a validation problem
+MAX_RETRY = 100
 
 
 @dataclass(eq=False)
@@ -191,15 +222,15 @@ class Component:
 
     @property
     def id(self) -> str:
-        return str(self.data.get("ID", ""))
+        return _str(self.data.get("ID"))
 
     @property
     def name(self) -> str:
-        return str(self.data.get("name", ""))
+        return _str(self.data.get("name"))
 
     @property
     def type(self) -> str:
-        return str(self.data.get("type", ""))
+        return _str(self.data.get("type"))
 
     @property
     def is_container(self) -> bool:
@@ -207,67 +238,65 @@ class Component:
 
     @property
     def disabled(self) -> bool:
-        return bool(self.data.get("disable", False))
+        return bool(self.data.get("disable"))
 
     @property
     def previous(self) -> list[str]:
-        return [str(x) for x in self.data.get("previous") or []]
+        return _strings(self.data.get("previous"))
 
     @property
     def next(self) -> list[str]:
-        return [str(x) for x in self.data.get("next") or []]
+        return _strings(self.data.get("next"))
 
     @property
     def else_(self) -> list[str]:
-        return [str(x) for x in self.data.get("else") or []]
+        return _strings(self.data.get("else"))
 
     @property
     def script(self) -> str | None:
-        s = self.data.get("script")
-        return str(s) if s else None
+        return _str(self.data.get("script")) or None
 
     @property
     def host(self) -> str:
-        return str(self.data.get("host") or "localhost")
+        return _str(self.data.get("host")) or "localhost"
 
     @property
     def use_job_scheduler(self) -> bool:
-        return bool(self.data.get("useJobScheduler", False))
+        return bool(self.data.get("useJobScheduler"))
 
     @property
     def queue(self) -> str | None:
-        q = self.data.get("queue")
-        return str(q) if q else None
+        return _str(self.data.get("queue")) or None
 
     @property
     def submit_option(self) -> str | None:
-        s = self.data.get("submitOption")
-        return str(s) if s else None
+        return _str(self.data.get("submitOption")) or None
 
     @property
     def retry(self) -> int:
         """Number of re-executions after a failure (WHEEL's ``retry``; W22 wrote ``retryTimes``)."""
         value = self.data.get("retry")
-        if value in (None, ""):
+        if value is None or value == "":
             value = self.data.get("retryTimes")
-        try:
-            return max(0, int(value)) if value not in (None, "") else 0
-        except (TypeError, ValueError):
-            return 0
+        return _count(value, MAX_RETRY) or 0
 
     @property
     def retry_condition(self) -> str | None:
         c = self.data.get("retryCondition")
-        return str(c) if c not in (None, "") else None
+        if isinstance(c, bool):
+            return "true" if c else "false"  # JSON's words: an expression that is always so
+        return _str(c) or None
 
     @property
     def ignore_failure(self) -> bool:
-        return bool(self.data.get("ignoreFailure", False))
+        return bool(self.data.get("ignoreFailure"))
 
     @property
     def env(self) -> dict[str, str]:
-        env = self.data.get("env") or {}
-        return {str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {}
+        env = self.data.get("env")
+        if not isinstance(env, dict):
+            return {}
+        return {str(k): _str(v) for k, v in env.items() if isinstance(v, str | int | float)}
 
     @property
     def include(self) -> list[str]:
@@ -279,16 +308,16 @@ class Component:
 
     @property
     def state(self) -> str:
-        return str(self.data.get("state") or State.NOT_STARTED)
+        return _str(self.data.get("state")) or State.NOT_STARTED.value
 
     @property
     def input_files(self) -> list[InputFile]:
         out = []
-        for f in self.data.get("inputFiles") or []:
+        for f in _list(self.data.get("inputFiles")):
             if isinstance(f, dict):
                 out.append(
                     InputFile(
-                        str(f.get("name", "")),
+                        _str(f.get("name")),
                         _links(f.get("src"), "srcNode", "srcName"),
                         _links(f.get("forwardTo"), "dstNode", "dstName"),
                     )
@@ -298,11 +327,11 @@ class Component:
     @property
     def output_files(self) -> list[OutputFile]:
         out = []
-        for f in self.data.get("outputFiles") or []:
+        for f in _list(self.data.get("outputFiles")):
             if isinstance(f, dict):
                 out.append(
                     OutputFile(
-                        str(f.get("name", "")),
+                        _str(f.get("name")),
                         _links(f.get("dst"), "dstNode", "dstName"),
                         _links(f.get("origin"), "srcNode", "srcName"),
                     )
@@ -331,13 +360,9 @@ class Component:
 
 def _glob_list(value: Any) -> list[str]:
     """include/exclude: OPEN-WHEEL stores an array, W22 a comma-separated string."""
-    if value in (None, ""):
-        return []
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list):
-        return [str(v) for v in value if str(v)]
-    return []
+    return [v for v in _list(value) if isinstance(v, str) and v]
 
 
 def step_order(stepjob: Component) -> list[Component]:

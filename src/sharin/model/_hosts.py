@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError
+from ..errors import Problem, ProjectError
+from ._jsonio import json_kind, read_json, read_json_object, show_json
 
 __all__ = ["HostConfig", "LOCALHOST", "config_dir", "load_hosts", "local_job_limit"]
 
@@ -33,20 +33,83 @@ class HostConfig:
 
     @classmethod
     def from_json(cls, entry: dict[str, Any]) -> HostConfig:
-        queues = entry.get("queue") or ""
-        return cls(
-            name=str(entry["name"]),
-            host=str(entry.get("host") or entry["name"]),
-            user=entry.get("user") or entry.get("username"),
-            port=int(entry.get("port") or 22),
-            path=str(entry.get("path") or ""),
-            key_file=entry.get("keyFile"),
-            job_scheduler=entry.get("jobScheduler"),
-            num_job=int(entry.get("numJob") or 5),
-            queues=tuple(q.strip() for q in str(queues).split(",") if q.strip()),
-            status_check_interval=float(entry.get("statusCheckInterval") or 10),
-            raw=dict(entry),
+        """A host from its remotehost.json entry; a ProjectError names every wrong field."""
+        hosts = _hosts_from([entry], "remotehost.json")
+        return next(iter(hosts.values()))
+
+
+def _queues(value: object) -> tuple[str, ...]:
+    """``queue``: OPEN-WHEEL 2025 writes a list of names, earlier versions ``"a,b"``."""
+    items = value if isinstance(value, list) else str(value or "").split(",")
+    return tuple(q.strip() for q in items if isinstance(q, str) and q.strip())
+
+
+def _hosts_from(entries: list[Any], file: str) -> dict[str, HostConfig]:
+    from . import _schema  # msgspec is imported when the file is read
+
+    problems: list[Problem] = []
+    hosts: dict[str, HostConfig] = {}
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        label = entry.get("name") if isinstance(entry, dict) else None
+        where = label if isinstance(label, str) and label else f"entry {i}"
+        if not isinstance(entry, dict):
+            problems.append(
+                Problem(
+                    file,
+                    where,
+                    f"must be an object with a name (the label tasks use as host), "
+                    f"not {json_kind(entry)}",
+                )
+            )
+            continue
+        found = _schema.check_object(
+            entry, _schema.HostEntry, file, prefix=f"{where}.", strict=False
         )
+        if isinstance(label, str) and label in seen:
+            found.append(
+                Problem(file, f"{where}.name", "is the name of an earlier entry too; rename one")
+            )
+        seen.add(where)
+        if found:
+            problems += found
+            continue
+        h = _schema.convert(entry, _schema.HostEntry)
+        raw = dict(entry)
+        raw.update(_schema.present_fields(h, entry))  # "22" read as 22, "false" as false
+        hosts[h.name] = _host_config(h, raw)
+    if problems:
+        raise ProjectError(problem_list(problems, file))
+    return hosts
+
+
+def _host_config(h: Any, raw: dict[str, Any]) -> HostConfig:
+    def given(value: Any) -> bool:
+        return value is not None and value != ""
+
+    return HostConfig(
+        name=h.name,
+        host=h.host or h.name,
+        user=h.user or h.username or None,
+        port=h.port if given(h.port) else 22,
+        path=h.path or "",
+        key_file=h.keyFile or None,
+        job_scheduler=h.jobScheduler or None,
+        num_job=h.numJob if given(h.numJob) and h.numJob > 0 else 5,
+        queues=_queues(h.queue),
+        status_check_interval=float(h.statusCheckInterval)
+        if given(h.statusCheckInterval)
+        else 10.0,
+        raw=raw,
+    )
+
+
+def problem_list(problems: list[Problem], file: str) -> str:
+    """One message listing every problem of a configuration file."""
+    if len(problems) == 1:
+        return str(problems[0])
+    lines = "\n".join(f"  - [{p.field}]: {p.message}" for p in problems)
+    return f"{len(problems)} problems in {file}:\n{lines}"
 
 
 def config_dir() -> Path:
@@ -59,47 +122,43 @@ def config_dir() -> Path:
 
 
 def load_hosts(directory: Path | None = None) -> dict[str, HostConfig]:
-    """Host label → definition. A missing file means no remote hosts; a bad one is an error."""
+    """Host label → definition. A missing file means no remote hosts; a bad one is an error
+    listing every wrong field."""
     path = (directory or config_dir()) / "remotehost.json"
     if not path.is_file():
         return {}
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ProjectError(
-            f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}", path=path
-        ) from None
+    entries = read_json(path)
     if not isinstance(entries, list):
-        raise ProjectError("must hold a JSON array of host objects", path=path)
-    hosts: dict[str, HostConfig] = {}
-    for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not entry.get("name"):
-            raise ProjectError(f"entry {i} has no 'name' (the label tasks use as host)", path=path)
-        try:
-            hosts[str(entry["name"])] = HostConfig.from_json(entry)
-        except (TypeError, ValueError) as e:
-            raise ProjectError(f"entry {i} ({entry.get('name')!r}): {e}", path=path) from None
-    return hosts
+        raise ProjectError(
+            f'must hold a JSON array of host objects ([{{"name": ...}}, ...]), '
+            f"not {json_kind(entries)}",
+            path=path,
+        )
+    return _hosts_from(entries, str(path))
 
 
 def local_job_limit(directory: Path | None = None) -> int | None:
-    """WHEEL's ``numJobOnLocal``: $WHEEL_NUM_LOCAL_JOB, else ``server.json``, else None (the CPUs)."""
+    """WHEEL's ``numJobOnLocal`` (OPEN-WHEEL 2025: ``numLocalJob``): $WHEEL_NUM_LOCAL_JOB,
+    else ``server.json``, else None (the number of CPUs)."""
     env = os.environ.get("WHEEL_NUM_LOCAL_JOB")
     if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            raise ProjectError(f"WHEEL_NUM_LOCAL_JOB={env!r} is not a whole number") from None
+        if not env.strip().isdigit() or int(env) < 1:
+            raise ProjectError(
+                f"WHEEL_NUM_LOCAL_JOB={show_json(env)} must be a whole number ≥ 1; "
+                "set it to the number of local tasks to run at once, or unset it"
+            )
+        return int(env)
     path = (directory or config_dir()) / "server.json"
     if not path.is_file():
         return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get("numJobOnLocal")
-    except (json.JSONDecodeError, AttributeError) as e:
-        raise ProjectError(f"cannot read numJobOnLocal ({e})", path=path) from None
-    if value in (None, ""):
-        return None
-    try:
-        return max(1, int(value))
-    except (TypeError, ValueError):
-        raise ProjectError(f"numJobOnLocal {value!r} is not a whole number", path=path) from None
+    data = read_json_object(path)
+    from . import _schema
+
+    problems = _schema.check_object(data, _schema.ServerFile, str(path), strict=False)
+    if problems:
+        raise ProjectError(problem_list(problems, str(path)))
+    server = _schema.convert(data, _schema.ServerFile)
+    for value in (server.numJobOnLocal, server.numLocalJob):
+        if isinstance(value, int):
+            return value
+    return None

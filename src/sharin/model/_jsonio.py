@@ -8,9 +8,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ProjectError
+from ..errors import Problem, ProjectError
 
-__all__ = ["NEW_FILE_MODE", "read_json_object", "write_json_atomic"]
+__all__ = [
+    "NEW_FILE_MODE",
+    "json_kind",
+    "load_checked",
+    "read_json",
+    "read_json_object",
+    "show_json",
+    "write_json_atomic",
+]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -20,23 +28,106 @@ NEW_FILE_MODE = 0o666 & ~_UMASK
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """Read a JSON object; every failure names the file, line and column and says what to do."""
+    value = read_json(path)
+    if not isinstance(value, dict):
+        raise ProjectError(
+            f"must hold a JSON object ({{...}}), not {json_kind(value)}; "
+            "fix the file by hand (or `git checkout` it) and try again",
+            path=path,
+        )
+    return value
+
+
+def read_json(path: Path) -> Any:
+    """Read any JSON value; a file that is missing, unreadable or not JSON is a ProjectError."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ProjectError("file not found", path=path) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ProjectError(f"cannot be read ({e})", path=path) from None
+    except IsADirectoryError:
+        raise ProjectError("is a directory, not a file", path=path) from None
+    except OSError as e:
+        raise ProjectError(f"cannot be read ({e.strerror or e})", path=path) from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a byte-order mark, as some Windows editors write
     try:
-        value = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ProjectError(
+            f"is not a text file in UTF-8 (byte {e.start + 1} is not valid); "
+            "restore it (`git checkout` it) or save it as UTF-8 text",
+            path=path,
+        ) from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise ProjectError(
-            f"malformed JSON at line {e.lineno}, column {e.colno}: {e.msg}; "
+            f"malformed JSON at line {e.lineno}, column {e.colno}: {_json_words(e.msg)}; "
             "fix the file by hand (or `git checkout` it) and try again",
             path=path,
         ) from None
-    if not isinstance(value, dict):
-        raise ProjectError(f"must hold a JSON object, found {type(value).__name__}", path=path)
-    return value
+    except RecursionError:
+        raise ProjectError(
+            "nests lists or objects too deeply to be read; fix the file by hand", path=path
+        ) from None
+
+
+def _json_words(msg: str) -> str:
+    """The JSON parser's message, lower-cased and without Python's quoting of property names."""
+    msg = msg.replace(
+        "Expecting property name enclosed in double quotes",
+        "expecting a field name in double quotes",
+    )
+    return msg[:1].lower() + msg[1:]
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, in words: ``a list``, ``a string``, ``null`` …"""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "a value JSON does not have"
+
+
+def show_json(value: Any, limit: int = 60) -> str:
+    """A value as JSON writes it (``true``, ``null``, ``"abc"``), shortened when long."""
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = str(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str | list | dict):
+        unit = {str: "characters", list: "items", dict: "fields"}[type(value)]
+        return f"{text[: limit - 5]}… ({json_kind(value)} of {len(value):,} {unit})"
+    return text[: limit - 1] + "…"
+
+
+def load_checked(path: Path, rel: str, kind: str, problems: list[Problem]) -> dict[str, Any] | None:
+    """Read a project file (``kind`` "project" or "component") and type-check every field.
+
+    Problems go into ``problems`` (named ``rel``); None when the file is not a JSON object at all.
+    """
+    try:
+        data = read_json_object(path)
+    except ProjectError as e:
+        prefix = f"{path}: "
+        text = str(e)
+        problems.append(Problem(rel, "", text[len(prefix) :] if text.startswith(prefix) else text))
+        return None
+    from . import _schema  # msgspec is imported when a project is first opened
+
+    problems.extend(_schema.check_project_file(kind, data, rel))
+    return data
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

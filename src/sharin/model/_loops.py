@@ -33,6 +33,7 @@ from fractions import Fraction
 
 from ..errors import ProjectError
 from ._expr import to_js_string
+from ._jsonio import show_json
 from ._paramstudy import sanitize_path
 
 __all__ = [
@@ -76,7 +77,11 @@ def _text(index: LoopIndex | None) -> str:
 
 
 def _shown(value: object) -> str:
-    return _text(value) if isinstance(value, int | float | str) else repr(value)
+    return _text(value) if isinstance(value, int | float | str) else show_json(value)
+
+
+#: the longest file name (bytes) of the usual file systems
+_NAME_MAX = 255
 
 
 def loop_instance_name(name: str, index: LoopIndex) -> str:
@@ -91,12 +96,12 @@ def loop_instance_name(name: str, index: LoopIndex) -> str:
 def _number(value: object, what: str, name: str) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ProjectError(
-            f"for loop {name!r}: {what} must be a number, found {value!r}; set it in the "
+            f"for loop {name!r}: {what} must be a number, found {show_json(value)}; set it in the "
             "component's properties"
         )
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
-            raise ProjectError(f"for loop {name!r}: {what} must be finite, found {value!r}")
+            raise ProjectError(f"for loop {name!r}: {what} must be finite, found {value}")
         return Fraction(Decimal(repr(value)))  # the number as written, not its binary value
     return Fraction(value)
 
@@ -209,7 +214,9 @@ def foreach_items(index_list: object, *, name: str = "foreach") -> tuple[str, ..
     It must be a non-empty list of strings or numbers whose instance directory names differ.
     """
     if not isinstance(index_list, list | tuple):
-        raise ProjectError(f"foreach {name!r}: indexList must be a list, found {index_list!r}")
+        raise ProjectError(
+            f"foreach {name!r}: indexList must be a list, found {show_json(index_list)}"
+        )
     if not index_list:
         raise ProjectError(f"foreach {name!r}: indexList is empty; add at least one item")
     items: list[str] = []
@@ -217,9 +224,16 @@ def foreach_items(index_list: object, *, name: str = "foreach") -> tuple[str, ..
     for i, item in enumerate(index_list):
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise ProjectError(
-                f"foreach {name!r}: indexList[{i}] must be a string or a number, found {item!r}"
+                f"foreach {name!r}: indexList[{i}] must be a string or a number, "
+                f"found {show_json(item)}"
             )
         text = _text(item)
+        if len(loop_instance_name(name, text).encode()) > _NAME_MAX:
+            raise ProjectError(
+                f"foreach {name!r}: indexList[{i}] ({len(text):,} characters) makes the trip's "
+                f"directory name longer than {_NAME_MAX} bytes, the longest a file name may be; "
+                "shorten it"
+            )
         key = sanitize_path(text)
         if key in seen:
             same = "appears twice" if seen[key] == text else f"and {seen[key]!r} give"

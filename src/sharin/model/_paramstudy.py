@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, NamedTuple, Typ
 
 from ..errors import ProjectError
 from ._expr import to_js_string
-from ._jsonio import read_json_object
+from ._jsonio import read_json_object, show_json
 from ._paths import Bounds, UnsafePathError, check_real, find_root, name_problem
 
 if TYPE_CHECKING:  # jinja2 is imported when a template is first rendered (start-up time)
@@ -66,6 +66,7 @@ __all__ = [
     "copy_pairs",
     "count_vectors",
     "expand_space",
+    "check_instance_names",
     "instance_env",
     "instance_name",
     "iterate_vectors",
@@ -298,7 +299,7 @@ def parse_parameter_setting(data: Mapping[str, Any], path: Path | str) -> Parame
             'write it as version 2 with {{ KEY }} placeholders and "version": 2',
         )
     if not (_is_number(version) and version == 2):
-        raise fail("version", f"must be 2, found {version!r}")
+        raise fail("version", f"must be 2, found {show_json(version)}")
 
     target_key = "targetFiles" if "targetFiles" in data else "target_file"
     raw_targets = data.get(target_key, [])
@@ -362,10 +363,10 @@ def _parse_axis(item: object, where: str, fail: _Fail, *, last: bool) -> Axis:
     kind: AxisKind | None
     declared = item.get("type")
     if declared is not None:
-        if declared not in _AXIS_TYPES:
+        if not isinstance(declared, str) or declared not in _AXIS_TYPES:
             raise fail(
                 f"{where}.type",
-                f"unknown type {declared!r}; use 'min-max-step', 'list' or 'files'",
+                f"unknown type {show_json(declared)}; use 'min-max-step', 'list' or 'files'",
             )
         kind = _AXIS_TYPES[declared]
     elif all(_given(item.get(k)) for k in ("min", "max", "step")):
@@ -398,7 +399,7 @@ def _parse_axis(item: object, where: str, fail: _Fail, *, last: bool) -> Axis:
     patterns: list[str] = []
     for j, pattern in enumerate(raw):
         if not isinstance(pattern, str) or not pattern:
-            raise fail(f"{where}.files[{j}]", f"must be a glob pattern, found {pattern!r}")
+            raise fail(f"{where}.files[{j}]", f"must be a glob pattern, found {show_json(pattern)}")
         patterns.append(_relative_name(pattern, f"{where}.files[{j}]", fail))
     return FilesAxis(keyword, tuple(patterns), where)
 
@@ -412,7 +413,7 @@ def _parse_range(item: Mapping[str, Any], keyword: str, where: str, fail: _Fail)
         elif isinstance(value, int) and not isinstance(value, bool):
             numbers[key] = Decimal(value)
         else:
-            raise fail(f"{where}.{key}", f"must be a number, found {value!r}")
+            raise fail(f"{where}.{key}", f"must be a number, found {show_json(value)}")
     lo, hi, step = numbers["min"], numbers["max"], numbers["step"]
     if step == 0:
         raise fail(f"{where}.step", "must not be 0")
@@ -485,7 +486,7 @@ def _list_value(value: object, where: str, fail: _Fail) -> str:
         return value
     if _is_number(value):
         if isinstance(value, float) and not math.isfinite(value):
-            raise fail(where, f"must be a finite number, found {value!r}")
+            raise fail(where, f"must be a finite number, found {value}")
         return to_js_string(value) if isinstance(value, float) else str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -806,6 +807,29 @@ def count_vectors(setting: ParameterSetting, template_dir: Path | str) -> int:
 def instance_name(ps_name: str, vector: ParamVector) -> str:
     """The instance directory name: ``sanitize(<ps_name>_<k1>_<v1>_<k2>_<v2>...)`` as WHEEL."""
     return sanitize_path(ps_name + "".join(f"_{v.keyword}_{v.value}" for v in vector.values))
+
+
+#: the longest file name (bytes) of the usual file systems
+NAME_MAX: Final = 255
+
+
+def check_instance_names(setting: ParameterSetting, ps_name: str) -> None:
+    """Raise a ProjectError when the longest values of the range and list axes would make an
+    instance directory name longer than a file name may be (files axes are known only when
+    the study starts)."""
+    longest = len(ps_name.encode())
+    for axis in setting.params:
+        if isinstance(axis, FilesAxis):
+            continue
+        ends = (axis.value(0), axis.value(axis.size - 1))
+        values = axis.values if isinstance(axis, ListAxis) else ends
+        longest += len(f"_{axis.keyword}_".encode()) + max(len(v.encode()) for v in values)
+    if longest > NAME_MAX:
+        raise ProjectError(
+            f"the longest values make instance directory names of {longest:,} bytes, longer "
+            f"than the {NAME_MAX} a file name may have; shorten the values or the keywords",
+            path=setting.path,
+        )
 
 
 def instance_env(vector: ParamVector) -> dict[str, str]:

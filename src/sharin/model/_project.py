@@ -29,7 +29,7 @@ from ._component import (
     new_id,
     step_order,
 )
-from ._jsonio import read_json_object, write_json_atomic
+from ._jsonio import load_checked, show_json, write_json_atomic
 from ._paths import Bounds, name_problem
 
 __all__ = ["Project", "edit_lock", "find_project_root", "known_keys"]
@@ -157,6 +157,8 @@ class Project:
         self.data = data
         self.root_component = root_component
         self.load_problems: list[Problem] = []
+        #: files that could not be read as JSON objects at load: never overwritten
+        self.unreadable: set[Path] = set()
         #: directories of loop trips and parameter-study instances left by runs
         self.instance_dirs: list[Path] = []
         self.by_id: dict[str, Component] = {}
@@ -168,47 +170,61 @@ class Project:
     # ------------------------------------------------------------------ loading
     @classmethod
     def open(cls, path: Path | str) -> Project:
+        """Open a project; every problem in its files (unreadable, not JSON, a field of the
+        wrong type) is in :attr:`load_problems` instead of raised, so that a broken project
+        still opens for ``status``, ``revert`` and ``clean`` (``validate`` lists them)."""
         root = find_project_root(path)
-        data = read_json_object(root / PROJECT_FILE)
-        rc_data = read_json_object(root / COMPONENT_FILE)
-        root_c = Component(rc_data, root, "")
         problems: list[Problem] = []
+        unreadable: set[Path] = set()
+        data = load_checked(root / PROJECT_FILE, PROJECT_FILE, "project", problems)
+        if data is None:
+            unreadable.add(root / PROJECT_FILE)
+        rc_data = load_checked(root / COMPONENT_FILE, COMPONENT_FILE, "component", problems)
+        if rc_data is None:
+            unreadable.add(root / COMPONENT_FILE)
+        root_c = Component(rc_data or {}, root, "")
         instances: list[Path] = []
         stack = [root_c]
         while stack:
             c = stack.pop()
-            if c.type not in _CONTAINERS:
+            if c.type not in _CONTAINERS and c is not root_c:
                 continue
             try:
                 entries = sorted(os.scandir(c.directory), key=lambda e: e.name)
             except OSError as e:
-                raise ProjectError(f"cannot list directory ({e})", path=c.directory) from None
+                raise ProjectError(
+                    f"cannot list directory ({e.strerror})", path=c.directory
+                ) from None
             for entry in entries:
                 if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue
                 cfile = Path(entry.path) / COMPONENT_FILE
                 if not cfile.is_file():
                     continue
-                cdata = read_json_object(cfile)
-                if cdata.get("subComponent"):
+                rel = f"{c.rel}/{entry.name}" if c.rel else entry.name
+                cdata = load_checked(cfile, f"{rel}/{COMPONENT_FILE}", "component", problems)
+                if cdata is None:
+                    unreadable.add(cfile)
+                    continue
+                if cdata.get("subComponent") is True:
                     instances.append(Path(entry.path))  # a loop or parameter-study instance
                     continue
-                rel = f"{c.rel}/{entry.name}" if c.rel else entry.name
                 child = Component(cdata, Path(entry.path), rel, parent=c)
-                if str(cdata.get("parent", "")) != c.id:
+                if cdata.get("parent") != c.id:
                     problems.append(
                         Problem(
                             f"{rel}/{COMPONENT_FILE}",
                             "parent",
-                            f"is {cdata.get('parent')!r} but the component sits in "
-                            f"{c.rel or 'the project root'} whose ID is {c.id!r}; "
+                            f"is {show_json(cdata.get('parent'))} but the component sits in "
+                            f"{c.rel or 'the project root'} whose ID is {show_json(c.id)}; "
                             "set it to the enclosing component's ID",
                         )
                     )
                 c.children.append(child)
                 stack.append(child)
-        project = cls(root, data, root_c)
+        project = cls(root, data or {}, root_c)
         project.load_problems = problems
+        project.unreadable = unreadable
         project.instance_dirs = instances
         return project
 
@@ -321,9 +337,19 @@ class Project:
 
     # ------------------------------------------------------------------ editing
     def write_component(self, c: Component) -> None:
+        self._writable(c.file)
         write_json_atomic(c.file, c.data)
 
+    def _writable(self, path: Path) -> None:
+        if path in self.unreadable:
+            raise ProjectError(
+                "could not be read when the project was opened, so sharin does not overwrite "
+                "it; repair it by hand (or `sharin revert` to the last save) and try again",
+                path=path,
+            )
+
     def write_project(self) -> None:
+        self._writable(self.root / PROJECT_FILE)
         self.data["componentPath"] = {
             c.id: ("./" if not c.rel else f"./{c.rel}") for c in self.root_component.walk()
         }
@@ -400,9 +426,10 @@ class Project:
                 f"{parent.rel or 'the project root'} already has a component named {name!r}"
             )
         data = default_component(ctype, name, parent.id)
-        for key, value in props.items():
-            data[key] = value
         rel = f"{parent.rel}/{name}" if parent.rel else name
+        for key, value in props.items():
+            _check_property(ctype, rel, key, value)
+            data[key] = value
         _refuse_unsafe(Component(data, parent.directory / name, rel, parent=parent), self.root)
         directory = parent.directory / name
         if directory.exists():
@@ -597,10 +624,18 @@ class Project:
         self.write_component(dst)
         self.touch()
 
+    def check_property(self, c: Component, key: str, value: Any) -> None:
+        """Raise a ProjectError naming the file and field when ``value`` does not fit ``key``,
+        or when a file the edit writes could not be read when the project was opened."""
+        _check_property(c.type, c.rel, key, value)
+        self._writable(c.file)
+        self._writable(self.root / PROJECT_FILE)
+
     @_edit
     def set_property(self, c: Component, key: str, value: Any) -> None:
         if key in ("ID", "parent", "type"):
             raise ProjectError(f"{key!r} cannot be changed (it is set when a component is made)")
+        self.check_property(c, key, value)
         if key == "name":
             self.rename(c, str(value))
             return
@@ -647,6 +682,15 @@ _CONTAINERS = {t.value for t in ComponentType} & {
     "parameterStudy",
     "stepjob",
 }
+
+
+def _check_property(ctype: str, rel: str, key: str, value: Any) -> None:
+    from . import _schema  # msgspec: only when a property is set
+
+    file = f"{rel}/{COMPONENT_FILE}" if rel else COMPONENT_FILE
+    problem = _schema.check_value(ctype, key, value, file)
+    if problem is not None:
+        raise ProjectError(f"{problem}; nothing was changed")
 
 
 def _add_output(data: dict[str, Any], name: str, key: str, link: dict[str, str]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
+from pathlib import Path
+from typing import Any
 
 from ..errors import Problem, ProjectError, ValidationError
 from ._compat import task_field_problems
@@ -17,7 +19,12 @@ from ._component import (
 from ._expr import ExpressionError, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST
 from ._loops import foreach_items, validate_for
-from ._paramstudy import PARAMETER_FILE, load_parameter_setting, setting_problems
+from ._paramstudy import (
+    PARAMETER_FILE,
+    check_instance_names,
+    load_parameter_setting,
+    setting_problems,
+)
 from ._paths import (
     Bounds,
     UnsafePathError,
@@ -59,9 +66,40 @@ def check(
 
     ``step_hosts`` / ``bulk_hosts``: the hosts whose scheduler (and ``useStepjob`` /
     ``useBulkjob``) allow step and bulk jobs; None skips that check.
+
+    The problems found when the files were loaded (a field of the wrong type) come first; the
+    other checks see such a field as absent, and do not report it again.
     """
+    bad: dict[str, set[str]] = {}
+    for p in project.load_problems:
+        bad.setdefault(p.file, set()).add(re.split(r"[.\[]", p.field, maxsplit=1)[0])
+    masked: list[tuple[Component, dict[str, Any]]] = []
+    for c in project.root_component.walk():
+        keys = bad.get(_file(c))
+        if keys:
+            masked.append((c, c.data))
+            c.data = {k: v for k, v in c.data.items() if k not in keys}  # in memory only
+    try:
+        return _check_all(project, hosts, supported_types, step_hosts, bulk_hosts)
+    finally:
+        for c, data in masked:
+            c.data = data
+
+
+def _check_all(
+    project: Project,
+    hosts: Collection[str],
+    supported_types: Collection[str] | None,
+    step_hosts: Collection[str] | None,
+    bulk_hosts: Collection[str] | None,
+) -> list[Problem]:
     problems = list(project.load_problems)
-    add = problems.append
+    loaded = {(p.file, p.field) for p in project.load_problems}
+
+    def add(problem: Problem) -> None:
+        if (problem.file, problem.field) not in loaded:  # the type problem says it already
+            problems.append(problem)
+
     known_hosts = {LOCALHOST, *hosts}
     bounds = project_bounds(project)
     seen_ids: dict[str, Component] = {}
@@ -161,9 +199,11 @@ def _check_condition(c: Component, key: str, add: _Add, *, required: bool = True
         if required:
             add(Problem(f, key, "is not set; give a script name in the directory or an expression"))
         return
+    if isinstance(cond, bool):
+        return  # retryCondition: true or false
     text = str(cond).strip()
     try:
-        if condition_script(c.directory, text) is not None:
+        if _names_a_file(c.directory, text) and condition_script(c.directory, text) is not None:
             return
     except UnsafePathError:
         return  # a file outside: name_problems reports it
@@ -174,6 +214,17 @@ def _check_condition(c: Component, key: str, add: _Add, *, required: bool = True
             add(Problem(f, key, f"{text!r}: no such script in {c.rel}/ (and not an expression)"))
         else:
             add(Problem(f, key, str(e)))
+
+
+def _names_a_file(directory: Path, text: str) -> bool:
+    """True when ``text`` is a file in ``directory``; False for text no file name can be (too
+    long a part, a NUL), which the file system would answer with an error."""
+    if "\x00" in text or any(len(part.encode()) > 255 for part in text.split("/")):
+        return False
+    try:
+        return (directory / text).is_file()
+    except OSError:
+        return False
 
 
 def _check_control(c: Component, add: _Add) -> None:
@@ -379,6 +430,7 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
                 f"unknown host {host!r} (known: {listed}); add it to remotehost.json or use localhost",
             )
         )
+    _check_condition(c, "retryCondition", add, required=False)
     if host == LOCALHOST and c.use_job_scheduler and c.type != "stepjobTask":
         add(
             Problem(
@@ -388,16 +440,6 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
                 "set host, or set useJobScheduler to false",
             )
         )
-    for key in ("retry", "retryTimes"):
-        value = c.data.get(key)
-        if value in (None, ""):
-            continue
-        try:
-            ok = not isinstance(value, bool) and int(value) >= 0 and int(value) == float(value)
-        except (TypeError, ValueError):
-            ok = False
-        if not ok:
-            add(Problem(f, key, f"{value!r} is not a whole number ≥ 0"))
 
 
 def _check_edges(
@@ -614,6 +656,11 @@ def _check_parameter_file(c: Component, add: _Add, *, study: bool) -> None:
     pfile = f"{c.rel}/{name}" if c.rel else name
     for field, message in setting_problems(setting, c.directory, node_dirs):
         add(Problem(pfile, field, message))
+    if study:
+        try:
+            check_instance_names(setting, c.name)
+        except ProjectError as e:
+            add(Problem(f, "parameterFile", str(e)))
 
 
 def _deps(c: Component, ids: set[str]) -> Iterable[str]:
