@@ -114,7 +114,7 @@ def test_validate_json_lists_file_field_and_message(cli: Cli, project: Project) 
 
     (root / "a" / "cmp.wheel.json").write_text("{ not json")
     [broken] = json.loads(cli("validate", root, "--json", code=2).stdout)
-    assert broken["file"] == str(root / "a" / "cmp.wheel.json")
+    assert broken["file"] == "a/cmp.wheel.json"
     assert broken["message"].startswith("malformed JSON at line 1")
 
     missing = json.loads(cli("validate", Path(root.parent / "none"), "--json", code=2).stdout)

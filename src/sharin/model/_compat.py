@@ -156,7 +156,11 @@ def wheel_notes(project: Project, hosts: Mapping[str, HostConfig] | None = None)
 def _condition_notes(c: Component) -> Iterable[Problem]:
     for key in _CONDITION_KEYS:
         text = c.data.get(key)
-        if not isinstance(text, str) or not text.strip() or (c.directory / text.strip()).is_file():
+        if (
+            not isinstance(text, str)
+            or not text.strip()
+            or os.path.isfile(c.directory / text.strip())
+        ):
             continue
         try:
             expr = parse_expression(text.strip())
