@@ -75,6 +75,19 @@ def finished_tasks(root: Path) -> set[str]:
     return {r[0] for r in rows}
 
 
+def run_when_free(root: Path) -> sharin.RunResult:
+    """``sharin.run``, once the killed engine's lock is free: a process it was starting at
+    that instant (between fork and exec) holds the lock for a moment longer."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return sharin.run(root)
+        except sharin.BusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_kill_9_at_any_moment_reruns_no_finished_task(tmp_path: Path, procs: Processes) -> None:
     template = Project.create(tmp_path / "template", git=False)
@@ -106,7 +119,7 @@ def test_kill_9_at_any_moment_reruns_no_finished_task(tmp_path: Path, procs: Pro
         engine.wait()
         done = finished_tasks(root)
         before = Counter(lines(root / "ran.log"))
-        result = sharin.run(root)
+        result = run_when_free(root)
         assert result.ok, (trial, result.failed)
         after = Counter(lines(root / "ran.log"))
         assert set(after) == set(names), trial

@@ -274,3 +274,26 @@ def test_a_clean_invalidates_what_ran_before_it(project: Project) -> None:
     r = sharin.run(sharin.open_project(project.root))
     assert r.ok and not r.nothing_to_do and ran(project) == ["a"]
     assert r.reasons == {"a": "cleaned since it last ran"}
+
+
+_names = st.text(alphabet="abc./", min_size=1, max_size=6)
+_fps = st.fixed_dictionaries(
+    {
+        "def": st.text(max_size=3),
+        "files": st.dictionaries(_names, st.text(max_size=3), max_size=4),
+        "inputs": st.dictionaries(_names, st.text(max_size=3), max_size=2),
+    }
+)
+
+
+@given(old=_fps, new=_fps)
+def test_a_reason_is_given_exactly_when_fingerprints_differ(
+    old: dict[str, object], new: dict[str, object]
+) -> None:
+    from sharin import Component
+
+    c = Component({"script": "run.sh", "outputFiles": [{"name": "a", "dst": []}]}, Path("/x"))
+    assert _fingerprint.explain(c, old, old) is None
+    reason = _fingerprint.explain(c, old, new)
+    assert (reason is None) == (old == new)
+    assert reason is None or reason.strip()

@@ -108,9 +108,12 @@ class DigestCache:
                 raise TooMuchToRead
         h = hashlib.blake2b(digest_size=16)
         try:
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    h.update(chunk)
+            with open(path, "rb", buffering=0) as f:
+                if st.st_size < 1 << 20:
+                    h.update(f.readall())  # one read for a script or a small file
+                else:
+                    while chunk := f.read(1 << 20):
+                        h.update(chunk)
         except OSError as e:
             return f"unreadable: {e.strerror}"
         value = h.hexdigest()

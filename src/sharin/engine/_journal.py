@@ -148,6 +148,13 @@ def _set_wal(db: sqlite3.Connection) -> None:
 _DEFERRABLE = frozenset({"running", "finished", "failed", "stopped", "skipped", "not-started"})
 
 
+_SET_FINGERPRINT = (
+    "INSERT INTO fingerprints (key, run, ended, fingerprint) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET run=excluded.run, ended=excluded.ended, "
+    "fingerprint=excluded.fingerprint"
+)
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -166,6 +173,8 @@ class Journal:
         self._cleans: list[tuple[float, str]] | None = None
         self._clean_at: dict[str, float] = {}
         self._clean_below: dict[str, float] = {}
+        #: fingerprints to write with the next commit, in one statement
+        self._fp_rows: list[tuple[str, int, float, str]] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -199,6 +208,7 @@ class Journal:
         self._cleans = None
         self._clean_at = {}
         self._clean_below = {}
+        self._fp_rows = []
         try:
             if path.with_name(path.name + "-wal").exists():
                 self._db = sqlite3.connect(
@@ -222,6 +232,12 @@ class Journal:
 
     def flush(self) -> None:
         """Commit the records that were waiting for the end of the event loop's step."""
+        if self._fp_rows:
+            rows, self._fp_rows = self._fp_rows, []
+            if not self._open:
+                self._db.execute("BEGIN")
+                self._open = True
+            self._db.executemany(_SET_FINGERPRINT, rows)
         if self._open:
             self._db.execute("COMMIT")
             self._open = False
@@ -362,14 +378,18 @@ class Journal:
 
     # ------------------------------------------------------------------ fingerprints
     def set_fingerprint(self, key: str, run: int, fingerprint: str) -> None:
-        """Record what ``key`` was when it finished (committed with the next record)."""
-        self._write(
-            "INSERT INTO fingerprints (key, run, ended, fingerprint) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET run=excluded.run, ended=excluded.ended, "
-            "fingerprint=excluded.fingerprint",
-            (key, run, time.time(), fingerprint),
-            defer=True,
-        )
+        """Record what ``key`` was when it finished: written and committed with the next
+        commit (at the end of the event loop's step at the latest), all such rows at once."""
+        self._fp_rows.append((key, run, time.time(), fingerprint))
+        if self._open:
+            return
+        loop = _running_loop()
+        if loop is None:
+            self.flush()
+            return
+        self._db.execute("BEGIN")
+        self._open = True
+        loop.call_soon(self.flush)
 
     def fingerprints(self) -> dict[str, FingerprintRecord]:
         """The last finished fingerprint of every component that has one."""
