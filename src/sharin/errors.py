@@ -29,6 +29,7 @@ __all__ = [
     "SharinError",
     "TransportError",
     "ValidationError",
+    "describe_error",
 ]
 
 
@@ -91,3 +92,14 @@ class TransportError(ExecutorError):
 
 class JournalError(SharinError):
     """The run journal cannot be used."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """An error that ended a component, in words: sharin's own errors say what to do; a file
+    system error names the file; anything else is a fault of sharin's, to be reported."""
+    if isinstance(exc, SharinError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or exc}; check the file and its permissions"
+    return f"internal error of sharin ({type(exc).__name__}: {exc}); please report it"

@@ -308,3 +308,20 @@ def test_copying_a_directory_does_not_follow_a_link_out_of_the_bounds(tmp_path: 
     (src / "sub" / "loop").symlink_to("..")
     with pytest.raises(RunError, match="would never end"):
         copy_path(src, root / "b" / "copy", bounds=bounds)
+
+
+def test_a_loop_whose_template_links_out_of_the_project_is_not_copied(
+    tmp_path: Path, victim: Path
+) -> None:
+    """Loop trips are copies of the template with links followed: a link that leads out of
+    the project would copy the outside file into every trip, so the loop is refused."""
+    p = sharin.new_project(tmp_path / "p")
+    sharin.add_component(p, "for", "loop", start=0, end=1, step=1)
+    sharin.add_task(p, "t", "true", parent="loop")
+    (p.root / "loop" / "t" / "data.txt").symlink_to(victim)
+    before = _state(victim)
+    r = run_unchecked(p.root)
+    assert r.state == "failed"
+    assert any("data.txt" in f for f in r.failed)
+    assert not list(p.root.glob("loop_*"))  # no trip made
+    assert _state(victim) == before

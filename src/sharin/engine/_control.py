@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import RunError, SharinError
+from ..errors import RunError, SharinError, describe_error
 from ..model import (
     COMPONENT_FILE,
     NEW_FILE_MODE,
@@ -382,6 +382,8 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
     self._record(c, key, State.RUNNING, persist=persist, started=True)
     try:
         self._deliver_inputs(c, cdir)
+        # trips are copies with links followed: a link that leaves the project is refused
+        check_tree(cdir, run_bounds(self.project, getattr(self.executors, "hosts", None)))
         trips = loop_trips(c)
     except SharinError as e:
         return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
@@ -613,7 +615,7 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
             return
         exc = t.exception()
         if exc is not None:
-            self._failed.append(f"{key}: {exc!r}")
+            self._failed.append(f"{key}: {describe_error(exc)}")
         counts["finished" if exc is None and t.result() else "failed"] += 1
         self._mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
 

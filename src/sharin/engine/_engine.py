@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..errors import BusyError, SharinError
+from ..errors import BusyError, SharinError, describe_error
 from ..model import (
     COMPONENT_FILE,
     PROJECT_FILE,
@@ -802,7 +802,7 @@ class Engine:
         if fut.cancelled():
             state = State.STOPPED.value
         elif (exc := fut.exception()) is not None:
-            self._failed.append(f"{x.rel}: internal error: {exc!r}")
+            self._failed.append(f"{x.rel}: {describe_error(exc)}")
             state = State.FAILED.value
         else:
             state = fut.result()

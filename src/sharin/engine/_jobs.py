@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import shutil
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -168,15 +169,23 @@ async def run_stepjob(
 
 
 # ---------------------------------------------------------------------- bulk jobs
+def _shown(value: object) -> str:
+    """A value as the JSON file shows it (``null``, ``true``, ``"x"``)."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
 def _int_field(c: Component, name: str) -> int:
     value = c.data.get(name)
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ProjectError(f"{c.rel}: {name} {value!r} is not a whole number", path=c.file)
+        raise ProjectError(f"[{name}]: {_shown(value)} is not a whole number", path=c.file)
     try:
         return int(value)
     except ValueError:
         raise ProjectError(
-            f"{c.rel}: {name} {value!r} is not a whole number", path=c.file
+            f"[{name}]: {_shown(value)} is not a whole number", path=c.file
         ) from None
 
 
