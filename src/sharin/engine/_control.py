@@ -28,7 +28,6 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,11 +70,11 @@ from ..model._paths import (
     real_path,
     resolve_inside,
 )
-from ._files import check_tree, copy_path, run_bounds, storage_path
+from ._context import RunContext, TripControl, start_component
+from ._files import check_tree, copy_path, storage_path
 from ._mirror import DELETE, update_json
 
 if TYPE_CHECKING:
-    from ._engine import Engine
     from ._journal import TaskRecord
 
 __all__ = [
@@ -98,14 +97,6 @@ __all__ = [
 IMAGE_SUFFIXES = frozenset(
     {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".svg", ".webp", ".apng", ".avif", ".tif", ".tiff"}
 )
-
-
-@dataclass
-class TripControl:
-    """What ``break`` and ``continue`` tell the loop trip they are in."""
-
-    stop: bool = False  #: start no more components in this trip
-    broke: bool = False  #: and end the loop after it
 
 
 #: variables the engine sets for every run, trip and instance. WHEEL stores its own in the
@@ -246,8 +237,8 @@ class _LoopBook:
       ``initialized``, ``currentIndex`` and ``prevIndex``, as ``_loopFinalize`` does.
     """
 
-    def __init__(self, engine: Engine, c: Component, cdir: Path) -> None:
-        self.mirror = engine._mirror
+    def __init__(self, run: RunContext, c: Component, cdir: Path) -> None:
+        self.mirror = run.mirror
         self.c = c
         self.cdir = cdir
         self.finished = 0
@@ -315,25 +306,24 @@ class _LoopBook:
         )
 
 
-# The handlers below are called by the engine with itself as ``self``.
+# The handlers below are called by the engine, which is their run context.
 
 
 # ------------------------------------------------------------------ if
-async def run_if(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
-    persist = cdir == c.directory
-    prev = self._finished_before(c, key)
-    if prev is not None:
-        self._branches[key] = prev.message != "else"
-        return State.FINISHED.value
-    self._record(c, key, State.RUNNING, persist=persist, started=True)
+async def run_if(
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+) -> str:
+    start = start_component(run, c, cdir, key, failed="condition: ")
+    if start.done is not None:
+        return start.done
+    persist = start.persist
     try:
-        self._deliver_inputs(c, cdir)
         full = {**env, **own_env(c)}
         taken = await condition_true(str(c.data.get("condition") or ""), cdir, full)
     except SharinError as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
-    self._branches[key] = taken
-    self._record(
+        return run.finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
+    run.set_branch(key, taken)
+    run.record(
         c, key, State.FINISHED, persist=persist, ended=True, message="next" if taken else "else"
     )
     return State.FINISHED.value
@@ -341,28 +331,28 @@ async def run_if(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
 
 # ------------------------------------------------------------------ break / continue
 async def run_jump(
-    self: Engine,
+    run: RunContext,
     c: Component,
     cdir: Path,
     key: str,
     env: Mapping[str, str],
     ctx: TripControl | None,
 ) -> str:
-    persist = cdir == c.directory
-    self._record(c, key, State.RUNNING, persist=persist, started=True)
+    # not skipped when it finished before: it decides again for the trip it ends
+    start = start_component(run, c, cdir, key, failed="condition: ", before=False)
+    if start.done is not None:
+        return start.done
+    persist = start.persist
     try:
         if ctx is None:
             raise RunError(f"{c.rel}: {c.type} must sit directly inside a for, foreach or while")
-        self._deliver_inputs(c, cdir)
         hit = await condition_true(str(c.data.get("condition") or ""), cdir, {**env, **own_env(c)})
     except SharinError as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
+        return run.finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
     if hit and ctx is not None:
         ctx.stop = True
         ctx.broke = ctx.broke or c.type == ComponentType.BREAK
-    self._record(
-        c, key, State.FINISHED, persist=persist, ended=True, message=c.type if hit else None
-    )
+    run.record(c, key, State.FINISHED, persist=persist, ended=True, message=c.type if hit else None)
     return State.FINISHED.value
 
 
@@ -375,36 +365,37 @@ def loop_trips(c: Component) -> Iterator[LoopTrip] | None:
     return None  # while: one trip at a time, after its condition
 
 
-async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
-    persist = cdir == c.directory
-    if self._finished_before(c, key) is not None:
-        return State.FINISHED.value
-    self._record(c, key, State.RUNNING, persist=persist, started=True)
+async def run_loop(
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+) -> str:
+    start = start_component(run, c, cdir, key)
+    if start.done is not None:
+        return start.done
+    persist = start.persist
     try:
-        self._deliver_inputs(c, cdir)
         # trips are copies with links followed: a link that leaves the project is refused
-        check_tree(cdir, run_bounds(self.project, getattr(self.executors, "hosts", None)))
+        check_tree(cdir, run.run_bounds())
         trips = loop_trips(c)
     except SharinError as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
     pkey, pdir = parent_key(key), cdir.parent
     base_env = {**env, **own_env(c)}
-    book = _LoopBook(self, c, cdir)
+    book = _LoopBook(run, c, cdir)
     cond = str(c.data.get("condition") or "")
     keep = c.data.get("keep")
     made: list[Path] = []
     last: Path | None = None
     ok = True
     position = 0
-    wheel_index = _wheel_while_index(self, c, key) if trips is None else None
+    wheel_index = _wheel_while_index(run, c, key) if trips is None else None
     #: the trip to make next follows trips that ran before this run: it gets the template
     #: again (edits since the stop take effect), as WHEEL re-syncs it into a restarted trip
     resync = False
-    while not self._halt:
+    while not run.halted:
         if trips is None:
             trip = while_trip(c.name, position)
             tkey = child_key(pkey, trip.instance_name)
-            if wheel_index is not None and position < wheel_index and tkey not in self._prev:
+            if wheel_index is not None and position < wheel_index and run.before(tkey) is None:
                 # WHEEL recorded that the loop had gone past this trip (its currentIndex)
                 position += 1
                 idir = pdir / trip.instance_name
@@ -413,12 +404,12 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
                     made.append(idir)
                 resync = True
                 continue
-            if tkey not in self._prev:
+            if run.before(tkey) is None:
                 try:
                     if not await condition_true(cond, cdir, {**base_env, **trip.env}):
                         break
                 except SharinError as e:
-                    return self._finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
+                    return run.finish(c, key, State.FAILED, persist, 0, None, f"condition: {e}")
         else:
             nxt = next(trips, None)
             if nxt is None:
@@ -427,7 +418,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
             tkey = child_key(pkey, trip.instance_name)
         position += 1
         idir = pdir / trip.instance_name
-        tprev = self._prev.get(tkey)
+        tprev = run.before(tkey)
         if tprev is not None and tprev.state == State.FINISHED:
             book.done(trip, True)
             last = idir
@@ -436,7 +427,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
             if tprev.message == "break":
                 break
             continue
-        if _remake(self, tprev, tkey) or not idir.exists():
+        if _remake(run, tprev, tkey) or not idir.exists():
             if idir.exists():
                 shutil.rmtree(idir)
             _copy_tree(last or cdir, idir, skip_component_files=False)
@@ -444,13 +435,13 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
                 _copy_tree(cdir, idir, skip_component_files=True)
             _mark_instance(c, idir, book.trip_fields(trip))
         resync = False
-        self._record(c, tkey, State.RUNNING, persist=False, started=True, attempt=position)
+        run.record(c, tkey, State.RUNNING, persist=False, started=True, attempt=position)
         ctx = TripControl()
-        trip_ok = await self._run_container(c, idir, tkey, {**base_env, **trip.env}, ctx)
-        if self._stopping:
-            self._record(c, tkey, State.STOPPED, persist=False, ended=True)
+        trip_ok = await run.run_container(c, idir, tkey, {**base_env, **trip.env}, ctx)
+        if run.stopping:
+            run.record(c, tkey, State.STOPPED, persist=False, ended=True)
             break
-        self._record(
+        run.record(
             c,
             tkey,
             State.FINISHED if trip_ok else State.FAILED,
@@ -463,7 +454,7 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
         made.append(idir)
         if isinstance(keep, int) and keep > 0:
             for old in made[:-keep]:
-                self._mirror.forget(old)
+                run.mirror.forget(old)
                 shutil.rmtree(old, ignore_errors=True)
             made = made[-keep:]
         if not trip_ok:
@@ -471,35 +462,35 @@ async def run_loop(self: Engine, c: Component, cdir: Path, key: str, env: Mappin
             break
         if ctx.broke:
             break
-    if self._stopping:
-        self._record(c, key, State.STOPPED, persist=persist, ended=True)
+    if run.stopping:
+        run.record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
     if last is not None and last.exists():
         # the template shows the last trip's results; components after the loop read them
         _copy_tree(last, cdir, skip_component_files=True)
     if keep == 0:
         for old in made:
-            self._mirror.forget(old)
+            run.mirror.forget(old)
             shutil.rmtree(old, ignore_errors=True)
-    if self._halt and ok and not self._stopping:
+    if run.halted and ok and not run.stopping:
         ok = False  # a failure elsewhere stopped the run before the loop could finish
     state = State.FINISHED if ok else State.FAILED
     if state == State.FAILED:
-        return self._finish(
+        return run.finish(
             c,
             key,
             state,
             persist,
             0,
             None,
-            "a trip failed" if not self._halt else "stopped by a failure",
+            "a trip failed" if not run.halted else "stopped by a failure",
         )
     book.finish()
-    self._record(c, key, state, persist=persist, ended=True, message=f"{position} trips")
+    run.record(c, key, state, persist=persist, ended=True, message=f"{position} trips")
     return state.value
 
 
-def _remake(self: Engine, tprev: TaskRecord | None, tkey: str) -> bool:
+def _remake(run: RunContext, tprev: TaskRecord | None, tkey: str) -> bool:
     """Whether a loop trip or an instance that did not finish is made again from the template.
 
     Made again: one this run has no record of (a trip WHEEL left, or a left-over directory),
@@ -510,16 +501,16 @@ def _remake(self: Engine, tprev: TaskRecord | None, tkey: str) -> bool:
     if tprev is None:
         return True
     if tprev.state in (State.STOPPED, State.FAILED, State.NOT_STARTED):
-        self._forget_below(tkey)
+        run.forget_below(tkey)
         return True
     return False
 
 
-def _wheel_while_index(self: Engine, c: Component, key: str) -> int | None:
+def _wheel_while_index(run: RunContext, c: Component, key: str) -> int | None:
     """The trip a ``while`` that WHEEL stopped was in (its ``currentIndex``): the trips before
     it ran. None unless the run continues what WHEEL left (not when sharin's journal knows the
     loop, nor on ``--restart``), or when WHEEL recorded no index."""
-    if not self._from_wheel or key in self._prev or c.state == State.FINISHED:
+    if not run.from_wheel or run.before(key) is not None or c.state == State.FINISHED:
         return None
     index = c.data.get("currentIndex")
     if isinstance(index, bool):
@@ -530,15 +521,16 @@ def _wheel_while_index(self: Engine, c: Component, key: str) -> int | None:
 
 
 # ------------------------------------------------------------------ parameter study
-async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]) -> str:
-    persist = cdir == c.directory
-    if self._finished_before(c, key) is not None:
-        return State.FINISHED.value
-    self._record(c, key, State.RUNNING, persist=persist, started=True)
+async def run_ps(
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+) -> str:
+    start = start_component(run, c, cdir, key)
+    if start.done is not None:
+        return start.done
+    persist = start.persist
     node_dirs = {x.id: x.rel[len(c.rel) + 1 :] for x in c.walk()[1:]}
     try:
-        self._deliver_inputs(c, cdir)
-        inside = Bounds.of(self.project.root)
+        inside = Bounds.of(run.project_root)
         pname = str(c.data.get("parameterFile") or PARAMETER_FILE)
         pfile = resolve_inside(cdir, pname, inside, what="parameter file", named_ok=False)
         setting = load_parameter_setting(pfile)
@@ -546,7 +538,7 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
             rel = target.path(node_dirs)
             check_real(cdir / rel, inside, what="target file", shown=rel, named_ok=False)
         # every instance is a copy of this directory, links followed: none may lead out
-        check_tree(cdir, run_bounds(self.project, getattr(self.executors, "hosts", None)))
+        check_tree(cdir, run.run_bounds())
         space = expand_space(setting, cdir)
         excluded = copy_exclusions(setting, cdir, node_dirs)
         # what each instance gets, listed once before any instance runs: files gathered into
@@ -554,7 +546,7 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
         # creating N instances quadratic)
         template = _template_listing(cdir, excluded)
     except SharinError as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
     pkey, pdir = parent_key(key), cdir.parent
     base_env = {**env, **own_env(c)}
     force = bool(c.data.get("forceOverwrite"))
@@ -567,10 +559,10 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
         "numFinished": 0,
         "numFailed": 0,
     }
-    self._mirror.set(cdir, progress)
+    run.mirror.set(cdir, progress)
     maker = _InstanceMaker(c, cdir, setting, template, node_dirs, progress)
     counts = {"finished": 0, "failed": 0}
-    window = asyncio.Semaphore(max(1, self.options.launch_window))
+    window = asyncio.Semaphore(max(1, run.launch_window))
     running: set[asyncio.Task[bool]] = set()
     names: list[str] = []
     loop = asyncio.get_running_loop()
@@ -581,29 +573,29 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
             iname = instance_name(c.name, vector)
             ikey = child_key(pkey, iname)
             idir = pdir / iname
-            iprev = self._prev.get(ikey)
+            iprev = run.before(ikey)
             if iprev is not None and iprev.state == State.FINISHED:
                 return True
-            remake = _remake(self, iprev, ikey)
+            remake = _remake(run, iprev, ikey)
             # a stopped or failed instance is made anew; one this run has no record of gets
             # the template over what is there (as WHEEL's rsync)
             fresh = force or (remake and iprev is not None)
             # files are made and gathered by a worker thread: the event loop starts and watches
             # the tasks of other instances meanwhile (creating files is mostly system time)
             await loop.run_in_executor(files, maker.make, idir, vector, remake, fresh)
-            self._record(c, ikey, State.RUNNING, persist=False, started=True)
-            ok = await self._run_container(c, idir, ikey, {**base_env, **instance_env(vector)})
+            run.record(c, ikey, State.RUNNING, persist=False, started=True)
+            ok = await run.run_container(c, idir, ikey, {**base_env, **instance_env(vector)})
             if ok:
                 try:
                     await loop.run_in_executor(
-                        files, gather, self, setting, vector, idir, cdir, node_dirs
+                        files, gather, run.project_root, setting, vector, idir, cdir, node_dirs
                     )
                 except (SharinError, OSError) as e:
-                    self._record(
+                    run.record(
                         c, ikey, State.FAILED, persist=False, ended=True, message=f"gather: {e}"
                     )
                     return False
-            self._record(c, ikey, State.FINISHED if ok else State.FAILED, persist=False, ended=True)
+            run.record(c, ikey, State.FINISHED if ok else State.FAILED, persist=False, ended=True)
             return ok
         finally:
             window.release()
@@ -615,14 +607,14 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
             return
         exc = t.exception()
         if exc is not None:
-            self._failed.append(f"{key}: {describe_error(exc)}")
+            run.fail_note(f"{key}: {describe_error(exc)}")
         counts["finished" if exc is None and t.result() else "failed"] += 1
-        self._mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
+        run.mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
 
     try:
         for vector in space:
             await window.acquire()
-            if self._halt:
+            if run.halted:
                 window.release()
                 break
             if c.data.get("deleteLoopInstance"):
@@ -633,28 +625,28 @@ async def run_ps(self: Engine, c: Component, cdir: Path, key: str, env: Mapping[
         if running:
             await asyncio.gather(*running, return_exceptions=True)
     except SharinError as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
     c.data.update(numTotal=space.size, numFinished=counts["finished"], numFailed=counts["failed"])
-    self._mirror.set(
+    run.mirror.set(
         cdir,
         {
             "numTotal": space.size,
             "numFinished": counts["finished"],
             "numFailed": counts["failed"],
             # a study that ended drops it (WHEEL resumes one that was stopped)
-            "initialized": True if self._stopping else DELETE,
+            "initialized": True if run.stopping else DELETE,
         },
     )
-    if self._stopping:
-        self._record(c, key, State.STOPPED, persist=persist, ended=True)
+    if run.stopping:
+        run.record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
     for name in names:
-        self._mirror.forget(pdir / name)
+        run.mirror.forget(pdir / name)
         shutil.rmtree(pdir / name, ignore_errors=True)
     msg = f"{counts['finished']} of {space.size} instances finished"
     if counts["failed"] or counts["finished"] < space.size:
-        return self._finish(c, key, State.FAILED, persist, 0, None, msg)
-    self._record(c, key, State.FINISHED, persist=persist, ended=True, message=msg)
+        return run.finish(c, key, State.FAILED, persist, 0, None, msg)
+    run.record(c, key, State.FINISHED, persist=persist, ended=True, message=msg)
     return State.FINISHED.value
 
 
@@ -883,14 +875,14 @@ def _mkdir(path: str) -> bool:
 
 
 def gather(
-    self: Engine,
+    root: Path,
     setting: ParameterSetting,
     vector: ParamVector,
     idir: Path,
     cdir: Path,
     node_dirs: Mapping[str, str],
 ) -> None:
-    bounds = Bounds.of(self.project.root)
+    bounds = Bounds.of(root)
     for rule in resolve_gather(setting, vector):
         src_dir = idir / _node_dir(None, node_dirs, rule.node, "gather", "srcNode")
         for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):
@@ -914,7 +906,7 @@ def _node_dir(
 
 # ------------------------------------------------------------------ source / viewer / storage
 async def run_source(
-    self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
     persist = cdir == c.directory
     outs = c.output_files
@@ -924,7 +916,7 @@ async def run_source(
             raise RunError(f"{c.rel}: a source needs one output file name (outputFiles[0].name)")
         try:
             target = resolve_inside(
-                cdir, name, Bounds.of(self.project.root), what="output name", follow=False
+                cdir, name, Bounds.of(run.project_root), what="output name", follow=False
             )
         except UnsafePathError as e:
             raise RunError(f"{c.rel}: {e}") from None
@@ -942,21 +934,21 @@ async def run_source(
                 )
             os.symlink(files[0], target)
     except (SharinError, OSError) as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
-    self._record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
+        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
+    run.record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
     return State.FINISHED.value
 
 
 async def run_viewer(
-    self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
     persist = cdir == c.directory
     try:
-        self._deliver_inputs(c, cdir)
+        run.deliver_inputs(c, cdir)
     except SharinError as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
     images = viewer_files(cdir)
-    self._record(
+    run.record(
         c,
         key,
         State.FINISHED,
@@ -969,14 +961,14 @@ async def run_viewer(
 
 
 async def run_storage(
-    self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
     persist = cdir == c.directory
     try:
         store = storage_path(c)
-        self._deliver_inputs(c, cdir)
+        run.deliver_inputs(c, cdir)
         store.mkdir(parents=True, exist_ok=True)
-        bounds = run_bounds(self.project, getattr(self.executors, "hosts", None))
+        bounds = run.run_bounds()
         for inp in c.input_files:
             src = cdir / inp.name.rstrip("/") if inp.name else cdir
             if not src.exists():
@@ -1002,8 +994,8 @@ async def run_storage(
             if src.is_symlink():
                 src.unlink()
     except (SharinError, OSError) as e:
-        return self._finish(c, key, State.FAILED, persist, 0, None, str(e))
-    self._record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
+        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
+    run.record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
     return State.FINISHED.value
 
 

@@ -19,7 +19,7 @@ import sqlite3
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,11 +37,12 @@ from ..model import (
     git,
     read_json_object,
 )
+from ..model._paths import Bounds
 from . import _control, _fingerprint, _jobs
-from ._control import TripControl, condition_true, own_env
+from ._context import JobOptions, TripControl, start_component
+from ._control import condition_true, own_env
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources, run_bounds
-from ._jobs import JobOptions
 from ._journal import FingerprintRecord, Journal, TaskRecord
 from ._mirror import DELETE, StateMirror, update_json
 from ._protocol import (
@@ -154,7 +155,10 @@ class RunResult:
 
 
 class Engine:
-    """Runs one project. Use :meth:`run` once per Engine object."""
+    """Runs one project. Use :meth:`run` once per Engine object.
+
+    It is the :class:`~sharin.engine._context.RunContext` of the component handlers.
+    """
 
     def __init__(
         self,
@@ -219,6 +223,97 @@ class Engine:
                 self._unlock()
         finally:
             self._mirror.close()  # also when the run never started (busy, bad journal)
+
+    # ------------------------------------------------------------------ run context
+    @property
+    def project_root(self) -> Path:
+        return self.project.root
+
+    @property
+    def mirror(self) -> StateMirror:
+        return self._mirror
+
+    @property
+    def halted(self) -> bool:
+        return self._halt
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def from_wheel(self) -> bool:
+        return self._from_wheel
+
+    @property
+    def launch_window(self) -> int:
+        return self.options.launch_window
+
+    def before(self, key: str) -> TaskRecord | None:
+        return self._prev.get(key)
+
+    def forget_below(self, key: str) -> None:
+        self._forget_below(key)
+
+    def finished_before(self, c: Component, key: str) -> TaskRecord | None:
+        return self._finished_before(c, key)
+
+    def record(self, c: Component, key: str, state: State, *, persist: bool, **kw: object) -> None:
+        self._record(c, key, state, persist=persist, **kw)
+
+    def finish(
+        self,
+        c: Component,
+        key: str,
+        state: State,
+        persist: bool,
+        attempt: int,
+        rc: int | None,
+        message: str,
+    ) -> str:
+        return self._finish(c, key, state, persist, attempt, rc, message)
+
+    def emit(self, key: str, kind: str, state: State, *, message: str = "") -> None:
+        self._emit(key, kind, state, message=message)
+
+    def fail_note(self, message: str) -> None:
+        self._failed.append(message)
+
+    def ignored_failure(self) -> None:
+        self._ignored_failures += 1
+
+    def set_branch(self, key: str, taken: bool) -> None:
+        self._branches[key] = taken
+
+    def deliver_inputs(self, c: Component, cdir: Path) -> None:
+        self._deliver_inputs(c, cdir)
+
+    def run_bounds(self) -> Bounds:
+        return run_bounds(self.project, getattr(self.executors, "hosts", None))
+
+    def run_container(
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        ctx: TripControl | None = None,
+    ) -> Awaitable[bool]:
+        return self._run_container(c, cdir, key, env, ctx)
+
+    def run_task(
+        self,
+        c: Component,
+        cdir: Path,
+        key: str,
+        env: Mapping[str, str],
+        job: JobOptions | None = None,
+    ) -> Awaitable[str]:
+        return self._run_task(c, cdir, key, env, job)
+
+    def track(self, task: asyncio.Task[str]) -> None:
+        self._task_futs.add(task)
+        task.add_done_callback(self._task_futs.discard)
 
     # ------------------------------------------------------------------ setup
     def _lock(self) -> None:
@@ -649,29 +744,13 @@ class Engine:
             f"component type {t!r} is not supported by this version of sharin",
         )
 
-    def _enter_container(self, c: Component, cdir: Path, key: str) -> str | None:
-        """Start a container: its inputs delivered, its state running. Returns the state to end
-        with at once (it finished before, or its inputs failed), or None to go on."""
-        persist = cdir == c.directory
-        if self._finished_before(c, key) is not None:
-            return State.FINISHED.value
-        self._record(c, key, State.STAGE_IN, persist=persist, started=True)
-        try:
-            self._deliver_inputs(c, cdir)
-        except SharinError as e:
-            self._failed.append(f"{key}: {e}")
-            self._record(c, key, State.FAILED, persist=persist, message=str(e), ended=True)
-            return State.FAILED.value
-        self._record(c, key, State.RUNNING, persist=persist)
-        return None
-
     async def _run_workflow(
         self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
     ) -> str:
-        persist = cdir == c.directory
-        early = self._enter_container(c, cdir, key)
-        if early is not None:
-            return early
+        start = start_component(self, c, cdir, key, stage_in=True)
+        if start.done is not None:
+            return start.done
+        persist = start.persist
         sub_env = dict(env)
         sub_env.update(own_env(c))
         ok = await self._run_container(c, cdir, key, sub_env)
@@ -815,7 +894,7 @@ class Engine:
             return
         pdir = cdir.parent
         # the project and the places the user named (storage paths, hosts' paths)
-        bounds = run_bounds(self.project, getattr(self.executors, "hosts", None))
+        bounds = self.run_bounds()
         keep = frozenset([c.script] if c.script else [])  # a delivery never replaces the script
         for inp in c.input_files:
             for link in inp.src:

@@ -21,10 +21,8 @@ import dataclasses
 import functools
 import json
 import shutil
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..errors import ProjectError
 from ..model import (
@@ -36,10 +34,9 @@ from ..model import (
     render_template,
     step_order,
 )
+from ._context import JobOptions, RunContext, start_component
+from ._control import condition_true
 from ._protocol import BulkRequest, JobHandle, JobResult, StepRequest, TaskSpec
-
-if TYPE_CHECKING:
-    from ._engine import Engine
 
 __all__ = [
     "PARAMETER_SET_FILE",
@@ -52,24 +49,6 @@ __all__ = [
 
 SUBJOB_STATUS_FILE = "subjob_status.wheel.txt"
 PARAMETER_SET_FILE = "parameterSet.wheel.txt"
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """How a job-like component changes one task's run (see :meth:`Engine._run_task`)."""
-
-    host: str | None = None  #: run on this host with its scheduler (a stepjob's steps)
-    queue: str | None = None
-    submit_option: str | None = None  #: used when the task has none of its own
-    step: StepRequest | None = None
-    bulk: BulkRequest | None = None
-    #: told the handle once the job was accepted (the caller tells itself None when the task
-    #: ends without one)
-    on_submitted: Callable[[JobHandle | None], None] | None = None
-    #: called at stage-in of each attempt, after the inputs arrived: may change the spec
-    prepare: Callable[[TaskSpec], TaskSpec] | None = None
-    #: decides how an attempt ended, from the executor's result
-    judge: Callable[[JobResult], Awaitable[JobResult]] | None = None
 
 
 # ---------------------------------------------------------------------- step jobs
@@ -92,18 +71,18 @@ def _base_job_id(job_id: str) -> str:
 
 
 async def run_stepjob(
-    self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    persist = cdir == c.directory
-    early = self._enter_container(c, cdir, key)
-    if early is not None:
-        return early
+    start = start_component(run, c, cdir, key, stage_in=True)
+    if start.done is not None:
+        return start.done
+    persist = start.persist
     sub_env = {**env, **c.env}
     steps = step_order(c)
     numbers = _step_numbers(steps)
     base: str | None = None
     for s in steps:
-        prev = self._prev.get(f"{key}/{s.name}" if key else s.name)
+        prev = run.before(f"{key}/{s.name}" if key else s.name)
         if prev is not None and prev.handle:
             base = _base_job_id(JobHandle.from_json(prev.handle).native_id)
             break
@@ -113,12 +92,12 @@ async def run_stepjob(
     loop = asyncio.get_running_loop()
     for i, s in enumerate(steps):
         skey = f"{key}/{s.name}" if key else s.name
-        if s.disabled or refused or self._halt:
+        if s.disabled or refused or run.halted:
             if s.disabled:
-                self._emit(skey, s.type, State.SKIPPED, message="disabled")
+                run.emit(skey, s.type, State.SKIPPED, message="disabled")
             else:
-                why = "the run is stopping" if self._halt else "an earlier step was not accepted"
-                self._emit(skey, s.type, State.NOT_STARTED, message=why)
+                why = "the run is stopping" if run.halted else "an earlier step was not accepted"
+                run.emit(skey, s.type, State.NOT_STARTED, message=why)
             continue
         accepted: asyncio.Future[JobHandle | None] = loop.create_future()
 
@@ -137,9 +116,8 @@ async def run_stepjob(
             step=request,
             on_submitted=tell,
         )
-        t = asyncio.ensure_future(self._run_task(s, cdir / s.name, skey, sub_env, options))
-        self._task_futs.add(t)
-        t.add_done_callback(self._task_futs.discard)
+        t = asyncio.ensure_future(run.run_task(s, cdir / s.name, skey, sub_env, options))
+        run.track(t)
         t.add_done_callback(functools.partial(_told_none, tell))  # also when cancelled unstarted
         futures.append(t)
         launched.append(s)
@@ -156,15 +134,15 @@ async def run_stepjob(
     ok = not refused
     for x, s in zip(states, launched, strict=True):
         if x == State.FAILED.value and s.ignore_failure:
-            self._ignored_failures += 1
+            run.ignored_failure()
         elif x != State.FINISHED.value:
             ok = False
-    if self._stopping:
-        self._record(c, key, State.STOPPED, persist=persist, ended=True)
+    if run.stopping:
+        run.record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
     if not ok:
-        return self._finish(c, key, State.FAILED, persist, 0, None, "a step did not finish")
-    self._record(c, key, State.FINISHED, persist=persist, ended=True)
+        return run.finish(c, key, State.FAILED, persist, 0, None, "a step did not finish")
+    run.record(c, key, State.FINISHED, persist=persist, ended=True)
     return State.FINISHED.value
 
 
@@ -243,10 +221,8 @@ def _bulk_range(c: Component, cdir: Path) -> tuple[int, int]:
 
 
 async def run_bulkjob(
-    self: Engine, c: Component, cdir: Path, key: str, env: Mapping[str, str]
+    run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    from ._control import condition_true
-
     def prepare(spec: TaskSpec) -> TaskSpec:
         start, end = _bulk_range(c, cdir)
         return dataclasses.replace(spec, bulk=BulkRequest(start, end))
@@ -268,4 +244,4 @@ async def run_bulkjob(
         )
 
     options = JobOptions(prepare=prepare, judge=judge)
-    return await self._run_task(c, cdir, key, env, options)
+    return await run.run_task(c, cdir, key, env, options)
