@@ -44,6 +44,7 @@ from ._control import condition_true, own_env
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources, run_bounds
 from ._journal import FingerprintRecord, Journal, TaskRecord
+from ._layout import RunLayout, sharin_dir
 from ._mirror import DELETE, StateMirror, update_json
 from ._protocol import (
     Executor,
@@ -108,11 +109,6 @@ _RESUMABLE_RUN_STATES = {"running", "stopped", "failed"}
 _ALWAYS_RUN = frozenset({ComponentType.WORKFLOW, ComponentType.BREAK, ComponentType.CONTINUE})
 
 
-def sharin_dir(project_root: Path) -> Path:
-    """sharin's own files in a project: the journal, logs of every run, the engine lock."""
-    return project_root / ".sharin"
-
-
 @dataclass
 class RunOptions:
     """How a run behaves. Every field has the default a user of WHEEL expects."""
@@ -172,7 +168,8 @@ class Engine:
         self.executors = executors
         self.options = options or RunOptions()
         self.events = events or EventBus()
-        self.dir = sharin_dir(project.root)
+        self.layout = RunLayout(project.root)
+        self.dir = self.layout.dir
         self.journal: Journal | None = None
         self.run_id = 0
         self._slots: dict[int, asyncio.Semaphore] = {}
@@ -318,12 +315,12 @@ class Engine:
     # ------------------------------------------------------------------ setup
     def _lock(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "engine.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            pid = _read_int(self.dir / "engine.pid")
+            pid = _read_int(self.layout.pid)
             if pid is None:
                 raise BusyError(
                     f"{self.project.root}: another sharin command is changing the project now; "
@@ -334,18 +331,18 @@ class Engine:
                 "wait for it, watch it with `sharin status`, or stop it with `sharin stop`"
             ) from None
         self._lock_fd = fd
-        (self.dir / "engine.pid").write_text(f"{os.getpid()}\n")
+        self.layout.pid.write_text(f"{os.getpid()}\n")
 
     def _unlock(self) -> None:
         if self._lock_fd is not None:
             with contextlib.suppress(FileNotFoundError):
-                (self.dir / "engine.pid").unlink()
+                self.layout.pid.unlink()
             os.close(self._lock_fd)
             self._lock_fd = None
 
     def _start_run(self) -> bool:
         """Open the journal and choose: resume the last run, or begin a new one."""
-        self.journal = Journal(self.dir / "journal.sqlite")
+        self.journal = Journal(self.layout.journal)
         last = self.journal.last_run()
         if self.options.resume:
             # what finished before and may be reused (``--restart``: nothing)
@@ -390,7 +387,7 @@ class Engine:
         record = self.journal.run(self.run_id)
         started = record.started if record is not None else time.time()
         self._run_tag = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
-        self._log_dir = self.dir / "runs" / str(self.run_id)
+        self._log_dir = self.layout.run_dir(self.run_id)
         self._log_dir.mkdir(parents=True, exist_ok=True)
         return resumed
 
@@ -1469,7 +1466,7 @@ def _hang_up(engine: Engine) -> None:
         os.close(null)
     try:
         log = os.open(
-            engine.dir / "engine.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644
+            engine.layout.engine_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644
         )
     except OSError:
         log = os.open(os.devnull, os.O_WRONLY)

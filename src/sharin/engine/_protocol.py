@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ._layout import log_stem
+
 __all__ = [
     "BulkRequest",
     "Executor",
@@ -85,7 +87,7 @@ class TaskSpec:
 
     @property
     def log_stem(self) -> str:
-        return self.key.replace("%", "%25").replace("/", "%2F")
+        return log_stem(self.key)
 
     @property
     def stdout_path(self) -> Path:

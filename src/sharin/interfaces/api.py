@@ -42,10 +42,10 @@ from ..engine import (
     RunResult,
     TaskRecord,
     install_signal_handlers,
-    sharin_dir,
     viewer_files,
 )
 from ..engine import plan as _plan
+from ..engine._layout import RunLayout
 from ..errors import BusyError, ExecutorError, JournalError, Problem, ProjectError, RunError
 from ..executors import (
     ExecutorRegistry,
@@ -483,7 +483,7 @@ class _FileLists:
     async def start(cls, root: Path) -> _FileLists | None:
         if engine_pid(root) is not None:
             return None  # the engine refuses to start: another one runs the project
-        pending = sharin_dir(root) / "files-pending.json"
+        pending = RunLayout(root).files_pending
         await asyncio.to_thread(_settle, root)
         files = await asyncio.to_thread(cleaning.snapshot, root)
         await asyncio.to_thread(cleaning.write_manifest, pending, files)
@@ -498,7 +498,7 @@ class _FileLists:
         self._moved = asyncio.get_running_loop().run_in_executor(None, self._keep, ev.run)
 
     def _keep(self, run: int) -> None:
-        d = sharin_dir(self.root) / "runs" / str(run)
+        d = RunLayout(self.root).run_dir(run)
         with contextlib.suppress(OSError):
             d.mkdir(parents=True, exist_ok=True)
             os.replace(self.pending, cleaning.next_before(d))
@@ -510,7 +510,7 @@ class _FileLists:
             with contextlib.suppress(FileNotFoundError):
                 self.pending.unlink()
             return
-        d = sharin_dir(self.root) / "runs" / str(self.run)
+        d = RunLayout(self.root).run_dir(self.run)
         have = cleaning.attempt_manifests(d)
         if have and not have[-1][2].exists():
             files = await asyncio.to_thread(cleaning.snapshot, self.root)
@@ -526,7 +526,7 @@ def _last_activity(j: Journal, run: RunRecord) -> float:
 
 def _settle(root: Path) -> None:
     """Attempts whose engine died get their end lists (see :func:`cleaning.settle`)."""
-    path = sharin_dir(root) / "journal.sqlite"
+    path = RunLayout(root).journal
     if not path.exists():
         return
     try:
@@ -535,16 +535,16 @@ def _settle(root: Path) -> None:
         return  # the engine says what to do about it; clean works without the history
     try:
         for r in j.runs():
-            d = sharin_dir(root) / "runs" / str(r.id)
+            d = RunLayout(root).run_dir(r.id)
             have = cleaning.attempt_manifests(d)
             if have and not have[-1][2].exists():
                 cleaning.settle(root, d, _last_activity(j, r))
-        pending = sharin_dir(root) / "files-pending.json"
+        pending = RunLayout(root).files_pending
         got = cleaning.read_manifest(pending)
         last = j.last_run()
         if got is not None and last is not None and last.started >= got[0]:
             # the engine died between beginning the run and telling us
-            d = sharin_dir(root) / "runs" / str(last.id)
+            d = RunLayout(root).run_dir(last.id)
             if not cleaning.attempt_manifests(d):
                 d.mkdir(parents=True, exist_ok=True)
                 os.replace(pending, cleaning.next_before(d))
@@ -574,7 +574,7 @@ def plan(project: ProjectRef, *, restart: bool = False) -> list[PlannedStep]:
     per component, ``reason`` None for those that would be reused. Runs nothing and changes
     no file (the journal is only read)."""
     p = _project(project)
-    path = sharin_dir(p.root) / "journal.sqlite"
+    path = RunLayout(p.root).journal
     journal = Journal.open_readonly(path) if path.exists() else None
     try:
         return _plan(p, journal, restart=restart)
@@ -605,7 +605,7 @@ class ProjectStatus:
 
 
 def _journal(p: Project) -> Journal | None:
-    path = sharin_dir(p.root) / "journal.sqlite"
+    path = RunLayout(p.root).journal
     return Journal(path) if path.exists() else None
 
 
@@ -613,8 +613,8 @@ def engine_pid(project: ProjectRef) -> int | None:
     """The pid of the engine running the project now, or None."""
     import fcntl
 
-    d = sharin_dir(_root(project))
-    lock = d / "engine.lock"
+    layout = RunLayout(_root(project))
+    lock = layout.lock
     if not lock.exists():
         return None
     fd = os.open(lock, os.O_RDWR)
@@ -622,7 +622,7 @@ def engine_pid(project: ProjectRef) -> int | None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         try:
-            return int((d / "engine.pid").read_text().strip())
+            return int(layout.pid.read_text().strip())
         except (OSError, ValueError):
             return -1
     else:
@@ -734,9 +734,7 @@ def log_paths(
     finally:
         if j is not None:
             j.close()
-    stem = key.replace("%", "%25").replace("/", "%2F")
-    d = sharin_dir(p.root) / "runs" / str(rec.id)
-    return d / f"{stem}.out", d / f"{stem}.err"
+    return RunLayout(p.root).task_logs(rec.id, key)
 
 
 _REPEATING = ("for", "while", "foreach", "parameterStudy")
@@ -957,7 +955,7 @@ def clean(
                 path=root,
             )
     _settle(root)
-    jpath = sharin_dir(root) / "journal.sqlite"
+    jpath = RunLayout(root).journal
     try:
         j = Journal(jpath) if jpath.exists() else None
     except JournalError:
@@ -970,7 +968,7 @@ def clean(
             for at, pre in j.cleans():
                 last_clean[pre] = max(at, last_clean.get(pre, 0.0))
             for r in j.runs():
-                d = sharin_dir(root) / "runs" / str(r.id)
+                d = RunLayout(root).run_dir(r.id)
                 for n, before_path, after_path in cleaning.attempt_manifests(d):
                     before = cleaning.read_manifest(before_path)
                     after = cleaning.read_manifest(after_path)
@@ -990,7 +988,7 @@ def clean(
             last_clean=last_clean,
             instance_of=instance_of,
         )
-        trash = sharin_dir(root) / f"trash-{os.getpid()}-{time.time_ns()}"
+        trash = RunLayout(root).trash(f"{os.getpid()}-{time.time_ns()}")
         moved = cleaning.move_aside(root, plan.remove, trash)
         try:
             if discard and pending:
