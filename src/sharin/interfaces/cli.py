@@ -50,7 +50,8 @@ class _LazyConsole:
         if self._console is None:
             from rich.console import Console
 
-            self._console = Console(stderr=self._stderr, highlight=False)
+            # no emoji codes: a name or value like ":smile:" is shown as it is written
+            self._console = Console(stderr=self._stderr, highlight=False, emoji=False)
         return self._console
 
     def print(self, *objects: Any, **options: Any) -> None:
