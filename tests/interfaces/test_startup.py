@@ -130,3 +130,15 @@ def test_the_lazy_names_are_the_defining_modules_objects(project: Project) -> No
     assert _layout.SUPPORTED_TYPES == _engine.SUPPORTED_TYPES
     assert _layout.sharin_dir(project.root) == _engine.sharin_dir(project.root)
     assert sharin.engine.sharin_dir is _layout.sharin_dir
+
+
+def test_the_cli_module_runs_as_a_script() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sharin.interfaces.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: sharin" in proc.stdout

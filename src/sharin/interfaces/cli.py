@@ -1106,3 +1106,7 @@ def main() -> None:
         "COLUMNS", os.environ.get("COLUMNS", "120")
     ) if not sys.stdout.isatty() else None
     cli(prog_name="sharin")
+
+
+if __name__ == "__main__":  # python -m sharin.interfaces.cli
+    main()
