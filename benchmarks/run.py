@@ -56,6 +56,8 @@ STAMP = "#!/bin/sh\ndate +%s.%N > start\ndate +%s.%N > end\n"
 
 ALL = ("W0", "W1", "W2", "W3", "W4")
 DEFAULT_REPEAT = {"W0": 5, "W1": 5, "W2": 5, "W3": 5, "W4": 2, "MNIST": 1}
+#: the start-up commands of W0 may take this long beyond `python -c pass` (seconds)
+STARTUP_ABOVE_PYTHON = 0.15
 TARGETS = {"W0": 0.3, "W1": 2.0, "W2": 3.0, "W3": 0.8, "W4": 15.0, "W4rss": 100.0, "MNIST": 3.0}
 
 
@@ -384,6 +386,21 @@ def bench_w0(rep: Report, base: Path, scratch: Scratch, n: int) -> None:
         subprocess.run([script, "--version"], env=pyc_env, check=True, stdout=subprocess.DEVNULL)
     shim_row = rep.row("W0", f"1 task: CLI via PATH ({on_path})", "s") if shim else None
     pystart: list[float] = []
+    # start-up of commands that run nothing, beside `python -c pass` (their floor column)
+    done = scratch.copy(template, "w0done")
+    subprocess.run([script, "run", str(done), "-q"], check=True, stdout=subprocess.DEVNULL)
+    startup_cmds = {
+        "`sharin --help`": ["--help"],
+        "`sharin status` of a finished project": ["status", str(done)],
+        "`sharin validate`": ["validate", str(done)],
+    }
+    startup: list[tuple[Row, list[str], dict[str, str] | None]] = []
+    for label, words in startup_cmds.items():
+        startup.append((rep.row("W0", f"start-up: {label}", "s", floor=pystart), words, None))
+        if nocache:
+            subprocess.run([script, *words], env=pyc_env, check=True, stdout=subprocess.DEVNULL)
+            row = rep.row("W0", f"start-up: {label}, bytecode cached", "s", floor=pystart)
+            startup.append((row, words, pyc_env))
 
     def run_cli() -> None:
         proj = scratch.copy(template, "w0cli")
@@ -457,12 +474,28 @@ def bench_w0(rep: Report, base: Path, scratch: Scratch, n: int) -> None:
         subprocess.run([PY, "-c", "pass"], check=True)
         pystart.append(time.perf_counter() - t0)
 
+    def run_startup() -> None:
+        for row, words, env in startup:
+            t0 = time.perf_counter()
+            subprocess.run([script, *words], check=True, stdout=subprocess.DEVNULL, env=env)
+            row.sharin.append(time.perf_counter() - t0)
+
     steps = [run_cli, run_api, run_floor_process, run_floor_inprocess, run_shell, run_pystart]
+    steps.append(run_startup)
     if pyc is not None:
         steps.append(run_cli_pyc)
     if shim:
         steps.append(run_cli_shim)
     interleaved(n, *steps)
+    scratch.drop(done)
+    for row, _, _ in startup:
+        row.target = med(pystart) + STARTUP_ABOVE_PYTHON
+        row.target_text = f"≤ python + {STARTUP_ABOVE_PYTHON} s ({row.target:.3f} s)"
+    rep.notes.append(
+        f"W0 start-up rows: `{script} --help`, `… status PROJECT` (a project whose one task "
+        "finished), `… validate PROJECT`, each run to its exit with its output to /dev/null; "
+        f"their floor column is `{PY} -c pass`, measured in the same repetitions."
+    )
     rep.notes.append(
         f"W0: Python start-up alone (`{PY} -c pass`): {fmt(pystart, 's')}; the asyncio floor of "
         "the CLI row is `python floor.py` (start-up + one task), of the in-process row "

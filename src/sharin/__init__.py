@@ -1,9 +1,16 @@
 """sharin (車輪): WHEEL-compatible HPC workflows from a command line, Python, or a browser.
 
 Layers, importing one way only: ``interfaces`` → ``executors`` → ``engine`` → ``model``.
+
+The names below are loaded on first use (PEP 562), so that ``import sharin`` — and the command
+line, which imports this package first — pays only for the part of sharin it uses.
 """
 
-from .engine import Event, RunOptions, RunResult
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     BusyError,
     ExecutorError,
@@ -15,38 +22,79 @@ from .errors import (
     TransportError,
     ValidationError,
 )
-from .interfaces.api import (
-    ProjectStatus,
-    add_component,
-    add_task,
-    clean,
-    connect,
-    connect_files,
-    copy_project,
-    disconnect,
-    disconnect_files,
-    export_project,
-    import_project,
-    job_states,
-    log_paths,
-    new_project,
-    open_project,
-    plan,
-    remove_component,
-    revert,
-    run,
-    run_async,
-    runs,
-    save,
-    set_property,
-    status,
-    stop,
-    validate,
-    viewer_images,
-)
-from .model import Component, Project, State
+
+if TYPE_CHECKING:
+    from .engine import Event, RunOptions, RunResult
+    from .interfaces.api import (
+        ProjectStatus,
+        add_component,
+        add_task,
+        clean,
+        connect,
+        connect_files,
+        copy_project,
+        disconnect,
+        disconnect_files,
+        export_project,
+        import_project,
+        job_states,
+        log_paths,
+        new_project,
+        open_project,
+        plan,
+        remove_component,
+        revert,
+        run,
+        run_async,
+        runs,
+        save,
+        set_property,
+        status,
+        stop,
+        validate,
+        viewer_images,
+    )
+    from .model import Component, Project, State
 
 __version__ = "0.1.0"
+
+#: where each lazily loaded name lives
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("Event", "RunOptions", "RunResult"), "sharin.engine"),
+    **dict.fromkeys(("Component", "Project", "State"), "sharin.model"),
+    **dict.fromkeys(
+        (
+            "ProjectStatus",
+            "add_component",
+            "add_task",
+            "clean",
+            "connect",
+            "connect_files",
+            "copy_project",
+            "disconnect",
+            "disconnect_files",
+            "export_project",
+            "import_project",
+            "job_states",
+            "log_paths",
+            "new_project",
+            "open_project",
+            "plan",
+            "remove_component",
+            "revert",
+            "run",
+            "run_async",
+            "runs",
+            "save",
+            "set_property",
+            "status",
+            "stop",
+            "validate",
+            "viewer_images",
+        ),
+        "sharin.interfaces.api",
+    ),
+}
 
 __all__ = [
     "BusyError",
@@ -92,3 +140,19 @@ __all__ = [
     "validate",
     "viewer_images",
 ]
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above; the names exist at run time
+
+    def __getattr__(name: str) -> Any:
+        """Load a public name on first use and keep it: later lookups are plain attributes."""
+        where = _LAZY.get(name)
+        if where is None:
+            raise AttributeError(f"module 'sharin' has no attribute {name!r}")
+        value = getattr(importlib.import_module(where), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

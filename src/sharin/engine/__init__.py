@@ -1,31 +1,75 @@
-"""The engine: scheduling, state, the run journal and recovery. Defines the executor protocol."""
+"""The engine: scheduling, state, the run journal and recovery. Defines the executor protocol.
 
-from ._control import viewer_files
-from ._engine import (
-    HANGUP_MESSAGE,
-    SUPPORTED_TYPES,
-    Engine,
-    PlannedStep,
-    RunOptions,
-    RunResult,
-    evaluate_condition,
-    install_signal_handlers,
-    plan,
-    sharin_dir,
-)
-from ._events import Event, EventBus
-from ._files import Delivery, deliver, resolve_sources
-from ._journal import Journal, RunRecord, TaskRecord
-from ._protocol import (
-    BulkRequest,
-    Executor,
-    ExecutorProvider,
-    JobHandle,
-    JobResult,
-    JobStatus,
-    StepRequest,
-    TaskSpec,
-)
+The names below are loaded on first use (PEP 562): reading the journal (``Journal``) or the
+engine's layout (``sharin_dir``, ``SUPPORTED_TYPES``) does not import the scheduler and asyncio.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._control import viewer_files
+    from ._engine import (
+        HANGUP_MESSAGE,
+        Engine,
+        PlannedStep,
+        RunOptions,
+        RunResult,
+        evaluate_condition,
+        install_signal_handlers,
+        plan,
+    )
+    from ._events import Event, EventBus
+    from ._files import Delivery, deliver, resolve_sources
+    from ._journal import Journal, RunRecord, TaskRecord
+    from ._layout import SUPPORTED_TYPES, sharin_dir
+    from ._protocol import (
+        BulkRequest,
+        Executor,
+        ExecutorProvider,
+        JobHandle,
+        JobResult,
+        JobStatus,
+        StepRequest,
+        TaskSpec,
+    )
+
+#: the module (below this package) that defines each public name
+_LAZY: dict[str, str] = {
+    "viewer_files": "_control",
+    **dict.fromkeys(
+        (
+            "HANGUP_MESSAGE",
+            "Engine",
+            "PlannedStep",
+            "RunOptions",
+            "RunResult",
+            "evaluate_condition",
+            "install_signal_handlers",
+            "plan",
+        ),
+        "_engine",
+    ),
+    **dict.fromkeys(("Event", "EventBus"), "_events"),
+    **dict.fromkeys(("Delivery", "deliver", "resolve_sources"), "_files"),
+    **dict.fromkeys(("Journal", "RunRecord", "TaskRecord"), "_journal"),
+    **dict.fromkeys(("SUPPORTED_TYPES", "sharin_dir"), "_layout"),
+    **dict.fromkeys(
+        (
+            "BulkRequest",
+            "Executor",
+            "ExecutorProvider",
+            "JobHandle",
+            "JobResult",
+            "JobStatus",
+            "StepRequest",
+            "TaskSpec",
+        ),
+        "_protocol",
+    ),
+}
 
 __all__ = [
     "HANGUP_MESSAGE",
@@ -56,3 +100,18 @@ __all__ = [
     "sharin_dir",
     "viewer_files",
 ]
+
+if not TYPE_CHECKING:  # type checkers see the imports above; the names exist at run time
+
+    def __getattr__(name: str) -> Any:
+        """Load a public name on first use and keep it: later lookups are plain attributes."""
+        where = _LAZY.get(name)
+        if where is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})

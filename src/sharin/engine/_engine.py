@@ -44,7 +44,7 @@ from ._control import condition_true, own_env
 from ._events import Event, EventBus
 from ._files import Delivery, deliver, resolve_sources, run_bounds
 from ._journal import FingerprintRecord, Journal, TaskRecord
-from ._layout import RunLayout, sharin_dir
+from ._layout import SUPPORTED_TYPES, RunLayout, sharin_dir
 from ._mirror import DELETE, StateMirror, update_json
 from ._protocol import (
     Executor,
@@ -65,27 +65,6 @@ __all__ = [
     "sharin_dir",
 ]
 
-#: component types this engine runs
-SUPPORTED_TYPES = frozenset(
-    t.value
-    for t in (
-        ComponentType.TASK,
-        ComponentType.WORKFLOW,
-        ComponentType.IF,
-        ComponentType.FOR,
-        ComponentType.FOREACH,
-        ComponentType.WHILE,
-        ComponentType.BREAK,
-        ComponentType.CONTINUE,
-        ComponentType.PARAMETER_STUDY,
-        ComponentType.SOURCE,
-        ComponentType.VIEWER,
-        ComponentType.STORAGE,
-        ComponentType.STEPJOB,
-        ComponentType.STEPJOB_TASK,
-        ComponentType.BULKJOB_TASK,
-    )
-)
 
 #: components that run one script as one process or job (stopped by cancelling their coroutine)
 _TASK_TYPES = frozenset(

@@ -20,17 +20,20 @@ at once.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import JournalError
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["FingerprintRecord", "Journal", "RunRecord", "TaskRecord", "clean_covers"]
 
@@ -156,6 +159,12 @@ _SET_FINGERPRINT = (
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
+    # where asyncio was never imported no event loop runs: reading the journal (`sharin status`)
+    # does not import it
+    if "asyncio" not in sys.modules:
+        return None
+    import asyncio
+
     try:
         return asyncio.get_running_loop()
     except RuntimeError:

@@ -1,4 +1,6 @@
-"""Where sharin keeps its own files in a project: the one place their names are written.
+"""Where sharin keeps its own files in a project: the one place their names are written; and
+which component types the engine runs. Commands that run nothing (``status``, ``validate``,
+``log``) read these without importing the engine (no asyncio, no sqlite3).
 
 ``<project>/.sharin/`` holds
 
@@ -17,10 +19,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SHARIN_DIR", "RunLayout", "log_stem", "sharin_dir"]
+from ..model._component import ComponentType
+
+__all__ = ["SHARIN_DIR", "SUPPORTED_TYPES", "RunLayout", "log_stem", "sharin_dir"]
 
 #: sharin's directory in a project (never committed, never copied with the project)
 SHARIN_DIR = ".sharin"
+
+#: component types this engine runs
+SUPPORTED_TYPES = frozenset(
+    t.value
+    for t in (
+        ComponentType.TASK,
+        ComponentType.WORKFLOW,
+        ComponentType.IF,
+        ComponentType.FOR,
+        ComponentType.FOREACH,
+        ComponentType.WHILE,
+        ComponentType.BREAK,
+        ComponentType.CONTINUE,
+        ComponentType.PARAMETER_STUDY,
+        ComponentType.SOURCE,
+        ComponentType.VIEWER,
+        ComponentType.STORAGE,
+        ComponentType.STEPJOB,
+        ComponentType.STEPJOB_TASK,
+        ComponentType.BULKJOB_TASK,
+    )
+)
 
 
 def sharin_dir(project_root: Path) -> Path:

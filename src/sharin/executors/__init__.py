@@ -10,15 +10,19 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from ..engine import Executor
 from ..errors import ExecutorError
 from ..model import LOCALHOST, HostConfig
-from ._scheduler import SchedulerDefinition, load_schedulers
-from ._transport import LocalTransport, Transport
-from .batch import BatchExecutor
-from .local import LocalExecutor, prepare_script
+
+if TYPE_CHECKING:
+    from ..engine import Executor
+    from ._scheduler import SchedulerDefinition, load_schedulers
+    from ._transport import LocalTransport, Transport
+    from .batch import BatchExecutor
+    from .local import LocalExecutor, prepare_script
 
 __all__ = [
     "BatchExecutor",
@@ -31,6 +35,33 @@ __all__ = [
     "prepare_script",
     "step_and_bulk_hosts",
 ]
+
+#: the module (below this package) that defines each name loaded on first use (PEP 562):
+#: checking a project's hosts does not import the executors and asyncio
+_LAZY: dict[str, str] = {
+    "BatchExecutor": "batch",
+    "LocalExecutor": "local",
+    "prepare_script": "local",
+    "LocalTransport": "_transport",
+    "Transport": "_transport",
+    "SchedulerDefinition": "_scheduler",
+    "load_schedulers": "_scheduler",
+}
+
+if not TYPE_CHECKING:  # type checkers see the imports above; the names exist at run time
+
+    def __getattr__(name: str) -> Any:
+        """Load a public name on first use and keep it: later lookups are plain attributes."""
+        where = _LAZY.get(name)
+        if where is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
 def step_and_bulk_hosts(
@@ -62,12 +93,24 @@ class ExecutorRegistry:
     ) -> None:
         self.hosts = dict(hosts or {})
         self._schedulers = dict(schedulers) if schedulers is not None else None
-        self._local = LocalExecutor(max_concurrent=max_local)
+        self._max_local = max_local
+        self._local_executor: LocalExecutor | None = None
         self._remote: dict[tuple[str, bool], Executor] = {}
+
+    @property
+    def _local(self) -> LocalExecutor:
+        """The executor of this machine's processes, made when a task first needs it."""
+        if self._local_executor is None:
+            from .local import LocalExecutor
+
+            self._local_executor = LocalExecutor(max_concurrent=self._max_local)
+        return self._local_executor
 
     @property
     def schedulers(self) -> dict[str, SchedulerDefinition]:
         if self._schedulers is None:
+            from ._scheduler import load_schedulers
+
             self._schedulers = load_schedulers()
         return self._schedulers
 
@@ -92,6 +135,8 @@ class ExecutorRegistry:
     def _transport(self, cfg: HostConfig) -> Transport:
         kind = str(cfg.raw.get("transport") or "ssh")
         if kind == "local":
+            from ._transport import LocalTransport
+
             return LocalTransport()
         if kind == "ssh":
             raise ExecutorError(
@@ -119,10 +164,13 @@ class ExecutorRegistry:
                 f"host {cfg.name!r}: unknown jobScheduler {name!r} (known: "
                 f"{', '.join(sorted(self.schedulers))}); define it in jobScheduler.json"
             )
+        from .batch import BatchExecutor
+
         return BatchExecutor(cfg, scheduler, transport)
 
     async def close(self) -> None:
         for ex in self._remote.values():
-            if ex is not self._local:
+            if ex is not self._local_executor:
                 await ex.close()
-        await self._local.close()
+        if self._local_executor is not None:
+            await self._local_executor.close()

@@ -14,45 +14,21 @@ Build a project in code, run it and look at the result::
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import re
-import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import model
-from ..engine import (
-    SUPPORTED_TYPES,
-    Engine,
-    Event,
-    EventBus,
-    ExecutorProvider,
-    JobHandle,
-    JobStatus,
-    Journal,
-    PlannedStep,
-    RunOptions,
-    RunRecord,
-    RunResult,
-    TaskRecord,
-    install_signal_handlers,
-    viewer_files,
-)
-from ..engine import plan as _plan
+from ..engine import SUPPORTED_TYPES
 from ..engine._layout import RunLayout
 from ..errors import BusyError, ExecutorError, JournalError, Problem, ProjectError, RunError
-from ..executors import (
-    ExecutorRegistry,
-    SchedulerDefinition,
-    load_schedulers,
-    step_and_bulk_hosts,
-)
+from ..executors import ExecutorRegistry, step_and_bulk_hosts
 from ..model import (
     COMPONENT_FILE,
     PARAMETER_FILE,
@@ -67,6 +43,25 @@ from ..model import (
     load_hosts,
     local_job_limit,
 )
+
+# The engine, the executors and asyncio are imported by the functions that use them, so that
+# `sharin status` and `sharin validate` do not load the scheduler.
+if TYPE_CHECKING:
+    import asyncio
+
+    from ..engine import (
+        Event,
+        ExecutorProvider,
+        JobHandle,
+        JobStatus,
+        Journal,
+        PlannedStep,
+        RunOptions,
+        RunRecord,
+        RunResult,
+        TaskRecord,
+    )
+    from ..executors import SchedulerDefinition
 
 __all__ = [
     "CleanResult",
@@ -387,7 +382,11 @@ def validate(project: ProjectRef) -> list[Problem]:
     """Every problem in the project; empty when it can run."""
     p = _project(project)
     hosts = load_hosts()
-    return _check(p, hosts, load_schedulers() if hosts else {})
+    if not hosts:
+        return _check(p, hosts, {})
+    from ..executors import load_schedulers
+
+    return _check(p, hosts, load_schedulers())
 
 
 def _check(
@@ -439,7 +438,9 @@ async def run_async(
 ) -> RunResult:
     """Validate and run (or resume) a project; returns when the run ends."""
     p = _project(project)
+    from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
     from ..errors import ValidationError
+    from ..executors import load_schedulers
 
     hosts = load_hosts()
     schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
@@ -481,6 +482,8 @@ class _FileLists:
 
     @classmethod
     async def start(cls, root: Path) -> _FileLists | None:
+        import asyncio
+
         if engine_pid(root) is not None:
             return None  # the engine refuses to start: another one runs the project
         pending = RunLayout(root).files_pending
@@ -494,6 +497,8 @@ class _FileLists:
         if ev.kind != "run" or ev.key or ev.state != "running" or self.run is not None:
             return
         self.run = ev.run
+        import asyncio
+
         # off the event loop; should the engine die first, the next run or clean adopts it
         self._moved = asyncio.get_running_loop().run_in_executor(None, self._keep, ev.run)
 
@@ -504,6 +509,8 @@ class _FileLists:
             os.replace(self.pending, cleaning.next_before(d))
 
     async def end(self) -> None:
+        import asyncio
+
         if self._moved is not None:
             await self._moved
         if self.run is None:
@@ -529,6 +536,8 @@ def _settle(root: Path) -> None:
     path = RunLayout(root).journal
     if not path.exists():
         return
+    from ..engine import Journal
+
     try:
         j = Journal(path)
     except JournalError:
@@ -557,6 +566,8 @@ def _settle(root: Path) -> None:
 
 def run(project: ProjectRef, **kwargs: Any) -> RunResult:
     """Blocking form of :func:`run_async`."""
+    import asyncio
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -573,6 +584,9 @@ def plan(project: ProjectRef, *, restart: bool = False) -> list[PlannedStep]:
     """What :func:`run` would run and why (a dry run): one :class:`~sharin.engine.PlannedStep`
     per component, ``reason`` None for those that would be reused. Runs nothing and changes
     no file (the journal is only read)."""
+    from ..engine import Journal
+    from ..engine import plan as _plan
+
     p = _project(project)
     path = RunLayout(p.root).journal
     journal = Journal.open_readonly(path) if path.exists() else None
@@ -606,7 +620,11 @@ class ProjectStatus:
 
 def _journal(p: Project) -> Journal | None:
     path = RunLayout(p.root).journal
-    return Journal(path) if path.exists() else None
+    if not path.exists():
+        return None
+    from ..engine import Journal
+
+    return Journal(path)
 
 
 def engine_pid(project: ProjectRef) -> int | None:
@@ -661,6 +679,10 @@ def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobS
     live = [t for t in s.tasks if t.handle and t.state in ("running", "queued", "unknown")]
     if not live:
         return {}
+    import asyncio
+
+    from ..engine import JobHandle, JobStatus
+    from ..executors import load_schedulers
 
     async def ask() -> dict[str, JobStatus]:
         registry = ExecutorRegistry(load_hosts(), schedulers=load_schedulers())
@@ -702,6 +724,8 @@ def viewer_images(project: ProjectRef, component: Component | str) -> list[Path]
     c = _component(p, component)
     if c.type != "viewer":
         raise ProjectError(f"{c.rel} is a {c.type}, not a viewer")
+    from ..engine import viewer_files
+
     return viewer_files(c.directory)
 
 
@@ -806,6 +830,8 @@ def stop(project: ProjectRef, *, timeout: float = 30.0) -> bool:
     pid = engine_pid(p)
     if pid is None or pid <= 0:
         return False
+    import signal
+
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
@@ -955,6 +981,8 @@ def clean(
                 path=root,
             )
     _settle(root)
+    from ..engine import Journal
+
     jpath = RunLayout(root).journal
     try:
         j = Journal(jpath) if jpath.exists() else None

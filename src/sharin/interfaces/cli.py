@@ -10,21 +10,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from ..engine import HANGUP_MESSAGE, Event, RunOptions, RunResult
 from ..errors import (
     BusyError,
     JournalError,
@@ -33,13 +26,57 @@ from ..errors import (
     SharinError,
     ValidationError,
 )
-from ..model import Component, ComponentType, Project, State, load_hosts, wheel_notes
-from . import api
+
+# Each verb imports what it uses (the API, the engine, rich), so that `sharin --help` loads
+# none of them and `status --json` no rich.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..engine import Event, RunResult
+    from ..model import Component, Project
+    from . import api
 
 EXIT_FAILED, EXIT_INPUT, EXIT_STOPPED, EXIT_BUSY = 1, 2, 3, 4
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+class _LazyConsole:
+    """A rich console for stdout or stderr, made when something is first printed with it."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            # no emoji codes: a name or value like ":smile:" is shown as it is written
+            self._console = Console(stderr=self._stderr, highlight=False, emoji=False)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.get().print(*objects, **options)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.get().is_terminal
+
+
+console = _LazyConsole()
+err_console = _LazyConsole(stderr=True)
+
+
+def escape(text: str) -> str:
+    """``text`` with rich's markup escaped (rich.markup.escape, imported when first needed)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """sqlite3's error class when a verb has loaded sqlite3 (else nothing to catch)."""
+    sqlite3 = sys.modules.get("sqlite3")
+    return (sqlite3.DatabaseError,) if sqlite3 is not None else ()
 
 
 def exit_code(e: SharinError) -> int:
@@ -64,7 +101,7 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except SharinError as e:
             _fail(e)
-        except sqlite3.DatabaseError as e:  # a journal damaged after it was opened
+        except _database_errors() as e:  # a journal damaged after it was opened
             _fail(
                 JournalError(
                     f"the run journal .sharin/journal.sqlite cannot be read ({e}); move it "
@@ -96,6 +133,8 @@ def cli() -> None:
 @click.option("-d", "--description", default="", help="Free text shown in project lists.")
 def new(path: Path, description: str) -> None:
     """Create an empty project PATH (a <name>.wheel directory and git repository)."""
+    from . import api
+
     p = api.new_project(path, description)
     console.print(f"created project [bold]{p.name}[/] at {escape(str(p.root))}")
 
@@ -105,6 +144,8 @@ def new(path: Path, description: str) -> None:
 @click.argument("dst", type=click.Path(path_type=Path))
 def copy(src: Path, dst: Path) -> None:
     """Copy project SRC (e.g. a shipped example) to DST, as a repository of its own."""
+    from . import api
+
     p = api.copy_project(src, dst)
     console.print(escape(f"copied {src} to {p.root}"))
 
@@ -127,6 +168,8 @@ def copy(src: Path, dst: Path) -> None:
 )
 def import_(source: Path, parent: Path, host_map: tuple[str, ...], keep_state: bool) -> None:
     """Import a WHEEL or sharin archive (.tgz) or project directory SOURCE into PARENT."""
+    from . import api
+
     mapping = {}
     for item in host_map:
         label, sep, host = item.partition("=")
@@ -175,20 +218,30 @@ def export(
     dereference: bool,
 ) -> None:
     """Write PROJECT's last save as an archive that WHEEL can import."""
+    from . import api
+
     path = api.export_project(
         project, output, name=name, mail=mail, memo=memo, dereference=dereference
     )
     console.print(f"exported to {path}")
 
 
-_TYPES_EPILOG = (
-    "TYPE is one of: "
-    + ", ".join(t.value for t in ComponentType)
-    + ". Components with a script (task, stepjobTask, bulkjobTask) take the --script options."
-)
+class _AddCommand(click.Command):
+    """`add`, whose help lists the component types (the model is loaded only for that help)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from ..model import ComponentType
+
+        self.epilog = (
+            "TYPE is one of: "
+            + ", ".join(t.value for t in ComponentType)
+            + ". Components with a script (task, stepjobTask, bulkjobTask) take the --script "
+            "options."
+        )
+        super().format_epilog(ctx, formatter)
 
 
-@cli.command(epilog=_TYPES_EPILOG)
+@cli.command(cls=_AddCommand)
 @click.argument("project", type=click.Path(path_type=Path))
 @click.argument("ctype", metavar="TYPE")
 @click.argument("name")
@@ -215,6 +268,8 @@ def add(
     props: tuple[str, ...],
 ) -> None:
     """Add a component of TYPE (task, workflow, ...) named NAME to PROJECT."""
+    from . import api
+
     values = dict(_kv(x) for x in props)
     with api.editing(project) as p:
         c = _add(p, ctype, name, parent, script, script_text, script_file, values)
@@ -233,6 +288,8 @@ def _add(
     script_file: Path | None,
     values: dict[str, Any],
 ) -> Component:
+    from . import api
+
     if ctype in api.SCRIPT_TYPES:
         text = script_text
         if script_file is not None:
@@ -263,6 +320,8 @@ def _add(
 
 
 def _warn_unknown(p: Project, c: Component, key: str) -> None:
+    from . import api
+
     warning = api.unknown_key(p, c, key)
     if warning:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
@@ -293,6 +352,8 @@ def connect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bo
 
     SRC and DST are component paths (wf/task), unique names or IDs.
     """
+    from . import api
+
     specs = _file_specs(files)
     with api.editing(project) as p:
         if not files:
@@ -334,6 +395,8 @@ def _file_specs(files: tuple[str, ...]) -> list[tuple[str, str]]:
 @click.option("--else", "else_", is_flag=True, help="Remove the else edge of an if component.")
 def disconnect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bool) -> None:
     """Remove the edge from component SRC to DST (the opposite of `connect`)."""
+    from . import api
+
     specs = _file_specs(files)
     with api.editing(project) as p:
         if not files:
@@ -354,6 +417,8 @@ def remove(project: Path, component: str, yes: bool) -> None:
 
     `sharin revert` brings it back as the last save has it, until you save.
     """
+    from . import api
+
     with api.editing(project) as p:
         preview = api.removal_preview(p, component)
         if preview.files and not yes:
@@ -393,6 +458,8 @@ def _files_phrase(r: api.Removal) -> str:
 @click.argument("assignments", nargs=-1, required=True, metavar="KEY=VALUE...")
 def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
     """Set properties of COMPONENT (values are JSON when they parse: 3, true, ["a"])."""
+    from . import api
+
     pairs = [_kv(a) for a in assignments]
     fixed = [k for k, _ in pairs if k in ("ID", "parent", "type")]
     if fixed:  # refused before anything is written
@@ -416,6 +483,9 @@ def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
 def validate(project: Path, as_json: bool, wheel: bool) -> None:
     """Check PROJECT and list every problem (exit 2 if there are any), and as notes what
     WHEEL would not run the same way."""
+    from ..model import load_hosts, wheel_notes
+    from . import api
+
     if not as_json:
         problems = api.validate(project)
         notes = wheel_notes(api.open_project(project), load_hosts())
@@ -475,7 +545,7 @@ class _Progress:
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 TextColumn("{task.fields[running]}"),
-                console=console,
+                console=console.get(),
                 transient=False,
             )
             self._bar.__enter__()
@@ -488,6 +558,9 @@ class _Progress:
             self._bar.__exit__(None, None, None)
 
     def __call__(self, ev: Event) -> None:
+        from ..engine import HANGUP_MESSAGE
+        from ..model import State
+
         if ev.kind == "run" and ev.message == HANGUP_MESSAGE:
             # the terminal is gone and output goes to .sharin/engine.log: only the summary
             if self._bar is not None:
@@ -580,6 +653,10 @@ def run_cmd(
 ) -> None:
     """Run PROJECT: resume its last run if that did not finish; otherwise run only what changed
     since it last finished (and what depends on that)."""
+    from ..engine import RunOptions
+    from ..model import State
+    from . import api
+
     p = api.open_project(project)
     problems = api.validate(p)
     if problems:
@@ -613,6 +690,8 @@ def _reason_lines(reasons: list[tuple[str, str]]) -> None:
 
 
 def _dry_run(p: Project, restart: bool) -> None:
+    from . import api
+
     steps = api.plan(p, restart=restart)
     runs = [(s.key, s.reason) for s in steps if s.reason is not None]
     reused = len(steps) - len(runs)
@@ -628,11 +707,13 @@ def _dry_run(p: Project, restart: bool) -> None:
 def _plain_consoles() -> None:
     """Consoles made anew for what stdout and stderr are now (a log file: no colours)."""
     global console, err_console
-    console = Console(highlight=False)
-    err_console = Console(stderr=True, highlight=False)
+    console = _LazyConsole()
+    err_console = _LazyConsole(stderr=True)
 
 
 def _summary(p: Project, r: RunResult) -> None:
+    from ..model import State
+
     if r.nothing_to_do:
         console.print(f"[green]run {r.run}:[/] nothing changed since run {r.since}; nothing to do")
         return
@@ -654,7 +735,10 @@ def _summary(p: Project, r: RunResult) -> None:
 
 
 def _detach(p: Project, keep_going: bool, restart: bool, jobs: int | None, lost: str) -> None:
+    import subprocess
+
     from ..engine import sharin_dir
+    from . import api
 
     running = api.engine_pid(p)
     if running is not None:
@@ -724,6 +808,8 @@ def _last_error(log: Path) -> str:
 )
 def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None:
     """State of PROJECT and of each task in its last run."""
+    from . import api
+
     s = api.status(project, run_id)
     live = api.job_states(project, run_id) if jobs else {}
     if as_json:
@@ -768,6 +854,8 @@ def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None
     if s.run is None:
         console.print("no runs yet")
         return
+    from rich.table import Table
+
     table = Table(title=f"run {s.run.id} ({s.run.state})", title_justify="left")
     cols = ["component", "type", "state", "attempt", "exit", "time", "message"]
     if jobs:
@@ -795,6 +883,8 @@ def status(project: Path, run_id: int | None, as_json: bool, jobs: bool) -> None
 
 
 def _iso(t: float | None) -> str | None:
+    from datetime import datetime
+
     if t is None:
         return None
     return datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")
@@ -823,6 +913,8 @@ def log(project: Path, component: str, stream: str, follow: bool, run_id: int | 
     COMPONENT is a component (path, unique name or ID) or one of its loop trips or
     parameter-study instances (e.g. loop_1/task); for a task inside a loop, the trips are listed.
     """
+    from . import api
+
     out, err = api.log_paths(project, component, run_id, pending=follow)
     path = err if stream == "err" else out
     if not path.exists() and not follow:
@@ -834,6 +926,8 @@ def log(project: Path, component: str, stream: str, follow: bool, run_id: int | 
 
 
 def _cat(path: Path, follow: bool, project: Path) -> None:
+    from . import api
+
     pos = 0
     while True:
         # asked before reading, so that what the task wrote just before the engine ended is read
@@ -855,6 +949,8 @@ def _cat(path: Path, follow: bool, project: Path) -> None:
 @click.argument("project", type=click.Path(path_type=Path))
 def stop(project: Path) -> None:
     """Stop the engine running PROJECT (running tasks are cancelled)."""
+    from . import api
+
     if api.stop(project):
         console.print("stopped; `sharin run` resumes the run later")
     else:
@@ -904,6 +1000,8 @@ def clean(project: Path, component: str | None, discard: bool, keep: bool) -> No
     are thrown away only after you agree (asked on a terminal; elsewhere pass
     --discard-unsaved, or --keep-unsaved to keep them). The run history is kept.
     """
+    from . import api
+
     if discard and keep:
         raise click.UsageError("--discard-unsaved and --keep-unsaved exclude each other")
     mode = "discard" if discard else "keep" if keep else "refuse"
@@ -927,6 +1025,8 @@ def clean(project: Path, component: str | None, discard: bool, keep: bool) -> No
 @click.option("-m", "--message", default="save project", help="Commit message.")
 def save(project: Path, message: str) -> None:
     """Save PROJECT (a git commit of its files)."""
+    from . import api
+
     console.print("saved" if api.save(project, message) else "nothing to save")
 
 
@@ -940,6 +1040,8 @@ def revert(project: Path, yes: bool) -> None:
     that were never saved nor added (run outputs among them) stay; `sharin clean` removes
     what runs made.
     """
+    from . import api
+
     if not yes and _interactive():
         pending = api.unsaved_changes(project)
         if pending and not _confirm_discard("revert")(pending):
@@ -963,6 +1065,8 @@ def _git_label(info: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def runs_cmd(project: Path, as_json: bool) -> None:
     """List the runs of PROJECT."""
+    from . import api
+
     rs = api.runs(project)
     if as_json:
         out = [
@@ -980,6 +1084,8 @@ def runs_cmd(project: Path, as_json: bool) -> None:
     if not rs:
         console.print("no runs yet")
         return
+    from rich.table import Table
+
     table = Table()
     for col in ("run", "state", "started", "duration", "git"):
         table.add_column(col)
@@ -1000,3 +1106,7 @@ def main() -> None:
         "COLUMNS", os.environ.get("COLUMNS", "120")
     ) if not sys.stdout.isatty() else None
     cli(prog_name="sharin")
+
+
+if __name__ == "__main__":  # python -m sharin.interfaces.cli
+    main()

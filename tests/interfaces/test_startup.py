@@ -1,0 +1,144 @@
+"""What the command line imports to start: each verb loads only what it uses.
+
+The CLI runs in a fresh interpreter as ``python -m sharin …`` does (and the console script), and
+the modules in ``sys.modules`` when it exits are compared with what the verb needs. These are
+tests of imports, not of time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sharin
+from sharin import Project
+
+#: what the asyncio engine, the run journal and the parameter-study templates pull in
+ENGINE = ("asyncio", "sqlite3", "jinja2", "msgspec", "sharin.engine")
+
+
+#: runs ``python -m sharin ARGS`` (as the console script does) and, at exit, writes the names
+#: of every module imported to the file given first
+WRAPPER = """\
+import atexit, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
+runpy.run_module("sharin", run_name="__main__", alter_sys=True)
+"""
+
+
+def imported(tmp_path: Path, *args: object, code: int = 0) -> set[str]:
+    """The modules ``sharin ARGS`` has imported when it exits."""
+    out = tmp_path / "modules.txt"
+    proc = subprocess.run(
+        [sys.executable, "-c", WRAPPER, out, *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == code, proc.stderr[-3000:]
+    names = set(out.read_text().split())
+    assert "sharin.interfaces.cli" in names  # the CLI ran
+    return names
+
+
+def loaded(names: set[str], packages: tuple[str, ...]) -> list[str]:
+    """The modules of ``names`` that are one of ``packages`` or inside one of them."""
+    return sorted(n for n in names if any(n == p or n.startswith(p + ".") for p in packages))
+
+
+@pytest.fixture
+def finished(tmp_path: Path) -> Path:
+    """A project with one task, run to the end."""
+    p = sharin.new_project(tmp_path / "done")
+    sharin.add_task(p, "hello", "echo hello > out.txt", outputs=["out.txt"])
+    assert sharin.run(p).ok
+    return p.root
+
+
+def test_help_imports_neither_engine_nor_model_nor_rich(tmp_path: Path) -> None:
+    names = imported(tmp_path, "--help")
+    assert loaded(names, ENGINE) == []
+    assert loaded(names, ("rich", "sharin.model", "sharin.interfaces.api")) == []
+
+
+def test_a_verbs_help_imports_no_engine(tmp_path: Path) -> None:
+    assert loaded(imported(tmp_path, "run", "--help"), ENGINE) == []
+    add_help = imported(tmp_path, "add", "--help")  # lists the component types of the model
+    assert loaded(add_help, ("asyncio", "sqlite3", "jinja2", "sharin.engine")) == []
+
+
+def test_status_of_a_finished_project_reads_the_journal_without_the_engine(
+    tmp_path: Path,
+    finished: Path,
+) -> None:
+    names = imported(tmp_path, "status", finished)
+    assert "sharin.engine._journal" in names  # the journal is read, the engine is not loaded
+    heavy = ("asyncio", "jinja2", "sharin.engine._engine", "sharin.executors.local")
+    assert loaded(names, heavy) == []
+
+
+def test_status_json_imports_no_rich(tmp_path: Path, finished: Path) -> None:
+    names = imported(tmp_path, "status", finished, "--json")
+    assert loaded(names, ("rich",)) == []
+    assert loaded(names, ("asyncio", "jinja2", "sharin.engine._engine")) == []
+
+
+def test_runs_json_imports_no_rich(tmp_path: Path, finished: Path) -> None:
+    assert loaded(imported(tmp_path, "runs", finished, "--json"), ("rich", "asyncio")) == []
+
+
+def test_validate_imports_no_engine_and_no_journal(tmp_path: Path, finished: Path) -> None:
+    for args in ((), ("--json",)):
+        names = imported(tmp_path, "validate", finished, *args)
+        assert loaded(names, ("asyncio", "sqlite3", "jinja2", "sharin.engine._engine")) == []
+        assert loaded(names, ("sharin.executors.local", "sharin.executors.batch")) == []
+    assert loaded(imported(tmp_path, "validate", finished, "--json"), ("rich",)) == []
+
+
+def test_import_sharin_loads_the_api_on_first_use() -> None:
+    code = (
+        "import sys, sharin\n"
+        "assert 'sharin.interfaces.api' not in sys.modules and 'asyncio' not in sys.modules\n"
+        "assert 'run' in dir(sharin) and 'Project' in dir(sharin)\n"
+        "from sharin import Project\n"
+        "assert Project.__module__ == 'sharin.model._project'\n"
+        "assert 'sharin.engine._engine' not in sys.modules\n"
+        "assert sharin.run.__module__ == 'sharin.interfaces.api'\n"
+        "try:\n"
+        "    sharin.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    assert 'no_such_name' in str(e)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_lazy_names_are_the_defining_modules_objects(project: Project) -> None:
+    import sharin.engine
+    from sharin.engine import _engine, _layout
+    from sharin.interfaces import api
+
+    assert sharin.run is api.run and sharin.RunOptions is _engine.RunOptions
+    # the engine's layout, read without loading the engine, is the engine's own
+    assert _layout.SUPPORTED_TYPES == _engine.SUPPORTED_TYPES
+    assert _layout.sharin_dir(project.root) == _engine.sharin_dir(project.root)
+    assert sharin.engine.sharin_dir is _layout.sharin_dir
+
+
+def test_the_cli_module_runs_as_a_script() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "sharin.interfaces.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Usage: sharin" in proc.stdout
