@@ -6,6 +6,12 @@ pidfd registered with the event loop (no polling, no thread per task). The exit 
 to a file by the wrapper shell, so an engine started after a crash can still learn how a task that
 outlived the old engine ended: :meth:`LocalExecutor.attach` waits on the pid (checked against its
 start time, so a reused pid is not mistaken for it) and then reads that file.
+
+An engine killed between starting a wrapper and journaling its handle leaves the intent to submit
+(``queued``) and no handle. :meth:`LocalExecutor.recover` finds that attempt again: its exit-code
+file if it already ended, else the wrapper shell itself, whose command line names the attempt's
+exit-code file (``/proc/PID/cmdline``, read once per recovered task, in a worker thread). The task
+is then re-attached instead of started a second time.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ _WRAPPER_SOURCING = (
     '( . ./"$6" || exit $?; exec ./"$2" ); '
     'set -- $? "$3"; echo $1 > "$2"; exit $1'
 )
+
+#: for the crash tests: the key of a task after whose spawn the engine kills itself (SIGKILL),
+#: before its handle can be journaled
+_KILL_AFTER_SPAWN = "SHARIN_TEST_KILL_AFTER_SPAWN"
 
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
@@ -72,6 +82,28 @@ def _read_rc(path: Path) -> int | None:
         return int(text)
     except ValueError:
         return None
+
+
+def _find_wrapper(rc_path: str) -> int | None:
+    """The pid of the live wrapper shell of the attempt whose exit-code file is ``rc_path``."""
+    want = rc_path.encode()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return None
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        # /bin/sh -c WRAPPER sh WORKDIR SCRIPT RC ...
+        if len(argv) > 6 and argv[0] == b"/bin/sh" and argv[1] == b"-c" and argv[6] == want:
+            if argv[2] in (_WRAPPER.encode(), _WRAPPER_SOURCING.encode()):
+                return int(name)
+    return None
 
 
 def task_script(spec: TaskSpec) -> Path:
@@ -161,6 +193,8 @@ class LocalExecutor(Executor):
             pid = os.posix_spawn("/bin/sh", argv, env, setsid=True)
         except OSError as e:
             raise ExecutorError(f"{spec.key}: cannot start /bin/sh ({e})") from None
+        if os.environ.get(_KILL_AFTER_SPAWN) == spec.key:
+            os.kill(os.getpid(), signal.SIGKILL)
         fut = self._watch_child(pid)
         self._children[pid] = fut
         return JobHandle(
@@ -169,6 +203,24 @@ class LocalExecutor(Executor):
             str(pid),
             {"start": _proc_start_time(pid), "rc": str(rc_path)},
         )
+
+    async def recover(self, spec: TaskSpec) -> JobHandle | None:
+        """The attempt an engine started and died before journaling: ended (its exit-code file
+        is there) or still running (its wrapper shell is found by its command line); None when
+        it was never started."""
+        rc_path = str(spec.rc_path)
+        if _read_rc(spec.rc_path) is None:
+            pid = await asyncio.to_thread(_find_wrapper, rc_path)
+            if pid is not None:
+                start = _proc_start_time(pid)
+                if start is not None:
+                    return JobHandle(
+                        "local", "localhost", str(pid), {"start": start, "rc": rc_path}
+                    )
+            if _read_rc(spec.rc_path) is None:  # it may have ended while we looked
+                return None
+        # ended: nothing left to signal, the handle only leads attach to the exit code
+        return JobHandle("local", "localhost", "0", {"start": None, "rc": rc_path})
 
     def _watch_child(self, pid: int) -> asyncio.Future[int]:
         """A future with the wait status of our child ``pid``, resolved from a pidfd."""
@@ -216,7 +268,7 @@ class LocalExecutor(Executor):
             return JobResult(rc, "" if rc == 0 else f"exit code {rc}")
         pid = int(handle.native_id)
         start = handle.data.get("start")
-        if start is not None and _proc_start_time(pid) == start:
+        if pid > 1 and start is not None and _proc_start_time(pid) == start:
             await self._wait_foreign(pid)
             rc = _read_rc(rc_path)
             if rc is not None:
@@ -250,7 +302,7 @@ class LocalExecutor(Executor):
     async def cancel(self, handle: JobHandle) -> None:
         pid = int(handle.native_id)
         start = handle.data.get("start")
-        if start is not None and _proc_start_time(pid) != start:
+        if pid <= 1 or (start is not None and _proc_start_time(pid) != start):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
@@ -272,7 +324,7 @@ class LocalExecutor(Executor):
             rc = _read_rc(Path(h.data.get("rc", "")))
             if rc is not None:
                 out[h] = JobStatus("finished" if rc == 0 else "failed", "exited", rc)
-            elif _proc_start_time(int(h.native_id)) == h.data.get("start"):
+            elif int(h.native_id) > 1 and _proc_start_time(int(h.native_id)) == h.data.get("start"):
                 out[h] = JobStatus("running", "alive")
             else:
                 out[h] = JobStatus("unknown", "gone")
