@@ -14,7 +14,9 @@ when the task exits it writes the exit code to the file ``rc`` before anything e
 killed by a signal leaves none: how it ended is then told only to the engine that watches). Both are written to a temporary name and renamed, so a reader sees all or
 nothing. So an engine that is killed learns nothing less: the next one finds the pid record
 (``recover``), waits on the pid and reads the exit code (``attach``). When the engine's end of
-the socket closes, the supervisor goes on until its last task has ended, then exits.
+the socket closes, the supervisor goes on until its last task has ended, then exits; a request
+it reads after the engine died is not carried out (that engine never learnt of the task, and the
+next one starts it).
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ def _spawn(req: dict[str, object]) -> tuple[int, int | None]:
 
 
 def main() -> int:
+    engine = os.getppid()
     sock = socket.socket(fileno=os.dup(0))
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
@@ -166,6 +169,10 @@ def main() -> int:
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
                     req = json.loads(line)
+                    if os.getppid() != engine:
+                        # the engine died after it asked: it never heard of this task, so the
+                        # next engine starts it; starting it here too would run it twice
+                        continue
                     try:
                         pid, start = _spawn(req)
                     except OSError as e:
