@@ -122,3 +122,23 @@ def test_cancel_reaches_the_task_through_the_supervisor(tmp_path: Path) -> None:
     assert result == JobResult(-signal.SIGTERM, "killed by signal SIGTERM")
     wait_for(lambda: not pid_alive(int(handle.native_id)), "the task to go", timeout=5)
     assert not spec.rc_path.exists()
+
+
+def test_close_reaps_an_idle_supervisor(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "true")
+
+    async def go() -> int:
+        ex = LocalExecutor()
+        await ex.wait(await ex.submit(spec), spec)
+        assert ex._sup is not None
+        pid = ex._sup.pid
+        await ex.close()
+        return pid
+
+    pid = asyncio.run(asyncio.wait_for(go(), 15))
+    # reaped: its tasks' CPU time is counted among this process's children's
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    raise AssertionError(f"supervisor {pid} was not reaped")

@@ -47,6 +47,9 @@ _SUPERVISOR = str(Path(__file__).with_name("_supervisor.py"))
 #: before its handle can be journaled
 _KILL_AFTER_SPAWN = "SHARIN_TEST_KILL_AFTER_SPAWN"
 
+#: seconds :meth:`LocalExecutor.close` waits for an idle supervisor to exit
+_CLOSE_WAIT = 2.0
+
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
 
@@ -228,17 +231,36 @@ class _Supervisor:
             if self._pidfd >= 0:
                 os.close(self._pidfd)
 
-    def close(self) -> None:
-        """Hang up: the supervisor exits when its last task has ended."""
+    async def close(self) -> None:
+        """Hang up: the supervisor exits when its last task has ended. With none running, wait
+        for it (briefly) and reap it, so that its tasks' CPU time counts as this process's
+        children's."""
         if self.alive:
             self.alive = False
             self.loop.remove_reader(self.sock.fileno())
             self.sock.close()
-        if self._pidfd >= 0:
-            self.loop.remove_reader(self._pidfd)
-            os.close(self._pidfd)
-            self._pidfd = -1
-            _hung_up.add(self.pid)
+        if self._pidfd < 0:
+            return
+        pidfd, self._pidfd = self._pidfd, -1
+        self.loop.remove_reader(pidfd)
+        try:
+            if all(f.done() for f in self.exits.values()):
+                ended: asyncio.Future[None] = self.loop.create_future()
+
+                def on_exit() -> None:
+                    if not ended.done():
+                        ended.set_result(None)
+
+                self.loop.add_reader(pidfd, on_exit)
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ended, _CLOSE_WAIT)
+                finally:
+                    self.loop.remove_reader(pidfd)
+        finally:
+            os.close(pidfd)
+        _hung_up.add(self.pid)
+        _reap_hung_up()
 
 
 def task_script(spec: TaskSpec) -> Path:
@@ -470,6 +492,6 @@ class LocalExecutor(Executor):
         return out
 
     async def close(self) -> None:
-        if self._sup is not None:
-            self._sup.close()
-            self._sup = None
+        sup, self._sup = self._sup, None
+        if sup is not None:
+            await sup.close()
