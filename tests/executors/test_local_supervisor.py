@@ -142,3 +142,16 @@ def test_close_reaps_an_idle_supervisor(tmp_path: Path) -> None:
     except ChildProcessError:
         return
     raise AssertionError(f"supervisor {pid} was not reaped")
+
+
+def test_a_task_ignores_no_signal_the_engine_or_supervisor_ignore(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "grep SigIgn /proc/$$/status")
+
+    async def go() -> JobResult:
+        ex = LocalExecutor()
+        return await ex.wait(await ex.submit(spec), spec)
+
+    assert asyncio.run(asyncio.wait_for(go(), 15)) == JobResult(0, "")
+    ignored = int(spec.stdout_path.read_text().split()[1], 16)
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGXFSZ):
+        assert not ignored & (1 << (sig - 1)), sig

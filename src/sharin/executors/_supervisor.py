@@ -29,6 +29,9 @@ import signal
 import socket
 import sys
 
+#: signals Python or the supervisor ignore, which a task would otherwise inherit ignored
+_DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
+
 
 def _start_time(pid: int) -> int | None:
     try:
@@ -66,13 +69,20 @@ def _spawn(req: dict[str, object]) -> tuple[int, int | None]:
     os.chdir(str(req["cwd"]))
     try:
         try:
-            pid = os.posix_spawn(exe, argv, env, file_actions=actions, setsid=True)
+            pid = os.posix_spawn(
+                exe, argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT_SIGNALS
+            )
         except OSError as e:
             if e.errno != errno.ENOEXEC:
                 raise
             # a script without a #! line runs in sh, as a shell runs it
             pid = os.posix_spawn(
-                "/bin/sh", ["/bin/sh", *argv], env, file_actions=actions, setsid=True
+                "/bin/sh",
+                ["/bin/sh", *argv],
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=_DEFAULT_SIGNALS,
             )
     finally:
         os.chdir("/")
