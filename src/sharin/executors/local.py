@@ -1,21 +1,36 @@
 """Run task scripts on this machine.
 
-Each attempt is started with ``posix_spawn`` as
-``/bin/sh -c 'exec >>OUT 2>>ERR; cd DIR && ./SCRIPT; echo $? > RC; exit with it'`` in a session of its own. The engine learns that it ended from a
-pidfd registered with the event loop (no polling, no thread per task). The exit code is written
-to a file by the wrapper shell, so an engine started after a crash can still learn how a task that
-outlived the old engine ended: :meth:`LocalExecutor.attach` waits on the pid (checked against its
-start time, so a reused pid is not mistaken for it) and then reads that file.
+Each attempt's script is started directly, with no shell in between (only a ``sourceScript``
+needs ``/bin/sh`` to source it, which then ``exec``s the script), by a small supervisor process
+that the executor starts at its first task (:mod:`sharin.executors._supervisor`): it is the
+tasks' parent, records each task's pid and start time before the engine hears of it and writes
+its exit code to a file before anything else when the task ends. The engine learns of both over
+one socket registered with the event loop (no polling, no thread per task).
+
+So an engine started after a crash learns everything the old one would have: a task whose handle
+was journaled is re-attached by :meth:`LocalExecutor.attach`, which waits on the pid (checked
+against its start time, so a reused pid is not mistaken for it) and reads the exit-code file; a
+task started in the instant before its handle could be journaled (the journal says ``queued``)
+is found by :meth:`LocalExecutor.recover` from the supervisor's pid record and re-attached, not
+started again. The supervisor outlives a killed engine until its last task has ended. If the
+supervisor itself is killed, its tasks run on: they are still found by pid and start time, but
+how they ended is not known (a re-attaching engine treats them as lost, the running engine as
+failed). Tasks run in sessions of their own; :meth:`LocalExecutor.cancel` signals the process
+group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
+import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError
@@ -23,18 +38,17 @@ from ..model._paths import Bounds, UnsafePathError, find_root, real_path, resolv
 
 __all__ = ["LocalExecutor", "prepare_script", "prepare_task_script", "task_script"]
 
-_WRAPPER = (
-    'exec </dev/null >>"$4" 2>>"$5" || exit 126; cd "$1" || exit 126; ./"$2"; '
-    'set -- $? "$3"; echo $1 > "$2"; exit $1'
-)
+#: the script after OPEN-WHEEL's ``sourceScript`` (``$1``, a file in the task's directory)
+_SOURCING = '. ./"$1" || exit $?; exec ./"$2"'
 
-#: the same with OPEN-WHEEL's ``sourceScript`` (``$6``, a file in the task's directory) sourced
-#: first, in a subshell so that an ``exit`` in it still leaves the exit code in the rc file
-_WRAPPER_SOURCING = (
-    'exec </dev/null >>"$4" 2>>"$5" || exit 126; cd "$1" || exit 126; '
-    '( . ./"$6" || exit $?; exec ./"$2" ); '
-    'set -- $? "$3"; echo $1 > "$2"; exit $1'
-)
+_SUPERVISOR = str(Path(__file__).with_name("_supervisor.py"))
+
+#: for the crash tests: the key of a task after whose spawn the engine kills itself (SIGKILL),
+#: before its handle can be journaled
+_KILL_AFTER_SPAWN = "SHARIN_TEST_KILL_AFTER_SPAWN"
+
+#: seconds :meth:`LocalExecutor.close` waits for an idle supervisor to exit
+_CLOSE_WAIT = 2.0
 
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
@@ -72,6 +86,181 @@ def _read_rc(path: Path) -> int | None:
         return int(text)
     except ValueError:
         return None
+
+
+def _read_pid_record(path: Path) -> tuple[int, int | None] | None:
+    try:
+        words = path.read_text().split()
+    except OSError:
+        return None
+    try:
+        return int(words[0]), (None if words[1] == "None" else int(words[1]))
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_path(spec: TaskSpec) -> Path:
+    return spec.rc_path.with_suffix(".pid")
+
+
+def _result(code: int | None) -> JobResult:
+    if code is None:
+        return JobResult(None, "exit code unknown")
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = str(-code)
+        return JobResult(code, f"killed by signal {name}")
+    return JobResult(code, "" if code == 0 else f"exit code {code}")
+
+
+#: supervisors this process hung up on, still running their last tasks: reaped when they end,
+#: looked at each time another one starts
+_hung_up: set[int] = set()
+
+
+def _reap_hung_up() -> None:
+    for pid in list(_hung_up):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            _hung_up.discard(pid)
+
+
+class _Supervisor:
+    """The engine's side of one supervisor process: requests out, answers and exits in."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        _reap_hung_up()
+        self.loop = loop
+        mine, theirs = socket.socketpair()
+        try:
+            null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+            try:
+                self.pid = os.posix_spawn(
+                    sys.executable,
+                    [sys.executable, "-I", "-S", _SUPERVISOR],
+                    dict(os.environ),
+                    file_actions=[
+                        (os.POSIX_SPAWN_DUP2, theirs.fileno(), 0),
+                        (os.POSIX_SPAWN_DUP2, null, 1),
+                        (os.POSIX_SPAWN_DUP2, null, 2),
+                    ],
+                    setsid=True,
+                )
+            finally:
+                os.close(null)
+        except OSError as e:
+            mine.close()
+            raise ExecutorError(f"cannot start the supervisor of local tasks ({e})") from None
+        finally:
+            theirs.close()
+        mine.setblocking(False)
+        self.sock = mine
+        self.alive = True
+        self._buf = b""
+        self._next = 0
+        self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.exits: dict[int, asyncio.Future[int | None]] = {}
+        self._pidfd = os.pidfd_open(self.pid)
+        loop.add_reader(mine.fileno(), self._on_readable)
+        loop.add_reader(self._pidfd, self._on_supervisor_exit)
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._gone()
+            return
+        *lines, self._buf = (self._buf + chunk).split(b"\n")
+        for line in lines:
+            msg = json.loads(line)
+            if "exited" in msg:
+                fut = self.exits.get(int(msg["exited"]))
+                if fut is not None and not fut.done():
+                    fut.set_result(int(msg["status"]))
+            else:
+                if "pid" in msg:  # before the lines after it: its exit may be among them
+                    self.exits[int(msg["pid"])] = self.loop.create_future()
+                reply = self._replies.pop(int(msg["id"]), None)
+                if reply is not None and not reply.done():
+                    reply.set_result(msg)
+
+    def _on_supervisor_exit(self) -> None:
+        self.loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self._on_readable()  # what it said before it ended
+        self._gone()
+
+    def _gone(self) -> None:
+        if not self.alive:
+            return
+        self.alive = False
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        for reply in self._replies.values():
+            if not reply.done():
+                reply.set_exception(ExecutorError("the supervisor of local tasks ended"))
+        for fut in self.exits.values():
+            if not fut.done():
+                fut.set_result(None)
+
+    async def spawn(self, request: dict[str, Any]) -> dict[str, Any]:
+        self._next += 1
+        request["id"] = self._next
+        reply: asyncio.Future[dict[str, Any]] = self.loop.create_future()
+        self._replies[self._next] = reply
+        await self.loop.sock_sendall(self.sock, json.dumps(request).encode() + b"\n")
+        return await reply
+
+    def __del__(self) -> None:
+        # an executor dropped without close(), with its event loop: release the descriptors
+        with contextlib.suppress(AttributeError, OSError):
+            self.sock.close()
+        with contextlib.suppress(AttributeError, OSError):
+            if self._pidfd >= 0:
+                os.close(self._pidfd)
+
+    async def close(self) -> None:
+        """Hang up: the supervisor exits when its last task has ended. With none running, wait
+        for it (briefly) and reap it, so that its tasks' CPU time counts as this process's
+        children's."""
+        if self.alive:
+            self.alive = False
+            self.loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+        if self._pidfd < 0:
+            return
+        pidfd, self._pidfd = self._pidfd, -1
+        self.loop.remove_reader(pidfd)
+        try:
+            if all(f.done() for f in self.exits.values()):
+                ended: asyncio.Future[None] = self.loop.create_future()
+
+                def on_exit() -> None:
+                    if not ended.done():
+                        ended.set_result(None)
+
+                self.loop.add_reader(pidfd, on_exit)
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(ended, _CLOSE_WAIT)
+                finally:
+                    self.loop.remove_reader(pidfd)
+        finally:
+            os.close(pidfd)
+        _hung_up.add(self.pid)
+        _reap_hung_up()
 
 
 def task_script(spec: TaskSpec) -> Path:
@@ -124,76 +313,81 @@ def prepare_script(path: Path) -> None:
 
 
 class LocalExecutor(Executor):
-    """Scripts as child processes of the engine, at most ``max_concurrent`` at once."""
+    """Scripts as child processes of a supervisor process, at most ``max_concurrent`` at once."""
 
     kind = "local"
 
     def __init__(self, *, max_concurrent: int | None = None) -> None:
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
-        self._children: dict[int, asyncio.Future[int]] = {}
+        self._sup: _Supervisor | None = None
+        self._children: dict[int, tuple[_Supervisor, asyncio.Future[int | None]]] = {}
         self._log_dirs: set[Path] = set()
 
+    def _supervisor(self) -> _Supervisor:
+        loop = asyncio.get_running_loop()
+        sup = self._sup
+        if sup is None or not sup.alive or sup.loop is not loop:
+            sup = self._sup = _Supervisor(loop)
+        return sup
+
     async def submit(self, spec: TaskSpec) -> JobHandle:
-        prepare_task_script(spec)
+        script = task_script(spec)
+        prepare_script(script)
         sourced = source_script(spec.workdir, spec.source_script)
         if spec.log_dir not in self._log_dirs:
             spec.log_dir.mkdir(parents=True, exist_ok=True)
             self._log_dirs.add(spec.log_dir)
         rc_path = spec.rc_path
-        with contextlib.suppress(FileNotFoundError):
-            rc_path.unlink()
-        # the wrapper opens the log files itself: with posix_spawn's file actions they would be
-        # opened before exec, while the engine waits
-        argv = [
-            "/bin/sh",
-            "-c",
-            _WRAPPER if sourced is None else _WRAPPER_SOURCING,
-            "sh",
-            str(spec.workdir),
-            spec.script,
-            str(rc_path),
-            str(spec.stdout_path),
-            str(spec.stderr_path),
-            *([sourced] if sourced is not None else []),
-        ]
-        env = spec.env if isinstance(spec.env, dict) else dict(spec.env)
-        try:
-            pid = os.posix_spawn("/bin/sh", argv, env, setsid=True)
-        except OSError as e:
-            raise ExecutorError(f"{spec.key}: cannot start /bin/sh ({e})") from None
-        fut = self._watch_child(pid)
-        self._children[pid] = fut
+        pid_path = _pid_path(spec)
+        for stale in (rc_path, pid_path):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        if sourced is None:
+            exe = "./" + spec.script  # in cwd, as a shell runs it: $0 is ./SCRIPT
+            argv = [exe]
+        else:
+            exe, argv = "/bin/sh", ["/bin/sh", "-c", _SOURCING, "sh", sourced, spec.script]
+        sup = self._supervisor()
+        reply = await sup.spawn(
+            {
+                "exe": exe,
+                "argv": argv,
+                "cwd": str(spec.workdir),
+                "env": dict(spec.env),
+                "out": str(spec.stdout_path),
+                "err": str(spec.stderr_path),
+                "rc": str(rc_path),
+                "pid": str(pid_path),
+            }
+        )
+        if "pid" not in reply:
+            raise ExecutorError(f"{spec.key}: cannot start {spec.script}: {reply.get('error')}")
+        pid = int(reply["pid"])
+        if os.environ.get(_KILL_AFTER_SPAWN) == spec.key:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._children[pid] = (sup, sup.exits[pid])
         return JobHandle(
             "local",
             "localhost",
             str(pid),
-            {"start": _proc_start_time(pid), "rc": str(rc_path)},
+            {"start": reply.get("start"), "rc": str(rc_path)},
         )
 
-    def _watch_child(self, pid: int) -> asyncio.Future[int]:
-        """A future with the wait status of our child ``pid``, resolved from a pidfd."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[int] = loop.create_future()
-        pidfd = os.pidfd_open(pid)
-
-        def on_exit() -> None:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:
-                status = 0
-            if not fut.done():
-                fut.set_result(status)
-
-        loop.add_reader(pidfd, on_exit)
-        return fut
+    async def recover(self, spec: TaskSpec) -> JobHandle | None:
+        """The attempt an engine started and died before journaling: found by the pid record
+        the supervisor wrote before it answered; None when it was never started."""
+        record = _read_pid_record(_pid_path(spec))
+        if record is None:
+            return None
+        pid, start = record
+        return JobHandle("local", "localhost", str(pid), {"start": start, "rc": str(spec.rc_path)})
 
     async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
         pid = int(handle.native_id)
-        fut = self._children.get(pid)
-        if fut is None:
+        child = self._children.get(pid)
+        if child is None:
             return await self.attach(handle, spec)
+        sup, fut = child
         try:
             # shielded: when the engine cancels this wait (on stop), the child's future must
             # stay pending so that cancel() can still wait for the process and escalate
@@ -201,31 +395,49 @@ class LocalExecutor(Executor):
         finally:
             if fut.done():
                 self._children.pop(pid, None)
-        # the wrapper exits with the script's exit code (it also wrote it to the rc file, for
-        # an engine that re-attaches after a crash)
+                sup.exits.pop(pid, None)
+        if status is None:  # the supervisor was killed: wait for the task, its end is unknown
+            await self._wait_gone(handle)
+            code = _read_rc(Path(handle.data.get("rc") or spec.rc_path))
+            if code is None:
+                return JobResult(
+                    None,
+                    f"process {pid} outlived the supervisor of local tasks; its exit code is "
+                    "unknown",
+                )
+            return _result(code)
         if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            return JobResult(-sig, f"killed by signal {signal.Signals(sig).name}")
-        code = os.waitstatus_to_exitcode(status)
-        return JobResult(code, "" if code == 0 else f"exit code {code}")
+            return _result(-os.WTERMSIG(status))
+        return _result(os.waitstatus_to_exitcode(status))
 
     async def attach(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
         rc_path = Path(handle.data.get("rc") or spec.rc_path)
         rc = _read_rc(rc_path)
         if rc is not None:
-            return JobResult(rc, "" if rc == 0 else f"exit code {rc}")
+            return _result(rc)
         pid = int(handle.native_id)
-        start = handle.data.get("start")
-        if start is not None and _proc_start_time(pid) == start:
-            await self._wait_foreign(pid)
+        if await self._wait_gone(handle):
             rc = _read_rc(rc_path)
             if rc is not None:
-                return JobResult(rc, "" if rc == 0 else f"exit code {rc}")
+                return _result(rc)
         return JobResult(
             None,
             f"process {pid} ended while no engine was watching and left no exit code",
             lost=True,
         )
+
+    async def _wait_gone(self, handle: JobHandle) -> bool:
+        """Wait until the handle's process has ended and been reaped (its supervisor writes the
+        exit code before it reaps it). False when it was not there to wait for."""
+        pid = int(handle.native_id)
+        start = handle.data.get("start")
+        if pid <= 1 or start is None or _proc_start_time(pid) != start:
+            return False
+        await self._wait_foreign(pid)
+        # ended: a zombie until its supervisor has written the exit code and reaped it
+        while _proc_start_time(pid) == start:
+            await asyncio.sleep(0.01)
+        return True
 
     async def _wait_foreign(self, pid: int) -> None:
         """Wait for a process that is not our child (pidfd turns readable when it exits)."""
@@ -250,21 +462,22 @@ class LocalExecutor(Executor):
     async def cancel(self, handle: JobHandle) -> None:
         pid = int(handle.native_id)
         start = handle.data.get("start")
-        if start is not None and _proc_start_time(pid) != start:
+        if pid <= 1 or (start is not None and _proc_start_time(pid) != start):
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
-        # the whole process group gets the grace period, not only the wrapper shell (which
-        # dies at once): a script that traps SIGTERM may clean up, then it is killed
+        # the whole process group gets the grace period: a script that traps SIGTERM may
+        # clean up, then it is killed
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _CANCEL_GRACE
         while loop.time() < deadline and _group_alive(pid):
             await asyncio.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
-        fut = self._children.pop(pid, None)
-        if fut is not None:
-            await fut
+        child = self._children.pop(pid, None)
+        if child is not None:
+            await child[1]
+            child[0].exits.pop(pid, None)
 
     async def status(self, handles: Sequence[JobHandle]) -> dict[JobHandle, JobStatus]:
         out: dict[JobHandle, JobStatus] = {}
@@ -272,8 +485,13 @@ class LocalExecutor(Executor):
             rc = _read_rc(Path(h.data.get("rc", "")))
             if rc is not None:
                 out[h] = JobStatus("finished" if rc == 0 else "failed", "exited", rc)
-            elif _proc_start_time(int(h.native_id)) == h.data.get("start"):
+            elif int(h.native_id) > 1 and _proc_start_time(int(h.native_id)) == h.data.get("start"):
                 out[h] = JobStatus("running", "alive")
             else:
                 out[h] = JobStatus("unknown", "gone")
         return out
+
+    async def close(self) -> None:
+        sup, self._sup = self._sup, None
+        if sup is not None:
+            await sup.close()

@@ -1,0 +1,206 @@
+"""The parent of local tasks: one small process per :class:`~sharin.executors.LocalExecutor`.
+
+It is started as a file (``python -I -S _supervisor.py``), imports only the standard library and
+talks to the engine over a socket on its standard input, one JSON object a line:
+
+engine → supervisor: ``{"id", "exe", "argv", "cwd", "env", "out", "err", "rc", "pid"}`` —
+    start ``exe`` with ``argv`` in ``cwd`` (a session of its own, stdin ``/dev/null``, stdout and
+    stderr appended to ``out`` and ``err``), no shell in between.
+supervisor → engine: ``{"id", "pid", "start"}`` once it runs (or ``{"id", "error"}``), then
+    ``{"exited": pid, "status": wait_status}`` when it ended.
+
+Before it answers, the supervisor records the task's pid and start time in the file ``pid``;
+when the task exits it writes the exit code to the file ``rc`` before anything else (a task
+killed by a signal leaves none: how it ended is then told only to the engine that watches). Both are written to a temporary name and renamed, so a reader sees all or
+nothing. So an engine that is killed learns nothing less: the next one finds the pid record
+(``recover``), waits on the pid and reads the exit code (``attach``). When the engine's end of
+the socket closes, the supervisor goes on until its last task has ended, then exits; a request
+it reads after the engine died is not carried out (that engine never learnt of the task, and the
+next one starts it).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+
+#: signals Python or the supervisor ignore, which a task would otherwise inherit ignored
+_DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
+
+
+def _start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    try:
+        return int(data[data.rfind(b")") + 2 :].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _write_record(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def _spawn(req: dict[str, object]) -> tuple[int, int | None]:
+    exe = str(req["exe"])
+    argv = [str(a) for a in req["argv"]]  # type: ignore[attr-defined]
+    env = {str(k): str(v) for k, v in req["env"].items()}  # type: ignore[attr-defined]
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, str(req["out"]), flags, 0o644),
+        (os.POSIX_SPAWN_OPEN, 2, str(req["err"]), flags, 0o644),
+    ]
+    # single-threaded: the working directory is the child's for the instant of the spawn
+    os.chdir(str(req["cwd"]))
+    try:
+        try:
+            pid = os.posix_spawn(
+                exe, argv, env, file_actions=actions, setsid=True, setsigdef=_DEFAULT_SIGNALS
+            )
+        except OSError as e:
+            if e.errno != errno.ENOEXEC:
+                raise
+            # a script without a #! line runs in sh, as a shell runs it
+            pid = os.posix_spawn(
+                "/bin/sh",
+                ["/bin/sh", *argv],
+                env,
+                file_actions=actions,
+                setsid=True,
+                setsigdef=_DEFAULT_SIGNALS,
+            )
+    finally:
+        os.chdir("/")
+    start = _start_time(pid)
+    _write_record(str(req["pid"]), f"{pid} {start}\n")
+    return pid, start
+
+
+def main() -> int:
+    engine = os.getppid()
+    sock = socket.socket(fileno=os.dup(0))
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    sock.setblocking(False)
+    rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wfd)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+        signal.signal(sig, signal.SIG_IGN)
+    sel = selectors.DefaultSelector()
+    sel.register(sock, selectors.EVENT_READ)
+    sel.register(rfd, selectors.EVENT_READ)
+    rc_files: dict[int, str] = {}
+    buf = b""
+    out = bytearray()
+    connected = True
+
+    def send(obj: dict[str, object]) -> None:
+        if connected:
+            out.extend(json.dumps(obj).encode() + b"\n")
+
+    def flush() -> None:
+        nonlocal connected
+        while out and connected:
+            try:
+                n = sock.send(out)
+            except BlockingIOError:
+                sel.modify(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+                return
+            except OSError:
+                connected = False
+                out.clear()
+                return
+            del out[:n]
+        if connected:
+            sel.modify(sock, selectors.EVENT_READ)
+
+    def reap() -> None:
+        while True:
+            # WNOWAIT: the exit code is on disk before the task is reaped, so whoever sees its
+            # pid gone finds the exit code
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid == 0:
+                return
+            pid = info.si_pid
+            rc_path = rc_files.pop(pid, None)
+            # a task killed by a signal leaves no exit code, as it would in a shell wrapper
+            # killed with it: an engine that was not watching treats it as lost
+            if rc_path is not None and info.si_code == os.CLD_EXITED:
+                try:
+                    _write_record(rc_path, f"{info.si_status}\n")
+                except OSError:
+                    pass  # its directory is gone (cleaned): the engine still hears it below
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                continue
+            if rc_path is not None:
+                send({"exited": pid, "status": status})
+
+    while connected or rc_files:
+        for key, events in sel.select():
+            if key.fileobj is sock:
+                if events & selectors.EVENT_WRITE:
+                    flush()
+                if not events & selectors.EVENT_READ or not connected:
+                    continue
+                try:
+                    chunk = sock.recv(1 << 16)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    connected = False
+                    sel.unregister(sock)
+                    out.clear()
+                    continue
+                buf += chunk
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    req = json.loads(line)
+                    if os.getppid() != engine:
+                        # the engine died after it asked: it never heard of this task, so the
+                        # next engine starts it; starting it here too would run it twice
+                        continue
+                    try:
+                        pid, start = _spawn(req)
+                    except OSError as e:
+                        send({"id": req["id"], "error": f"{e.strerror or e} ({e.filename or ''})"})
+                        continue
+                    rc_files[pid] = str(req["rc"])
+                    send({"id": req["id"], "pid": pid, "start": start})
+            else:
+                try:
+                    while os.read(rfd, 512):
+                        pass
+                except BlockingIOError:
+                    pass
+            reap()
+        reap()
+        flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

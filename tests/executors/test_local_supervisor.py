@@ -1,0 +1,157 @@
+"""The supervisor of local tasks: their parent, which records exit codes for a later engine."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from sharin.engine import JobHandle, JobResult, TaskSpec
+from sharin.executors import LocalExecutor
+
+from ..helpers import pid_alive, wait_for
+
+
+def make_spec(tmp_path: Path, body: str, *, shebang: bool = True) -> TaskSpec:
+    workdir = tmp_path / "task"
+    workdir.mkdir(exist_ok=True)
+    (workdir / "run.sh").write_text(("#!/bin/sh\n" if shebang else "") + body + "\n")
+    return TaskSpec(
+        key="wf/t",
+        name="t",
+        workdir=workdir,
+        script="run.sh",
+        env={"PATH": os.environ["PATH"]},
+        log_dir=tmp_path / "logs",
+    )
+
+
+def test_the_script_is_the_supervisors_child_with_no_shell_between(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, 'echo "$PPID $$ $0 $(pwd)"; exit 7')
+
+    async def go() -> tuple[JobHandle, JobResult]:
+        ex = LocalExecutor()
+        handle = await ex.submit(spec)
+        result = await ex.wait(handle, spec)
+        sup = ex._sup
+        assert sup is not None
+        assert spec.stdout_path.read_text().split() == [
+            str(sup.pid),
+            handle.native_id,
+            "./run.sh",
+            str(spec.workdir),
+        ]
+        await ex.close()
+        return handle, result
+
+    handle, result = asyncio.run(asyncio.wait_for(go(), 15))
+    assert result == JobResult(7, "exit code 7")
+    assert spec.rc_path.read_text() == "7\n"
+    pid, start = spec.rc_path.with_suffix(".pid").read_text().split()
+    assert (pid, int(start)) == (handle.native_id, handle.data["start"])
+
+
+def test_a_script_without_a_shebang_runs_in_sh(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "echo plain", shebang=False)
+
+    async def go() -> JobResult:
+        ex = LocalExecutor()
+        return await ex.wait(await ex.submit(spec), spec)
+
+    assert asyncio.run(asyncio.wait_for(go(), 15)) == JobResult(0, "")
+    assert spec.stdout_path.read_text() == "plain\n"
+
+
+def test_a_killed_supervisor_leaves_no_task_unnoticed(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "sleep 0.7")
+
+    async def go() -> tuple[JobHandle, str, JobResult]:
+        ex = LocalExecutor()
+        handle = await ex.submit(spec)
+        sup = ex._sup
+        assert sup is not None
+        os.kill(sup.pid, signal.SIGKILL)
+        waiting = asyncio.ensure_future(ex.wait(handle, spec))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # the task still runs, and is still waited for
+        state = (await ex.status([handle]))[handle].state
+        result = await waiting
+        assert not pid_alive(int(handle.native_id))
+        return handle, state, result
+
+    handle, state, result = asyncio.run(asyncio.wait_for(go(), 15))
+    assert state == "running"
+    assert result.returncode is None and not result.ok
+    assert "exit code is unknown" in result.message
+
+
+def test_the_supervisor_outlives_the_engine_until_its_tasks_end(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "sleep 0.5; exit 3")
+
+    async def start() -> tuple[JobHandle, int]:
+        ex = LocalExecutor()
+        handle = await ex.submit(spec)
+        assert ex._sup is not None
+        sup_pid = ex._sup.pid
+        await ex.close()  # the engine hangs up (as when it dies)
+        return handle, sup_pid
+
+    handle, sup_pid = asyncio.run(asyncio.wait_for(start(), 15))
+    assert not spec.rc_path.exists()
+    assert pid_alive(sup_pid)
+    result = asyncio.run(asyncio.wait_for(LocalExecutor().attach(handle, spec), 15))
+    assert result == JobResult(3, "exit code 3")
+    assert spec.rc_path.read_text() == "3\n"
+    wait_for(
+        lambda: not pid_alive(sup_pid), "the supervisor to exit after its last task", timeout=5
+    )
+
+
+def test_cancel_reaches_the_task_through_the_supervisor(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "sleep 30")
+
+    async def go() -> tuple[JobHandle, JobResult]:
+        ex = LocalExecutor()
+        handle = await ex.submit(spec)
+        waiting = asyncio.ensure_future(ex.wait(handle, spec))
+        await ex.cancel(handle)
+        return handle, await waiting
+
+    handle, result = asyncio.run(asyncio.wait_for(go(), 15))
+    assert result == JobResult(-signal.SIGTERM, "killed by signal SIGTERM")
+    wait_for(lambda: not pid_alive(int(handle.native_id)), "the task to go", timeout=5)
+    assert not spec.rc_path.exists()
+
+
+def test_close_reaps_an_idle_supervisor(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "true")
+
+    async def go() -> int:
+        ex = LocalExecutor()
+        await ex.wait(await ex.submit(spec), spec)
+        assert ex._sup is not None
+        pid = ex._sup.pid
+        await ex.close()
+        return pid
+
+    pid = asyncio.run(asyncio.wait_for(go(), 15))
+    # reaped: its tasks' CPU time is counted among this process's children's
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    raise AssertionError(f"supervisor {pid} was not reaped")
+
+
+def test_a_task_ignores_no_signal_the_engine_or_supervisor_ignore(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "grep SigIgn /proc/$$/status")
+
+    async def go() -> JobResult:
+        ex = LocalExecutor()
+        return await ex.wait(await ex.submit(spec), spec)
+
+    assert asyncio.run(asyncio.wait_for(go(), 15)) == JobResult(0, "")
+    ignored = int(spec.stdout_path.read_text().split()[1], 16)
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGXFSZ):
+        assert not ignored & (1 << (sig - 1)), sig
