@@ -8,9 +8,9 @@ line, which imports this package first — pays only for the part of sharin it u
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from .errors import (
     BusyError,
     ExecutorError,
@@ -60,8 +60,8 @@ __version__ = "0.1.0"
 
 #: where each lazily loaded name lives
 _LAZY: dict[str, str] = {
-    **dict.fromkeys(("Event", "RunOptions", "RunResult"), "sharin.engine"),
-    **dict.fromkeys(("Component", "Project", "State"), "sharin.model"),
+    **dict.fromkeys(("Event", "RunOptions", "RunResult"), "engine"),
+    **dict.fromkeys(("Component", "Project", "State"), "model"),
     **dict.fromkeys(
         (
             "ProjectStatus",
@@ -92,7 +92,7 @@ _LAZY: dict[str, str] = {
             "validate",
             "viewer_images",
         ),
-        "sharin.interfaces.api",
+        "interfaces.api",
     ),
 }
 
@@ -143,16 +143,4 @@ __all__ = [
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above; the names exist at run time
-
-    def __getattr__(name: str) -> Any:
-        """Load a public name on first use and keep it: later lookups are plain attributes."""
-        where = _LAZY.get(name)
-        if where is None:
-            raise AttributeError(f"module 'sharin' has no attribute {name!r}")
-        value = getattr(importlib.import_module(where), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -6,8 +6,9 @@ engine's layout (``sharin_dir``, ``SUPPORTED_TYPES``) does not import the schedu
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._control import viewer_files
@@ -102,16 +103,4 @@ __all__ = [
 ]
 
 if not TYPE_CHECKING:  # type checkers see the imports above; the names exist at run time
-
-    def __getattr__(name: str) -> Any:
-        """Load a public name on first use and keep it: later lookups are plain attributes."""
-        where = _LAZY.get(name)
-        if where is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{__name__}.{where}"), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
