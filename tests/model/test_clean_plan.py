@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from sharin.model import cleaning, git
 
-#: file names a user (or a script) may write: anything but "/", NUL, "." and ".."
+#: file names a user (or a script) may write: anything but "/", NUL, "." and ".." (and "out",
+#: the directory the run of these tests makes)
 names = st.text(
     alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
     min_size=1,
     max_size=12,
-).filter(lambda n: n not in (".", "..", ".git", ".sharin", "wheel.log"))
+).filter(lambda n: n not in (".", "..", ".git", ".sharin", "wheel.log", "out"))
 
 
 def _write(root: Path, rel: str, text: str = "x") -> None:
