@@ -14,11 +14,18 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import settings
 
 import sharin
 from sharin.interfaces import cli as cli_module
 
 from .helpers import kill_group, pid_alive
+
+# CI runs the property tests with examples derived from each test, the same every run, so that a
+# submission's result does not depend on luck; elsewhere they explore new examples each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(autouse=True)
