@@ -156,7 +156,8 @@ class Engine:
         self._branches: dict[str, bool] = {}
         self._stopping = False
         self._prev: dict[str, TaskRecord] = {}
-        self._task_futs: set[asyncio.Task[str]] = set()
+        #: running tasks in the order they started (a dict as an ordered set)
+        self._task_futs: dict[asyncio.Task[str], None] = {}
         self._counts: dict[str, int] = {}
         self._failed: list[str] = []
         self._ignored_failures = 0  #: failures ignoreFailure let the run go past
@@ -186,8 +187,13 @@ class Engine:
         """Stop the run: no new tasks start, running ones are cancelled. Safe to call from signal handlers."""
         self._stopping = True
         self._halt = True
-        for t in list(self._task_futs):
+        # the latest first: a later step of a step job is deleted before the one it waits for,
+        # so that the scheduler does not start it when the earlier one ends
+        for t in reversed(list(self._task_futs)):
             t.cancel()
+
+    def _forget_task(self, t: asyncio.Task[str]) -> None:
+        self._task_futs.pop(t, None)
 
     async def run(self) -> RunResult:
         t0 = time.monotonic()
@@ -288,8 +294,8 @@ class Engine:
         return self._run_task(c, cdir, key, env, job)
 
     def track(self, task: asyncio.Task[str]) -> None:
-        self._task_futs.add(task)
-        task.add_done_callback(self._task_futs.discard)
+        self._task_futs[task] = None
+        task.add_done_callback(self._forget_task)
 
     # ------------------------------------------------------------------ setup
     def _lock(self) -> None:
@@ -782,7 +788,7 @@ class Engine:
             coro = self._run_component(x, cdir / x.name, child_key, env, ctx)
             t: asyncio.Task[str] = asyncio.ensure_future(coro)
             if x.type in _TASK_TYPES:
-                self._task_futs.add(t)
+                self._task_futs[t] = None
             t.add_done_callback(functools.partial(self._report, x=x, q=done_q))
 
         def release(x: Component, state: str) -> None:
@@ -853,7 +859,7 @@ class Engine:
     def _report(
         self, fut: asyncio.Task[str], *, x: Component, q: asyncio.Queue[tuple[Component, str]]
     ) -> None:
-        self._task_futs.discard(fut)
+        self._task_futs.pop(fut, None)
         if fut.cancelled():
             state = State.STOPPED.value
         elif (exc := fut.exception()) is not None:
