@@ -487,8 +487,9 @@ def validate(project: Path, as_json: bool, wheel: bool) -> None:
     from . import api
 
     if not as_json:
-        problems = api.validate(project)
-        notes = wheel_notes(api.open_project(project), load_hosts())
+        p = api.open_project(project)  # read once, for the problems and the notes
+        problems = api.validate(p)
+        notes = wheel_notes(p, load_hosts())
         if wheel:
             problems = [*problems, *notes]
         else:
@@ -499,9 +500,10 @@ def validate(project: Path, as_json: bool, wheel: bool) -> None:
         console.print("[green]valid[/]: no problems found")
         return
     try:
-        listed = api.validate(project)
+        p = api.open_project(project)
+        listed = api.validate(p)
         if wheel:
-            listed = [*listed, *wheel_notes(api.open_project(project), load_hosts())]
+            listed = [*listed, *wheel_notes(p, load_hosts())]
         found = [{"file": x.file, "field": x.field, "message": x.message} for x in listed]
     except ValidationError as e:
         found = [{"file": x.file, "field": x.field, "message": x.message} for x in e.problems]
