@@ -21,6 +21,7 @@ from ..model._paths import Bounds
 from ._journal import TaskRecord
 from ._mirror import StateMirror
 from ._protocol import BulkRequest, JobHandle, JobResult, StepRequest, TaskSpec
+from ._worker import FileWorker
 
 __all__ = ["JobOptions", "RunContext", "Start", "TripControl", "start_component"]
 
@@ -61,6 +62,10 @@ class RunContext(Protocol):
     @property
     def mirror(self) -> StateMirror:
         """Where states and WHEEL's bookkeeping are written into the components' files."""
+
+    @property
+    def files(self) -> FileWorker:
+        """The engine's file worker: blocking file work goes there, off the event loop."""
 
     @property
     def halted(self) -> bool:

@@ -27,7 +27,6 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -565,8 +564,7 @@ async def run_ps(
     window = asyncio.Semaphore(max(1, run.launch_window))
     running: set[asyncio.Task[bool]] = set()
     names: list[str] = []
-    loop = asyncio.get_running_loop()
-    files = _files_worker()
+    files = run.files
 
     async def one(vector: ParamVector) -> bool:
         try:
@@ -582,13 +580,13 @@ async def run_ps(
             fresh = force or (remake and iprev is not None)
             # files are made and gathered by a worker thread: the event loop starts and watches
             # the tasks of other instances meanwhile (creating files is mostly system time)
-            await loop.run_in_executor(files, maker.make, idir, vector, remake, fresh)
+            await files.call(maker.make, idir, vector, remake, fresh)
             run.record(c, ikey, State.RUNNING, persist=False, started=True)
             ok = await run.run_container(c, idir, ikey, {**base_env, **instance_env(vector)})
             if ok:
                 try:
-                    await loop.run_in_executor(
-                        files, gather, run.project_root, setting, vector, idir, cdir, node_dirs
+                    await files.call(
+                        gather, run.project_root, setting, vector, idir, cdir, node_dirs
                     )
                 except (SharinError, OSError) as e:
                     run.record(
@@ -648,26 +646,6 @@ async def run_ps(
         return run.finish(c, key, State.FAILED, persist, 0, None, msg)
     run.record(c, key, State.FINISHED, persist=persist, ended=True, message=msg)
     return State.FINISHED.value
-
-
-_files_pool: ThreadPoolExecutor | None = None
-
-
-def _files_worker() -> ThreadPoolExecutor:
-    """The one thread that makes and gathers the instances of parameter studies, in order
-    (made when first needed; a forked child makes its own)."""
-    global _files_pool
-    if _files_pool is None:
-        _files_pool = ThreadPoolExecutor(1, thread_name_prefix="sharin-ps-files")
-    return _files_pool
-
-
-def _forget_files_worker() -> None:
-    global _files_pool
-    _files_pool = None  # its thread does not exist in a forked child
-
-
-os.register_at_fork(after_in_child=_forget_files_worker)
 
 
 def _template_listing(cdir: Path, excluded: frozenset[str]) -> tuple[list[str], list[str]]:

@@ -20,7 +20,6 @@ import sys
 import time
 from collections import deque
 from collections.abc import Awaitable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -54,6 +53,7 @@ from ._protocol import (
     TaskSpec,
 )
 from ._taskfields import check_mandatory_inputs, component_file, rt_env, run_checker
+from ._worker import FileWorker
 
 __all__ = [
     "Engine",
@@ -173,7 +173,7 @@ class Engine:
         #: components whose last finished fingerprint a later clean made void
         self._cleaned: set[str] = set()
         self._digests = _fingerprint.DigestCache()
-        self._fp_pool: ThreadPoolExecutor | None = None
+        self._files = FileWorker()  #: the blocking file work of this engine's run
         #: keys (and their containers' keys) that ran in this run, not reused
         self._ran: set[str] = set()
         self._reasons: dict[str, str] = {}
@@ -214,6 +214,10 @@ class Engine:
     @property
     def mirror(self) -> StateMirror:
         return self._mirror
+
+    @property
+    def files(self) -> FileWorker:
+        return self._files
 
     @property
     def halted(self) -> bool:
@@ -405,7 +409,6 @@ class Engine:
         self._dirty = await _git_dirty(self.project.root)
         resumed = self._start_run()
         assert self.journal is not None
-        self._fp_pool = ThreadPoolExecutor(1, thread_name_prefix="sharin-fingerprint")
         root = self.project.root
         self._base_env = dict(os.environ)
         self._base_env.update(own_env(self.project.root_component))
@@ -428,7 +431,7 @@ class Engine:
         finally:
             # also reached on an unexpected error or KeyboardInterrupt: record what we know
             self._mirror.close()
-            self._fp_pool.shutdown(wait=True)
+            self._files.close()
             with contextlib.suppress(sqlite3.DatabaseError):
                 self.journal.add_digests(self._digests.new)
             since = self._since() if state == State.FINISHED else None
@@ -664,10 +667,7 @@ class Engine:
         fp = _fingerprint.quick_fingerprint(c, cdir, self._digests)
         if fp is not None:
             return fp
-        assert self._fp_pool is not None
-        return await asyncio.get_running_loop().run_in_executor(
-            self._fp_pool, _fingerprint.fingerprint, c, cdir, self._digests
-        )
+        return await self._files.call(_fingerprint.fingerprint, c, cdir, self._digests)
 
     # ------------------------------------------------------------------ containers
     async def _run_component(
