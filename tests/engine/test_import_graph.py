@@ -19,11 +19,8 @@ SRC = Path(sharin.__file__).resolve().parent
 #: a package may import from the packages before it, never from those after it
 LAYERS = ("model", "engine", "executors", "interfaces")
 
-#: imports made inside a function that close a cycle: (importer, imported, why)
-DEFERRED = (
-    ("sharin.model._jsonio", "sharin.model._schema", "msgspec loads when a file is first read"),
-    ("sharin.model._project", "sharin.model._validate", "validation reads a loaded Project"),
-)
+#: imports made inside a function that close a cycle: (importer, imported, why); none now
+DEFERRED: tuple[tuple[str, str, str], ...] = ()
 
 
 def _module_name(path: Path) -> str:

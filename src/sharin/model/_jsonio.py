@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import Problem, ProjectError
+from ..errors import ProjectError
 
 __all__ = [
     "NEW_FILE_MODE",
     "json_kind",
-    "load_checked",
+    "json_object",
+    "parse_json",
+    "read_bytes",
     "read_json",
     "read_json_object",
     "show_json",
@@ -28,26 +29,29 @@ NEW_FILE_MODE = 0o666 & ~_UMASK
 
 def read_json_object(path: Path) -> dict[str, Any]:
     """Read a JSON object; every failure names the file, line and column and says what to do."""
-    value = read_json(path)
-    if not isinstance(value, dict):
-        raise ProjectError(
-            f"must hold a JSON object ({{...}}), not {json_kind(value)}; "
-            "fix the file by hand (or `git checkout` it) and try again",
-            path=path,
-        )
-    return value
+    return json_object(read_json(path), path)
 
 
 def read_json(path: Path) -> Any:
     """Read any JSON value; a file that is missing, unreadable or not JSON is a ProjectError."""
+    return parse_json(read_bytes(path), path)
+
+
+def read_bytes(path: Path) -> bytes:
+    """A file's bytes; a file that is missing or unreadable is a ProjectError naming it."""
     try:
-        raw = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise ProjectError("file not found", path=path) from None
     except IsADirectoryError:
         raise ProjectError("is a directory, not a file", path=path) from None
     except OSError as e:
         raise ProjectError(f"cannot be read ({e.strerror or e})", path=path) from None
+
+
+def parse_json(raw: bytes, path: Path) -> Any:
+    """The JSON value ``raw`` (the bytes of ``path``) holds; text that is not UTF-8 or not JSON
+    is a ProjectError naming the file, the line and the column."""
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a byte-order mark, as some Windows editors write
     try:
@@ -70,6 +74,17 @@ def read_json(path: Path) -> Any:
         raise ProjectError(
             "nests lists or objects too deeply to be read; fix the file by hand", path=path
         ) from None
+
+
+def json_object(value: Any, path: Path) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else a ProjectError saying what ``path`` holds."""
+    if not isinstance(value, dict):
+        raise ProjectError(
+            f"must hold a JSON object ({{...}}), not {json_kind(value)}; "
+            "fix the file by hand (or `git checkout` it) and try again",
+            path=path,
+        )
+    return value
 
 
 def _json_words(msg: str) -> str:
@@ -112,29 +127,13 @@ def show_json(value: Any, limit: int = 60) -> str:
     return text[: limit - 1] + "…"
 
 
-def load_checked(path: Path, rel: str, kind: str, problems: list[Problem]) -> dict[str, Any] | None:
-    """Read a project file (``kind`` "project" or "component") and type-check every field.
-
-    Problems go into ``problems`` (named ``rel``); None when the file is not a JSON object at all.
-    """
-    try:
-        data = read_json_object(path)
-    except ProjectError as e:
-        prefix = f"{path}: "
-        text = str(e)
-        problems.append(Problem(rel, "", text[len(prefix) :] if text.startswith(prefix) else text))
-        return None
-    from . import _schema  # msgspec is imported when a project is first opened
-
-    problems.extend(_schema.check_project_file(kind, data, rel))
-    return data
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON (2-space indent, as WHEEL does) through a temporary file and a rename.
 
     A crash leaves either the old file or the new one, never half of it.
     """
+    import tempfile  # not needed to read a project
+
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:

@@ -7,15 +7,15 @@ import copy
 import fcntl
 import functools
 import os
-import shutil
+import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from ..errors import BusyError, Problem, ProjectError
-from . import _git
 from ._component import (
     COMPONENT_FILE,
     PROJECT_FILE,
@@ -29,10 +29,10 @@ from ._component import (
     new_id,
     step_order,
 )
-from ._jsonio import load_checked, show_json, write_json_atomic
+from ._jsonio import json_object, parse_json, read_bytes, show_json, write_json_atomic
 from ._paths import Bounds, name_problem
 
-__all__ = ["Project", "edit_lock", "find_project_root", "known_keys"]
+__all__ = ["Project", "edit_lock", "find_project_root", "known_keys", "project_header"]
 
 #: sharin's own directory in a project, and the lock an engine holds while it runs
 _SHARIN_DIR = ".sharin"
@@ -121,7 +121,10 @@ def _edit(method: _F) -> _F:
     @functools.wraps(method)
     def wrapper(self: Project, *args: Any, **kwargs: Any) -> Any:
         with edit_lock(self.root):
-            return method(self, *args, **kwargs)
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _cache_forget(self.root)
 
     return cast(_F, wrapper)
 
@@ -149,6 +152,28 @@ def find_project_root(path: Path | str) -> Path:
     )
 
 
+def _name_of(root: Path, data: dict[str, Any]) -> str:
+    return str(data.get("name") or root.name.removesuffix(PROJECT_SUFFIX))
+
+
+def _state_of(data: dict[str, Any]) -> str:
+    return str(data.get("state") or State.NOT_STARTED)
+
+
+def project_header(path: Path | str) -> tuple[Path, str, str]:
+    """The root, name and state of the project at ``path``, as :class:`Project` gives them,
+    from ``prj.wheel.json`` alone (no component is read, nothing is type-checked): what
+    ``status`` shows. An unreadable ``prj.wheel.json`` gives the directory's name and
+    not-started, as :meth:`Project.open` does."""
+    root = find_project_root(path)
+    file = root / PROJECT_FILE
+    try:
+        data = json_object(parse_json(read_bytes(file), file), file)
+    except ProjectError:
+        data = {}
+    return root, _name_of(root, data), _state_of(data)
+
+
 class Project:
     """A project loaded from disk. Edits go through methods that write the JSON files atomically."""
 
@@ -169,63 +194,25 @@ class Project:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def open(cls, path: Path | str) -> Project:
+    def open(cls, path: Path | str, *, cached: bool = False) -> Project:
         """Open a project; every problem in its files (unreadable, not JSON, a field of the
         wrong type) is in :attr:`load_problems` instead of raised, so that a broken project
-        still opens for ``status``, ``revert`` and ``clean`` (``validate`` lists them)."""
+        still opens for ``status``, ``revert`` and ``clean`` (``validate`` lists them).
+
+        ``cached``: use the process-wide cache (see :func:`_cache_get`) — no file is read
+        again while ``prj.wheel.json``, every ``cmp.wheel.json`` and every directory the
+        project was read from are unchanged. Each call returns a project of its own, so an
+        edit of one never shows in another."""
         root = find_project_root(path)
-        problems: list[Problem] = []
-        unreadable: set[Path] = set()
-        data = load_checked(root / PROJECT_FILE, PROJECT_FILE, "project", problems)
-        if data is None:
-            unreadable.add(root / PROJECT_FILE)
-        rc_data = load_checked(root / COMPONENT_FILE, COMPONENT_FILE, "component", problems)
-        if rc_data is None:
-            unreadable.add(root / COMPONENT_FILE)
-        root_c = Component(rc_data or {}, root, "")
-        instances: list[Path] = []
-        stack = [root_c]
-        while stack:
-            c = stack.pop()
-            if c.type not in _CONTAINERS and c is not root_c:
-                continue
-            try:
-                entries = sorted(os.scandir(c.directory), key=lambda e: e.name)
-            except OSError as e:
-                raise ProjectError(
-                    f"cannot list directory ({e.strerror})", path=c.directory
-                ) from None
-            for entry in entries:
-                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
-                    continue
-                cfile = Path(entry.path) / COMPONENT_FILE
-                if not cfile.is_file():
-                    continue
-                rel = f"{c.rel}/{entry.name}" if c.rel else entry.name
-                cdata = load_checked(cfile, f"{rel}/{COMPONENT_FILE}", "component", problems)
-                if cdata is None:
-                    unreadable.add(cfile)
-                    continue
-                if cdata.get("subComponent") is True:
-                    instances.append(Path(entry.path))  # a loop or parameter-study instance
-                    continue
-                child = Component(cdata, Path(entry.path), rel, parent=c)
-                if cdata.get("parent") != c.id:
-                    problems.append(
-                        Problem(
-                            f"{rel}/{COMPONENT_FILE}",
-                            "parent",
-                            f"is {show_json(cdata.get('parent'))} but the component sits in "
-                            f"{c.rel or 'the project root'} whose ID is {show_json(c.id)}; "
-                            "set it to the enclosing component's ID",
-                        )
-                    )
-                c.children.append(child)
-                stack.append(child)
-        project = cls(root, data or {}, root_c)
-        project.load_problems = problems
-        project.unreadable = unreadable
-        project.instance_dirs = instances
+        if cached:
+            hit = _cache_get(root)
+            if hit is not None:
+                return hit.build(cls)
+        began = time.time_ns()
+        read = _Reading(root)
+        project = read.project(cls)
+        if cached:
+            _cache_put(root, read.snapshot(project), began)
         return project
 
     def _index(self) -> None:
@@ -270,6 +257,8 @@ class Project:
         (p / ".gitignore").write_text(".sharin/\nwheel.log\n")
         project = cls(p, data, Component(rc, p, ""))
         if git:
+            from . import _git
+
             _git.init(p)
             _git.commit_all(p, "create new project")
         return project
@@ -277,6 +266,10 @@ class Project:
     @classmethod
     def copy(cls, src: Path | str, dst: Path | str, *, git: bool = True) -> Project:
         """Copy a project (for instance a shipped example) to a new place and make it a repository."""
+        import shutil
+
+        from . import _git
+
         s = find_project_root(src)
         d = Path(dst).expanduser()
         if d.exists() and any(d.iterdir()):
@@ -304,11 +297,11 @@ class Project:
     # ------------------------------------------------------------------ lookups
     @property
     def name(self) -> str:
-        return str(self.data.get("name") or self.root.name.removesuffix(PROJECT_SUFFIX))
+        return _name_of(self.root, self.data)
 
     @property
     def state(self) -> str:
-        return str(self.data.get("state") or State.NOT_STARTED)
+        return _state_of(self.data)
 
     def components(self) -> list[Component]:
         """All components below the root workflow, parents first."""
@@ -338,6 +331,7 @@ class Project:
     # ------------------------------------------------------------------ editing
     def write_component(self, c: Component) -> None:
         self._writable(c.file)
+        _cache_forget(self.root)
         write_json_atomic(c.file, c.data)
 
     def _writable(self, path: Path) -> None:
@@ -350,6 +344,7 @@ class Project:
 
     def write_project(self) -> None:
         self._writable(self.root / PROJECT_FILE)
+        _cache_forget(self.root)
         self.data["componentPath"] = {
             c.id: ("./" if not c.rel else f"./{c.rel}") for c in self.root_component.walk()
         }
@@ -383,6 +378,8 @@ class Project:
                 dirty, self._batch_dirty = self._batch_dirty, set()
                 staged, self._batch_stage = self._batch_stage, []
                 if staged:
+                    from . import _git
+
                     _git.add(self.root, staged)
                 for c in dirty:
                     if c is not None:
@@ -457,6 +454,8 @@ class Project:
     def stage(self, *paths: Path) -> None:
         """``git add`` files sharin wrote into the project (a component, its script …), so that
         they are part of the next save and clean never takes them for run outputs."""
+        from . import _git  # subprocess: only when the project is changed
+
         if not paths or not _git.is_repo(self.root):
             return
         if self._batch_depth:
@@ -502,6 +501,8 @@ class Project:
         for x in c.walk():
             self.by_id.pop(x.id, None)
         self.touch()
+        import shutil
+
         shutil.rmtree(aside, ignore_errors=True)
 
     @_edit
@@ -674,6 +675,244 @@ class Project:
         return new_id()
 
 
+# ---------------------------------------------------------------------- reading, and the cache
+#: (inode, size, mtime, ctime) of a file or directory as read; None: it was not there
+_Stamp = tuple[int, int, int, int] | None
+#: a snapshot is kept only when everything read was last modified longer ago than this (ns):
+#: a file changed again within its file system's timestamp granularity (ext4: a clock tick,
+#: FAT: 2 s) could keep its mtime, so a project changed that recently is read every time
+_RECENT_NS = 2_000_000_000
+_CACHE_ENTRIES = 32  #: projects the cache holds at most
+_CACHE_PROJECT_BYTES = 4 << 20  #: a project whose files are larger is read every time
+_CACHE_TOTAL_BYTES = 32 << 20  #: the bytes of all cached projects' files together
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _stamp(st: os.stat_result | None) -> _Stamp:
+    return None if st is None else (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _Reading:
+    """One reading of a project from disk. Keeps what a :class:`_Snapshot` needs: the bytes of
+    each file and the stamp of everything looked at, taken before it was read."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.problems: list[Problem] = []
+        self.unreadable: set[Path] = set()
+        self.raw: dict[Path, bytes] = {}
+        self.size = 0
+        self.stamps: list[tuple[Path, _Stamp]] = []
+
+    def load(self, path: Path, rel: str, kind: str) -> dict[str, Any] | None:
+        """Read a project file (``kind`` "project" or "component") and type-check every field;
+        problems go into :attr:`problems` (named ``rel``); None when it is not a JSON object."""
+        from ._schema import check_project_file  # msgspec: when a project is first read
+
+        try:
+            raw = read_bytes(path)
+            data = json_object(parse_json(raw, path), path)
+        except ProjectError as e:
+            self.problems.append(Problem(rel, "", str(e).removeprefix(f"{path}: ")))
+            self.unreadable.add(path)
+            return None
+        self.raw[path] = raw
+        self.size += len(raw)
+        self.problems.extend(check_project_file(kind, data, rel))
+        return data
+
+    def project(self, cls: type[Project]) -> Project:
+        root = self.root
+        for name in (PROJECT_FILE, COMPONENT_FILE):
+            self.stamps.append((root / name, _stamp(_stat(root / name))))
+        data = self.load(root / PROJECT_FILE, PROJECT_FILE, "project")
+        rc_data = self.load(root / COMPONENT_FILE, COMPONENT_FILE, "component")
+        root_c = Component(rc_data or {}, root, "")
+        instances: list[Path] = []
+        stack = [root_c]
+        while stack:
+            c = stack.pop()
+            if c.type not in _CONTAINERS and c is not root_c:
+                continue
+            self.stamps.append((c.directory, _stamp(_stat(c.directory))))
+            try:
+                entries = sorted(os.scandir(c.directory), key=lambda e: e.name)
+            except OSError as e:
+                raise ProjectError(
+                    f"cannot list directory ({e.strerror})", path=c.directory
+                ) from None
+            for entry in entries:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                cfile = Path(entry.path) / COMPONENT_FILE
+                st = _stat(cfile)
+                if st is None or not stat.S_ISREG(st.st_mode):
+                    # not a component: a cmp.wheel.json made in it changes the directory
+                    self.stamps.append((Path(entry.path), _stamp(_stat(Path(entry.path)))))
+                    continue
+                self.stamps.append((cfile, _stamp(st)))
+                rel = f"{c.rel}/{entry.name}" if c.rel else entry.name
+                cdata = self.load(cfile, f"{rel}/{COMPONENT_FILE}", "component")
+                if cdata is None:
+                    continue
+                if cdata.get("subComponent") is True:
+                    instances.append(Path(entry.path))  # a loop or parameter-study instance
+                    continue
+                child = Component(cdata, Path(entry.path), rel, parent=c)
+                if cdata.get("parent") != c.id:
+                    self.problems.append(
+                        Problem(
+                            f"{rel}/{COMPONENT_FILE}",
+                            "parent",
+                            f"is {show_json(cdata.get('parent'))} but the component sits in "
+                            f"{c.rel or 'the project root'} whose ID is {show_json(c.id)}; "
+                            "set it to the enclosing component's ID",
+                        )
+                    )
+                c.children.append(child)
+                stack.append(child)
+        project = cls(root, data or {}, root_c)
+        project.load_problems = list(self.problems)
+        project.unreadable = set(self.unreadable)
+        project.instance_dirs = instances
+        return project
+
+    def snapshot(self, project: Project) -> _Snapshot | None:
+        """What opening the project again needs while nothing changed (None: too large to keep);
+        taken from the bytes read, before anyone can edit the project in memory."""
+        if self.size > _CACHE_PROJECT_BYTES:
+            return None
+        order: dict[int, int] = {}
+        parts: list[tuple[bytes | None, Path, str, int]] = []
+        for c in project.root_component.walk():  # parents first
+            order[id(c)] = len(parts)
+            up = -1 if c.parent is None else order[id(c.parent)]
+            parts.append((self.raw.get(c.directory / COMPONENT_FILE), c.directory, c.rel, up))
+        return _Snapshot(
+            stamps=tuple(self.stamps),
+            project_raw=self.raw.get(self.root / PROJECT_FILE),
+            components=tuple(parts),
+            problems=tuple(project.load_problems),
+            unreadable=frozenset(project.unreadable),
+            instances=tuple(project.instance_dirs),
+            size=self.size,
+            root=self.root,
+        )
+
+
+class _Snapshot:
+    """A project as read from disk, immutable: the bytes of its files and its tree."""
+
+    __slots__ = (
+        "components",
+        "instances",
+        "problems",
+        "project_raw",
+        "root",
+        "size",
+        "stamps",
+        "unreadable",
+    )
+
+    def __init__(
+        self,
+        *,
+        stamps: tuple[tuple[Path, _Stamp], ...],
+        project_raw: bytes | None,
+        components: tuple[tuple[bytes | None, Path, str, int], ...],
+        problems: tuple[Problem, ...],
+        unreadable: frozenset[Path],
+        instances: tuple[Path, ...],
+        size: int,
+        root: Path,
+    ) -> None:
+        self.stamps = stamps
+        self.project_raw = project_raw
+        self.components = components
+        self.problems = problems
+        self.unreadable = unreadable
+        self.instances = instances
+        self.size = size
+        self.root = root
+
+    def unchanged(self) -> bool:
+        """True while every file and directory read has the stamp it had (stat only)."""
+        return all(_stamp(_stat(path)) == was for path, was in self.stamps)
+
+    def recent(self, since_ns: int) -> bool:
+        """True when something read was modified at or after ``since_ns`` (its mtime: a later
+        change of its inode alone — chmod, a hard link — leaves the content as read)."""
+        return any(s is not None and s[2] >= since_ns for _, s in self.stamps)
+
+    def build(self, cls: type[Project]) -> Project:
+        """A new project, with JSON objects of its own, from the bytes read."""
+
+        def parsed(raw: bytes | None, path: Path) -> dict[str, Any]:
+            return {} if raw is None else json_object(parse_json(raw, path), path)
+
+        made: list[Component] = []
+        for raw, directory, rel, up in self.components:
+            parent = made[up] if up >= 0 else None
+            c = Component(parsed(raw, directory / COMPONENT_FILE), directory, rel, parent=parent)
+            if parent is not None:
+                parent.children.append(c)
+            made.append(c)
+        project = cls(self.root, parsed(self.project_raw, self.root / PROJECT_FILE), made[0])
+        project.load_problems = list(self.problems)
+        project.unreadable = set(self.unreadable)
+        project.instance_dirs = list(self.instances)
+        return project
+
+
+#: resolved project root -> its snapshot, least recently used first
+_cache: OrderedDict[Path, _Snapshot] = OrderedDict()
+_cache_guard = threading.Lock()
+
+
+def _cache_get(root: Path) -> _Snapshot | None:
+    """The cached snapshot of the project at ``root`` while it is unchanged on disk: the
+    stamps of ``prj.wheel.json``, every ``cmp.wheel.json`` read and every directory listed
+    (a component added, removed or renamed changes its parent directory) are compared."""
+    with _cache_guard:
+        snap = _cache.get(root)
+    if snap is None:
+        return None
+    fresh = snap.unchanged()
+    with _cache_guard:
+        if _cache.get(root) is snap:
+            if fresh:
+                _cache.move_to_end(root)
+            else:
+                del _cache[root]
+    return snap if fresh else None
+
+
+def _cache_put(root: Path, snap: _Snapshot | None, began_ns: int) -> None:
+    """Keep ``snap`` (read from ``began_ns`` on) unless a file in it had just been changed."""
+    keep = snap is not None and not snap.recent(began_ns - _RECENT_NS)
+    with _cache_guard:
+        _cache.pop(root, None)
+        if snap is None or not keep:
+            return
+        _cache[root] = snap
+        total = sum(s.size for s in _cache.values())
+        while len(_cache) > _CACHE_ENTRIES or total > _CACHE_TOTAL_BYTES:
+            _, dropped = _cache.popitem(last=False)
+            total -= dropped.size
+
+
+def _cache_forget(root: Path) -> None:
+    """Drop the project at ``root`` from the cache (this process has just written to it)."""
+    with _cache_guard:
+        _cache.pop(root, None)
+
+
 _CONTAINERS = {t.value for t in ComponentType} & {
     "workflow",
     "for",
@@ -746,7 +985,7 @@ def _refuse_unsafe(c: Component, root: Path, before: Component | None = None) ->
     """Raise when a name in ``c`` would reach outside its directory or the project (only the
     problems ``before`` did not have, when given): edits are refused before anything is
     written."""
-    from ._validate import name_problems  # validation imports this module
+    from ._names import name_problems  # the expression parser: only when editing
 
     bounds = Bounds.of(root)
     problems = name_problems(c, bounds)
