@@ -7,6 +7,7 @@ tests of imports, not of time.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -82,10 +83,83 @@ def test_status_of_a_finished_project_reads_the_journal_without_the_engine(
     assert loaded(names, heavy) == []
 
 
+#: all of sharin that ``status --json`` loads: the command line and the API, the project's
+#: name and state (``prj.wheel.json``: the project, component, JSON and path modules of the
+#: model) and the run journal with the engine's layout (where the journal is), nothing more
+STATUS_MODULES = {
+    "sharin",
+    "sharin._lazy",
+    "sharin.errors",
+    "sharin.interfaces",
+    "sharin.interfaces.cli",
+    "sharin.interfaces.api",
+    "sharin.model",
+    "sharin.model._component",
+    "sharin.model._jsonio",
+    "sharin.model._paths",
+    "sharin.model._project",
+    "sharin.engine",
+    "sharin.engine._layout",
+    "sharin.engine._journal",
+}
+
+
 def test_status_json_imports_no_rich(tmp_path: Path, finished: Path) -> None:
     names = imported(tmp_path, "status", finished, "--json")
     assert loaded(names, ("rich",)) == []
     assert loaded(names, ("asyncio", "jinja2", "sharin.engine._engine")) == []
+
+
+def test_status_json_loads_the_journal_and_prj_wheel_json_only(
+    tmp_path: Path, finished: Path
+) -> None:
+    names = imported(tmp_path, "status", finished, "--json")
+    assert set(loaded(names, ("sharin",))) == STATUS_MODULES
+    # no type check of the component files (msgspec), no git (subprocess), no file writing
+    assert loaded(names, ("msgspec", "subprocess", "shutil", "tempfile", "rich", "asyncio")) == []
+
+
+def test_status_shows_name_and_state_from_prj_wheel_json(tmp_path: Path, finished: Path) -> None:
+    # status reads only prj.wheel.json: a broken component file does not stop it, and what it
+    # shows is what the whole project says
+    (finished / "hello" / "cmp.wheel.json").write_text("{ not json")
+    out = subprocess.run(
+        [sys.executable, "-m", "sharin", "status", str(finished), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    p = sharin.open_project(finished)
+    assert (shown["project"], shown["state"]) == (p.name, p.state) == ("done", "finished")
+    assert [t["key"] for t in shown["tasks"]] == ["hello"]
+
+
+def test_the_model_loads_each_part_on_first_use() -> None:
+    code = (
+        "import sys\n"
+        "from sharin.model import Project, git\n"
+        "assert 'sharin.model._validate' not in sys.modules\n"
+        "assert 'sharin.model._paramstudy' not in sys.modules\n"
+        "import sharin.model as m\n"
+        "from sharin.model import _git\n"
+        "assert git is _git and m.cleaning.__name__ == 'sharin.model._clean'\n"
+        "assert m.check.__module__ == 'sharin.model._validate'\n"
+        "assert 'check' in dir(m) and 'cleaning' in dir(m)\n"
+        "assert set(m.__all__) <= set(dir(m))\n"
+        "for name in m.__all__:\n"
+        "    getattr(m, name)\n"
+        "try:\n"
+        "    m.no_such_name\n"
+        "except AttributeError as e:\n"
+        "    assert 'no_such_name' in str(e)\n"
+        "else:\n"
+        "    raise SystemExit('no AttributeError')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_runs_json_imports_no_rich(tmp_path: Path, finished: Path) -> None:

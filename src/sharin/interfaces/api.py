@@ -28,24 +28,12 @@ from .. import model
 from ..engine import SUPPORTED_TYPES
 from ..engine._layout import RunLayout
 from ..errors import BusyError, ExecutorError, JournalError, Problem, ProjectError, RunError
-from ..executors import ExecutorRegistry, step_and_bulk_hosts
-from ..model import (
-    COMPONENT_FILE,
-    PARAMETER_FILE,
-    STATUS_FILE,
-    Component,
-    HostConfig,
-    Project,
-    check,
-    cleaning,
-    find_project_root,
-    git,
-    load_hosts,
-    local_job_limit,
-)
+from ..model import COMPONENT_FILE, STATUS_FILE, Component, Project, find_project_root
 
-# The engine, the executors and asyncio are imported by the functions that use them, so that
-# `sharin status` and `sharin validate` do not load the scheduler.
+# The engine, the executors, asyncio and the parts of the model a verb does not need (validation,
+# cleaning, the host list, as ``model.X``) are imported by the functions that use them, so that
+# `sharin status` reads the project and the journal only and `sharin validate` loads no
+# scheduler.
 if TYPE_CHECKING:
     import asyncio
 
@@ -62,6 +50,7 @@ if TYPE_CHECKING:
         TaskRecord,
     )
     from ..executors import SchedulerDefinition
+    from ..model import HostConfig
 
 __all__ = [
     "CleanResult",
@@ -104,7 +93,10 @@ ProjectRef = Project | str | os.PathLike[str]
 
 
 def _project(p: ProjectRef) -> Project:
-    return p if isinstance(p, Project) else Project.open(Path(p))
+    """The project itself, or the one at a path, read through the process-wide cache (a
+    server calling the API on every request does not read the files again while they are
+    unchanged)."""
+    return p if isinstance(p, Project) else Project.open(Path(p), cached=True)
 
 
 def _root(p: ProjectRef) -> Path:
@@ -132,8 +124,9 @@ def new_project(path: str | os.PathLike[str], description: str = "") -> Project:
 
 
 def open_project(path: str | os.PathLike[str]) -> Project:
-    """Open a project written by sharin or by WHEEL."""
-    return Project.open(Path(path))
+    """Open a project written by sharin or by WHEEL (read again only when its files changed
+    since this process last read it; the project returned is the caller's own)."""
+    return Project.open(Path(path), cached=True)
 
 
 def copy_project(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Project:
@@ -180,7 +173,7 @@ def import_project(
     root = model.import_project(
         Path(source),
         Path(parent),
-        known_hosts=load_hosts().keys(),
+        known_hosts=model.load_hosts().keys(),
         host_map=host_map,
         ask_host=ask_host,
         keep_state=keep_state,
@@ -332,15 +325,17 @@ def removal_preview(project: ProjectRef, component: Component | str) -> Removal:
         dirs.sort()
         for n in sorted(names):
             path = Path(d) / n
-            if n in (COMPONENT_FILE, STATUS_FILE) or (n == PARAMETER_FILE and _empty_ps(path)):
+            if n in (COMPONENT_FILE, STATUS_FILE) or (
+                n == model.PARAMETER_FILE and _empty_ps(path)
+            ):
                 continue
             files.append(str(path.relative_to(p.root)))
         for n in dirs:  # links to directories are files to the user too
             if (Path(d) / n).is_symlink():
                 files.append(str((Path(d) / n).relative_to(p.root)))
     saved = False
-    if git.is_repo(p.root):
-        changed = git.unsaved(p.root, c.rel)
+    if model.git.is_repo(p.root):
+        changed = model.git.unsaved(p.root, c.rel)
         unsaved = [f for f in files if f in changed]
         saved = changed.get(f"{c.rel}/{COMPONENT_FILE}", True)
     else:
@@ -381,7 +376,7 @@ def remove_component(
 def validate(project: ProjectRef) -> list[Problem]:
     """Every problem in the project; empty when it can run."""
     p = _project(project)
-    hosts = load_hosts()
+    hosts = model.load_hosts()
     if not hosts:
         return _check(p, hosts, {})
     from ..executors import load_schedulers
@@ -392,8 +387,10 @@ def validate(project: ProjectRef) -> list[Problem]:
 def _check(
     p: Project, hosts: Mapping[str, HostConfig], schedulers: Mapping[str, SchedulerDefinition]
 ) -> list[Problem]:
+    from ..executors import step_and_bulk_hosts
+
     step_hosts, bulk_hosts = step_and_bulk_hosts(hosts, schedulers)
-    problems = check(
+    problems = model.check(
         p,
         hosts=hosts.keys(),
         supported_types=SUPPORTED_TYPES,
@@ -410,6 +407,8 @@ def _placement_problems(
     found: list[Problem],
 ) -> list[Problem]:
     """Components whose host the executors cannot serve (no scheduler, no transport …)."""
+    from ..executors import ExecutorRegistry
+
     registry = ExecutorRegistry(hosts, schedulers=schedulers)
     seen = {(x.file, x.field) for x in found}
     out: list[Problem] = []
@@ -440,16 +439,16 @@ async def run_async(
     p = _project(project)
     from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
     from ..errors import ValidationError
-    from ..executors import load_schedulers
+    from ..executors import ExecutorRegistry, load_schedulers
 
-    hosts = load_hosts()
+    hosts = model.load_hosts()
     schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
     problems = _check(p, hosts, schedulers)
     if problems:
         raise ValidationError(problems)
     opts = options or RunOptions()
     if opts.max_local is None:
-        opts.max_local = local_job_limit()
+        opts.max_local = model.local_job_limit()
     provider = executors or ExecutorRegistry(hosts, max_local=opts.max_local, schedulers=schedulers)
     bus = EventBus()
     if on_event is not None:
@@ -488,8 +487,8 @@ class _FileLists:
             return None  # the engine refuses to start: another one runs the project
         pending = RunLayout(root).files_pending
         await asyncio.to_thread(_settle, root)
-        files = await asyncio.to_thread(cleaning.snapshot, root)
-        await asyncio.to_thread(cleaning.write_manifest, pending, files)
+        files = await asyncio.to_thread(model.cleaning.snapshot, root)
+        await asyncio.to_thread(model.cleaning.write_manifest, pending, files)
         return cls(root, pending)
 
     def on_event(self, ev: Event) -> None:
@@ -506,7 +505,7 @@ class _FileLists:
         d = RunLayout(self.root).run_dir(run)
         with contextlib.suppress(OSError):
             d.mkdir(parents=True, exist_ok=True)
-            os.replace(self.pending, cleaning.next_before(d))
+            os.replace(self.pending, model.cleaning.next_before(d))
 
     async def end(self) -> None:
         import asyncio
@@ -518,10 +517,10 @@ class _FileLists:
                 self.pending.unlink()
             return
         d = RunLayout(self.root).run_dir(self.run)
-        have = cleaning.attempt_manifests(d)
+        have = model.cleaning.attempt_manifests(d)
         if have and not have[-1][2].exists():
-            files = await asyncio.to_thread(cleaning.snapshot, self.root)
-            await asyncio.to_thread(cleaning.write_manifest, have[-1][2], files)
+            files = await asyncio.to_thread(model.cleaning.snapshot, self.root)
+            await asyncio.to_thread(model.cleaning.write_manifest, have[-1][2], files)
 
 
 def _last_activity(j: Journal, run: RunRecord) -> float:
@@ -545,19 +544,19 @@ def _settle(root: Path) -> None:
     try:
         for r in j.runs():
             d = RunLayout(root).run_dir(r.id)
-            have = cleaning.attempt_manifests(d)
+            have = model.cleaning.attempt_manifests(d)
             if have and not have[-1][2].exists():
-                cleaning.settle(root, d, _last_activity(j, r))
+                model.cleaning.settle(root, d, _last_activity(j, r))
         pending = RunLayout(root).files_pending
-        got = cleaning.read_manifest(pending)
+        got = model.cleaning.read_manifest(pending)
         last = j.last_run()
         if got is not None and last is not None and last.started >= got[0]:
             # the engine died between beginning the run and telling us
             d = RunLayout(root).run_dir(last.id)
-            if not cleaning.attempt_manifests(d):
+            if not model.cleaning.attempt_manifests(d):
                 d.mkdir(parents=True, exist_ok=True)
-                os.replace(pending, cleaning.next_before(d))
-                cleaning.settle(root, d, _last_activity(j, last))
+                os.replace(pending, model.cleaning.next_before(d))
+                model.cleaning.settle(root, d, _last_activity(j, last))
         with contextlib.suppress(FileNotFoundError):
             pending.unlink()
     finally:
@@ -618,8 +617,8 @@ class ProjectStatus:
         )
 
 
-def _journal(p: Project) -> Journal | None:
-    path = RunLayout(p.root).journal
+def _journal(root: Path) -> Journal | None:
+    path = RunLayout(root).journal
     if not path.exists():
         return None
     from ..engine import Journal
@@ -651,8 +650,13 @@ def engine_pid(project: ProjectRef) -> int | None:
 
 
 def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
-    p = _project(project)
-    j = _journal(p)
+    """The project's state and the tasks of a run (default: the last); of the project's files
+    only ``prj.wheel.json`` is read."""
+    if isinstance(project, Project):
+        root, name, state = project.root, project.name, project.state
+    else:
+        root, name, state = model.project_header(Path(project))
+    j = _journal(root)
     rec: RunRecord | None = None
     tasks: list[TaskRecord] = []
     cleaned = False
@@ -660,13 +664,13 @@ def status(project: ProjectRef, run_id: int | None = None) -> ProjectStatus:
         try:
             rec = j.run(run_id) if run_id is not None else j.last_run()
             if run_id is not None and rec is None:
-                raise ProjectError(f"{p.root}: there is no run {run_id}; `sharin runs` lists them")
+                raise ProjectError(f"{root}: there is no run {run_id}; `sharin runs` lists them")
             if rec is not None:
                 tasks = j.task_list(rec.id)
                 cleaned = j.cleaned_after("", rec.started)
         finally:
             j.close()
-    return ProjectStatus(p.name, p.state, engine_pid(p), rec, tasks, cleaned)
+    return ProjectStatus(name, state, engine_pid(root), rec, tasks, cleaned)
 
 
 def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobStatus]:
@@ -682,10 +686,10 @@ def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobS
     import asyncio
 
     from ..engine import JobHandle, JobStatus
-    from ..executors import load_schedulers
+    from ..executors import ExecutorRegistry, load_schedulers
 
     async def ask() -> dict[str, JobStatus]:
-        registry = ExecutorRegistry(load_hosts(), schedulers=load_schedulers())
+        registry = ExecutorRegistry(model.load_hosts(), schedulers=load_schedulers())
         groups: dict[tuple[str, str], list[tuple[str, JobHandle]]] = {}
         for t in live:
             h = JobHandle.from_json(t.handle or "")
@@ -708,8 +712,7 @@ def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobS
 
 
 def runs(project: ProjectRef) -> list[RunRecord]:
-    p = _project(project)
-    j = _journal(p)
+    j = _journal(_root(project))
     if j is None:
         return []
     try:
@@ -744,7 +747,7 @@ def log_paths(
     (with ``pending``, one that has not run yet gives the files it will write, to follow).
     """
     p = _project(project)
-    j = _journal(p)
+    j = _journal(p.root)
     try:
         rec = None if j is None else (j.run(run_id) if run_id is not None else j.last_run())
         if rec is None:
@@ -857,15 +860,15 @@ def save(project: ProjectRef, message: str = "save project") -> bool:
     """Commit the project (WHEEL's Save); False when nothing changed."""
     root = _root(project)
     _not_running(root, "save")
-    return git.commit_all(root, message)
+    return model.git.commit_all(root, message)
 
 
 def unsaved_changes(project: ProjectRef, component: Component | str | None = None) -> list[str]:
     """Files (below ``component``) changed, staged or deleted since the last save, leaving out
     what runs change (states, status files) and untracked files: what revert would discard."""
     root = _root(project)
-    git.require_repo(root)
-    return git.run_changes_and_unsaved(root, _clean_prefix(root, project, component))[1]
+    model.git.require_repo(root)
+    return model.git.run_changes_and_unsaved(root, _clean_prefix(root, project, component))[1]
 
 
 def revert(project: ProjectRef) -> list[str]:
@@ -878,8 +881,8 @@ def revert(project: ProjectRef) -> list[str]:
     """
     root = _root(project)
     _not_running(root, "revert")
-    changed = list(git.changed_paths(root))
-    git.revert(root)
+    changed = list(model.git.changed_paths(root))
+    model.git.revert(root)
     return changed
 
 
@@ -963,9 +966,9 @@ def clean(
         raise ProjectError(f"unsaved={unsaved!r}: use 'refuse', 'discard' or 'keep'")
     root = _root(project)
     _not_running(root, "clean")
-    git.require_repo(root)
+    model.git.require_repo(root)
     prefix = _clean_prefix(root, project, component)
-    run_changed, pending = git.run_changes_and_unsaved(root, prefix)
+    run_changed, pending = model.git.run_changes_and_unsaved(root, prefix)
     discard = unsaved == "discard"
     if pending and unsaved == "refuse":
         if confirm is not None and confirm(pending):
@@ -989,7 +992,7 @@ def clean(
     except JournalError:
         j = None  # unreadable history: only what needs none goes (status files, instances)
     try:
-        attempts: list[cleaning.RunFiles] = []
+        attempts: list[model.cleaning.RunFiles] = []
         last_clean: dict[str, float] = {}
         instance_of = None
         if j is not None:
@@ -997,38 +1000,40 @@ def clean(
                 last_clean[pre] = max(at, last_clean.get(pre, 0.0))
             for r in j.runs():
                 d = RunLayout(root).run_dir(r.id)
-                for n, before_path, after_path in cleaning.attempt_manifests(d):
-                    before = cleaning.read_manifest(before_path)
-                    after = cleaning.read_manifest(after_path)
+                for n, before_path, after_path in model.cleaning.attempt_manifests(d):
+                    before = model.cleaning.read_manifest(before_path)
+                    after = model.cleaning.read_manifest(after_path)
                     if before is not None and after is not None:
-                        attempts.append(cleaning.RunFiles(r.id, n, before[1], after[1], after[0]))
+                        attempts.append(
+                            model.cleaning.RunFiles(r.id, n, before[1], after[1], after[0])
+                        )
         if prefix:
             try:
                 data = model.read_json_object(root / prefix / COMPONENT_FILE)
                 instance_of = str(data.get("ID") or "") or None
             except ProjectError:
                 instance_of = None
-        plan = cleaning.plan_clean(
+        plan = model.cleaning.plan_clean(
             root,
             prefix,
             attempts,
-            known=git.index_paths(root),
+            known=model.git.index_paths(root),
             last_clean=last_clean,
             instance_of=instance_of,
         )
         trash = RunLayout(root).trash(f"{os.getpid()}-{time.time_ns()}")
-        moved = cleaning.move_aside(root, plan.remove, trash)
+        moved = model.cleaning.move_aside(root, plan.remove, trash)
         try:
             if discard and pending:
                 # emptied directories first, so that git removes those it empties in turn
-                cleaning.remove_emptied(plan)
-                git.discard(root, prefix)  # run changes below prefix go back with the rest
+                model.cleaning.remove_emptied(plan)
+                model.git.discard(root, prefix)  # run changes below prefix go back with the rest
             elif run_changed:
-                git.restore_staged(root, run_changed)
+                model.git.restore_staged(root, run_changed)
         except BaseException:
-            cleaning.put_back(moved, trash)
+            model.cleaning.put_back(moved, trash)
             raise
-        cleaning.apply_plan(plan, trash)
+        model.cleaning.apply_plan(plan, trash)
         if j is not None:  # no journal: no run to start afresh from
             j.mark_cleaned(sorted({*plan.prefixes, *_instance_keys(root, prefix, j.task_keys())}))
     finally:
