@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin.model import Project
@@ -209,3 +211,83 @@ def test_a_hit_reads_no_json_file(aged: Project) -> None:
     plain, miss, hit = json.loads(proc.stdout)
     assert plain == miss == 5  # prj.wheel.json and four cmp.wheel.json
     assert hit == 0
+
+
+# ---------------------------------------------------------------------- any change, by hand
+_NAMES = st.text(alphabet="abcxyz_-0", min_size=1, max_size=6)
+_VALUES = st.none() | st.booleans() | st.integers(-5, 200) | st.text(max_size=8)
+_CHANGES = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("edit"), st.integers(0, 9), st.sampled_from(["retry", "x", "name"]), _VALUES
+        ),
+        st.tuples(st.just("rename"), st.integers(0, 9), _NAMES),
+        st.tuples(st.just("remove"), st.integers(0, 9)),
+        st.tuples(st.just("copy"), st.integers(0, 9), _NAMES),
+        st.tuples(st.just("break"), st.integers(0, 9)),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = sharin.new_project(tmp_path_factory.mktemp("template") / "t")
+    sharin.add_task(p, "a", "true")
+    wf = sharin.add_component(p, "workflow", "wf")
+    sharin.add_task(p, "inner", "true", parent=wf)
+    sharin.add_component(p, "for", "loop", parent=wf)
+    return p.root
+
+
+def _change(root: Path, change: tuple[object, ...]) -> None:
+    dirs = sorted(d.parent for d in root.rglob("cmp.wheel.json") if d.parent != root)
+    if not dirs:
+        return
+    d = dirs[int(str(change[1])) % len(dirs)]
+    f = d / "cmp.wheel.json"
+    kind = change[0]
+    if kind == "edit":
+        try:
+            data = json.loads(f.read_text())
+        except ValueError:
+            data = {}
+        data[str(change[2])] = change[3]
+        f.write_text(json.dumps(data))
+    elif kind == "rename":
+        if not (d.parent / str(change[2])).exists():
+            os.rename(d, d.parent / str(change[2]))
+    elif kind == "remove":
+        shutil.rmtree(d)
+    elif kind == "copy":
+        if not (d.parent / str(change[2])).exists():
+            shutil.copytree(d, d.parent / str(change[2]))
+    else:
+        f.write_text("{ broken")
+
+
+def _seen(p: Project) -> object:
+    return (
+        p.data,
+        [(c.rel, c.directory, c.data) for c in p.root_component.walk()],
+        p.load_problems,
+        p.unreadable,
+        p.instance_dirs,
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=_CHANGES)
+def test_after_any_change_by_hand_the_cache_gives_what_the_files_say(
+    template: Path, tmp_path_factory: pytest.TempPathFactory, changes: list[tuple[object, ...]]
+) -> None:
+    root = tmp_path_factory.mktemp("any") / "p.wheel"
+    shutil.copytree(template, root, ignore=shutil.ignore_patterns(".git"))
+    root = root.resolve()
+    for change in changes:
+        age(root)
+        Project.open(root, cached=True)
+        assert root in project_module._cache
+        _change(root, change)
+        assert _seen(Project.open(root, cached=True)) == _seen(Project.open(root))
