@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import shlex
 import shutil
 import sqlite3
@@ -356,6 +357,12 @@ def interleaved(n: int, *steps: Callable[[], None]) -> None:
             s()
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's children that have been waited for."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def sharin_script() -> str:
     """The console script installed next to this interpreter (not a pyenv shim)."""
     cand = Path(sysconfig.get_path("scripts")) / "sharin"
@@ -401,6 +408,12 @@ def bench_w0(rep: Report, base: Path, scratch: Scratch, n: int) -> None:
             subprocess.run([script, *words], env=pyc_env, check=True, stdout=subprocess.DEVNULL)
             row = rep.row("W0", f"start-up: {label}, bytecode cached", "s", floor=pystart)
             startup.append((row, words, pyc_env))
+    # the same commands' CPU time (user + system of the process), beside that of `python -c
+    # pass`: much less sensitive to other load than their wall time
+    pystart_cpu: list[float] = []
+    startup_cpu = [
+        rep.row("W0", f"{row.metric}, CPU time", "s", floor=pystart_cpu) for row, _, _ in startup
+    ]
 
     def run_cli() -> None:
         proj = scratch.copy(template, "w0cli")
@@ -470,15 +483,17 @@ def bench_w0(rep: Report, base: Path, scratch: Scratch, n: int) -> None:
         scratch.drop(proj)
 
     def run_pystart() -> None:
-        t0 = time.perf_counter()
+        c0, t0 = children_cpu(), time.perf_counter()
         subprocess.run([PY, "-c", "pass"], check=True)
         pystart.append(time.perf_counter() - t0)
+        pystart_cpu.append(children_cpu() - c0)
 
     def run_startup() -> None:
-        for row, words, env in startup:
-            t0 = time.perf_counter()
+        for (row, words, env), cpu in zip(startup, startup_cpu, strict=True):
+            c0, t0 = children_cpu(), time.perf_counter()
             subprocess.run([script, *words], check=True, stdout=subprocess.DEVNULL, env=env)
             row.sharin.append(time.perf_counter() - t0)
+            cpu.sharin.append(children_cpu() - c0)
 
     steps = [run_cli, run_api, run_floor_process, run_floor_inprocess, run_shell, run_pystart]
     steps.append(run_startup)
@@ -491,10 +506,15 @@ def bench_w0(rep: Report, base: Path, scratch: Scratch, n: int) -> None:
     for row, _, _ in startup:
         row.target = med(pystart) + STARTUP_ABOVE_PYTHON
         row.target_text = f"≤ python + {STARTUP_ABOVE_PYTHON} s ({row.target:.3f} s)"
+    for row in startup_cpu:
+        row.target = med(pystart_cpu) + STARTUP_ABOVE_PYTHON
+        row.target_text = f"≤ python + {STARTUP_ABOVE_PYTHON} s ({row.target:.3f} s)"
     rep.notes.append(
         f"W0 start-up rows: `{script} --help`, `… status PROJECT` (a project whose one task "
         "finished), `… validate PROJECT`, each run to its exit with its output to /dev/null; "
-        f"their floor column is `{PY} -c pass`, measured in the same repetitions."
+        f"their floor column is `{PY} -c pass`, measured in the same repetitions. Their CPU "
+        "time rows give the user + system seconds of the same processes (and of `python -c "
+        "pass`), which other load on the machine changes much less than their wall time."
     )
     rep.notes.append(
         f"W0: Python start-up alone (`{PY} -c pass`): {fmt(pystart, 's')}; the asyncio floor of "
