@@ -174,6 +174,18 @@ def test_validate_imports_no_engine_and_no_journal(tmp_path: Path, finished: Pat
     assert loaded(imported(tmp_path, "validate", finished, "--json"), ("rich",)) == []
 
 
+def test_validate_loads_the_loop_and_parameter_study_modules_only_for_such_components(
+    tmp_path: Path, finished: Path
+) -> None:
+    heavy = ("sharin.model._loops", "sharin.model._paramstudy")
+    assert loaded(imported(tmp_path, "validate", finished), heavy) == []
+    sharin.add_component(finished, "for", "loop", start=0, end=2, step=1)
+    sharin.add_component(finished, "parameterStudy", "ps")
+    # exit 2: the new study's parameterSetting.json defines no parameter yet
+    names = imported(tmp_path, "validate", finished, "--json", code=2)
+    assert loaded(names, heavy) == list(heavy)
+
+
 def test_import_sharin_loads_the_api_on_first_use() -> None:
     code = (
         "import sys, sharin\n"

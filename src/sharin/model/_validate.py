@@ -17,14 +17,7 @@ from ._component import (
 )
 from ._expr import ExpressionError, looks_like_script_name, parse_expression
 from ._hosts import LOCALHOST
-from ._loops import foreach_items, validate_for
 from ._names import name_problems
-from ._paramstudy import (
-    PARAMETER_FILE,
-    check_instance_names,
-    load_parameter_setting,
-    setting_problems,
-)
 from ._paths import (
     Bounds,
     UnsafePathError,
@@ -235,11 +228,15 @@ def _check_control(c: Component, add: _Add) -> None:
     if t in ("break", "continue") and (c.parent is None or c.parent.type not in _LOOPS):
         add(Problem(f, "type", f"a {t} must sit directly inside a for, foreach or while"))
     if t == "for":
+        from ._loops import validate_for  # the loop and parameter-study modules: when used
+
         try:
             validate_for(c.data.get("start"), c.data.get("end"), c.data.get("step"), name=c.name)
         except ProjectError as e:
             add(Problem(f, "start/end/step", str(e)))
     if t == "foreach":
+        from ._loops import foreach_items
+
         try:
             foreach_items(c.data.get("indexList"), name=c.name)
         except ProjectError as e:
@@ -536,6 +533,13 @@ def project_bounds(project: Project) -> Bounds:
 def _check_parameter_file(c: Component, add: _Add, *, study: bool) -> None:
     """Read a parameter study's (or bulk job's) parameter file, and check its target files,
     scatter and gather against the directory (problems name that file)."""
+    from ._paramstudy import (
+        PARAMETER_FILE,
+        check_instance_names,
+        load_parameter_setting,
+        setting_problems,
+    )
+
     f = _file(c)
     name = str(c.data.get("parameterFile") or PARAMETER_FILE)
     if name_problem(name) is not None:
