@@ -291,3 +291,30 @@ def test_after_any_change_by_hand_the_cache_gives_what_the_files_say(
         assert root in project_module._cache
         _change(root, change)
         assert _seen(Project.open(root, cached=True)) == _seen(Project.open(root))
+
+
+def test_a_project_too_large_is_read_every_time(
+    aged: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(project_module, "_CACHE_PROJECT_BYTES", 1000)
+    p = Project.open(aged.root, cached=True)
+    assert aged.root not in project_module._cache
+    assert [c.rel for c in p.components()] == ["a", "wf", "wf/inner"]
+
+
+def test_the_cache_keeps_the_projects_used_last(
+    aged: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = sharin.new_project(tmp_path / "other")
+    age(other.root)
+    monkeypatch.setattr(project_module, "_CACHE_ENTRIES", 1)
+    Project.open(aged.root, cached=True)
+    Project.open(other.root, cached=True)
+    assert list(project_module._cache) == [other.root]
+    Project.open(aged.root, cached=True)
+    assert list(project_module._cache) == [aged.root]
+    size = project_module._cache[aged.root].size
+    monkeypatch.setattr(project_module, "_CACHE_ENTRIES", 2)
+    monkeypatch.setattr(project_module, "_CACHE_TOTAL_BYTES", size + 1)
+    Project.open(other.root, cached=True)  # together they exceed the bytes the cache may hold
+    assert list(project_module._cache) == [other.root]

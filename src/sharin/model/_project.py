@@ -209,7 +209,7 @@ class Project:
             if hit is not None:
                 return hit.build(cls)
         began = time.time_ns()
-        read = _Reading(root)
+        read = _Reading(root, keep=cached)
         project = read.project(cls)
         if cached:
             _cache_put(root, read.snapshot(project), began)
@@ -702,11 +702,13 @@ class _Reading:
     """One reading of a project from disk. Keeps what a :class:`_Snapshot` needs: the bytes of
     each file and the stamp of everything looked at, taken before it was read."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keep: bool) -> None:
         self.root = root
         self.problems: list[Problem] = []
         self.unreadable: set[Path] = set()
+        #: the bytes of each file read, while ``keep`` and they fit in a snapshot
         self.raw: dict[Path, bytes] = {}
+        self.keep = keep
         self.size = 0
         self.stamps: list[tuple[Path, _Stamp]] = []
 
@@ -722,8 +724,11 @@ class _Reading:
             self.problems.append(Problem(rel, "", str(e).removeprefix(f"{path}: ")))
             self.unreadable.add(path)
             return None
-        self.raw[path] = raw
         self.size += len(raw)
+        if self.keep and self.size <= _CACHE_PROJECT_BYTES:
+            self.raw[path] = raw
+        elif self.raw:
+            self.raw.clear()  # too large to cache: not kept while the rest is read
         self.problems.extend(check_project_file(kind, data, rel))
         return data
 
@@ -786,7 +791,7 @@ class _Reading:
     def snapshot(self, project: Project) -> _Snapshot | None:
         """What opening the project again needs while nothing changed (None: too large to keep);
         taken from the bytes read, before anyone can edit the project in memory."""
-        if self.size > _CACHE_PROJECT_BYTES:
+        if not self.keep or self.size > _CACHE_PROJECT_BYTES:
             return None
         order: dict[int, int] = {}
         parts: list[tuple[bytes | None, Path, str, int]] = []
