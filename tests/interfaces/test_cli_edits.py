@@ -29,7 +29,8 @@ def project_files(root: Path) -> dict[str, tuple[object, ...]]:
 
 
 def edited_files(root: Path) -> dict[str, object]:
-    """What an edit changes: the files' contents, without the states a running engine writes."""
+    """What an edit changes: the files' contents, without the fields a running engine writes
+    (states and WHEEL's bookkeeping, which its state mirror writes a moment after a task starts)."""
     out: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
@@ -37,7 +38,8 @@ def edited_files(root: Path) -> dict[str, object]:
             continue
         if path.name.endswith(".wheel.json"):
             data = read_json(path)
-            data.pop("state", None)
+            for name in sharin.model.RUN_FIELDS:
+                data.pop(name, None)
             out[str(rel)] = data
         else:
             out[str(rel)] = path.read_bytes()
