@@ -652,8 +652,16 @@ def _merge(
     problems: list[Problem] = []
     for name, entry in user.items():
         if name in builtin:
-            merged = {**builtin[name], **entry}
-            if any(k in entry and entry[k] != builtin[name].get(k) for k in _READING_KEYS):
+            # WHEEL 2022 writes "" for an expression it leaves out (PBSProWithoutHistory's
+            # reReturnCode): sharin's stays
+            given = {k: v for k, v in entry.items() if not (k.startswith("re") and v == "")}
+            merged = {**builtin[name], **given}
+            # the user's expression of one kind replaces sharin's of the other kind
+            if given.get("reFinishedState") and "reRunning" not in given:
+                merged.pop("reRunning", None)
+            if given.get("reRunning") and "reFinishedState" not in given:
+                merged.pop("reFinishedState", None)
+            if any(k in given and given[k] != builtin[name].get(k) for k in _READING_KEYS):
                 merged["readsStatus"] = False  # the user's commands, read by the user's regexes
             out[name] = (merged, path)
             continue

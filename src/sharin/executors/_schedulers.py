@@ -333,10 +333,11 @@ class PBSPro(Family):
                 continue
             if job is None:
                 raise _bad(self.name, line, "a 'Job Id: <id>' line first (qstat -f)")
+            if line.startswith("\t"):
+                continue  # qstat wraps a long value onto lines that start with a tab
             key, eq, value = s.partition(" = ")
             if eq:
                 attrs[key] = value.strip()
-            # other lines continue a long value (qstat wraps them)
         close()
         return table
 

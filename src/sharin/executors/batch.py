@@ -442,7 +442,8 @@ class BatchExecutor(Executor):
             said += f", {word} {status}" + (f" ({meaning})" if meaning else "")
         if not s.status_ok(status):
             accepted = ", ".join(sorted(s.acceptable_status))
-            return JobResult(None, f"{said}; {s.name} accepts {accepted} only")
+            # a failure whatever the exit code says: 0 (a TIMEOUT's, say) is no success
+            return JobResult(rc or None, f"{said}; {s.name} accepts {accepted} only")
         if rc is None:
             return None
         if rc == 6 and s.supports_step:
