@@ -191,6 +191,11 @@ class Family:
         raise NotImplementedError
 
 
+def _whole(text: str) -> bool:
+    """A whole number as the commands print it: ASCII digits, maybe after a minus."""
+    return text.isascii() and text.removeprefix("-").isdigit()
+
+
 def _cmd(base: str, joined: str) -> str:
     return f"{base}{'' if base.endswith(' ') else ' '}{joined}"
 
@@ -248,7 +253,7 @@ class Slurm(Family):
             if not line.strip():
                 continue
             fields = line.strip().split("|")
-            if len(fields) not in (2, 3) or not fields[0] or not fields[1]:
+            if len(fields) not in (2, 3) or not fields[0] or not fields[1].split():
                 raise _bad(self.name, line, _SLURM_ROW)
             job, word = fields[0], fields[1].split()[0]  # "CANCELLED by 1000"
             if "." in job:
@@ -261,7 +266,7 @@ class Slurm(Family):
                 rc: int | None = None
                 if len(fields) == 3:
                     code, colon, sig = fields[2].partition(":")
-                    if not (code.isdigit() and (not colon or sig.isdigit())):
+                    if not (_whole(code) and (not colon or (_whole(sig) and sig[0] != "-"))):
                         raise _bad(self.name, line, "an exit code as 'EXIT:SIGNAL', e.g. 0:0")
                     rc = int(code)
                     if rc == 0 and colon and int(sig):
@@ -353,10 +358,9 @@ class PBSPro(Family):
         raw = attrs.get("Exit_status")
         rc: int | None = None
         if raw is not None:
-            try:
-                rc = int(raw)
-            except ValueError:
-                raise _bad(self.name, f"Exit_status = {raw}", "a whole number") from None
+            if not _whole(raw):
+                raise _bad(self.name, f"Exit_status = {raw}", "a whole number")
+            rc = int(raw)
             if rc >= 256:  # killed by a signal: 256 + the signal
                 rc = 128 + rc - 256
         return JobState(DONE, rc, sub or word)
@@ -439,7 +443,7 @@ class GridEngine(Family):
                 raise _bad(self.name, "=" * 10, "a 'jobnumber' line in each qacct record")
             failed = record.get("failed", "0").split()[0] if record.get("failed") else "0"
             raw = record.get("exit_status", "").split()
-            rc = int(raw[0]) if raw and raw[0].lstrip("-").isdigit() else None
+            rc = int(raw[0]) if raw and _whole(raw[0]) else None
             _merge_into(table, job, JobState(DONE, rc, failed), self.ok_status)
 
         for line in text.splitlines():
@@ -510,7 +514,7 @@ class LSF(Family):
             elif word in _LSF_DONE:
                 if code == "-":
                     rc: int | None = 0 if word == "DONE" else None
-                elif code.isdigit():
+                elif _whole(code):
                     rc = int(code)
                 else:
                     raise _bad(self.name, line, "an exit code: a whole number or '-'")
