@@ -93,14 +93,15 @@ class _Scan:
         (``12`` of ``12.batch``): only those need a closer look."""
         found: dict[str, str | None] = {}
         heads: set[str] = set()
+        ident = self.pattern.groupindex[_ID_NAME]
+        value = self.value if self.has_value else ident
         for m in self.pattern.finditer(text):
-            job = m.group(_ID_NAME)
+            job, got = m.group(ident, value)
             if job in found:
                 continue
-            found[job] = m.group(self.value) if self.has_value else None
-            for i, ch in enumerate(job):
-                if not ch.isalnum() and i:
-                    heads.add(job[:i])
+            found[job] = got if self.has_value else None
+            if not job.isalnum():
+                heads.update(job[:i] for i, ch in enumerate(job) if i and not ch.isalnum())
         return found, heads
 
 
@@ -278,18 +279,19 @@ class SchedulerDefinition:
             self._matches("status", self.re_job_status, text, ids) if self.re_job_status else {}
         )
         out: dict[str, JobState] = {}
+        known: dict[tuple[str | None, str | None], JobState] = {}
         for i in ids:
             raw = rcs.get(i)
             status = statuses.get(i)
-            rc: int | None = None
-            if raw is not None:
-                try:
-                    rc = int(raw)
-                except ValueError:
-                    raw = None
             if raw is None and status is None:
                 continue
-            out[i] = JobState(DONE, rc, status)
+            st = known.get((raw, status))
+            if st is None:
+                rc = int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
+                st = known[raw, status] = JobState(DONE, rc, status)
+            if st.returncode is None and st.status is None:
+                continue  # an exit code that is no number, and nothing else: no record
+            out[i] = st
         return out
 
     def _pattern(self, template: str, job_id: str, *, bulk: bool = False) -> re.Pattern[str]:

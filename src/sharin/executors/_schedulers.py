@@ -196,6 +196,10 @@ def _whole(text: str) -> bool:
     return text.isascii() and text.removeprefix("-").isdigit()
 
 
+def _first_line(text: str) -> str:
+    return next((x for x in text.splitlines() if x.strip()), "")
+
+
 def _cmd(base: str, joined: str) -> str:
     return f"{base}{'' if base.endswith(' ') else ' '}{joined}"
 
@@ -249,42 +253,55 @@ class Slurm(Family):
     def parse(self, text: str) -> dict[str, JobState]:
         table: dict[str, JobState] = {}
         ok = self.ok_status
+        known: dict[tuple[str, str], JobState] = {}  # (state, exit code) → its JobState
         for line in text.splitlines():
-            if not line.strip():
-                continue
             fields = line.strip().split("|")
+            if len(fields) == 1 and not fields[0]:
+                continue
             if len(fields) not in (2, 3) or not fields[0] or not fields[1].split():
                 raise _bad(self.name, line, _SLURM_ROW)
-            job, word = fields[0], fields[1].split()[0]  # "CANCELLED by 1000"
+            job = fields[0]
             if "." in job:
                 continue  # a step (id.batch, id.extern, id.0): the job's own row says it
-            if word in _SLURM_QUEUED:
-                st = JobState(QUEUED, None, word)
-            elif word in _SLURM_RUNNING:
-                st = JobState(RUNNING, None, word)
-            elif word in _SLURM_DONE:
-                rc: int | None = None
-                if len(fields) == 3:
-                    code, colon, sig = fields[2].partition(":")
-                    if not (_whole(code) and (not colon or (_whole(sig) and sig[0] != "-"))):
-                        raise _bad(self.name, line, "an exit code as 'EXIT:SIGNAL', e.g. 0:0")
-                    rc = int(code)
-                    if rc == 0 and colon and int(sig):
-                        rc = 128 + int(sig)
-                st = JobState(DONE, rc, word)
+            key = (fields[1], fields[2] if len(fields) == 3 else "")
+            st = known.get(key)
+            if st is None:
+                st = known[key] = self._state(line, *key)
+            if "_" in job or "+" in job:  # array task id_3, pending tasks id_[4-9], het job id+0
+                _merge_into(table, job, st, ok)
+                _merge_into(table, re.split(r"[_+]", job, maxsplit=1)[0], st, ok)
+            elif job in table:
+                _merge_into(table, job, st, ok)
             else:
-                st = JobState(UNKNOWN, None, word)
-            _merge_into(table, job, st, ok)
-            base = re.split(r"[_+]", job, maxsplit=1)[0]
-            if base != job:  # array task id_3, pending tasks id_[4-9], het job id+0
-                _merge_into(table, base, st, ok)
+                table[job] = st
         return table
+
+    def _state(self, line: str, field: str, exit_code: str) -> JobState:
+        word = field.split()[0]  # "CANCELLED by 1000"
+        if word in _SLURM_QUEUED:
+            return JobState(QUEUED, None, word)
+        if word in _SLURM_RUNNING:
+            return JobState(RUNNING, None, word)
+        if word not in _SLURM_DONE:
+            return JobState(UNKNOWN, None, word)
+        rc: int | None = None
+        if exit_code:
+            code, colon, sig = exit_code.partition(":")
+            if not (_whole(code) and (not colon or (_whole(sig) and sig[0] != "-"))):
+                raise _bad(self.name, line, "an exit code as 'EXIT:SIGNAL', e.g. 0:0")
+            rc = int(code)
+            if rc == 0 and colon and int(sig):
+                rc = 128 + int(sig)
+        return JobState(DONE, rc, word)
 
 
 # ------------------------------------------------------------------------------------------ PBS Pro
 _PBS_QUEUED = frozenset("QHWTM")
 _PBS_RUNNING = frozenset("REBSU")
 _PBS_DONE = frozenset("FX")
+#: a job's first line, or one of the attributes read (qstat indents them by four spaces; a
+#: value too long for one line goes on over lines that start with a tab)
+_PBS_LINE = re.compile(r"\n(?:Job Id:([^\n]*)|    (job_state|substate|Exit_status) = ([^\n]*))")
 
 
 class PBSPro(Family):
@@ -315,47 +332,44 @@ class PBSPro(Family):
 
     def parse(self, text: str) -> dict[str, JobState]:
         table: dict[str, JobState] = {}
-        job: str | None = None
-        attrs: dict[str, str] = {}
-
-        def close() -> None:
-            if job is None:
-                return
-            st = self._state(job, attrs)
-            table[job] = st
-            table.setdefault(job.split(".", 1)[0], st)
-
-        for line in text.splitlines():
-            if line.startswith("Job Id:"):
-                close()
-                job = line[7:].strip()
-                attrs = {}
-                if not job:
-                    raise _bad(self.name, line, "'Job Id: <id>'")
-                continue
-            s = line.strip()
-            if not s:
-                continue
-            if job is None:
-                raise _bad(self.name, line, "a 'Job Id: <id>' line first (qstat -f)")
-            if line.startswith("\t"):
-                continue  # qstat wraps a long value onto lines that start with a tab
-            key, eq, value = s.partition(" = ")
-            if eq:
-                attrs[key] = value.strip()
-        close()
+        body = text.lstrip()
+        if not body:
+            return table
+        if not body.startswith("Job Id:"):
+            raise _bad(self.name, _first_line(body), "a 'Job Id: <id>' line first (qstat -f)")
+        known: dict[tuple[str, str, str], JobState] = {}
+        rows = _PBS_LINE.findall("\n" + body)
+        rows.append(("\0", "", ""))  # closes the last job
+        job = ""
+        word = sub = code = None
+        # one pass over the lines that matter: each job's first line and three attributes
+        for head, key, value in rows:
+            if key == "job_state":
+                word = word if word is not None else value.strip()
+            elif key == "substate":
+                sub = sub if sub is not None else value.strip()
+            elif key:
+                code = code if code is not None else value.strip()
+            else:
+                if job:
+                    attrs = (word or "", sub or "", code if code is not None else "-")
+                    st = known.get(attrs)
+                    if st is None:
+                        st = known[attrs] = self._state(job, word or "", sub, code)
+                    table[job] = st
+                    table.setdefault(job.split(".", 1)[0], st)
+                job, word, sub, code = head.strip(), None, None, None
+                if (not job or " " in job) and head != "\0":
+                    raise _bad(self.name, f"Job Id:{head}", "'Job Id: <id>'")
         return table
 
-    def _state(self, job: str, attrs: dict[str, str]) -> JobState:
-        word = attrs.get("job_state", "")
-        sub = attrs.get("substate")
+    def _state(self, job: str, word: str, sub: str | None, raw: str | None) -> JobState:
         if word in _PBS_QUEUED:
             return JobState(QUEUED, None, word)
         if word in _PBS_RUNNING:
             return JobState(RUNNING, None, word)
         if word not in _PBS_DONE:
             return JobState(UNKNOWN, None, word or None)
-        raw = attrs.get("Exit_status")
         rc: int | None = None
         if raw is not None:
             if not _whole(raw):
@@ -375,6 +389,8 @@ class PBSProWithoutHistory(PBSPro):
 
 # ------------------------------------------------------------------------------------ Grid Engine
 _SGE_ROW = "'job-ID prior name user state ...' rows (qstat)"
+#: the line between two qacct records, and the three lines of a record that are read
+_QACCT_LINE = re.compile(r"\n(?:(=)====+|(jobnumber|failed|exit_status)[ \t]+([^\n]*))")
 
 
 class GridEngine(Family):
@@ -414,50 +430,63 @@ class GridEngine(Family):
         if text.lstrip().startswith("====="):
             return self._accounting(text)
         table: dict[str, JobState] = {}
+        known: dict[str, JobState] = {}
         for line in text.splitlines():
             s = line.split()
-            if not s or s[0] == "job-ID" or set(line.strip()) == {"-"}:
+            if not s or s[0] == "job-ID" or s[0].startswith("---"):
                 continue
             if len(s) < 5 or not s[0].isdigit():
                 raise _bad(self.name, line, _SGE_ROW)
             word = s[4]
-            low = word.lower()
-            if "q" in low or "h" in low or "w" in low:
-                st = JobState(QUEUED, None, word)  # qw, hqw, hRwq; Eqw waits for `qmod -cj`
-            elif any(c in low for c in "rtsd"):
-                st = JobState(RUNNING, None, word)  # r, t, Rr, s, S, T, dr
+            st = known.get(word)
+            if st is None:
+                st = known[word] = self._state(word)
+            if s[0] in table:
+                _merge_into(table, s[0], st, self.ok_status)
             else:
-                st = JobState(UNKNOWN, None, word)
-            _merge_into(table, s[0], st, self.ok_status)
+                table[s[0]] = st
         return table
+
+    @staticmethod
+    def _state(word: str) -> JobState:
+        low = word.lower()
+        if "q" in low or "h" in low or "w" in low:
+            return JobState(QUEUED, None, word)  # qw, hqw, hRwq; Eqw waits for `qmod -cj`
+        if any(c in low for c in "rtsd"):
+            return JobState(RUNNING, None, word)  # r, t, Rr, s, S, T, dr
+        return JobState(UNKNOWN, None, word)
 
     def _accounting(self, text: str) -> dict[str, JobState]:
         table: dict[str, JobState] = {}
-        record: dict[str, str] = {}
-
-        def close() -> None:
-            if not record:
-                return
-            job = record.get("jobnumber")
-            if job is None:
-                raise _bad(self.name, "=" * 10, "a 'jobnumber' line in each qacct record")
-            failed = record.get("failed", "0").split()[0] if record.get("failed") else "0"
-            raw = record.get("exit_status", "").split()
-            rc = int(raw[0]) if raw and _whole(raw[0]) else None
-            _merge_into(table, job, JobState(DONE, rc, failed), self.ok_status)
-
-        for line in text.splitlines():
-            if line.startswith("====="):
-                close()
-                record = {}
+        known: dict[tuple[str, str], JobState] = {}
+        rows = _QACCT_LINE.findall("\n" + text)
+        rows.append(("=", "", ""))  # closes the last record
+        job: str | None = None
+        failed = raw = ""
+        started = False
+        for sep, key, value in rows:
+            if not sep:
+                if key == "jobnumber":
+                    job = job or value
+                elif key == "failed":
+                    failed = failed or value
+                else:
+                    raw = raw or value
                 continue
-            if not line.strip():
-                continue
-            key, _, value = line.strip().partition(" ")
-            if not key.replace("_", "").isalnum():
-                raise _bad(self.name, line, "'key value' lines (qacct -j)")
-            record[key] = value.strip()
-        close()
+            if started:
+                if not job or not job.split():
+                    raise _bad(self.name, "=" * 10, "a 'jobnumber' line in each qacct record")
+                st = known.get((failed, raw))
+                if st is None:
+                    code, word = raw.split()[:1], failed.split()[:1]
+                    rc = int(code[0]) if code and _whole(code[0]) else None
+                    st = known[failed, raw] = JobState(DONE, rc, word[0] if word else "0")
+                job = job.split()[0]
+                if job in table:
+                    _merge_into(table, job, st, self.ok_status)
+                else:
+                    table[job] = st
+            started, job, failed, raw = True, None, "", ""
         return table
 
 
@@ -500,6 +529,7 @@ class LSF(Family):
 
     def parse(self, text: str) -> dict[str, JobState]:
         table: dict[str, JobState] = {}
+        known: dict[tuple[str, str], JobState] = {}
         for line in text.splitlines():
             s = line.split()
             if not s:
@@ -507,25 +537,28 @@ class LSF(Family):
             if len(s) != 3 or not s[0].split("[")[0].isdigit():
                 raise _bad(self.name, line, _LSF_ROW)
             job, word, code = s
-            if word in _LSF_QUEUED:
-                st = JobState(QUEUED, None, word)
-            elif word in _LSF_RUNNING:
-                st = JobState(RUNNING, None, word)
-            elif word in _LSF_DONE:
-                if code == "-":
-                    rc: int | None = 0 if word == "DONE" else None
-                elif _whole(code):
-                    rc = int(code)
-                else:
-                    raise _bad(self.name, line, "an exit code: a whole number or '-'")
-                st = JobState(DONE, rc, word)
+            st = known.get((word, code))
+            if st is None:
+                st = known[word, code] = self._state(line, word, code)
+            if job in table or "[" in job:
+                _merge_into(table, job, st, self.ok_status)
+                _merge_into(table, job.split("[", 1)[0], st, self.ok_status)
             else:
-                st = JobState(UNKNOWN, None, word)  # UNKWN, ZOMBI
-            _merge_into(table, job, st, self.ok_status)
-            base = job.split("[", 1)[0]
-            if base != job:
-                _merge_into(table, base, st, self.ok_status)
+                table[job] = st
         return table
+
+    def _state(self, line: str, word: str, code: str) -> JobState:
+        if word in _LSF_QUEUED:
+            return JobState(QUEUED, None, word)
+        if word in _LSF_RUNNING:
+            return JobState(RUNNING, None, word)
+        if word not in _LSF_DONE:
+            return JobState(UNKNOWN, None, word)  # UNKWN, ZOMBI
+        if code == "-":
+            return JobState(DONE, 0 if word == "DONE" else None, word)
+        if not _whole(code):
+            raise _bad(self.name, line, "an exit code: a whole number or '-'")
+        return JobState(DONE, int(code), word)
 
 
 # ------------------------------------------------------------------------------------------ PJM
