@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 import sharin
 from sharin import Project
-from sharin.errors import ExecutorError
+from sharin.errors import ExecutorError, ProjectError
 from sharin.executors import load_schedulers
 from sharin.executors._scheduler import Directives, directives_from
 
@@ -137,10 +140,7 @@ def test_resource_properties_are_checked_with_clear_errors() -> None:
         assert str(e.value).startswith(where)
 
 
-def test_a_scheduler_without_a_directive_format_says_so(config_dir: object) -> None:
-    from pathlib import Path
-
-    assert isinstance(config_dir, Path)
+def test_a_scheduler_without_a_directive_format_says_so(config_dir: Path) -> None:
     (config_dir / "jobScheduler.json").write_text(
         '{"Mine": {"submit": "qsub", "del": "qdel", "stat": "qstat", "reJobID": "(\\\\d+)",'
         ' "reRunning": "{{ JOBID }} R", "reReturnCode": "{{ JOBID }} E (\\\\d+)"}}'
@@ -181,3 +181,47 @@ def test_the_scripts_own_elapse_limit_wins(project: Project, pjm: Pjm) -> None:
     assert result.state == "finished", result.failed
     [submit] = pjm.call_lines("pjsub")
     assert submit == ["-X", "./run.sh"]  # nothing to add; the script's queue, not rscgrp=small
+
+
+def test_the_job_script_is_never_written_through_a_link(
+    project: Project, pjm: Pjm, tmp_path: Path
+) -> None:
+    _job(project, "echo ran", nodes=1)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep")
+    task = project.root / "t"
+    (task / ".sharin-job.run.sh").symlink_to(outside)
+    (task / ".sharin-job.run.sh.tmp").symlink_to(outside)
+
+    result = sharin.run(project)
+
+    assert result.state == "finished", result.failed
+    assert outside.read_text() == "keep"
+    assert not (task / ".sharin-job.run.sh").is_symlink()
+    assert "#PJM -L node=1" in (task / ".sharin-job.run.sh").read_text()
+
+
+def test_a_user_scheduler_may_name_its_family(config_dir: Path) -> None:
+    mine = {
+        "submit": "sbatch",
+        "del": "scancel",
+        "stat": "squeue -h -t all -o '%i|%T' -j",
+        "statAfter": "sacct -n -P --delimiter='|' -o JobID,State,ExitCode -j",
+        "statDelimiter": ",",
+        "reJobID": "Submitted batch job (\\d+)",
+        "reRunning": "x",
+        "reReturnCode": "(\\d+)",
+        "family": "slurm",
+    }
+    (config_dir / "jobScheduler.json").write_text(json.dumps({"Mine": mine}))
+    d = load_schedulers()["Mine"]
+    assert d.reads_status and d.parse_status("7_1|RUNNING\n", ["7"])["7"].state == "running"
+    assert added("Mine", Directives(nodes=3)) == ["#SBATCH --nodes=3"]
+    for bad, message in [
+        ({"family": "cray"}, r"\[Mine.family\]: must be one of gridengine, lsf"),
+        ({"readsStatus": "yes"}, r"\[Mine.readsStatus\]: must be true or false"),
+        ({"scriptArgument": "{path}"}, r"\[Mine.scriptArgument\]: must contain \{script\}"),
+    ]:
+        (config_dir / "jobScheduler.json").write_text(json.dumps({"Mine": {**mine, **bad}}))
+        with pytest.raises(ProjectError, match=message):
+            load_schedulers()

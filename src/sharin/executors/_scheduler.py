@@ -571,8 +571,14 @@ def parse_definition(name: str, entry: Mapping[str, Any], path: Path | str) -> S
     if not isinstance(own_reader, bool):
         raise fail("readsStatus", f"must be true or false, not {show_json(own_reader)}")
     script_argument = _text(entry, "scriptArgument", fail) or "./{script}"
-    if "{script}" not in script_argument:
-        raise fail("scriptArgument", "must contain {script}, e.g. './{script}'")
+    try:
+        usable = "{script}" in script_argument and bool(script_argument.format(script="x"))
+    except (KeyError, IndexError, ValueError):
+        usable = False
+    if not usable:
+        raise fail(
+            "scriptArgument", "must contain {script} and no other {…} field, e.g. './{script}'"
+        )
     return SchedulerDefinition(
         name=name,
         submit=submit,

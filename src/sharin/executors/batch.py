@@ -118,8 +118,10 @@ class BatchExecutor(Executor):
         name = job_script_name(spec.script)
         target = spec.workdir / name
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(found, encoding="utf-8", errors="surrogateescape")
-        tmp.chmod(0o755)
+        tmp.unlink(missing_ok=True)  # never written through: a link there is replaced
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(found)
         os.replace(tmp, target)
         return name, queue_set
 
