@@ -160,8 +160,8 @@ def test_elapsed_time_reaches_the_job_as_a_directive(project: Project, pjm: Pjm)
 
     assert result.state == "failed"  # the stand-in enforced the 1 s limit it read in the script
     [submit] = pjm.call_lines("pjsub")
-    assert submit[-1] == "./.sharin-job.run.sh"
-    text = (project.root / "t" / ".sharin-job.run.sh").read_text()
+    assert submit[-1] == "./run.sharin.sh"
+    text = (project.root / "t" / "run.sharin.sh").read_text()
     assert "#PJM -L node=1\n#PJM -L elapse=00:00:01\n" in text
     assert "sleep 5" in (project.root / "t" / "run.sh").read_text()  # the user's file unchanged
     assert "elapse limit" in journal_tasks(project.root, 1)["t"].message
@@ -190,15 +190,15 @@ def test_the_job_script_is_never_written_through_a_link(
     outside = tmp_path / "outside.txt"
     outside.write_text("keep")
     task = project.root / "t"
-    (task / ".sharin-job.run.sh").symlink_to(outside)
-    (task / ".sharin-job.run.sh.tmp").symlink_to(outside)
+    (task / "run.sharin.sh").symlink_to(outside)
+    (task / "run.sharin.sh.tmp").symlink_to(outside)
 
     result = sharin.run(project)
 
     assert result.state == "finished", result.failed
     assert outside.read_text() == "keep"
-    assert not (task / ".sharin-job.run.sh").is_symlink()
-    assert "#PJM -L node=1" in (task / ".sharin-job.run.sh").read_text()
+    assert not (task / "run.sharin.sh").is_symlink()
+    assert "#PJM -L node=1" in (task / "run.sharin.sh").read_text()
 
 
 def test_a_user_scheduler_may_name_its_family(config_dir: Path) -> None:

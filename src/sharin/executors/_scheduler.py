@@ -478,7 +478,10 @@ def directives_from(props: Mapping[str, Any], where: str) -> Directives:
 def job_script_name(script: str) -> str:
     """The file a script with directives added is submitted as (next to the script)."""
     head, tail = posixpath.split(script)
-    return posixpath.join(head, f".sharin-job.{tail}")
+    stem, dot, suffix = tail.rpartition(".")
+    # it starts as the script does: PBS and Grid Engine name the job (and its output) after it
+    name = f"{stem}.sharin.{suffix}" if dot and stem else f"{tail}.sharin"
+    return posixpath.join(head, name)
 
 
 def _text(entry: Mapping[str, Any], key: str, fail: Any, *, required: bool = False) -> str | None:
