@@ -223,7 +223,7 @@ class Replay:
         self.bin = root / "replay-bin"
         self.dir.mkdir()
         self.bin.mkdir()
-        for command in ("squeue", "sacct", "qstat", "qacct", "bjobs"):
+        for command in ("squeue", "sacct", "scontrol", "qstat", "qacct", "bjobs"):
             path = self.bin / command
             path.write_text(_REPLAY)
             path.chmod(0o755)
@@ -295,6 +295,40 @@ def test_slurm_asks_accounting_only_for_the_jobs_that_left_the_queue(
     assert answer["103"].state == "finished"
     assert answer["104"].state == "failed"
     assert answer["999"] == JobStatus("unknown", "no record")  # gone, no history: never success
+
+
+def test_slurm_without_accounting_asks_slurmctld_job_by_job(
+    tmp_path: Path, config_dir: Path
+) -> None:
+    r = Replay(tmp_path, config_dir, "SLURM")
+    r.answer("squeue", "101|RUNNING\n")
+    r.answer("sacct", err="Slurm accounting storage is disabled\n", rc=1)
+    lines = recorded("slurm-scontrol.txt").splitlines(keepends=True)
+    r.answer("scontrol.117", lines[0])
+    r.answer("scontrol.118", lines[1])
+    r.answer("scontrol.119", lines[2] + lines[3])  # an array job: a line per task
+    r.answer("scontrol.121", err="slurm_load_jobs error: Invalid job id specified\n", rc=1)
+
+    answer = r.status("101", "117", "118", "119", "121")
+
+    assert r.calls("scontrol") == [f"-o show job {j}" for j in ("117", "118", "119", "121")]
+    assert answer["101"] == JobStatus("running", "RUNNING")
+    assert answer["117"] == JobStatus("finished", "job 117 exit code 0, state COMPLETED", 0)
+    assert (answer["118"].state, answer["118"].returncode) == ("failed", 3)
+    assert answer["119"].state == "failed" and "TIMEOUT" in answer["119"].native  # task 2
+    assert answer["121"] == JobStatus("unknown", "no record")
+
+
+def test_scontrol_lines_are_read() -> None:
+    slurm = load_schedulers()["SLURM"]
+    table = states(slurm.parse_status(recorded("slurm-scontrol.txt"), ["117", "118", "119"]))
+    assert table == {
+        "117": ("done", 0, "COMPLETED"),
+        "118": ("done", 3, "FAILED"),
+        "119": ("done", 143, "TIMEOUT"),
+    }
+    with pytest.raises(StatusOutputError, match="JobId= and JobState="):
+        slurm.parse_status("JobId=5 JobName=x\n", ["5"])
 
 
 def test_pbs_without_history_never_takes_a_vanished_job_for_a_success(

@@ -13,6 +13,7 @@ from sharin.executors import load_schedulers
 from sharin.executors._scheduler import JobState, StatusOutputError
 
 DEFS = load_schedulers()
+# every test: deadline=None, so that a loaded machine does not make them fail
 
 Table = dict[str, JobState]
 
@@ -44,12 +45,14 @@ def _sacct_row(draw: st.DrawFn) -> tuple[JobState, str]:
     return JobState("done", expect, word), f"{shown}|{rc}:{sig}"
 
 
+@settings(deadline=None)
 @given(tables(_SLURM_LIVE | words("done", "COMPLETED FAILED TIMEOUT")))
 def test_squeue_output_reads_back(table: Table) -> None:
     text = "".join(f"{i}|{s.status}\n" for i, s in table.items())
     assert DEFS["SLURM"].parse_status(text, list(table)) == table
 
 
+@settings(deadline=None)
 @given(st.dictionaries(st.integers(1, 10**9).map(str), _sacct_row(), max_size=30))
 def test_sacct_output_reads_back(rows: dict[str, tuple[JobState, str]]) -> None:
     text = "".join(
@@ -84,6 +87,7 @@ def _pbs_block(job: str, s: JobState) -> str:
     return "\n".join(lines) + "\n\n"
 
 
+@settings(deadline=None)
 @given(tables(_PBS))
 def test_qstat_f_output_reads_back(table: Table) -> None:
     text = "".join(_pbs_block(i, s) for i, s in table.items())
@@ -94,6 +98,7 @@ def test_qstat_f_output_reads_back(table: Table) -> None:
 _SGE = words("queued", "qw hqw Eqw hRwq") | words("running", "r t Rr dr s S")
 
 
+@settings(deadline=None)
 @given(tables(_SGE))
 def test_grid_engine_qstat_output_reads_back(table: Table) -> None:
     head = "job-ID  prior   name       user         state submit/start at     queue   slots\n"
@@ -105,6 +110,7 @@ def test_grid_engine_qstat_output_reads_back(table: Table) -> None:
     assert DEFS["SGE"].parse_status(head + rule + rows if rows else "", list(table)) == table
 
 
+@settings(deadline=None)
 @given(
     tables(
         st.builds(
@@ -133,6 +139,7 @@ _LSF = (
 )
 
 
+@settings(deadline=None)
 @given(tables(_LSF))
 def test_bjobs_output_reads_back(table: Table) -> None:
     def code(s: JobState) -> str:
@@ -143,12 +150,14 @@ def test_bjobs_output_reads_back(table: Table) -> None:
 
 
 # ------------------------------------------------------------------------------------ PJM
+@settings(deadline=None)
 @given(tables(st.just(JobState("running"))), st.sampled_from("QUE RUN HLD ACC RNA RNO".split()))
 def test_pjstat_output_reads_back(table: Table, word: str) -> None:
     text = "JOB_ID ST\n" + "".join(f"{i} {word}\n" for i in table)
     assert DEFS["Fugaku"].parse_status(text, list(table)) == table
 
 
+@settings(deadline=None)
 @given(
     tables(
         st.builds(
@@ -173,7 +182,7 @@ _GARBAGE = st.text(_ALPHABET, max_size=200) | st.sampled_from(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(_GARBAGE, st.lists(st.integers(0, 99).map(str), max_size=5))
 def test_garbage_reads_as_a_table_or_a_clear_error(text: str, ids: list[str]) -> None:
     for read in _READERS:

@@ -225,6 +225,7 @@ _SLURM_DONE = frozenset(
     "REVOKED".split()
 )
 _SLURM_ROW = "'JOBID|STATE' (squeue -o '%i|%T') or 'JOBID|STATE|EXIT:SIGNAL' (sacct -P)"
+_SCONTROL_FIELD = re.compile(r"(?:^| )(JobId|ArrayJobId|ArrayTaskId|JobState|ExitCode)=(\S*)")
 
 
 class Slurm(Family):
@@ -248,13 +249,25 @@ class Slurm(Family):
 
     def status_command(self, stat: str, stat_after: str, ids: Sequence[str], joined: str) -> str:
         # squeue exits 1 for the whole list when one id has left its memory: then accounting
-        return f"{_cmd(stat, joined)} 2>/dev/null || {_cmd(stat_after, joined)}"
+        history = self.history_command(stat_after, ids, joined)
+        return f"{_cmd(stat, joined)} 2>/dev/null || {history}"
+
+    def history_command(self, stat_after: str, ids: Sequence[str], joined: str) -> str | None:
+        # without accounting (no slurmdbd) sacct fails: then what slurmctld still remembers
+        quoted = " ".join(shlex.quote(i) for i in ids)
+        return (
+            f"{_cmd(stat_after, joined)} || {{ for j in {quoted}; do "
+            'scontrol -o show job "$j" 2>/dev/null; done; exit 0; }'
+        )
 
     def parse(self, text: str) -> dict[str, JobState]:
         table: dict[str, JobState] = {}
         ok = self.ok_status
         known: dict[tuple[str, str], JobState] = {}  # (state, exit code) → its JobState
         for line in text.splitlines():
+            if line.startswith("JobId="):
+                self._scontrol(table, line)
+                continue
             fields = line.strip().split("|")
             if len(fields) == 1 and not fields[0]:
                 continue
@@ -275,6 +288,18 @@ class Slurm(Family):
             else:
                 table[job] = st
         return table
+
+    def _scontrol(self, table: dict[str, JobState], line: str) -> None:
+        """One line of ``scontrol -o show job``: ``JobId=7 … JobState=FAILED … ExitCode=3:0``."""
+        found = dict(_SCONTROL_FIELD.findall(line))
+        if not found.get("JobId") or not found.get("JobState"):
+            raise _bad(self.name, line, "JobId= and JobState= (scontrol -o show job)")
+        st = self._state(line, found["JobState"], found.get("ExitCode", ""))
+        job = found["JobId"]
+        if "ArrayTaskId" in found and "ArrayJobId" in found:
+            job = f"{found['ArrayJobId']}_{found['ArrayTaskId']}"
+            _merge_into(table, found["ArrayJobId"], st, self.ok_status)
+        _merge_into(table, job, st, self.ok_status)
 
     def _state(self, line: str, field: str, exit_code: str) -> JobState:
         word = field.split()[0]  # "CANCELLED by 1000"
