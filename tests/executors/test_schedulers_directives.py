@@ -225,3 +225,37 @@ def test_a_user_scheduler_may_name_its_family(config_dir: Path) -> None:
         (config_dir / "jobScheduler.json").write_text(json.dumps({"Mine": {**mine, **bad}}))
         with pytest.raises(ProjectError, match=message):
             load_schedulers()
+
+
+def test_a_job_found_again_after_a_crash_keeps_the_name_it_was_submitted_as(
+    project: Project, pjm: Pjm
+) -> None:
+    import asyncio
+
+    from sharin.engine import TaskSpec
+    from sharin.executors import BatchExecutor, LocalTransport
+    from sharin.model import load_hosts
+
+    _job(project, "echo ran", nodes=1)
+    spec = TaskSpec(
+        key="t",
+        name="t",
+        workdir=project.root / "t",
+        script="run.sh",
+        env={},
+        log_dir=project.root / "logs",
+    )
+
+    def executor() -> BatchExecutor:
+        return BatchExecutor(load_hosts()["fugaku"], load_schedulers()["Fugaku"], LocalTransport())
+
+    async def submit_then_recover() -> tuple[str, object]:
+        first = executor()
+        await first.stage_in(spec)
+        handle = await first.submit(spec)
+        found = await executor().recover(spec)  # a new engine: nothing in memory
+        assert found is not None and found.native_id == handle.native_id
+        return str(handle.data["script"]), found.data["script"]
+
+    submitted, recovered = asyncio.run(submit_then_recover())
+    assert submitted == recovered == "run.sharin.sh"

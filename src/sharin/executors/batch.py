@@ -170,6 +170,8 @@ class BatchExecutor(Executor):
         record = shlex.quote(self._record_name(spec))
         # the record starts with what recover() needs besides the id the scheduler prints
         kind = f"{_RECORD_TAG} bulk={int(spec.bulk is not None)}"
+        if script != spec.script:
+            kind += " directives=1"  # the copy with directives was submitted
         return (
             f"cd {shlex.quote(self.job_dir(spec))} && "
             f"(echo {kind}; exec {'env ' + env + ' ' if env else ''}{' '.join(parts)}) "
@@ -225,6 +227,9 @@ class BatchExecutor(Executor):
         job_id = self.scheduler.job_id(res.stdout)
         if job_id is None:
             return None
+        first = res.stdout.splitlines()[0] if res.stdout else ""
+        if " directives=1" in first:
+            self._scripts.setdefault(spec.key, (job_script_name(spec.script), False))
         return self._handle(spec, job_id, bulk=f"{_RECORD_TAG} bulk=1" in res.stdout)
 
     # ------------------------------------------------------------------ wait
