@@ -394,3 +394,23 @@ def test_lsf_jobs_it_no_longer_knows_do_not_fail_the_query(
     assert (answer["404"].state, answer["404"].returncode) == ("failed", 3)
     assert answer["999"].state == "unknown"
     assert r.executor.queries == 2  # bjobs, then bjobs -a for 999: nothing more
+
+
+def test_an_expression_that_cannot_capture_the_id_is_searched_job_by_job(
+    config_dir: Path,
+) -> None:
+    entry = {
+        "submit": "qsub",
+        "del": "qdel",
+        "stat": "qstat",
+        "reJobID": "(\\d+)",
+        "reRunning": "(?<={{ JOBID }}) (?:R|Q)$",  # a look-behind must keep a fixed width
+        "reReturnCode": "(?<={{ JOBID }}) E (\\d+)$",
+    }
+    (config_dir / "jobScheduler.json").write_text(json.dumps({"Mine": entry}))
+    mine = load_schedulers()["Mine"]
+    assert states(mine.parse_status("12 R\n13 E 4\n", ["12", "13"])) == {
+        "12": ("running", None, None)
+    }
+    ended = mine.parse_status("12 R\n13 E 4\n", ["12", "13"], after=True)
+    assert states(ended) == {"13": ("done", 4, None)}

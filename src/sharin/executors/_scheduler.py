@@ -227,7 +227,10 @@ class SchedulerDefinition:
             ("status", self.re_job_status),
         ):
             if template is not None and _JOBID in template:
-                out[key] = _Scan(template)
+                try:
+                    out[key] = _Scan(template)
+                except re.error:  # e.g. the id inside a look-behind: searched job by job
+                    continue
         return out
 
     def parse_status(
@@ -258,6 +261,13 @@ class SchedulerDefinition:
     ) -> dict[str, str | None]:
         """The ids in ``ids`` that ``template`` matches in ``text``, with its group 1."""
         scan = self._scans.get(key)
+        if scan is None and _JOBID in template:
+            found: dict[str, str | None] = {}
+            for i in ids:
+                m = self._pattern(template, i).search(text)
+                if m is not None:
+                    found[i] = m.group(1) if m.re.groups else None
+            return found
         if scan is None:  # no {{ JOBID }}: the output is about the one job asked for
             m = re.compile(template, re.M).search(text)
             if m is None:
