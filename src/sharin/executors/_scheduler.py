@@ -8,28 +8,101 @@ WHEEL generations are understood: OPEN-WHEEL's ``reRunning`` + ``statAfter`` and
 
 Everything specific to one scheduler lives in its entry: the commands, the regular expressions
 that read their output (``{{ JOBID }}`` stands for the job's id) and, as sharin's additions, how
-step and bulk jobs are asked for (``stepOption``, ``stepJoinOption``, ``bulkOption``) and where a
-job's standard output goes (``stdoutFile``, ``stderrFile``).
+step and bulk jobs are asked for (``stepOption``, ``stepJoinOption``, ``bulkOption``), where a
+job's standard output goes (``stdoutFile``, ``stderrFile``), how the script is handed to the
+submit command (``scriptArgument``) and which family of schedulers it belongs to (``family``:
+its directive format and, while the entry keeps sharin's commands, a reader of its status output
+in ``_schedulers``).
+
+Every status output is read **once** into a table ``{job id: JobState}``
+(:meth:`SchedulerDefinition.parse_status`): a regular expression with ``{{ JOBID }}`` becomes one
+expression that captures the id, scanned over the output one time, however many jobs it names.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import posixpath
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import Problem, ProjectError
+from ..errors import ExecutorError, Problem, ProjectError
 from ..model import config_dir, read_json_object
 from ..model._hosts import problem_list
 from ..model._jsonio import json_kind, show_json
+from ._schedulers import (
+    DONE,
+    FAMILIES,
+    RUNNING,
+    Directives,
+    Family,
+    JobState,
+    StatusOutputError,
+)
 
-__all__ = ["BulkOutcome", "Outcome", "SchedulerDefinition", "load_schedulers"]
+__all__ = [
+    "BulkOutcome",
+    "Directives",
+    "JobState",
+    "Outcome",
+    "SchedulerDefinition",
+    "StatusOutputError",
+    "directives_from",
+    "job_script_name",
+    "load_schedulers",
+]
 
 _JOBID = "{{ JOBID }}"
 _BULK_ROW = r"(?<![\w.])%s\[(\d+)\]"
+#: what ``{{ JOBID }}`` becomes in the one expression that reads every job of an output
+_ID_NAME = "sharin_job_id"
+_ID_GROUP = rf"(?<![\w.\[])(?P<{_ID_NAME}>[\w.\[\]-]+)"
+_ID_AGAIN = f"(?P={_ID_NAME})"
+#: the fields a reader in ``_schedulers`` stands for: a user entry that changes one is read
+#: with its own regular expressions
+_READING_KEYS = (
+    "stat",
+    "statAfter",
+    "statDelimiter",
+    "reRunning",
+    "reFinishedState",
+    "reReturnCode",
+    "reJobStatusCode",
+    "reJobStatus",
+)
+
+
+class _Scan:
+    """A ``{{ JOBID }}`` template as one expression: every id it matches, with its group 1."""
+
+    def __init__(self, template: str) -> None:
+        first, *rest = template.split(_JOBID)
+        self.pattern = re.compile(first + _ID_GROUP + _ID_AGAIN.join(rest), re.M)
+        ident = self.pattern.groupindex[_ID_NAME]
+        self.value = 2 if ident == 1 else 1
+        self.has_value = self.pattern.groups >= 2
+        self.template = template
+
+    def scan(self, text: str) -> tuple[dict[str, str | None], set[str]]:
+        """The first match of each id, and the ids that are the head of a longer matched one
+        (``12`` of ``12.batch``): only those need a closer look."""
+        found: dict[str, str | None] = {}
+        heads: set[str] = set()
+        ident = self.pattern.groupindex[_ID_NAME]
+        value = self.value if self.has_value else ident
+        for m in self.pattern.finditer(text):
+            job, got = m.group(ident, value)
+            if job in found:
+                continue
+            found[job] = got if self.has_value else None
+            if not job.isalnum():
+                heads.update(job[:i] for i, ch in enumerate(job) if i and not ch.isalnum())
+        return found, heads
 
 
 @dataclass(frozen=True)
@@ -74,6 +147,11 @@ class SchedulerDefinition:
     re_sub_job_status: str | None = None
     stdout_file: str | None = None
     stderr_file: str | None = None
+    #: how the script is given to ``submit`` (LSF reads directives from standard input)
+    script_argument: str = "./{script}"
+    #: the scheduler family: directive format, and (``reads_status``) the reader of its output
+    family: Family | None = field(default=None, compare=False)
+    reads_status: bool = False
     #: what a job status code means (sharin's ``jobStatusMeaning``), for messages
     status_meaning: dict[str, str] = field(default_factory=dict, compare=False)
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -96,7 +174,136 @@ class SchedulerDefinition:
         sep = "" if base.endswith(" ") else " "
         return f"{base}{sep}{joined}"
 
+    @property
+    def per_job(self) -> bool:
+        """Whether a status command can ask for one job only: WHEEL 2022 expressions without
+        ``{{ JOBID }}`` cannot tell the jobs of one output apart."""
+        if self.reads_status:
+            return False
+        state = self.re_running if self.re_running is not None else self.re_finished
+        return state is None or _JOBID not in state
+
+    @property
+    def history_per_job(self) -> bool:
+        """Whether a history query can ask for one job only (no ``{{ JOBID }}`` in reReturnCode)."""
+        return not self.reads_status and _JOBID not in self.re_return_code
+
+    def status_command(self, ids: Sequence[str]) -> str:
+        """One query for every job in ``ids`` that says which are queued or running."""
+        if self.reads_status and self.family is not None:
+            joined = self.stat_delimiter.join(shlex.quote(i) for i in ids)
+            return self.family.status_command(self.stat, self.stat_after, ids, joined)
+        return self.stat_command(list(ids))
+
+    def history_command(self, ids: Sequence[str]) -> str | None:
+        """One query for the exit codes of the jobs in ``ids`` that left the queue, or None
+        when the scheduler keeps no record of them."""
+        if self.reads_status and self.family is not None:
+            joined = self.stat_delimiter.join(shlex.quote(i) for i in ids)
+            return self.family.history_command(self.stat_after, ids, joined)
+        return self.stat_command(list(ids), after=True)
+
+    def cancel_command(self, job_id: str) -> str:
+        return f"{self.delete} {shlex.quote(job_id)}"
+
+    def answered(self, returncode: int, stderr: str) -> bool:
+        """Whether a status command that exited ``returncode`` still answered (its output is read)."""
+        if returncode == 0 or returncode in self.acceptable_rt:
+            return True
+        return (
+            self.reads_status
+            and self.family is not None
+            and self.family.answered(returncode, stderr)
+        )
+
     # ---------------------------------------------------------------- reading output
+    @functools.cached_property
+    def _scans(self) -> dict[str, _Scan]:
+        out: dict[str, _Scan] = {}
+        for key, template in (
+            ("running", self.re_running),
+            ("finished", self.re_finished),
+            ("rc", self.re_return_code),
+            ("status", self.re_job_status),
+        ):
+            if template is not None and _JOBID in template:
+                try:
+                    out[key] = _Scan(template)
+                except re.error:  # e.g. the id inside a look-behind: searched job by job
+                    continue
+        return out
+
+    def parse_status(
+        self, text: str, ids: Sequence[str], *, after: bool = False
+    ) -> dict[str, JobState]:
+        """Read one status output (``stat``, or ``statAfter`` when ``after``) **once**: the
+        state of each job in ``ids`` it speaks of. A job it does not name is left out (after
+        ``stat``: not queued or running any more; after ``statAfter``: no record).
+
+        Raises :class:`StatusOutputError` when the output cannot be read."""
+        if self.reads_status and self.family is not None:
+            table = self.family.parse(text)
+            return {i: table[i] for i in ids if i in table}
+        if after:
+            return self._read_after(text, ids)
+        out: dict[str, JobState] = {}
+        if self.re_running is not None:
+            hits = self._matches("running", self.re_running, text, ids)
+            return {i: JobState(RUNNING) for i in hits}
+        assert self.re_finished is not None
+        ended = self._matches("finished", self.re_finished, text, ids)
+        for i in ids:
+            out[i] = JobState(DONE) if i in ended else JobState(RUNNING)
+        return out
+
+    def _matches(
+        self, key: str, template: str, text: str, ids: Sequence[str]
+    ) -> dict[str, str | None]:
+        """The ids in ``ids`` that ``template`` matches in ``text``, with its group 1."""
+        scan = self._scans.get(key)
+        if scan is None and _JOBID in template:
+            found: dict[str, str | None] = {}
+            for i in ids:
+                m = self._pattern(template, i).search(text)
+                if m is not None:
+                    found[i] = m.group(1) if m.re.groups else None
+            return found
+        if scan is None:  # no {{ JOBID }}: the output is about the one job asked for
+            m = re.compile(template, re.M).search(text)
+            if m is None:
+                return {}
+            value = m.group(1) if m.re.groups else None
+            return {i: value for i in ids}
+        found, heads = scan.scan(text)
+        out = {i: found[i] for i in ids if i in found}
+        for i in ids:
+            if i not in out and i in heads:  # 12 in front of 12.x: as the per-job search reads it
+                m = self._pattern(template, i).search(text)
+                if m is not None:
+                    out[i] = m.group(1) if m.re.groups else None
+        return out
+
+    def _read_after(self, text: str, ids: Sequence[str]) -> dict[str, JobState]:
+        rcs = self._matches("rc", self.re_return_code, text, ids)
+        statuses = (
+            self._matches("status", self.re_job_status, text, ids) if self.re_job_status else {}
+        )
+        out: dict[str, JobState] = {}
+        known: dict[tuple[str | None, str | None], JobState] = {}
+        for i in ids:
+            raw = rcs.get(i)
+            status = statuses.get(i)
+            if raw is None and status is None:
+                continue
+            st = known.get((raw, status))
+            if st is None:
+                rc = int(raw) if raw is not None and raw.isascii() and raw.isdigit() else None
+                st = known[raw, status] = JobState(DONE, rc, status)
+            if st.returncode is None and st.status is None:
+                continue  # an exit code that is no number, and nothing else: no record
+            out[i] = st
+        return out
+
     def _pattern(self, template: str, job_id: str, *, bulk: bool = False) -> re.Pattern[str]:
         ident = re.escape(job_id) + (r"(?:\[\d+\])?" if bulk else "")
         if _JOBID in template:
@@ -144,6 +351,33 @@ class SchedulerDefinition:
             subjobs[int(r.group(1))] = Outcome(int(m.group(1)), s.group(1) if s else None)
         return BulkOutcome(subjobs) if subjobs else None
 
+    # ---------------------------------------------------------------- directives
+    def script_sets_queue(self, script: str) -> bool:
+        """Whether the script's own directives choose the queue (then the command line does not)."""
+        f = self.family
+        return f is not None and bool(f.queue_keys & f.script_keys(script))
+
+    def with_directives(self, script: str, d: Directives) -> str | None:
+        """``script`` with the directive lines for ``d`` added after its first line (``#!``),
+        or None when there is nothing to add. The script's own directives win: an option it
+        sets is neither repeated nor overridden."""
+        if not d:
+            return None
+        if self.family is None:
+            raise ExecutorError(
+                f"scheduler {self.name} has no known directive format, so nodes, cores, "
+                "elapsedTime, memory and jobDirectives cannot be written; put the directives "
+                "in the script, or give the entry a family "
+                f"({', '.join(sorted(FAMILIES))}) in jobScheduler.json"
+            )
+        lines = self.family.directive_lines(d, script)
+        if not lines:
+            return None
+        head, nl, rest = script.partition("\n")
+        if not head.startswith("#!"):
+            head, nl, rest = "", "", script
+        return "".join(x + "\n" for x in ([head] if nl or head else []) + lines) + rest
+
     def job_id(self, output: str) -> str | None:
         m = self.re_job_id.search(output)
         return m.group(1) if m else None
@@ -155,6 +389,109 @@ class SchedulerDefinition:
 
     def status_ok(self, status: str | None) -> bool:
         return status is None or status in self.acceptable_status
+
+
+# ------------------------------------------------------------------------------------ directives
+#: the task properties that ask for resources, written as the scheduler's directives
+DIRECTIVE_PROPERTIES = ("nodes", "cores", "elapsedTime", "memory", "jobDirectives")
+_MEMORY = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", re.I)
+_UNIT_MIB = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def _count(value: Any, where: str, key: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ExecutorError(
+            f"{where} [{key}]: must be a whole number of at least 1, not {show_json(value)}"
+        )
+    return value
+
+
+def _elapsed(value: Any, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    fail = ExecutorError(
+        f"{where} [elapsedTime]: must be a time as HH:MM:SS, MM:SS or whole seconds, "
+        f"not {show_json(value)}"
+    )
+    if isinstance(value, bool):
+        raise fail
+    if isinstance(value, int):
+        seconds = value
+    elif isinstance(value, str):
+        parts = value.strip().split(":")
+        if not 1 <= len(parts) <= 3 or not all(p.isdigit() and p.isascii() for p in parts):
+            raise fail
+        seconds = 0
+        for p in parts:
+            seconds = seconds * 60 + int(p)
+    else:
+        raise fail
+    if seconds < 1:
+        raise fail
+    return seconds
+
+
+def _memory(value: Any, where: str) -> int | None:
+    if value is None or value == "":
+        return None
+    fail = ExecutorError(
+        f"{where} [memory]: must be an amount such as 4G, 500M or a whole number of MiB, "
+        f"not {show_json(value)}"
+    )
+    if isinstance(value, bool):
+        raise fail
+    if isinstance(value, int):
+        mib = float(value)
+    elif isinstance(value, str) and value.isascii() and (m := _MEMORY.fullmatch(value)):
+        mib = float(m.group(1)) * _UNIT_MIB[m.group(2).lower()]
+    else:
+        raise fail
+    if mib < 1:
+        raise fail
+    return int(mib + 0.999999)
+
+
+def directives_from(props: Mapping[str, Any], where: str) -> Directives:
+    """A task's resource properties (``nodes``, ``cores`` per node, ``elapsedTime``,
+    ``memory`` per node, ``jobDirectives``), checked; ``where`` names the file in errors."""
+    extra = props.get("jobDirectives")
+    if extra is None or extra == "":
+        lines: tuple[str, ...] = ()
+    elif isinstance(extra, str):
+        lines = tuple(x for x in extra.splitlines() if x.strip())
+    elif isinstance(extra, list) and all(isinstance(x, str) for x in extra):
+        lines = tuple(x for x in extra if x.strip())
+    else:
+        raise ExecutorError(
+            f"{where} [jobDirectives]: must be a list of directive lines (strings), "
+            f"not {show_json(extra)}"
+        )
+    for x in lines:
+        if "\n" in x or "\r" in x or "\0" in x:
+            raise ExecutorError(
+                f"{where} [jobDirectives]: {show_json(x)} holds a line break; give one "
+                "directive per list entry"
+            )
+    return Directives(
+        nodes=_count(props.get("nodes"), where, "nodes"),
+        cores=_count(props.get("cores"), where, "cores"),
+        elapsed=_elapsed(props.get("elapsedTime"), where),
+        memory=_memory(props.get("memory"), where),
+        extra=lines,
+    )
+
+
+def job_script_name(script: str) -> str:
+    """The file a script with directives added is submitted as (next to the script)."""
+    head, tail = posixpath.split(script)
+    stem, dot, suffix = tail.rpartition(".")
+    # it starts as the script does: PBS and Grid Engine name the job (and its output) after it
+    name = f"{stem}.sharin.{suffix}" if dot and stem else f"{tail}.sharin"
+    return posixpath.join(head, name)
 
 
 def _text(entry: Mapping[str, Any], key: str, fail: Any, *, required: bool = False) -> str | None:
@@ -237,6 +574,24 @@ def parse_definition(name: str, entry: Mapping[str, Any], path: Path | str) -> S
     acceptable_rt = _whole_numbers(entry, "acceptableRt", fail)
     exceeded_rts = _whole_numbers(entry, "exceededRtList", fail)
     statuses = _codes(entry.get("acceptableJobStatus"))
+    family_name = _text(entry, "family", fail)
+    family = None
+    if family_name is not None:
+        family = FAMILIES.get(family_name)
+        if family is None:
+            raise fail("family", f"must be one of {', '.join(sorted(FAMILIES))}")
+    own_reader = entry.get("readsStatus", True)
+    if not isinstance(own_reader, bool):
+        raise fail("readsStatus", f"must be true or false, not {show_json(own_reader)}")
+    script_argument = _text(entry, "scriptArgument", fail) or "./{script}"
+    try:
+        usable = "{script}" in script_argument and bool(script_argument.format(script="x"))
+    except (KeyError, IndexError, ValueError):
+        usable = False
+    if not usable:
+        raise fail(
+            "scriptArgument", "must contain {script} and no other {…} field, e.g. './{script}'"
+        )
     return SchedulerDefinition(
         name=name,
         submit=submit,
@@ -263,6 +618,9 @@ def parse_definition(name: str, entry: Mapping[str, Any], path: Path | str) -> S
         re_sub_job_status=_regex(entry, "reSubJobStatusCode", fail),
         stdout_file=_text(entry, "stdoutFile", fail),
         stderr_file=_text(entry, "stderrFile", fail),
+        script_argument=script_argument,
+        family=family,
+        reads_status=family is not None and family.reads_status and own_reader,
         status_meaning=_meanings(entry, fail),
         raw=dict(entry),
     )
@@ -315,7 +673,18 @@ def _merge(
     problems: list[Problem] = []
     for name, entry in user.items():
         if name in builtin:
-            out[name] = ({**builtin[name], **entry}, path)
+            # WHEEL 2022 writes "" for an expression it leaves out (PBSProWithoutHistory's
+            # reReturnCode): sharin's stays
+            given = {k: v for k, v in entry.items() if not (k.startswith("re") and v == "")}
+            merged = {**builtin[name], **given}
+            # the user's expression of one kind replaces sharin's of the other kind
+            if given.get("reFinishedState") and "reRunning" not in given:
+                merged.pop("reRunning", None)
+            if given.get("reRunning") and "reFinishedState" not in given:
+                merged.pop("reFinishedState", None)
+            if any(k in given and given[k] != builtin[name].get(k) for k in _READING_KEYS):
+                merged["readsStatus"] = False  # the user's commands, read by the user's regexes
+            out[name] = (merged, path)
             continue
         missing = [k for k in _REQUIRED if entry.get(k) in (None, "", [])]
         if all(entry.get(k) in (None, "") for k in ("reRunning", "reFinishedState")):

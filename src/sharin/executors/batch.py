@@ -22,8 +22,15 @@ from pathlib import Path
 
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError, TransportError
-from ..model import HostConfig
-from ._scheduler import SchedulerDefinition
+from ..model import COMPONENT_FILE, HostConfig, read_json_object
+from ._scheduler import (
+    JobState,
+    SchedulerDefinition,
+    StatusOutputError,
+    directives_from,
+    job_script_name,
+)
+from ._schedulers import DONE, QUEUED, RUNNING
 from ._transport import CommandResult, Transport
 from .local import prepare_task_script
 
@@ -68,6 +75,8 @@ class BatchExecutor(Executor):
         self._poller: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._errors = 0
+        #: per task key: the script submitted (with directives added) and whether it sets its queue
+        self._scripts: dict[str, tuple[str, bool]] = {}
         #: how many status queries were run (for tests and benchmarks: one per interval)
         self.queries = 0
 
@@ -83,6 +92,7 @@ class BatchExecutor(Executor):
 
     async def stage_in(self, spec: TaskSpec) -> None:
         prepare_task_script(spec)
+        self._scripts[spec.key] = await asyncio.to_thread(self._job_script, spec)
         if self._staged(spec):
             await self.transport.put_dir(spec.workdir, self.job_dir(spec))
 
@@ -93,14 +103,37 @@ class BatchExecutor(Executor):
         if patterns:
             await self.transport.get(self.job_dir(spec), patterns, spec.workdir, spec.exclude)
 
+    def _job_script(self, spec: TaskSpec) -> tuple[str, bool]:
+        """The script to submit, and whether it chooses its queue itself. With resource
+        properties (``nodes``, ``cores``, ``elapsedTime``, ``memory``, ``jobDirectives``) in
+        the task's ``cmp.wheel.json``, a copy of the script with those directives added."""
+        path = spec.workdir / spec.script
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        queue_set = self.scheduler.script_sets_queue(text)
+        component = spec.workdir / COMPONENT_FILE
+        props = read_json_object(component) if component.is_file() else {}
+        found = self.scheduler.with_directives(text, directives_from(props, str(component)))
+        if found is None:
+            return spec.script, queue_set
+        name = job_script_name(spec.script)
+        target = spec.workdir / name
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.unlink(missing_ok=True)  # never written through: a link there is replaced
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(found)
+        os.replace(tmp, target)
+        return name, queue_set
+
     # ------------------------------------------------------------------ submit
     def _record_name(self, spec: TaskSpec) -> str:
         return f".sharin-submit.{spec.log_stem}.{spec.attempt}"
 
     def submit_command(self, spec: TaskSpec) -> str:
         s = self.scheduler
+        script, queue_set = self._scripts.get(spec.key, (spec.script, False))
         parts = [s.submit]
-        if spec.queue:
+        if spec.queue and not queue_set:
             parts.append(f"{s.queue_opt}{shlex.quote(spec.queue)}")
         if spec.step is not None:
             if s.step_option is None:
@@ -129,7 +162,7 @@ class BatchExecutor(Executor):
             parts.append(s.bulk_option.format(start=spec.bulk.start, end=spec.bulk.end))
         if spec.submit_option:
             parts.append(spec.submit_option)
-        parts.append("./" + shlex.quote(spec.script))
+        parts.append(s.script_argument.format(script=shlex.quote(script)))
         added = {k: v for k, v in spec.env.items() if os.environ.get(k) != v}
         env = " ".join(
             f"{k}={shlex.quote(v)}" for k, v in sorted(added.items()) if k.isidentifier()
@@ -137,6 +170,8 @@ class BatchExecutor(Executor):
         record = shlex.quote(self._record_name(spec))
         # the record starts with what recover() needs besides the id the scheduler prints
         kind = f"{_RECORD_TAG} bulk={int(spec.bulk is not None)}"
+        if script != spec.script:
+            kind += " directives=1"  # the copy with directives was submitted
         return (
             f"cd {shlex.quote(self.job_dir(spec))} && "
             f"(echo {kind}; exec {'env ' + env + ' ' if env else ''}{' '.join(parts)}) "
@@ -177,7 +212,7 @@ class BatchExecutor(Executor):
             {
                 "dir": self.job_dir(spec),
                 "bulk": spec.bulk is not None if bulk is None else bulk,
-                "script": spec.script,
+                "script": self._scripts.get(spec.key, (spec.script, False))[0],
             },
         )
 
@@ -192,6 +227,9 @@ class BatchExecutor(Executor):
         job_id = self.scheduler.job_id(res.stdout)
         if job_id is None:
             return None
+        first = res.stdout.splitlines()[0] if res.stdout else ""
+        if " directives=1" in first:
+            self._scripts.setdefault(spec.key, (job_script_name(spec.script), False))
         return self._handle(spec, job_id, bulk=f"{_RECORD_TAG} bulk=1" in res.stdout)
 
     # ------------------------------------------------------------------ wait
@@ -235,42 +273,115 @@ class BatchExecutor(Executor):
             res = await self.transport.run(command)
         except TransportError as e:
             res = CommandResult(255, "", str(e))
-        if res.returncode == 0 or res.returncode in self.scheduler.acceptable_rt:
+        if self.scheduler.answered(res.returncode, res.stderr):
             self._errors = 0
             return res
+        self._failed(command, res.output.strip() or f"exit {res.returncode}")
+        return None
+
+    def _failed(self, command: str, said: str) -> None:
+        """One more status check that gave no answer; past ``maxStatusCheckError`` every
+        watched job becomes unknown (the engine re-attaches on the next run)."""
         self._errors += 1
         if self._errors > self.max_errors:
             msg = (
                 f"host {self.host!r}: the status command failed {self._errors} times in a row "
-                f"({command.split()[0]}: {res.output.strip() or f'exit {res.returncode}'}); "
+                f"({command.split()[0]}: {said}); "
                 "check the scheduler on the host, then `sharin run` again to re-attach"
             )
             for w in list(self._watches.values()):
                 if not w.future.done():
                     w.future.set_result(JobResult(None, msg, unknown=True))
-        return None
+
+    async def _table(
+        self, command: str | None, ids: list[str], *, after: bool
+    ) -> dict[str, JobState] | None:
+        """Run one status command and read its output once; None when it gave no answer."""
+        if command is None:
+            return {}
+        res = await self._query(command)
+        if res is None:
+            return None
+        try:
+            return await _read(self.scheduler, res.stdout, ids, after=after)
+        except StatusOutputError as e:
+            self._failed(command, str(e))
+            return None
+
+    async def _tables(self, ids: list[str], *, after: bool) -> dict[str, JobState] | None:
+        """The states of ``ids``: one query for all of them, or one per job where the
+        definition's expressions cannot tell the jobs of one output apart."""
+        s = self.scheduler
+        one_each = s.history_per_job if after else s.per_job
+        groups = [[i] for i in ids] if one_each and len(ids) > 1 else [ids]
+        table: dict[str, JobState] = {}
+        for group in groups:
+            command = s.history_command(group) if after else s.status_command(group)
+            part = await self._table(command, group, after=after)
+            if part is None:
+                return None
+            table.update(part)
+        return table
 
     async def _ask(
         self, ids: list[str], *, bulk: bool
-    ) -> tuple[set[str], dict[str, JobResult | None] | None] | None:
-        """One ``stat`` for ``ids``, then one ``statAfter`` for those no longer queued or running.
+    ) -> tuple[dict[str, JobState], dict[str, JobResult | None] | None] | None:
+        """One status query for ``ids``, then one history query for those no longer queued
+        or running whose exit code it did not give.
 
-        Returns the ids still running, and for each ended id its result (None when the
-        scheduler has no record of it; the whole dict None when ``statAfter`` failed), or None
-        when ``stat`` failed.
+        Returns the queued or running ids with their state, and for each ended id its
+        result (None when the scheduler has no record of it; the whole dict None when the
+        history query failed), or None when the status query failed.
         """
+        if bulk:
+            return await self._ask_bulk(ids)
         s = self.scheduler
-        res = await self._query(s.stat_command(ids, bulk=bulk))
+        table = await self._tables(ids, after=False)
+        if table is None:
+            return None
+        live: dict[str, JobState] = {}
+        ended: dict[str, JobResult | None] = {}
+        history: list[str] = []
+        for i in ids:
+            st = table.get(i)
+            if st is not None and st.live:
+                live[i] = st
+            elif st is not None and st.state == DONE and st.returncode is not None:
+                ended[i] = self._result(i, st)
+            else:
+                history.append(i)
+        if not history:
+            return live, ended
+        after = await self._tables(history, after=True)
+        if after is None:
+            return live, None
+        for i in history:
+            st = after.get(i)
+            if st is not None and st.live:  # requeued, or the accounting runs ahead of the queue
+                live[i] = st
+                continue
+            if st is None or st.state != DONE:
+                before = table.get(i)
+                # the queue said how it ended (e.g. TIMEOUT) but the record lacks the code
+                st = before if before is not None and not s.status_ok(before.status) else st
+            ended[i] = self._result(i, st) if st is not None and st.state == DONE else None
+        return live, ended
+
+    async def _ask_bulk(
+        self, ids: list[str]
+    ) -> tuple[dict[str, JobState], dict[str, JobResult | None] | None] | None:
+        s = self.scheduler
+        res = await self._query(s.stat_command(ids, bulk=True))
         if res is None:
             return None
-        running = {i for i in ids if s.is_running(res.stdout, i, bulk=bulk)}
-        ended = [i for i in ids if i not in running]
+        live = {i: JobState(RUNNING) for i in ids if s.is_running(res.stdout, i, bulk=True)}
+        ended = [i for i in ids if i not in live]
         if not ended:
-            return running, {}
-        after = await self._query(s.stat_command(ended, bulk=bulk, after=True))
+            return live, {}
+        after = await self._query(s.stat_command(ended, bulk=True, after=True))
         if after is None:
-            return running, None
-        return running, {i: self._result(after, i, bulk=bulk) for i in ended}
+            return live, None
+        return live, {i: self._bulk_result(after, i) for i in ended}
 
     async def _check(self) -> None:
         for bulk in (False, True):
@@ -284,8 +395,8 @@ class BatchExecutor(Executor):
             answer = await self._ask(list(group), bulk=bulk)
             if answer is None:
                 continue
-            running, ended = answer
-            for job_id in running:
+            live, ended = answer
+            for job_id in live:
                 group[job_id].seen = True
             for job_id, result in (ended or {}).items():
                 w = group[job_id]
@@ -298,44 +409,51 @@ class BatchExecutor(Executor):
                     w.first_miss = now
                 if w.misses >= _MISSES and now - w.first_miss >= _MISS_SECONDS + 2 * self.interval:
                     w.future.set_result(
-                        JobResult(
-                            None,
-                            f"{self.scheduler.name} has no record of job {job_id} on {self.host!r}",
-                            lost=w.attach and not w.seen,
-                        )
+                        JobResult(None, self._no_record(job_id), lost=w.attach and not w.seen)
                     )
 
-    def _result(self, res: CommandResult, job_id: str, *, bulk: bool) -> JobResult | None:
+    def _no_record(self, job_id: str) -> str:
         s = self.scheduler
-        if res.returncode != 0:  # in acceptableRt: WHEEL takes the job as ended well
-            return JobResult(0, f"status command exit {res.returncode} taken as success")
-        if bulk:
-            found = s.bulk_outcome(res.stdout, job_id)
-            if found is None:
-                return None
-            subjobs = {i: (o.returncode, o.status) for i, o in sorted(found.subjobs.items())}
-            good = [
-                i for i, o in found.subjobs.items() if o.returncode == 0 and s.status_ok(o.status)
-            ]
-            n = len(subjobs)
-            return JobResult(
-                0 if good else 1,
-                f"{len(good)} of {n} sub jobs of bulk job {job_id} ended with exit code 0",
-                subjobs=subjobs,
+        said = f"{s.name} has no record of job {job_id} on {self.host!r}"
+        if s.history_command([job_id]) is None:
+            said += (
+                f" ({s.name} keeps no finished jobs, so how it ended is unknown: enable the "
+                "scheduler's job history and use a definition that reads it)"
             )
-        out = s.outcome(res.stdout, job_id)
-        if out is None:
+        return said
+
+    def _bulk_result(self, res: CommandResult, job_id: str) -> JobResult | None:
+        s = self.scheduler
+        found = s.bulk_outcome(res.stdout, job_id)
+        if found is None:
             return None
-        rc = out.returncode
-        status = out.status
-        said = f"job {job_id} exit code {rc}"
+        subjobs = {i: (o.returncode, o.status) for i, o in sorted(found.subjobs.items())}
+        good = [i for i, o in found.subjobs.items() if o.returncode == 0 and s.status_ok(o.status)]
+        n = len(subjobs)
+        return JobResult(
+            0 if good else 1,
+            f"{len(good)} of {n} sub jobs of bulk job {job_id} ended with exit code 0",
+            subjobs=subjobs,
+        )
+
+    def _result(self, job_id: str, st: JobState) -> JobResult | None:
+        """How an ended job ended, from its row in a status output; None when the row does
+        not say (no exit code, and a status that is not a failure)."""
+        s = self.scheduler
+        rc = st.returncode
+        status = st.status
+        said = f"job {job_id}" + (f" exit code {rc}" if rc is not None else "")
         if status not in (None, "0"):
             meaning = s.status_meaning.get(str(status))
-            said += f", status code {status}" + (f" ({meaning})" if meaning else "")
+            word = "status code" if status.lstrip("-").isdigit() else "state"
+            said += f", {word} {status}" + (f" ({meaning})" if meaning else "")
         if not s.status_ok(status):
             accepted = ", ".join(sorted(s.acceptable_status))
-            return JobResult(None, f"{said}; {s.name} accepts status codes {accepted} only")
-        if rc == 6:
+            # a failure whatever the exit code says: 0 (a TIMEOUT's, say) is no success
+            return JobResult(rc or None, f"{said}; {s.name} accepts {accepted} only")
+        if rc is None:
+            return None
+        if rc == 6 and s.supports_step:
             # WHEEL's reading: a step deleted by its dependency statement ends with code 6
             return JobResult(0, f"{said}: taken as a step deleted by its dependency statement")
         return JobResult(rc, said)
@@ -350,7 +468,8 @@ class BatchExecutor(Executor):
         ):
             if not template:
                 continue
-            name = template.format(script=spec.script, jobid=handle.native_id)
+            script = str(handle.data.get("script") or spec.script)
+            name = template.format(script=script, jobid=handle.native_id)
             path = posixpath.join(str(handle.data.get("dir") or self.job_dir(spec)), name)
             with contextlib.suppress(TransportError):
                 res = await self.transport.run(f"cat {shlex.quote(path)}")
@@ -359,7 +478,7 @@ class BatchExecutor(Executor):
 
     # ------------------------------------------------------------------ other calls
     async def cancel(self, handle: JobHandle) -> None:
-        res = await self.transport.run(f"{self.scheduler.delete} {shlex.quote(handle.native_id)}")
+        res = await self.transport.run(self.scheduler.cancel_command(handle.native_id))
         if res.returncode != 0:
             raise ExecutorError(
                 f"host {self.host!r}: {self.scheduler.delete} {handle.native_id} failed: "
@@ -375,10 +494,12 @@ class BatchExecutor(Executor):
             found = await self._ask(list(group), bulk=bulk)
             if found is None:
                 continue
-            running, ended = found
+            live, ended = found
             for job_id, h in group.items():
-                if job_id in running:
-                    answer[h] = JobStatus("running", "queued or running")
+                st = live.get(job_id)
+                if st is not None:
+                    word = st.status or ("queued" if st.state == QUEUED else "queued or running")
+                    answer[h] = JobStatus(st.state, word)
                     continue
                 r = ended.get(job_id) if ended is not None else None
                 if r is None:
@@ -393,6 +514,18 @@ class BatchExecutor(Executor):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
         await self.transport.close()
+
+
+#: outputs longer than this are read in a worker thread, off the event loop
+_BIG_OUTPUT = 200_000
+
+
+async def _read(
+    s: SchedulerDefinition, text: str, ids: list[str], *, after: bool
+) -> dict[str, JobState]:
+    if len(text) < _BIG_OUTPUT:
+        return s.parse_status(text, ids, after=after)
+    return await asyncio.to_thread(s.parse_status, text, ids, after=after)
 
 
 def _said(output: str) -> str:
