@@ -1,11 +1,14 @@
-"""The state mirror never makes the event loop wait on its file I/O.
+"""The engine's file work runs on its file worker: a slow file system stalls the component whose
+files are being made, not the event loop, so other tasks' ends are recorded when they happen.
 
-The slow file system is real: the mirror is made to wait on a named pipe (a read blocks until
-a writer comes).
+The slow file system is real: the worker's ``before_each`` hook sleeps on the worker's thread
+before one chosen operation, and the state mirror is made to wait on a named pipe (a read
+blocks until a writer comes).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
@@ -13,7 +16,113 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+import sharin
+from sharin import Project
+from sharin.engine import Engine, Event, EventBus
 from sharin.engine._mirror import StateMirror
+from sharin.engine._worker import FileWorker
+from sharin.executors import ExecutorRegistry
+
+STALL = 2.0
+
+#: B waits (at most 10 s) until the worker is stalled, then ends: its end falls in the stall
+B_SCRIPT = (
+    "i=0; while [ ! -e ../stalled ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done\n"
+    "date +%s.%N > end\n"
+)
+
+
+def _run_stalled(project: Project, op: str) -> tuple[dict[str, Event], float, float]:
+    """Run ``project`` with the file worker stalled ``STALL`` s before its first ``op``; the
+    events that ended each component, and when the stall began and ended."""
+    stall: list[float] = []
+    marker = project.root / "stalled"
+
+    def before_each(fn: Callable[..., object]) -> None:
+        if getattr(fn, "__name__", "") != op or stall:
+            return
+        stall.append(time.time())
+        marker.touch()
+        time.sleep(STALL)
+        stall.append(time.time())
+
+    ended: dict[str, Event] = {}
+
+    def on_event(ev: Event) -> None:
+        if ev.state in ("finished", "failed") and ev.key not in ended:
+            ended[ev.key] = ev
+
+    async def go() -> sharin.RunResult:
+        bus = EventBus()
+        registry = ExecutorRegistry()
+        engine = Engine(project, registry, events=bus)
+        engine.files.before_each = before_each
+        bus.subscribe(on_event)
+        try:
+            return await engine.run()
+        finally:
+            await registry.close()
+
+    result = asyncio.run(asyncio.wait_for(go(), 30))
+    assert result.ok, result.failed
+    assert len(stall) == 2, f"the file worker never ran {op}"
+    return ended, stall[0], stall[1]
+
+
+def _assert_b_recorded_at_once(project: Project, ended: dict[str, Event], stop: float) -> None:
+    b_end = float((project.root / "b" / "end").read_text())
+    b_done = ended["b"].time
+    # B ended while the worker was stalled, and its end was recorded then, not after the stall
+    assert b_done < stop, f"b recorded {b_done - stop:.2f} s after the stall ended"
+    assert b_done - b_end < 0.5, f"b recorded {b_done - b_end:.2f} s after its script ended"
+
+
+@pytest.mark.slow
+def test_a_stalled_input_delivery_does_not_hold_up_another_task(project: Project) -> None:
+    sharin.add_task(project, "p", "echo data > x\n")
+    sharin.add_task(project, "a", "cat x > got\n")
+    sharin.connect_files(project, "p", "x", "a", "x")
+    sharin.add_task(project, "b", B_SCRIPT)
+    ended, start, stop = _run_stalled(project, "_deliver_inputs")
+    _assert_b_recorded_at_once(project, ended, stop)
+    # a waited for its input: it started after the stall
+    assert ended["a"].time > stop
+    assert (project.root / "a" / "got").read_text() == "data\n"
+
+
+@pytest.mark.slow
+def test_a_stalled_loop_trip_does_not_hold_up_another_task(project: Project) -> None:
+    loop = sharin.add_component(project, "for", "loop", start=0, end=1, step=1)
+    sharin.add_task(project, "t", 'echo "$WHEEL_CURRENT_INDEX" >> ../../trips\n', parent=loop)
+    sharin.add_task(project, "b", B_SCRIPT)
+    ended, start, stop = _run_stalled(project, "_make_trip")
+    _assert_b_recorded_at_once(project, ended, stop)
+    assert ended["loop"].time > stop
+    assert (project.root / "trips").read_text().split() == ["0", "1"]
+
+
+def test_the_hook_runs_on_the_worker_thread_before_each_operation() -> None:
+    seen: list[tuple[str, str]] = []
+
+    def hook(fn: Callable[..., object]) -> None:
+        seen.append((getattr(fn, "__name__", ""), threading.current_thread().name))
+
+    def work(x: int) -> int:
+        seen.append(("work-ran", threading.current_thread().name))
+        return x * 2
+
+    async def go() -> int:
+        worker = FileWorker("fw-test", before_each=hook)
+        try:
+            return await worker.call(work, 21)
+        finally:
+            worker.close()
+
+    assert asyncio.run(go()) == 42
+    assert [name for name, _ in seen] == ["work", "work-ran"]
+    assert all(thread.startswith("fw-test") for _, thread in seen)
 
 
 # ---------------------------------------------------------------- the state mirror

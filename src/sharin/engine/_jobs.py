@@ -73,7 +73,7 @@ def _base_job_id(job_id: str) -> str:
 async def run_stepjob(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    start = start_component(run, c, cdir, key, stage_in=True)
+    start = await start_component(run, c, cdir, key, stage_in=True)
     if start.done is not None:
         return start.done
     persist = start.persist
@@ -220,11 +220,15 @@ def _bulk_range(c: Component, cdir: Path) -> tuple[int, int]:
     return start, end
 
 
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
 async def run_bulkjob(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    def prepare(spec: TaskSpec) -> TaskSpec:
-        start, end = _bulk_range(c, cdir)
+    async def prepare(spec: TaskSpec) -> TaskSpec:
+        start, end = await run.files.call(_bulk_range, c, cdir)
         return dataclasses.replace(spec, bulk=BulkRequest(start, end))
 
     async def judge(result: JobResult) -> JobResult:
@@ -232,7 +236,7 @@ async def run_bulkjob(
         for n, (rc, status) in sorted(result.subjobs.items()):
             lines += [f"RT_{n}={'' if rc is None else rc}", f"JOBSTATUS_{n}={status or ''}"]
         if lines:
-            (cdir / SUBJOB_STATUS_FILE).write_text("\n".join(lines) + "\n")
+            await run.files.call(_write_text, cdir / SUBJOB_STATUS_FILE, "\n".join(lines) + "\n")
         cond = c.data.get("condition")
         if not c.data.get("manualFinishCondition") or cond in (None, ""):
             return result
