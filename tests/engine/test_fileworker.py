@@ -103,6 +103,29 @@ def test_a_stalled_loop_trip_does_not_hold_up_another_task(project: Project) -> 
     assert (project.root / "trips").read_text().split() == ["0", "1"]
 
 
+def test_only_a_component_with_inputs_hands_its_delivery_to_the_worker(project: Project) -> None:
+    """A component without input files starts without a hand-over to the worker's thread."""
+    sharin.add_task(project, "p", "echo data > x\n")
+    sharin.add_task(project, "a", "cat x > got\n")
+    sharin.connect_files(project, "p", "x", "a", "x")
+    sharin.add_task(project, "b", "true\n")
+    ops: list[str] = []
+
+    async def go() -> sharin.RunResult:
+        registry = ExecutorRegistry()
+        engine = Engine(project, registry)
+        engine.files.before_each = lambda fn: ops.append(getattr(fn, "__name__", ""))
+        try:
+            return await engine.run()
+        finally:
+            await registry.close()
+
+    result = asyncio.run(asyncio.wait_for(go(), 30))
+    assert result.ok, result.failed
+    assert ops.count("_deliver_inputs") == 1  # a's; neither p nor b has inputs
+    assert (project.root / "a" / "got").read_text() == "data\n"
+
+
 def test_the_hook_runs_on_the_worker_thread_before_each_operation() -> None:
     seen: list[tuple[str, str]] = []
 
