@@ -9,6 +9,7 @@ blocks until a writer comes).
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import threading
@@ -24,6 +25,8 @@ from sharin.engine import Engine, Event, EventBus
 from sharin.engine._mirror import StateMirror
 from sharin.engine._worker import FileWorker
 from sharin.executors import ExecutorRegistry
+
+from ..helpers import journal_tasks, read_json
 
 STALL = 2.0
 
@@ -124,6 +127,53 @@ def test_only_a_component_with_inputs_hands_its_delivery_to_the_worker(project: 
     assert result.ok, result.failed
     assert ops.count("_deliver_inputs") == 1  # a's; neither p nor b has inputs
     assert (project.root / "a" / "got").read_text() == "data\n"
+
+
+def _run_with(
+    project: Project, before_each: Callable[[Callable[..., object]], None]
+) -> sharin.RunResult:
+    async def go() -> sharin.RunResult:
+        registry = ExecutorRegistry()
+        engine = Engine(project, registry)
+        engine.files.before_each = before_each
+        try:
+            return await engine.run()
+        finally:
+            await registry.close()
+
+    return asyncio.run(asyncio.wait_for(go(), 30))
+
+
+def _disk_full(fn: Callable[..., object]) -> None:
+    if getattr(fn, "__name__", "") == "_deliver_inputs":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize("where", ["task", "workflow", "viewer", "storage"])
+def test_a_file_system_error_while_delivering_fails_the_component_on_record(
+    project: Project, where: str, tmp_path: Path
+) -> None:
+    """The component that could not get its inputs ends failed in the journal and in its
+    file, with the file system's words, not as an error of the run alone."""
+    sharin.add_task(project, "p", "echo data > x\n")
+    if where == "workflow":
+        sharin.add_component(project, "workflow", "a")
+        sharin.add_task(project, "inner", "true\n", parent="a")
+    elif where == "viewer":
+        sharin.add_component(project, "viewer", "a")
+    elif where == "storage":
+        sharin.add_component(project, "storage", "a", storagePath=str(tmp_path / "store"))
+    else:
+        sharin.add_task(project, "a", "cat x > got\n")
+    sharin.connect_files(project, "p", "x", "a", "x")
+    result = _run_with(project, _disk_full)
+    assert result.state == "failed"
+    record = journal_tasks(project.root, result.run)["a"]
+    assert record.state == "failed"
+    assert record.message is not None and "No space left on device" in record.message
+    assert "Errno" not in record.message
+    assert read_json(project.root / "a" / "cmp.wheel.json")["state"] == "failed"
+    assert not (project.root / "a" / "got").exists()
 
 
 def test_the_hook_runs_on_the_worker_thread_before_each_operation() -> None:

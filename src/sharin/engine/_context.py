@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import SharinError
+from ..errors import SharinError, describe_error
 from ..model import Component, ComponentType, State
 from ..model._paths import Bounds
 from ._journal import TaskRecord
@@ -186,13 +186,14 @@ async def start_component(
     run.record(c, key, State.STAGE_IN if stage_in else State.RUNNING, persist=persist, started=True)
     try:
         await run.deliver_inputs(c, cdir)
-    except SharinError as e:
+    except (SharinError, OSError) as e:  # a file system error too: it ends c, not the run
+        why = describe_error(e)
         if not stage_in:
             return Start(
-                persist, run.finish(c, key, State.FAILED, persist, 0, None, f"{failed}{e}")
+                persist, run.finish(c, key, State.FAILED, persist, 0, None, f"{failed}{why}")
             )
-        run.fail_note(f"{key}: {e}")
-        run.record(c, key, State.FAILED, persist=persist, message=str(e), ended=True)
+        run.fail_note(f"{key}: {why}")
+        run.record(c, key, State.FAILED, persist=persist, message=why, ended=True)
         return Start(persist, State.FAILED.value)
     if stage_in:
         run.record(c, key, State.RUNNING, persist=persist)

@@ -912,7 +912,7 @@ async def run_source(
     try:
         await run.files.call(_hand_on, c, cdir, run.project_root)
     except (SharinError, OSError) as e:
-        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, describe_error(e))
     run.record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
     return State.FINISHED.value
 
@@ -950,8 +950,8 @@ async def run_viewer(
     try:
         await run.deliver_inputs(c, cdir)
         images = await run.files.call(viewer_files, cdir)
-    except SharinError as e:
-        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
+    except (SharinError, OSError) as e:
+        return run.finish(c, key, State.FAILED, persist, 0, None, describe_error(e))
     run.record(
         c,
         key,
@@ -973,7 +973,7 @@ async def run_storage(
         await run.deliver_inputs(c, cdir)
         await run.files.call(_store, c, cdir, store, run.run_bounds())
     except (SharinError, OSError) as e:
-        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, describe_error(e))
     run.record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
     return State.FINISHED.value
 

@@ -1004,8 +1004,9 @@ class Engine:
                         if job is not None and job.prepare is not None:
                             spec = await job.prepare(spec)
                         await ex.stage_in(spec)
-                    except SharinError as e:
-                        return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
+                    except (SharinError, OSError) as e:
+                        why = describe_error(e)
+                        return self._finish(c, key, State.FAILED, persist, attempt, None, why)
                     self._record(c, key, State.WAITING, persist=persist)
                     async with slots:
                         self._record(
