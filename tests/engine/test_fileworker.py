@@ -176,6 +176,29 @@ def test_a_file_system_error_while_delivering_fails_the_component_on_record(
     assert not (project.root / "a" / "got").exists()
 
 
+@pytest.mark.parametrize("op", ["_make_trip", "_copy_back"])
+def test_a_file_system_error_making_a_loop_trip_fails_the_loop_on_record(
+    project: Project, op: str
+) -> None:
+    loop = sharin.add_component(project, "for", "loop", start=0, end=1, step=1)
+    sharin.add_task(project, "t", "true\n", parent=loop)
+    sharin.add_task(project, "after", "true\n")
+    sharin.connect(project, "loop", "after")
+
+    def disk_full(fn: Callable[..., object]) -> None:
+        if getattr(fn, "__name__", "") == op:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "loop_0/t/run.sh")
+
+    result = _run_with(project, disk_full)
+    assert result.state == "failed"
+    record = journal_tasks(project.root, result.run)["loop"]
+    assert record.state == "failed"
+    assert record.message is not None
+    assert "loop_0/t/run.sh: No space left on device" in record.message
+    assert read_json(project.root / "loop" / "cmp.wheel.json")["state"] == "failed"
+    assert "after" not in journal_tasks(project.root, result.run)
+
+
 def test_the_hook_runs_on_the_worker_thread_before_each_operation() -> None:
     seen: list[tuple[str, str]] = []
 

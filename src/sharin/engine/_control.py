@@ -430,7 +430,11 @@ async def run_loop(
         if _remake(run, tprev, tkey) or not idir.exists():
             fields = book.trip_fields(trip)
             again = cdir if resync and last is not None else None
-            await files.call(_make_trip, c, idir, last or cdir, again, fields)
+            try:
+                await files.call(_make_trip, c, idir, last or cdir, again, fields)
+            except OSError as e:
+                why = f"trip {trip.instance_name} could not be made: {describe_error(e)}"
+                return run.finish(c, key, State.FAILED, persist, 0, None, why)
         resync = False
         run.record(c, tkey, State.RUNNING, persist=False, started=True, attempt=position)
         ctx = TripControl()
@@ -463,7 +467,11 @@ async def run_loop(
         return State.STOPPED.value
     if last is not None:
         # the template shows the last trip's results; components after the loop read them
-        await files.call(_copy_back, last, cdir)
+        try:
+            await files.call(_copy_back, last, cdir)
+        except OSError as e:
+            why = f"the last trip's files could not be copied back: {describe_error(e)}"
+            return run.finish(c, key, State.FAILED, persist, 0, None, why)
     if keep == 0 and made:
         await files.call(_remove_trips, run.mirror, made)
     if run.halted and ok and not run.stopping:
