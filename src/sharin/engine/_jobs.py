@@ -207,6 +207,8 @@ def expand_bulk(c: Component, cdir: Path) -> tuple[int, int]:
 
 
 def _bulk_range(c: Component, cdir: Path) -> tuple[int, int]:
+    """The sub jobs' numbers, their files made first when they come from a parameter file (on
+    the file worker: ``c.data`` is only read here, the caller sets the numbers on the loop)."""
     if c.data.get("usePSSettingFile", True):
         start, end = expand_bulk(c, cdir)
     else:
@@ -216,7 +218,6 @@ def _bulk_range(c: Component, cdir: Path) -> tuple[int, int]:
                 f"{c.rel}: startBulkNumber {start} … endBulkNumber {end} is not a range",
                 path=c.file,
             )
-    c.data["startBulkNumber"], c.data["endBulkNumber"] = start, end
     return start, end
 
 
@@ -229,6 +230,7 @@ async def run_bulkjob(
 ) -> str:
     async def prepare(spec: TaskSpec) -> TaskSpec:
         start, end = await run.files.call(_bulk_range, c, cdir)
+        c.data["startBulkNumber"], c.data["endBulkNumber"] = start, end
         return dataclasses.replace(spec, bulk=BulkRequest(start, end))
 
     async def judge(result: JobResult) -> JobResult:

@@ -1,7 +1,8 @@
 """The engine's file worker: the thread that does an engine's blocking file work.
 
-Copying and deleting loop trips, making and gathering parameter-study instances, delivering
-inputs, expanding bulk jobs and fingerprinting component trees all block on the file system.
+Copying and deleting loop trips, making, gathering and deleting parameter-study instances,
+delivering inputs, expanding bulk jobs, checking and fingerprinting component trees and the
+files of sources, viewers and storages all block on the file system.
 Run on the event loop, a slow file system would stall every task's progress (and a server
 sharing the loop with it); here they run in order on one thread of the engine's own, and the
 loop only awaits their result. Each engine has its own worker (made with the engine, closed when
