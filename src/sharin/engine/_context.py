@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from ..errors import SharinError
+from ..errors import SharinError, describe_error
 from ..model import Component, ComponentType, State
 from ..model._paths import Bounds
 from ._journal import TaskRecord
@@ -47,7 +47,7 @@ class JobOptions:
     #: ends without one)
     on_submitted: Callable[[JobHandle | None], None] | None = None
     #: called at stage-in of each attempt, after the inputs arrived: may change the spec
-    prepare: Callable[[TaskSpec], TaskSpec] | None = None
+    prepare: Callable[[TaskSpec], Awaitable[TaskSpec]] | None = None
     #: decides how an attempt ended, from the executor's result
     judge: Callable[[JobResult], Awaitable[JobResult]] | None = None
 
@@ -119,8 +119,9 @@ class RunContext(Protocol):
     def set_branch(self, key: str, taken: bool) -> None:
         """Which branch the ``if`` ``key`` took (``next``: True, ``else``: False)."""
 
-    def deliver_inputs(self, c: Component, cdir: Path) -> None:
-        """Bring ``c``'s input files into ``cdir`` from the components that produce them."""
+    async def deliver_inputs(self, c: Component, cdir: Path) -> None:
+        """Bring ``c``'s input files into ``cdir`` from the components that produce them (on
+        the file worker; a component without inputs returns at once)."""
 
     def run_bounds(self) -> Bounds:
         """The places a run may read and write: the project and those the user named."""
@@ -159,7 +160,7 @@ class Start:
     """The state to end with at once (it finished before, or its inputs failed); None: go on."""
 
 
-def start_component(
+async def start_component(
     run: RunContext,
     c: Component,
     cdir: Path,
@@ -184,14 +185,15 @@ def start_component(
         return Start(persist, State.FINISHED.value)
     run.record(c, key, State.STAGE_IN if stage_in else State.RUNNING, persist=persist, started=True)
     try:
-        run.deliver_inputs(c, cdir)
-    except SharinError as e:
+        await run.deliver_inputs(c, cdir)
+    except (SharinError, OSError) as e:  # a file system error too: it ends c, not the run
+        why = describe_error(e)
         if not stage_in:
             return Start(
-                persist, run.finish(c, key, State.FAILED, persist, 0, None, f"{failed}{e}")
+                persist, run.finish(c, key, State.FAILED, persist, 0, None, f"{failed}{why}")
             )
-        run.fail_note(f"{key}: {e}")
-        run.record(c, key, State.FAILED, persist=persist, message=str(e), ended=True)
+        run.fail_note(f"{key}: {why}")
+        run.record(c, key, State.FAILED, persist=persist, message=why, ended=True)
         return Start(persist, State.FAILED.value)
     if stage_in:
         run.record(c, key, State.RUNNING, persist=persist)

@@ -71,7 +71,7 @@ from ..model._paths import (
 )
 from ._context import RunContext, TripControl, start_component
 from ._files import check_tree, copy_path, storage_path
-from ._mirror import DELETE, update_json
+from ._mirror import DELETE, StateMirror, update_json
 
 if TYPE_CHECKING:
     from ._journal import TaskRecord
@@ -312,7 +312,7 @@ class _LoopBook:
 async def run_if(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    start = start_component(run, c, cdir, key, failed="condition: ")
+    start = await start_component(run, c, cdir, key, failed="condition: ")
     if start.done is not None:
         return start.done
     persist = start.persist
@@ -338,7 +338,7 @@ async def run_jump(
     ctx: TripControl | None,
 ) -> str:
     # not skipped when it finished before: it decides again for the trip it ends
-    start = start_component(run, c, cdir, key, failed="condition: ", before=False)
+    start = await start_component(run, c, cdir, key, failed="condition: ", before=False)
     if start.done is not None:
         return start.done
     persist = start.persist
@@ -367,13 +367,14 @@ def loop_trips(c: Component) -> Iterator[LoopTrip] | None:
 async def run_loop(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    start = start_component(run, c, cdir, key)
+    start = await start_component(run, c, cdir, key)
     if start.done is not None:
         return start.done
     persist = start.persist
+    files = run.files
     try:
         # trips are copies with links followed: a link that leaves the project is refused
-        check_tree(cdir, run.run_bounds())
+        await files.call(check_tree, cdir, run.run_bounds())
         trips = loop_trips(c)
     except SharinError as e:
         return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
@@ -427,12 +428,13 @@ async def run_loop(
                 break
             continue
         if _remake(run, tprev, tkey) or not idir.exists():
-            if idir.exists():
-                shutil.rmtree(idir)
-            _copy_tree(last or cdir, idir, skip_component_files=False)
-            if resync and last is not None:
-                _copy_tree(cdir, idir, skip_component_files=True)
-            _mark_instance(c, idir, book.trip_fields(trip))
+            fields = book.trip_fields(trip)
+            again = cdir if resync and last is not None else None
+            try:
+                await files.call(_make_trip, c, idir, last or cdir, again, fields)
+            except OSError as e:
+                why = f"trip {trip.instance_name} could not be made: {describe_error(e)}"
+                return run.finish(c, key, State.FAILED, persist, 0, None, why)
         resync = False
         run.record(c, tkey, State.RUNNING, persist=False, started=True, attempt=position)
         ctx = TripControl()
@@ -452,9 +454,8 @@ async def run_loop(
         last = idir
         made.append(idir)
         if isinstance(keep, int) and keep > 0:
-            for old in made[:-keep]:
-                run.mirror.forget(old)
-                shutil.rmtree(old, ignore_errors=True)
+            if made[:-keep]:
+                await files.call(_remove_trips, run.mirror, made[:-keep])
             made = made[-keep:]
         if not trip_ok:
             ok = False
@@ -464,13 +465,15 @@ async def run_loop(
     if run.stopping:
         run.record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
-    if last is not None and last.exists():
+    if last is not None:
         # the template shows the last trip's results; components after the loop read them
-        _copy_tree(last, cdir, skip_component_files=True)
-    if keep == 0:
-        for old in made:
-            run.mirror.forget(old)
-            shutil.rmtree(old, ignore_errors=True)
+        try:
+            await files.call(_copy_back, last, cdir)
+        except OSError as e:
+            why = f"the last trip's files could not be copied back: {describe_error(e)}"
+            return run.finish(c, key, State.FAILED, persist, 0, None, why)
+    if keep == 0 and made:
+        await files.call(_remove_trips, run.mirror, made)
     if run.halted and ok and not run.stopping:
         ok = False  # a failure elsewhere stopped the run before the loop could finish
     state = State.FINISHED if ok else State.FAILED
@@ -487,6 +490,33 @@ async def run_loop(
     book.finish()
     run.record(c, key, state, persist=persist, ended=True, message=f"{position} trips")
     return state.value
+
+
+def _make_trip(
+    c: Component, idir: Path, src: Path, template: Path | None, fields: Mapping[str, object]
+) -> None:
+    """Make the loop trip ``idir`` anew: a copy of ``src`` (the trip before, or the loop's
+    directory), then of ``template`` over it without the components' files (edits to the
+    loop since an earlier run), and its own JSON (see :func:`_mark_instance`). On the file
+    worker."""
+    if idir.exists():
+        shutil.rmtree(idir)
+    _copy_tree(src, idir, skip_component_files=False)
+    if template is not None:
+        _copy_tree(template, idir, skip_component_files=True)
+    _mark_instance(c, idir, fields)
+
+
+def _copy_back(last: Path, cdir: Path) -> None:
+    """The last trip's files copied into the loop's directory (on the file worker)."""
+    if last.exists():
+        _copy_tree(last, cdir, skip_component_files=True)
+
+
+def _remove_trips(mirror: StateMirror, trips: list[Path]) -> None:
+    """Remove old loop trips, the state mirror told first (on the file worker)."""
+    for old in trips:
+        mirror.remove_tree(old)
 
 
 def _remake(run: RunContext, tprev: TaskRecord | None, tkey: str) -> bool:
@@ -523,7 +553,7 @@ def _wheel_while_index(run: RunContext, c: Component, key: str) -> int | None:
 async def run_ps(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    start = start_component(run, c, cdir, key)
+    start = await start_component(run, c, cdir, key)
     if start.done is not None:
         return start.done
     persist = start.persist
@@ -537,7 +567,7 @@ async def run_ps(
             rel = target.path(node_dirs)
             check_real(cdir / rel, inside, what="target file", shown=rel, named_ok=False)
         # every instance is a copy of this directory, links followed: none may lead out
-        check_tree(cdir, run.run_bounds())
+        await run.files.call(check_tree, cdir, run.run_bounds())
         space = expand_space(setting, cdir)
         excluded = copy_exclusions(setting, cdir, node_dirs)
         # what each instance gets, listed once before any instance runs: files gathered into
@@ -640,7 +670,7 @@ async def run_ps(
         return State.STOPPED.value
     for name in names:
         run.mirror.forget(pdir / name)
-        shutil.rmtree(pdir / name, ignore_errors=True)
+        await files.call(run.mirror.remove_tree, pdir / name)
     msg = f"{counts['finished']} of {space.size} instances finished"
     if counts["failed"] or counts["finished"] < space.size:
         return run.finish(c, key, State.FAILED, persist, 0, None, msg)
@@ -887,34 +917,38 @@ async def run_source(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
     persist = cdir == c.directory
-    outs = c.output_files
-    name = outs[0].name if outs else ""
     try:
-        if not name:
-            raise RunError(f"{c.rel}: a source needs one output file name (outputFiles[0].name)")
-        try:
-            target = resolve_inside(
-                cdir, name, Bounds.of(run.project_root), what="output name", follow=False
-            )
-        except UnsafePathError as e:
-            raise RunError(f"{c.rel}: {e}") from None
-        if not (target.exists() or target.is_symlink()):
-            files = sorted(
-                p.name
-                for p in cdir.iterdir()
-                if p.name not in (COMPONENT_FILE, STATUS_FILE) and not p.name.startswith(".")
-            )
-            if len(files) != 1:
-                what = "no file" if not files else f"{len(files)} files ({', '.join(files)})"
-                raise RunError(
-                    f"{c.rel}: the source has {what}; put the one file to hand on in {cdir} "
-                    f"(or name it {name!r})"
-                )
-            os.symlink(files[0], target)
+        await run.files.call(_hand_on, c, cdir, run.project_root)
     except (SharinError, OSError) as e:
-        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, describe_error(e))
     run.record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
     return State.FINISHED.value
+
+
+def _hand_on(c: Component, cdir: Path, root: Path) -> None:
+    """A source's output: its file named as the output, or a link by that name to the one
+    file in its directory (on the file worker)."""
+    outs = c.output_files
+    name = outs[0].name if outs else ""
+    if not name:
+        raise RunError(f"{c.rel}: a source needs one output file name (outputFiles[0].name)")
+    try:
+        target = resolve_inside(cdir, name, Bounds.of(root), what="output name", follow=False)
+    except UnsafePathError as e:
+        raise RunError(f"{c.rel}: {e}") from None
+    if not (target.exists() or target.is_symlink()):
+        files = sorted(
+            p.name
+            for p in cdir.iterdir()
+            if p.name not in (COMPONENT_FILE, STATUS_FILE) and not p.name.startswith(".")
+        )
+        if len(files) != 1:
+            what = "no file" if not files else f"{len(files)} files ({', '.join(files)})"
+            raise RunError(
+                f"{c.rel}: the source has {what}; put the one file to hand on in {cdir} "
+                f"(or name it {name!r})"
+            )
+        os.symlink(files[0], target)
 
 
 async def run_viewer(
@@ -922,10 +956,10 @@ async def run_viewer(
 ) -> str:
     persist = cdir == c.directory
     try:
-        run.deliver_inputs(c, cdir)
-    except SharinError as e:
-        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
-    images = viewer_files(cdir)
+        await run.deliver_inputs(c, cdir)
+        images = await run.files.call(viewer_files, cdir)
+    except (SharinError, OSError) as e:
+        return run.finish(c, key, State.FAILED, persist, 0, None, describe_error(e))
     run.record(
         c,
         key,
@@ -944,37 +978,41 @@ async def run_storage(
     persist = cdir == c.directory
     try:
         store = storage_path(c)
-        run.deliver_inputs(c, cdir)
-        store.mkdir(parents=True, exist_ok=True)
-        bounds = run.run_bounds()
-        for inp in c.input_files:
-            src = cdir / inp.name.rstrip("/") if inp.name else cdir
-            if not src.exists():
-                continue
-            try:
-                if inp.name.endswith("/") or not inp.name:
-                    pairs = [
-                        (Path(check_real(child, bounds, shown=child.name)), store / child.name)
-                        for child in src.iterdir()
-                        if child.name not in (COMPONENT_FILE, STATUS_FILE)
-                    ]
-                else:
-                    real = check_real(
-                        resolve_inside(cdir, inp.name, bounds, what="input name"),
-                        bounds,
-                        shown=inp.name,
-                    )
-                    pairs = [(Path(real), store / inp.name)]
-            except UnsafePathError as e:
-                raise RunError(f"{c.rel}: {e}; nothing was stored") from None
-            for real_src, dst in pairs:
-                copy_path(real_src, dst, merge=True, bounds=bounds)
-            if src.is_symlink():
-                src.unlink()
+        await run.deliver_inputs(c, cdir)
+        await run.files.call(_store, c, cdir, store, run.run_bounds())
     except (SharinError, OSError) as e:
-        return run.finish(c, key, State.FAILED, persist, 0, None, str(e))
+        return run.finish(c, key, State.FAILED, persist, 0, None, describe_error(e))
     run.record(c, key, State.FINISHED, persist=persist, started=True, ended=True)
     return State.FINISHED.value
+
+
+def _store(c: Component, cdir: Path, store: Path, bounds: Bounds) -> None:
+    """Copy a storage component's inputs into its storage path (on the file worker)."""
+    store.mkdir(parents=True, exist_ok=True)
+    for inp in c.input_files:
+        src = cdir / inp.name.rstrip("/") if inp.name else cdir
+        if not src.exists():
+            continue
+        try:
+            if inp.name.endswith("/") or not inp.name:
+                pairs = [
+                    (Path(check_real(child, bounds, shown=child.name)), store / child.name)
+                    for child in src.iterdir()
+                    if child.name not in (COMPONENT_FILE, STATUS_FILE)
+                ]
+            else:
+                real = check_real(
+                    resolve_inside(cdir, inp.name, bounds, what="input name"),
+                    bounds,
+                    shown=inp.name,
+                )
+                pairs = [(Path(real), store / inp.name)]
+        except UnsafePathError as e:
+            raise RunError(f"{c.rel}: {e}; nothing was stored") from None
+        for real_src, dst in pairs:
+            copy_path(real_src, dst, merge=True, bounds=bounds)
+        if src.is_symlink():
+            src.unlink()
 
 
 def viewer_files(directory: Path, bounds: Bounds | None = None) -> list[Path]:

@@ -271,8 +271,10 @@ class Engine:
     def set_branch(self, key: str, taken: bool) -> None:
         self._branches[key] = taken
 
-    def deliver_inputs(self, c: Component, cdir: Path) -> None:
-        self._deliver_inputs(c, cdir)
+    async def deliver_inputs(self, c: Component, cdir: Path) -> None:
+        # nothing to deliver nor to check: no hand-over to the file worker
+        if c.parent is not None and c.data.get("inputFiles"):
+            await self._files.call(self._deliver_inputs, c, cdir)
 
     def run_bounds(self) -> Bounds:
         return run_bounds(self.project, getattr(self.executors, "hosts", None))
@@ -729,7 +731,7 @@ class Engine:
     async def _run_workflow(
         self, c: Component, cdir: Path, key: str, env: Mapping[str, str]
     ) -> str:
-        start = start_component(self, c, cdir, key, stage_in=True)
+        start = await start_component(self, c, cdir, key, stage_in=True)
         if start.done is not None:
             return start.done
         persist = start.persist
@@ -871,6 +873,7 @@ class Engine:
 
     # ------------------------------------------------------------------ files
     def _deliver_inputs(self, c: Component, cdir: Path) -> None:
+        """Deliver ``c``'s inputs (blocks on the file system: runs on the file worker)."""
         parent = c.parent
         if parent is None:
             return
@@ -997,12 +1000,13 @@ class Engine:
                         c, key, State.STAGE_IN, persist=persist, attempt=attempt, started=True
                     )
                     try:
-                        self._deliver_inputs(c, cdir)
+                        await self.deliver_inputs(c, cdir)
                         if job is not None and job.prepare is not None:
-                            spec = job.prepare(spec)
+                            spec = await job.prepare(spec)
                         await ex.stage_in(spec)
-                    except SharinError as e:
-                        return self._finish(c, key, State.FAILED, persist, attempt, None, str(e))
+                    except (SharinError, OSError) as e:
+                        why = describe_error(e)
+                        return self._finish(c, key, State.FAILED, persist, attempt, None, why)
                     self._record(c, key, State.WAITING, persist=persist)
                     async with slots:
                         self._record(

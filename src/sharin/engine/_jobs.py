@@ -73,7 +73,7 @@ def _base_job_id(job_id: str) -> str:
 async def run_stepjob(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    start = start_component(run, c, cdir, key, stage_in=True)
+    start = await start_component(run, c, cdir, key, stage_in=True)
     if start.done is not None:
         return start.done
     persist = start.persist
@@ -207,6 +207,8 @@ def expand_bulk(c: Component, cdir: Path) -> tuple[int, int]:
 
 
 def _bulk_range(c: Component, cdir: Path) -> tuple[int, int]:
+    """The sub jobs' numbers, their files made first when they come from a parameter file (on
+    the file worker: ``c.data`` is only read here, the caller sets the numbers on the loop)."""
     if c.data.get("usePSSettingFile", True):
         start, end = expand_bulk(c, cdir)
     else:
@@ -216,15 +218,19 @@ def _bulk_range(c: Component, cdir: Path) -> tuple[int, int]:
                 f"{c.rel}: startBulkNumber {start} … endBulkNumber {end} is not a range",
                 path=c.file,
             )
-    c.data["startBulkNumber"], c.data["endBulkNumber"] = start, end
     return start, end
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text)
 
 
 async def run_bulkjob(
     run: RunContext, c: Component, cdir: Path, key: str, env: Mapping[str, str]
 ) -> str:
-    def prepare(spec: TaskSpec) -> TaskSpec:
-        start, end = _bulk_range(c, cdir)
+    async def prepare(spec: TaskSpec) -> TaskSpec:
+        start, end = await run.files.call(_bulk_range, c, cdir)
+        c.data["startBulkNumber"], c.data["endBulkNumber"] = start, end
         return dataclasses.replace(spec, bulk=BulkRequest(start, end))
 
     async def judge(result: JobResult) -> JobResult:
@@ -232,7 +238,7 @@ async def run_bulkjob(
         for n, (rc, status) in sorted(result.subjobs.items()):
             lines += [f"RT_{n}={'' if rc is None else rc}", f"JOBSTATUS_{n}={status or ''}"]
         if lines:
-            (cdir / SUBJOB_STATUS_FILE).write_text("\n".join(lines) + "\n")
+            await run.files.call(_write_text, cdir / SUBJOB_STATUS_FILE, "\n".join(lines) + "\n")
         cond = c.data.get("condition")
         if not c.data.get("manualFinishCondition") or cond in (None, ""):
             return result

@@ -10,6 +10,7 @@ made to another field while the run went on is kept.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,8 +65,11 @@ class StateMirror:
 
     def __init__(self) -> None:
         self._pending: dict[Path, tuple[dict[str, Any], str | None]] = {}
-        self._cond = threading.Condition()
-        self._io = threading.Lock()  #: held while one file is written
+        # one lock, never held during a write: set() and forget() never wait on the file system
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)  #: something is pending, or closing
+        self._idle = threading.Condition(self._lock)  #: the file being written is done
+        self._writing: Path | None = None  #: the file being written now
         self._gone: set[Path] = set()  #: directories about to be removed: never written again
         self._closed = False
         self._closing = threading.Event()
@@ -98,26 +102,40 @@ class StateMirror:
                 batch, self._pending = self._pending, {}
                 closed = self._closed
             for path, (fields, status) in batch.items():
-                with self._io:
+                with self._lock:
                     if self._gone and any(d in self._gone for d in path.parents):
                         continue
-                    try:
-                        if update_json(path, fields) and status is not None:
-                            (path.parent / STATUS_FILE).write_text(status)
-                    except OSError:
-                        pass  # the journal holds the truth; a write may fail on a full disk
+                    self._writing = path
+                try:
+                    if update_json(path, fields) and status is not None:
+                        (path.parent / STATUS_FILE).write_text(status)
+                except OSError:
+                    pass  # the journal holds the truth; a write may fail on a full disk
+                finally:
+                    with self._lock:
+                        self._writing = None
+                        self._idle.notify_all()
             if closed and not batch:
                 return
 
     def forget(self, directory: Path) -> None:
         """``directory`` is about to be removed (an old loop trip, an instance): nothing below it
-        is written any more, so the removal does not race a write (waits for at most the one
-        file being written now)."""
-        with self._cond:
+        is written from now on. Returns at once; a write below it already under way may still
+        be finishing: remove the directory with :meth:`remove_tree`, which waits for it."""
+        with self._lock:
             for path in [p for p in self._pending if directory in p.parents]:
                 del self._pending[path]
-        with self._io:
             self._gone.add(directory)
+
+    def remove_tree(self, directory: Path) -> None:
+        """Forget ``directory`` and remove it (what is left of it, when some of it cannot be
+        removed), once a write below it under way has ended, so that the removal does not race
+        the write. Blocks on the file system: run it on the engine's file worker."""
+        self.forget(directory)
+        with self._lock:
+            while self._writing is not None and directory in self._writing.parents:
+                self._idle.wait()
+        shutil.rmtree(directory, ignore_errors=True)
 
     def close(self) -> None:
         """Write what is pending and stop the thread (idempotent)."""
