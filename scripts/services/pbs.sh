@@ -33,7 +33,8 @@ unpack() {
     done
 }
 
-pbs_ok() { "$bin/qstat"; }
+# the queues (Slurm's partitions); plain qstat fails (rc 153) when no job is known
+pbs_ok() { "$bin/qstat" -Q | grep -q '^debug '; }
 
 case ${1:-} in
 start)
