@@ -19,14 +19,14 @@ svc_took() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1fs", b - a 
 svc_report() { printf '%-10s %-16s %s\n' "$1" "$2" "$(svc_took "$3")"; }
 
 # svc_pid NAME COMM: print the pid of daemon NAME if its pid file names a live process whose
-# command is COMM (a recycled pid runs something else); fail otherwise
+# command is COMM (a recycled pid runs something else; "": any command); fail otherwise
 svc_pid() {
     local file="$svc_dir/run/$1.pid" pid comm
     [ -s "$file" ] || return 1
     pid=$(cat "$file")
     case $pid in '' | *[!0-9]*) return 1 ;; esac
     comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-    [ "$comm" = "$2" ] || return 1
+    [ -z "$2" ] || [ "$comm" = "$2" ] || return 1
     # a zombie has exited (its parent has not reaped it yet)
     [ "$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
     echo "$pid"
@@ -61,9 +61,13 @@ svc_wait() {
     shift 3
     for ((i = 0; i < seconds * 10; i++)); do
         if "$@" >/dev/null 2>&1; then
+            # the check passed: it must be this daemon that answered, not another instance
+            svc_pid "$name" "$comm" >/dev/null || [ -z "$comm" ] ||
+                svc_fail "$name" "ready, but pid $(cat "$svc_dir/run/$name.pid") is not $comm"
             return 0
         fi
-        if [ -n "$comm" ] && ! svc_pid "$name" "$comm" >/dev/null; then
+        # alive, whatever its command yet (setsid, setpriv, ip netns exec... exec it in turn)
+        if [ -n "$comm" ] && ! svc_pid "$name" "" >/dev/null; then
             svc_fail "$name" "exited while starting"
         fi
         sleep 0.1
