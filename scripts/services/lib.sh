@@ -1,10 +1,10 @@
 # Sourced by the service scripts: the state directory and helpers to start, find and stop the
 # daemons. Every daemon runs in the foreground under setsid; its pid is in run/NAME.pid and its
 # output in log/NAME.log under the state directory.
-svc_dir=${SHARIN_SERVICES_DIR:-/tmp/sharin-services}
+svc_dir=${TEST_SERVICES_DIR:-/tmp/sharin-services}
 # shellcheck disable=SC2034  # used by the scripts that source this
 svc_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-export SHARIN_SERVICES_DIR=$svc_dir
+export TEST_SERVICES_DIR=$svc_dir
 
 svc_init() {
     install -d -m 0755 "$svc_dir" "$svc_dir/run" "$svc_dir/log" "$svc_dir/etc"

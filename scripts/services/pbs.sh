@@ -3,7 +3,7 @@
 # slurm-wlm-torque wrappers. That package conflicts with Grid Engine's (both have qsub), so it is
 # not installed: its scripts are unpacked into torque/bin under the state directory, next to links
 # to the Slurm commands they call. Put that directory first on PATH to use them (env.sh:
-# SHARIN_TORQUE_BIN).
+# TEST_TORQUE_BIN).
 #   pbs.sh start|stop|status
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -2,7 +2,7 @@
 # Install (apt, once) and start the services the tests in tests/services use, as root, without
 # systemd: munge, MariaDB, Slurm (slurmdbd, slurmctld, slurmd), an SSH host in a network
 # namespace, Grid Engine, and the PBS wrappers on Slurm. Each daemon runs in the foreground in a
-# session of its own; pids, logs and configuration are under $SHARIN_SERVICES_DIR
+# session of its own; pids, logs and configuration are under $TEST_SERVICES_DIR
 # (/tmp/sharin-services by default). Running it again starts only what is not running.
 # One line per service: its state and the time it took. Then `source scripts/services/env.sh`.
 set -euo pipefail

@@ -36,7 +36,7 @@ def service_env() -> dict[str, str]:
         timeout=30,
     ).stdout
     env = dict(line.split("=", 1) for line in out.split("\0") if "=" in line)
-    return {k: v for k, v in env.items() if k.startswith(("SHARIN_", "SLURM_CONF", "SGE_"))}
+    return {k: v for k, v in env.items() if k.startswith(("TEST_", "SLURM_CONF", "SGE_"))}
 
 
 @functools.cache

@@ -145,11 +145,11 @@ class Ssh:
     def __init__(self, services: Services) -> None:
         self.services = services
         env = services.env
-        self.user = env["SHARIN_SSH_USER"]
-        self.host = env["SHARIN_SSH_HOST"]
-        self.port = env["SHARIN_SSH_PORT"]
-        self.key = env["SHARIN_SSH_KEY"]
-        self.known_hosts = env["SHARIN_SSH_KNOWN_HOSTS"]
+        self.user = env["TEST_SSH_USER"]
+        self.host = env["TEST_SSH_HOST"]
+        self.port = env["TEST_SSH_PORT"]
+        self.key = env["TEST_SSH_KEY"]
+        self.known_hosts = env["TEST_SSH_KNOWN_HOSTS"]
 
     def argv(
         self,
@@ -255,7 +255,7 @@ class Pbs:
     def __init__(self, services: Services, workdir: Path) -> None:
         self.services = services
         self.workdir = workdir
-        self.bin = services.env["SHARIN_TORQUE_BIN"]
+        self.bin = services.env["TEST_TORQUE_BIN"]
         self.jobs: list[str] = []
 
     def run(self, *args: str, code: int | None = 0) -> subprocess.CompletedProcess[str]:

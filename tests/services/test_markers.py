@@ -21,7 +21,7 @@ def run_marked_tests(state_dir: Path, **env: str) -> subprocess.CompletedProcess
         "tests/services/test_sshd.py::test_sshd_restart",
     ]
     environ = {k: v for k, v in os.environ.items() if k != "SHARIN_REQUIRE_ALL"}
-    environ.update(SHARIN_SERVICES_DIR=str(state_dir), **env)
+    environ.update(TEST_SERVICES_DIR=str(state_dir), **env)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *tests],
         cwd=ROOT,

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slurm
 def test_partitions_debug_is_the_default(services: Services) -> None:
     out = services.run(["sinfo", "-h", "-o", "%P %a"]).stdout.split()
     assert out == ["debug*", "up", "long", "up"]
-    assert services.env["SHARIN_SLURM_PARTITIONS"].split(",") == ["debug", "long"]
+    assert services.env["TEST_SLURM_PARTITIONS"].split(",") == ["debug", "long"]
 
 
 def test_job_in_squeue_then_in_sacct_with_its_exit_code(slurm: Slurm) -> None:

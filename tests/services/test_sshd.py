@@ -17,7 +17,7 @@ def test_key_login_with_strict_host_key_checking(ssh: Ssh, services: Services) -
     assert out == [
         "sharin-remote",
         ssh.user,
-        f"{services.env['SHARIN_SERVICES_DIR']}/home/{ssh.user}",
+        f"{services.env['TEST_SERVICES_DIR']}/home/{ssh.user}",
     ]
 
 
@@ -62,7 +62,7 @@ def test_link_down_and_up(ssh: Ssh, services: Services) -> None:
 
 
 def test_sshd_restart(ssh: Ssh, services: Services) -> None:
-    pid_file = Path(services.env["SHARIN_SERVICES_DIR"]) / "run" / "sshd.pid"
+    pid_file = Path(services.env["TEST_SERVICES_DIR"]) / "run" / "sshd.pid"
     before = pid_file.read_text()
     services.helper("sshd.sh", "restart")
     assert pid_file.read_text() != before
