@@ -50,6 +50,16 @@ def test_sbatch_from_an_ssh_session(ssh: Ssh, slurm: Slurm) -> None:
     assert ssh.run(f"sacct -X -n -P -o State -j {job}").stdout.strip() == "FAILED"
 
 
+@pytest.mark.slurm
+def test_scancel_from_an_ssh_session(ssh: Ssh, slurm: Slurm) -> None:
+    job = ssh.run("sbatch --parsable -o /dev/null --wrap 'sleep 300'").stdout.strip()
+    assert job.isdigit(), job
+    slurm.jobs.append(job)
+    wait_for("the job to run", lambda: slurm.squeue_state(job) == "RUNNING" or None)
+    ssh.run(f"scancel {job}")
+    assert slurm.finished(job)[job][0] == "CANCELLED"
+
+
 @pytest.mark.slow
 def test_link_down_and_up(ssh: Ssh, services: Services) -> None:
     services.helper("netns-link.sh", "down")
