@@ -12,4 +12,9 @@ export SHARIN_REQUIRE_ALL=1   # a test that cannot find what it needs fails inst
 ruff check src tests benchmarks
 ruff format --check src tests benchmarks
 mypy
+# the real schedulers and the SSH host that tests/services use (README, Test services)
+if [ "$(id -u)" = 0 ] || [ "${SHARIN_SERVICES:-}" = 1 ]; then
+    bash "$repo/scripts/services/up.sh"
+    source "$repo/scripts/services/env.sh"
+fi
 python -m pytest "$@"

@@ -20,12 +20,27 @@ import sharin
 from sharin.interfaces import cli as cli_module
 
 from .helpers import kill_group, pid_alive
+from .services import available as services
 
 # CI runs the property tests with examples derived from each test, the same every run, so that a
 # submission's result does not depend on luck; elsewhere they explore new examples each time.
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked slurm, sge, pbs or sshd need that service (scripts/services/up.sh): without
+    it they are skipped, or fail when SHARIN_REQUIRE_ALL is set (as scripts/test.sh does)."""
+    for marker in services.MARKERS:
+        if item.get_closest_marker(marker) is None:
+            continue
+        reason = services.missing(marker)
+        if reason is None:
+            continue
+        if os.environ.get("SHARIN_REQUIRE_ALL"):
+            pytest.fail(f"{marker} service absent and SHARIN_REQUIRE_ALL is set: {reason}")
+        pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)
