@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -32,9 +31,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError
-from ..model._paths import Bounds, UnsafePathError, find_root, real_path, resolve_inside
+from ..model._paths import Bounds, UnsafePathError, find_root, resolve_inside
 
 __all__ = ["LocalExecutor", "prepare_script", "prepare_task_script", "task_script"]
 
@@ -52,6 +53,10 @@ _CLOSE_WAIT = 2.0
 
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(dict[str, Any]).decode
 
 
 def _proc_start_time(pid: int) -> int | None:
@@ -181,7 +186,7 @@ class _Supervisor:
             return
         *lines, self._buf = (self._buf + chunk).split(b"\n")
         for line in lines:
-            msg = json.loads(line)
+            msg = _decode(line)
             if "exited" in msg:
                 fut = self.exits.get(int(msg["exited"]))
                 if fut is not None and not fut.done():
@@ -220,7 +225,7 @@ class _Supervisor:
         request["id"] = self._next
         reply: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self._replies[self._next] = reply
-        await self.loop.sock_sendall(self.sock, json.dumps(request).encode() + b"\n")
+        await self.loop.sock_sendall(self.sock, _encode(request) + b"\n")
         return await reply
 
     def __del__(self) -> None:
@@ -263,16 +268,23 @@ class _Supervisor:
         _reap_hung_up()
 
 
-def task_script(spec: TaskSpec) -> Path:
+def task_script(spec: TaskSpec, roots: dict[Path, Bounds] | None = None) -> Path:
     """The real path of the task's script, after checking that its name stays inside the task's
-    directory and that no symbolic link leads it out of the project (then nothing is touched)."""
-    root = spec.project_root if spec.project_root.is_absolute() else None
-    bounds = Bounds.of(root or find_root(spec.workdir))
+    directory and that no symbolic link leads it out of the project (then nothing is touched).
+
+    ``roots`` keeps the projects' resolved directories between calls (an executor's run):
+    then only the parts below the project directory are resolved for each task."""
+    root = spec.project_root if spec.project_root.is_absolute() else find_root(spec.workdir)
+    bounds = roots.get(root) if roots is not None else None
+    if bounds is None:
+        bounds = Bounds.of(root)
+        if roots is not None:
+            roots[root] = bounds
     try:
         path = resolve_inside(spec.workdir, spec.script, bounds, what="script", named_ok=False)
     except UnsafePathError as e:
         raise ExecutorError(f"{spec.key}: {e}; the script was not run") from None
-    return Path(real_path(path))
+    return Path(bounds.real(path))
 
 
 def prepare_task_script(spec: TaskSpec) -> None:
@@ -321,7 +333,10 @@ class LocalExecutor(Executor):
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
         self._sup: _Supervisor | None = None
         self._children: dict[int, tuple[_Supervisor, asyncio.Future[int | None]]] = {}
-        self._log_dirs: set[Path] = set()
+        #: log directories seen, each with the names of the record files it held then
+        self._log_dirs: dict[Path, set[str]] = {}
+        #: resolved project directories (see :func:`task_script`)
+        self._roots: dict[Path, Bounds] = {}
 
     def _supervisor(self) -> _Supervisor:
         loop = asyncio.get_running_loop()
@@ -331,17 +346,26 @@ class LocalExecutor(Executor):
         return sup
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
-        script = task_script(spec)
+        script = task_script(spec, self._roots)
         prepare_script(script)
         sourced = source_script(spec.workdir, spec.source_script)
-        if spec.log_dir not in self._log_dirs:
+        stale = self._log_dirs.get(spec.log_dir)
+        if stale is None:
             spec.log_dir.mkdir(parents=True, exist_ok=True)
-            self._log_dirs.add(spec.log_dir)
+            # what an earlier engine left there: an attempt's record files are removed before
+            # it starts only when they were there before (those this executor's attempts write
+            # have names no earlier attempt had), which spares two lookups a task
+            with os.scandir(spec.log_dir) as entries:
+                stale = self._log_dirs[spec.log_dir] = {
+                    e.name for e in entries if e.name.endswith((".rc", ".pid"))
+                }
         rc_path = spec.rc_path
         pid_path = _pid_path(spec)
-        for stale in (rc_path, pid_path):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
+        for old in (rc_path, pid_path):
+            if old.name in stale:
+                stale.discard(old.name)
+                with contextlib.suppress(FileNotFoundError):
+                    old.unlink()
         if sourced is None:
             exe = "./" + spec.script  # in cwd, as a shell runs it: $0 is ./SCRIPT
             argv = [exe]
