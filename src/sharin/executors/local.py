@@ -312,14 +312,22 @@ def source_script(workdir: Path, name: str | None) -> str | None:
 def prepare_script(path: Path) -> None:
     """As WHEEL does before a run: CRLF line ends become LF and the script is made executable."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ExecutorError(
             f"script {path} does not exist; create it or fix the task's script"
         ) from None
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while chunk := os.read(fd, max(st.st_size + 1, 1 << 16)):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if b"\r\n" in data:
         path.write_bytes(data.replace(b"\r\n", b"\n"))
-    mode = path.stat().st_mode
+    mode = st.st_mode
     if mode & 0o111 != 0o111:
         path.chmod(mode | 0o111)
 
@@ -359,13 +367,17 @@ class LocalExecutor(Executor):
                 stale = self._log_dirs[spec.log_dir] = {
                     e.name for e in entries if e.name.endswith((".rc", ".pid"))
                 }
-        rc_path = spec.rc_path
-        pid_path = _pid_path(spec)
-        for old in (rc_path, pid_path):
-            if old.name in stale:
-                stale.discard(old.name)
+        # the names as strings: spec.rc_path and the others each build a Path
+        logs = os.fspath(spec.log_dir) + os.sep
+        stem = spec.log_stem
+        rc_name = f"{stem}.{spec.attempt}.rc"
+        rc_path = logs + rc_name
+        pid_path = logs + f"{stem}.{spec.attempt}.pid"
+        for name in (rc_name, f"{stem}.{spec.attempt}.pid"):
+            if name in stale:
+                stale.discard(name)
                 with contextlib.suppress(FileNotFoundError):
-                    old.unlink()
+                    os.unlink(logs + name)
         if sourced is None:
             exe = "./" + spec.script  # in cwd, as a shell runs it: $0 is ./SCRIPT
             argv = [exe]
@@ -378,10 +390,10 @@ class LocalExecutor(Executor):
                 "argv": argv,
                 "cwd": str(spec.workdir),
                 "env": dict(spec.env),
-                "out": str(spec.stdout_path),
-                "err": str(spec.stderr_path),
-                "rc": str(rc_path),
-                "pid": str(pid_path),
+                "out": f"{logs}{stem}.out",
+                "err": f"{logs}{stem}.err",
+                "rc": rc_path,
+                "pid": pid_path,
             }
         )
         if "pid" not in reply:
@@ -394,7 +406,7 @@ class LocalExecutor(Executor):
             "local",
             "localhost",
             str(pid),
-            {"start": reply.get("start"), "rc": str(rc_path)},
+            {"start": reply.get("start"), "rc": rc_path},
         )
 
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
