@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from pathlib import Path
 
 from sharin.engine import JobResult, TaskSpec
 from sharin.executors import LocalExecutor
+from sharin.executors._supervisor import _SPARES
 
 
 def _spec(tmp_path: Path, name: str, code: int) -> TaskSpec:
@@ -56,3 +58,39 @@ def test_equal_exit_codes_are_links_to_one_file_and_each_reads_right(tmp_path: P
     assert sorted(p.name for p in (tmp_path / "logs").glob("*.rc")) == [
         f"t{i}.1.rc" for i in range(5)
     ]
+
+
+def test_spare_files_made_ahead_become_logs_and_records_and_go_at_the_end(
+    tmp_path: Path,
+) -> None:
+    first = _spec(tmp_path, "a", 0)
+    (first.workdir / "run.sh").write_text("#!/bin/sh\necho one\n")
+    logs = tmp_path / "logs"
+
+    async def go() -> tuple[set[int], list[int], int]:
+        ex = LocalExecutor()
+        await ex.wait(await ex.submit(first), first)
+        # made while the supervisor waits for the next request
+        for _ in range(200):
+            if len(list(logs.glob(".spare-*"))) >= _SPARES:
+                break
+            await asyncio.sleep(0.01)
+        spares = {p.stat().st_ino for p in logs.glob(".spare-*")}
+        again = dataclasses.replace(first, attempt=2)
+        (first.workdir / "run.sh").write_text("#!/bin/sh\necho two; echo err >&2\n")
+        second = _spec(tmp_path, "b", 0)
+        for spec in (again, second):
+            await ex.wait(await ex.submit(spec), spec)
+        # the first file made after that is the retry's pid record: from the spares
+        inodes = [Path(str(again.rc_path).replace(".rc", ".pid")).stat().st_ino]
+        assert ex._sup is not None
+        pid = ex._sup.pid
+        await ex.close()
+        return spares, inodes, pid
+
+    spares, inodes, pid = asyncio.run(asyncio.wait_for(go(), 30))
+    assert len(spares) == _SPARES and set(inodes) <= spares
+    # a retry appends to the task's log: the existing file is kept, not replaced by a spare
+    assert first.stdout_path.read_text() == "one\ntwo\n"
+    assert first.stderr_path.read_text() == "err\n"
+    assert not any(logs.glob(f".spare-{pid}-*"))  # the supervisor removed what it did not use

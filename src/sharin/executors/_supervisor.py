@@ -51,8 +51,75 @@ def _start_time(pid: int) -> int | None:
         return None
 
 
+#: empty files made ahead in the directories tasks' logs and records go to, while the supervisor
+#: has nothing else to do: creating a file costs much more than renaming or linking one, and
+#: that cost is then not paid between a request and the task's start, or a task's end and the
+#: engine hearing of it. Named ``.spare-<supervisor pid>-<n>``; removed when the supervisor ends
+_spares: dict[str, list[str]] = {}
+#: spare files kept ready in each directory
+_SPARES = 8
+_made = [0]
+
+
+def _take_spare(path: str) -> str | None:
+    pool = _spares.get(os.path.dirname(path))
+    if pool is None:
+        _spares[os.path.dirname(path)] = []  # made from now on, when there is time
+        return None
+    return pool.pop() if pool else None
+
+
+def _make_spare() -> bool:
+    """Make one spare file where one is missing; False when none is."""
+    for directory, pool in _spares.items():
+        if len(pool) < _SPARES:
+            _made[0] += 1
+            spare = os.path.join(directory, f".spare-{os.getpid()}-{_made[0]}")
+            try:
+                os.close(os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+            except OSError:
+                del _spares[directory]  # gone (cleaned), or not writable: no spares there
+                return True
+            pool.append(spare)
+            return True
+    return False
+
+
+def _wanting() -> bool:
+    return any(len(pool) < _SPARES for pool in _spares.values())
+
+
+def _remove_spares() -> None:
+    for pool in _spares.values():
+        for spare in pool:
+            try:
+                os.unlink(spare)
+            except OSError:
+                pass
+        pool.clear()
+
+
+def _create(path: str) -> None:
+    """Give ``path`` a spare file, unless it exists (a log a retry appends to): what the task's
+    file actions then open is there already."""
+    spare = _take_spare(path)
+    if spare is None:
+        return  # the file actions create it
+    try:
+        os.link(spare, path)
+    except FileExistsError:
+        _spares[os.path.dirname(path)].append(spare)  # still unused
+        return
+    except OSError:
+        pass
+    try:
+        os.unlink(spare)
+    except OSError:
+        pass
+
+
 def _write_record(path: str, text: str) -> None:
-    tmp = path + ".tmp"
+    tmp = _take_spare(path) or path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, text.encode())
@@ -112,6 +179,8 @@ def _spawn(req: dict[str, object]) -> tuple[int, int | None]:
         (os.POSIX_SPAWN_OPEN, 1, str(req["out"]), flags, 0o644),
         (os.POSIX_SPAWN_OPEN, 2, str(req["err"]), flags, 0o644),
     ]
+    _create(str(req["out"]))
+    _create(str(req["err"]))
     # single-threaded: the working directory is the child's for the instant of the spawn
     os.chdir(str(req["cwd"]))
     try:
@@ -205,7 +274,10 @@ def main() -> int:
                 send({"exited": pid, "status": status})
 
     while connected or rc_files:
-        for key, events in sel.select():
+        ready = sel.select(0 if connected and _wanting() else None)
+        if not ready and connected:
+            _make_spare()  # nothing else to do just now
+        for key, events in ready:
             if key.fileobj is sock:
                 if events & selectors.EVENT_WRITE:
                     flush()
@@ -246,6 +318,7 @@ def main() -> int:
             reap()
         reap()
         flush()
+    _remove_spares()
     return 0
 
 
