@@ -519,14 +519,15 @@ class Engine:
         attach), which is correct for each.
         """
         assert self.journal is not None
+        kind = c.type
         if state not in _PASSING:
-            self.journal.set_task(self.run_id, key, c.type, state.value, **kw)  # type: ignore[arg-type]
+            self.journal.set_task(self.run_id, key, kind, state.value, **kw)  # type: ignore[arg-type]
         attempt = kw.get("attempt")
         rc = kw.get("rc")
         msg = kw.get("message")
         self._emit(
             key,
-            c.type,
+            kind,
             state,
             attempt=attempt if isinstance(attempt, int) else 0,
             rc=rc if isinstance(rc, int) else None,
@@ -544,13 +545,14 @@ class Engine:
         if persist:
             c.data["state"] = shown  # the loaded view follows what the file says
         fields: dict[str, object] = {"state": shown}
-        own = key.rsplit("/", 1)[-1] == c.name  # not a loop trip or instance record
-        if own and c.type in _TASK_TYPES:
+        own = key.rpartition("/")[2] == c.name  # not a loop trip or instance record
+        kind = c.type
+        if own and kind in _TASK_TYPES:
             fields.update(_mirror_task_fields(c, key, state, self.project.root, self._stamped))
             if state.final and rc is not None:
                 fields["rt"] = rc  # the exit code, as WHEEL's executer keeps it
         status = None
-        if own and state.final and c.type != ComponentType.WORKFLOW:
+        if own and state.final and kind != ComponentType.WORKFLOW:
             code = "" if rc is None else str(rc)
             status = f"{shown}\n{code}\n{code}\n"
         self._mirror.set(self.project.root / key, fields, status)

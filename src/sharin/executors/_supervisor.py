@@ -12,7 +12,8 @@ supervisor → engine: ``{"id", "pid", "start"}`` once it runs (or ``{"id", "err
 Before it answers, the supervisor records the task's pid and start time in the file ``pid``;
 when the task exits it writes the exit code to the file ``rc`` before anything else (a task
 killed by a signal leaves none: how it ended is then told only to the engine that watches). Both are written to a temporary name and renamed, so a reader sees all or
-nothing. So an engine that is killed learns nothing less: the next one finds the pid record
+nothing; an exit code the supervisor already wrote in that directory is instead a hard link to
+that file (the same content, a new name at once, and much cheaper than a new file). So an engine that is killed learns nothing less: the next one finds the pid record
 (``recover``), waits on the pid and reads the exit code (``attach``). When the engine's end of
 the socket closes, the supervisor goes on until its last task has ended, then exits; a request
 it reads after the engine died is not carried out (that engine never learnt of the task, and the
@@ -35,24 +36,137 @@ _DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ
 
 def _start_time(pid: int) -> int | None:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
     try:
         return int(data[data.rfind(b")") + 2 :].split()[19])
     except (IndexError, ValueError):
         return None
 
 
+#: empty files made ahead in the directories tasks' logs and records go to, while the supervisor
+#: has nothing else to do: creating a file costs much more than renaming or linking one, and
+#: that cost is then not paid between a request and the task's start, or a task's end and the
+#: engine hearing of it. Named ``.spare-<supervisor pid>-<n>``; removed when the supervisor ends
+_spares: dict[str, list[str]] = {}
+#: spare files kept ready in each directory
+_SPARES = 8
+_made = [0]
+
+
+def _take_spare(path: str) -> str | None:
+    pool = _spares.get(os.path.dirname(path))
+    if pool is None:
+        _spares[os.path.dirname(path)] = []  # made from now on, when there is time
+        return None
+    return pool.pop() if pool else None
+
+
+def _make_spare() -> bool:
+    """Make one spare file where one is missing; False when none is."""
+    for directory, pool in _spares.items():
+        if len(pool) < _SPARES:
+            _made[0] += 1
+            spare = os.path.join(directory, f".spare-{os.getpid()}-{_made[0]}")
+            try:
+                os.close(os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644))
+            except OSError:
+                del _spares[directory]  # gone (cleaned), or not writable: no spares there
+                return True
+            pool.append(spare)
+            return True
+    return False
+
+
+def _wanting() -> bool:
+    return any(len(pool) < _SPARES for pool in _spares.values())
+
+
+def _remove_spares() -> None:
+    for pool in _spares.values():
+        for spare in pool:
+            try:
+                os.unlink(spare)
+            except OSError:
+                pass
+        pool.clear()
+
+
+def _create(path: str) -> None:
+    """Give ``path`` a spare file, unless it exists (a log a retry appends to): what the task's
+    file actions then open is there already."""
+    spare = _take_spare(path)
+    if spare is None:
+        return  # the file actions create it
+    try:
+        os.link(spare, path)
+    except FileExistsError:
+        _spares[os.path.dirname(path)].append(spare)  # still unused
+        return
+    except OSError:
+        pass
+    try:
+        os.unlink(spare)
+    except OSError:
+        pass
+
+
 def _write_record(path: str, text: str) -> None:
-    tmp = path + ".tmp"
+    tmp = _take_spare(path) or path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, text.encode())
     finally:
         os.close(fd)
     os.rename(tmp, path)
+
+
+#: (directory, exit code) → a descriptor of an exit-code file this supervisor wrote there
+_codes: dict[tuple[str, int], int] = {}
+#: this process's descriptors as a directory (``/proc/self/fd``), to link a file by descriptor
+_fd_dir: list[int] = []
+
+
+def _write_exit_code(path: str, code: int) -> None:
+    """Write ``code`` to the file ``path`` as :func:`_write_record` would. Exit-code files with
+    the same code in one directory are one file with several names (hard links to the first one
+    this supervisor wrote, reached through its open descriptor, so whatever else now has its
+    name does not matter): a link is made in a fraction of the time a new file takes, and
+    appears all at once. Nothing ever writes to an exit-code file after it was written; its
+    modification time is that of the last exit written to it."""
+    key = (os.path.dirname(path), code)
+    fd = _codes.get(key)
+    if fd is not None and _fd_dir:
+        try:
+            os.link(str(fd), path, src_dir_fd=_fd_dir[0])
+            # the file's time is when the last of its tasks ended, as if it had been written
+            os.utime(fd)
+            return
+        except OSError:
+            # its directory is gone, the name is taken, too many links: a file of its own
+            del _codes[key]
+            os.close(fd)
+    _write_record(path, f"{code}\n")
+    if not _fd_dir:
+        try:
+            _fd_dir.append(os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+        except OSError:
+            return  # no /proc: every exit code gets a file of its own
+    if len(_codes) >= 64:
+        for old in _codes.values():
+            os.close(old)
+        _codes.clear()
+    try:
+        _codes[key] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        pass
 
 
 def _spawn(req: dict[str, object]) -> tuple[int, int | None]:
@@ -65,6 +179,8 @@ def _spawn(req: dict[str, object]) -> tuple[int, int | None]:
         (os.POSIX_SPAWN_OPEN, 1, str(req["out"]), flags, 0o644),
         (os.POSIX_SPAWN_OPEN, 2, str(req["err"]), flags, 0o644),
     ]
+    _create(str(req["out"]))
+    _create(str(req["err"]))
     # single-threaded: the working directory is the child's for the instant of the spawn
     os.chdir(str(req["cwd"]))
     try:
@@ -147,7 +263,7 @@ def main() -> int:
             # killed with it: an engine that was not watching treats it as lost
             if rc_path is not None and info.si_code == os.CLD_EXITED:
                 try:
-                    _write_record(rc_path, f"{info.si_status}\n")
+                    _write_exit_code(rc_path, info.si_status)
                 except OSError:
                     pass  # its directory is gone (cleaned): the engine still hears it below
             try:
@@ -158,7 +274,10 @@ def main() -> int:
                 send({"exited": pid, "status": status})
 
     while connected or rc_files:
-        for key, events in sel.select():
+        ready = sel.select(0 if connected and _wanting() else None)
+        if not ready and connected:
+            _make_spare()  # nothing else to do just now
+        for key, events in ready:
             if key.fileobj is sock:
                 if events & selectors.EVENT_WRITE:
                     flush()
@@ -199,6 +318,7 @@ def main() -> int:
             reap()
         reap()
         flush()
+    _remove_spares()
     return 0
 
 

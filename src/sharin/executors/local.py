@@ -32,9 +32,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError
-from ..model._paths import Bounds, UnsafePathError, find_root, real_path, resolve_inside
+from ..model._paths import Bounds, UnsafePathError, find_root, resolve_inside
 
 __all__ = ["LocalExecutor", "prepare_script", "prepare_task_script", "task_script"]
 
@@ -52,6 +54,19 @@ _CLOSE_WAIT = 2.0
 
 #: seconds :meth:`LocalExecutor.cancel` waits after SIGTERM before it sends SIGKILL
 _CANCEL_GRACE = 5.0
+
+
+_msgspec_encode = msgspec.json.Encoder().encode
+
+
+def _encode(request: dict[str, Any]) -> bytes:
+    """A request as one line of JSON: by msgspec (several times faster than json), or by json
+    when a text holds what UTF-8 cannot (an environment value of undecodable bytes, kept as
+    surrogates), which json escapes and the supervisor reads back unchanged."""
+    try:
+        return _msgspec_encode(request)
+    except UnicodeEncodeError:
+        return json.dumps(request).encode()
 
 
 def _proc_start_time(pid: int) -> int | None:
@@ -220,7 +235,7 @@ class _Supervisor:
         request["id"] = self._next
         reply: asyncio.Future[dict[str, Any]] = self.loop.create_future()
         self._replies[self._next] = reply
-        await self.loop.sock_sendall(self.sock, json.dumps(request).encode() + b"\n")
+        await self.loop.sock_sendall(self.sock, _encode(request) + b"\n")
         return await reply
 
     def __del__(self) -> None:
@@ -263,16 +278,23 @@ class _Supervisor:
         _reap_hung_up()
 
 
-def task_script(spec: TaskSpec) -> Path:
+def task_script(spec: TaskSpec, roots: dict[Path, Bounds] | None = None) -> Path:
     """The real path of the task's script, after checking that its name stays inside the task's
-    directory and that no symbolic link leads it out of the project (then nothing is touched)."""
-    root = spec.project_root if spec.project_root.is_absolute() else None
-    bounds = Bounds.of(root or find_root(spec.workdir))
+    directory and that no symbolic link leads it out of the project (then nothing is touched).
+
+    ``roots`` keeps the projects' resolved directories between calls (an executor's run):
+    then only the parts below the project directory are resolved for each task."""
+    root = spec.project_root if spec.project_root.is_absolute() else find_root(spec.workdir)
+    bounds = roots.get(root) if roots is not None else None
+    if bounds is None:
+        bounds = Bounds.of(root)
+        if roots is not None:
+            roots[root] = bounds
     try:
         path = resolve_inside(spec.workdir, spec.script, bounds, what="script", named_ok=False)
     except UnsafePathError as e:
         raise ExecutorError(f"{spec.key}: {e}; the script was not run") from None
-    return Path(real_path(path))
+    return Path(bounds.real(path))
 
 
 def prepare_task_script(spec: TaskSpec) -> None:
@@ -300,14 +322,22 @@ def source_script(workdir: Path, name: str | None) -> str | None:
 def prepare_script(path: Path) -> None:
     """As WHEEL does before a run: CRLF line ends become LF and the script is made executable."""
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise ExecutorError(
             f"script {path} does not exist; create it or fix the task's script"
         ) from None
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while chunk := os.read(fd, max(st.st_size + 1, 1 << 16)):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
     if b"\r\n" in data:
         path.write_bytes(data.replace(b"\r\n", b"\n"))
-    mode = path.stat().st_mode
+    mode = st.st_mode
     if mode & 0o111 != 0o111:
         path.chmod(mode | 0o111)
 
@@ -321,7 +351,10 @@ class LocalExecutor(Executor):
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
         self._sup: _Supervisor | None = None
         self._children: dict[int, tuple[_Supervisor, asyncio.Future[int | None]]] = {}
-        self._log_dirs: set[Path] = set()
+        #: log directories seen, each with the names of the record files it held then
+        self._log_dirs: dict[Path, set[str]] = {}
+        #: resolved project directories (see :func:`task_script`)
+        self._roots: dict[Path, Bounds] = {}
 
     def _supervisor(self) -> _Supervisor:
         loop = asyncio.get_running_loop()
@@ -331,17 +364,30 @@ class LocalExecutor(Executor):
         return sup
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
-        script = task_script(spec)
+        script = task_script(spec, self._roots)
         prepare_script(script)
         sourced = source_script(spec.workdir, spec.source_script)
-        if spec.log_dir not in self._log_dirs:
+        stale = self._log_dirs.get(spec.log_dir)
+        if stale is None:
             spec.log_dir.mkdir(parents=True, exist_ok=True)
-            self._log_dirs.add(spec.log_dir)
-        rc_path = spec.rc_path
-        pid_path = _pid_path(spec)
-        for stale in (rc_path, pid_path):
-            with contextlib.suppress(FileNotFoundError):
-                stale.unlink()
+            # what an earlier engine left there: an attempt's record files are removed before
+            # it starts only when they were there before (those this executor's attempts write
+            # have names no earlier attempt had), which spares two lookups a task
+            with os.scandir(spec.log_dir) as entries:
+                stale = self._log_dirs[spec.log_dir] = {
+                    e.name for e in entries if e.name.endswith((".rc", ".pid"))
+                }
+        # the names as strings: spec.rc_path and the others each build a Path
+        logs = os.fspath(spec.log_dir) + os.sep
+        stem = spec.log_stem
+        rc_name = f"{stem}.{spec.attempt}.rc"
+        rc_path = logs + rc_name
+        pid_path = logs + f"{stem}.{spec.attempt}.pid"
+        for name in (rc_name, f"{stem}.{spec.attempt}.pid"):
+            if name in stale:
+                stale.discard(name)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(logs + name)
         if sourced is None:
             exe = "./" + spec.script  # in cwd, as a shell runs it: $0 is ./SCRIPT
             argv = [exe]
@@ -354,10 +400,10 @@ class LocalExecutor(Executor):
                 "argv": argv,
                 "cwd": str(spec.workdir),
                 "env": dict(spec.env),
-                "out": str(spec.stdout_path),
-                "err": str(spec.stderr_path),
-                "rc": str(rc_path),
-                "pid": str(pid_path),
+                "out": f"{logs}{stem}.out",
+                "err": f"{logs}{stem}.err",
+                "rc": rc_path,
+                "pid": pid_path,
             }
         )
         if "pid" not in reply:
@@ -370,7 +416,7 @@ class LocalExecutor(Executor):
             "local",
             "localhost",
             str(pid),
-            {"start": reply.get("start"), "rc": str(rc_path)},
+            {"start": reply.get("start"), "rc": rc_path},
         )
 
     async def recover(self, spec: TaskSpec) -> JobHandle | None:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import glob as _glob
 import os
 import re
+import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -37,6 +38,7 @@ __all__ = [
     "is_inside",
     "name_problem",
     "real_path",
+    "real_path_below",
     "resolve_inside",
 ]
 
@@ -91,6 +93,35 @@ def real_path(path: Path | str) -> str:
     return os.path.realpath(path)
 
 
+def real_path_below(top: str, top_real: str, path: str) -> str:
+    """:func:`real_path` of ``path``, which lies below the directory ``top`` whose real path
+    ``top_real`` the caller already knows: only the parts below ``top`` are looked at (one
+    ``lstat`` each), as :func:`os.path.realpath` would walk them. Any symbolic link, ``.``,
+    ``..`` or empty part on the way, or a ``path`` not below ``top``, takes the full
+    :func:`real_path` instead, so the answer is the same as :func:`real_path`'s as long as
+    ``top`` still resolves to ``top_real``."""
+    prefix = top.rstrip(os.sep) + os.sep
+    if not path.startswith(prefix) or not top_real.startswith(os.sep):
+        return real_path(path)
+    rest = path[len(prefix) :]
+    real = top_real.rstrip(os.sep)
+    missing = False
+    for part in rest.split(os.sep):
+        if part in ("", ".", ".."):
+            return real_path(path)
+        real = real + os.sep + part
+        if missing:
+            continue
+        try:
+            mode = os.lstat(real).st_mode
+        except OSError:
+            missing = True  # as realpath: what does not exist is kept as it is written
+            continue
+        if stat.S_ISLNK(mode):
+            return real_path(path)
+    return real
+
+
 def is_inside(real: str, top: str) -> bool:
     """True when the real path ``real`` is ``top`` or below it (both already real)."""
     return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
@@ -103,11 +134,21 @@ class Bounds:
 
     root: str
     named: tuple[str, ...] = ()
+    #: the project directory as it was given (not resolved): paths below it are resolved from
+    #: ``root`` on (:func:`real_path_below`), so that its own parts are not walked again
+    given: str = field(default="", compare=False)
 
     @classmethod
     def of(cls, root: Path | str, named: Iterable[Path | str] = ()) -> Bounds:
         extra = {real_path(Path(p).expanduser()) for p in named if str(p)}
-        return cls(real_path(root), tuple(sorted(extra)))
+        return cls(real_path(root), tuple(sorted(extra)), os.fspath(root))
+
+    def real(self, path: Path | str) -> str:
+        """:func:`real_path` of ``path``, through :func:`real_path_below` when it lies in the
+        project as it was given."""
+        if self.given:
+            return real_path_below(self.given, self.root, os.fspath(path))
+        return real_path(path)
 
     def contains(self, real: str, *, named_ok: bool = True) -> bool:
         if is_inside(real, self.root):
@@ -173,10 +214,10 @@ def check_real(
 ) -> str:
     """The real path of ``path`` (see :func:`resolve_inside`); raises when it leaves ``bounds``."""
     if follow:
-        real = real_path(path)
+        real = bounds.real(path)
     else:
         parent = path.parent if path.name else path
-        real = os.path.join(real_path(parent), path.name) if path.name else real_path(parent)
+        real = os.path.join(bounds.real(parent), path.name) if path.name else bounds.real(parent)
     if not bounds.contains(real, named_ok=named_ok):
         raise UnsafePathError(
             f"{what} " + _outside(shown if shown is not None else str(path), real, bounds, named_ok)
