@@ -26,7 +26,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -563,13 +563,13 @@ async def run_ps(
     counts = {"finished": 0, "failed": 0}
     window = asyncio.Semaphore(max(1, run.launch_window))
     running: set[asyncio.Task[bool]] = set()
-    names: list[str] = []
+    inner = sorted(set(node_dirs.values()))  #: the components of an instance, relative to it
     files = run.files
 
     async def one(vector: ParamVector) -> bool:
+        iname = instance_name(c.name, vector)
+        ikey = child_key(pkey, iname)
         try:
-            iname = instance_name(c.name, vector)
-            ikey = child_key(pkey, iname)
             idir = pdir / iname
             iprev = run.before(ikey)
             if iprev is not None and iprev.state == State.FINISHED:
@@ -596,6 +596,8 @@ async def run_ps(
             run.record(c, ikey, State.FINISHED if ok else State.FAILED, persist=False, ended=True)
             return ok
         finally:
+            # journaled: nothing of this instance stays in memory for the rest of the study
+            run.release_keys([ikey, *(f"{ikey}/{rel}" for rel in inner)])
             window.release()
 
     def done(t: asyncio.Task[bool]) -> None:
@@ -615,8 +617,6 @@ async def run_ps(
             if run.halted:
                 window.release()
                 break
-            if c.data.get("deleteLoopInstance"):
-                names.append(instance_name(c.name, vector))
             t = asyncio.ensure_future(one(vector))
             running.add(t)
             t.add_done_callback(done)
@@ -638,14 +638,24 @@ async def run_ps(
     if run.stopping:
         run.record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
-    for name in names:
-        run.mirror.forget(pdir / name)
-        shutil.rmtree(pdir / name, ignore_errors=True)
+    if c.data.get("deleteLoopInstance"):
+        # the names again from the space (lazily): no list of 100,000 names is kept meanwhile
+        await files.call(_delete_instances, run, c, pdir, space)
     msg = f"{counts['finished']} of {space.size} instances finished"
     if counts["failed"] or counts["finished"] < space.size:
         return run.finish(c, key, State.FAILED, persist, 0, None, msg)
     run.record(c, key, State.FINISHED, persist=persist, ended=True, message=msg)
     return State.FINISHED.value
+
+
+def _delete_instances(
+    run: RunContext, c: Component, pdir: Path, space: Iterable[ParamVector]
+) -> None:
+    """``deleteLoopInstance``: remove every instance directory of a study that finished."""
+    for vector in space:
+        idir = pdir / instance_name(c.name, vector)
+        run.mirror.forget(idir)
+        shutil.rmtree(idir, ignore_errors=True)
 
 
 def _template_listing(cdir: Path, excluded: frozenset[str]) -> tuple[list[str], list[str]]:

@@ -488,8 +488,7 @@ class _FileLists:
             return None  # the engine refuses to start: another one runs the project
         pending = RunLayout(root).files_pending
         await asyncio.to_thread(_settle, root)
-        files = await asyncio.to_thread(cleaning.snapshot, root)
-        await asyncio.to_thread(cleaning.write_manifest, pending, files)
+        await asyncio.to_thread(cleaning.write_snapshot, pending, root)
         return cls(root, pending)
 
     def on_event(self, ev: Event) -> None:
@@ -520,8 +519,7 @@ class _FileLists:
         d = RunLayout(self.root).run_dir(self.run)
         have = cleaning.attempt_manifests(d)
         if have and not have[-1][2].exists():
-            files = await asyncio.to_thread(cleaning.snapshot, self.root)
-            await asyncio.to_thread(cleaning.write_manifest, have[-1][2], files)
+            await asyncio.to_thread(cleaning.write_snapshot, have[-1][2], self.root)
 
 
 def _last_activity(j: Journal, run: RunRecord) -> float:

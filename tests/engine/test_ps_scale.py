@@ -1,0 +1,152 @@
+"""Parameter studies with many instances: memory stays flat, WHEEL's bookkeeping stays right,
+and a study killed half-way resumes without running a finished instance again.
+
+The engine keeps nothing per instance once the instance ended (its journal records are the
+record); the lists of the project's files written around a run are written as they are walked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import sharin
+from sharin import Component, Project
+from sharin.engine import Engine, EventBus, JobHandle
+from sharin.executors import ExecutorRegistry
+from sharin.model import cleaning
+
+from ..conftest import Processes
+from ..helpers import journal_tasks, lines, read_json, wait_for, write_json
+
+LOG = 'echo "$SHARIN_TASK" >> "$SHARIN_PROJECT_DIR/ran.log"\n'
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project.create(tmp_path / "demo", git=False)
+
+
+def study(project: Project, n: int, *, script: str = "cat in.txt > out.txt") -> Component:
+    """A study ``ps`` over K = 1..n holding task ``t``, whose ``in.txt`` is rendered and whose
+    ``out.txt`` is gathered into ``out/<K>.txt``."""
+    ps = sharin.add_component(project, "parameterStudy", "ps")
+    t = sharin.add_task(project, "t", LOG + script, parent=ps)
+    (t.directory / "in.txt").write_text("k={{ K }}\n")
+    write_json(
+        ps.directory / "parameterSetting.json",
+        {
+            "version": 2,
+            "targetFiles": [{"targetNode": t.id, "targetName": "in.txt"}],
+            "params": [{"keyword": "K", "min": 1, "max": n, "step": 1}],
+            "gather": [{"srcName": "out.txt", "srcNode": t.id, "dstName": "out/{{ K }}.txt"}],
+        },
+    )
+    return ps
+
+
+def run_engine(project: Project) -> tuple[Engine, sharin.RunResult]:
+    async def go() -> tuple[Engine, sharin.RunResult]:
+        registry = ExecutorRegistry(max_local=2)
+        engine = Engine(sharin.open_project(project.root), registry, events=EventBus())
+        try:
+            return engine, await engine.run()
+        finally:
+            await registry.close()
+
+    return asyncio.run(asyncio.wait_for(go(), 120))
+
+
+def test_the_engine_keeps_nothing_per_instance_once_it_ended(project: Project) -> None:
+    study(project, 30)
+    engine, result = run_engine(project)
+    assert result.state == "finished", result.failed
+    kept = [*engine._ran, *engine._stamped, *engine._prev]
+    assert [k for k in kept if k.startswith("ps_K_")] == []
+    # what the journal and WHEEL's files say is unchanged by it
+    tasks = journal_tasks(project.root, result.run)
+    assert sum(k.startswith("ps_K_") and k.endswith("/t") for k in tasks) == 30
+    assert all(tasks[f"ps_K_{k}/t"].state == "finished" for k in range(1, 31))
+    data = read_json(project.root / "ps" / "cmp.wheel.json")
+    assert (data["numTotal"], data["numFinished"], data["numFailed"]) == (30, 30, 0)
+    assert read_json(project.root / "ps_K_7" / "t" / "cmp.wheel.json")["state"] == "finished"
+    assert sorted(os.listdir(project.root / "ps" / "out")) == sorted(
+        f"{k}.txt" for k in range(1, 31)
+    )
+
+
+def test_delete_loop_instance_removes_every_instance_after_the_study(project: Project) -> None:
+    ps = study(project, 12)
+    sharin.set_property(project, ps, "deleteLoopInstance", True)
+    _, result = run_engine(project)
+    assert result.state == "finished", result.failed
+    assert [n for n in os.listdir(project.root) if n.startswith("ps_K_")] == []
+    assert len(os.listdir(project.root / "ps" / "out")) == 12
+
+
+def test_the_streamed_file_list_is_the_snapshot(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    (root / "a b" / "ü").mkdir(parents=True)
+    (root / "a b" / "ü" / 'q"uote\\.txt').write_text("x")
+    (root / "f.txt").write_text("hello")
+    os.symlink("f.txt", root / "link")
+    (root / ".sharin").mkdir()
+    (root / ".sharin" / "journal.sqlite").write_text("")
+    streamed, whole = tmp_path / "streamed.json", tmp_path / "whole.json"
+    cleaning.write_snapshot(streamed, root)
+    cleaning.write_manifest(whole, cleaning.snapshot(root))
+    got, want = cleaning.read_manifest(streamed), cleaning.read_manifest(whole)
+    assert got is not None and want is not None
+    assert got[1] == want[1] and 'a b/ü/q"uote\\.txt' in got[1] and ".sharin" not in got[1]
+    assert abs(got[0] - want[0]) < 60
+    json.loads(streamed.read_text())  # one JSON document
+    assert [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")] == []
+
+
+@pytest.mark.slow
+def test_a_study_of_hundreds_killed_half_way_resumes_only_what_did_not_finish(
+    project: Project, procs: Processes
+) -> None:
+    n = 300
+    study(project, n)
+    keys = [f"ps_K_{k}/t" for k in range(1, n + 1)]
+    engine = procs.start("run", project.root, "-j", "2")
+    journal = project.root / ".sharin" / "journal.sqlite"
+
+    def half_done() -> bool:
+        if engine.poll() is not None:
+            raise AssertionError(f"the engine ended first: {engine.communicate()}")
+        if not journal.exists():
+            return False
+        tasks = journal_tasks(project.root, 1)
+        return sum(tasks[k].state == "finished" for k in keys if k in tasks) >= n // 3
+
+    wait_for(half_done, "a third of the instances to finish", timeout=120)
+    os.kill(engine.pid, signal.SIGKILL)
+    engine.wait()
+    left = journal_tasks(project.root, 1)
+    for record in left.values():
+        if record.kind == "task" and record.handle is not None:
+            procs.track_group(int(JobHandle.from_json(record.handle).native_id))
+    finished_before = sum(left[k].state == "finished" for k in keys if k in left)
+    assert n // 3 <= finished_before < n
+
+    second = procs.run("run", project.root, "-j", "2")
+    assert "resumed run 1 finished" in second.stdout, second.stdout
+    ran = Counter(lines(project.root / "ran.log"))
+    assert sorted(k for k, c in ran.items() if c > 1) == []
+    assert sorted(ran) == sorted(keys)
+    tasks = journal_tasks(project.root, 1)
+    assert all(tasks[k].state == "finished" and tasks[k].attempt == 1 for k in keys)
+    data = read_json(project.root / "ps" / "cmp.wheel.json")
+    assert (data["numTotal"], data["numFinished"], data["numFailed"]) == (n, n, 0)
+    assert "initialized" not in data
+    gathered = project.root / "ps" / "out"
+    assert sorted(os.listdir(gathered)) == sorted(f"{k}.txt" for k in range(1, n + 1))
+    assert (gathered / "123.txt").read_text() == "k=123\n"
