@@ -150,3 +150,14 @@ def test_a_study_of_hundreds_killed_half_way_resumes_only_what_did_not_finish(
     gathered = project.root / "ps" / "out"
     assert sorted(os.listdir(gathered)) == sorted(f"{k}.txt" for k in range(1, n + 1))
     assert (gathered / "123.txt").read_text() == "k=123\n"
+
+
+def test_an_instance_says_running_in_its_json_from_the_moment_it_is_made(
+    project: Project,
+) -> None:
+    """What WHEEL reads while the instance's task runs: the instance is running (its JSON is
+    written so when it is made, not later by the state mirror)."""
+    study(project, 5, script='grep -q \'"state": "running"\' ../cmp.wheel.json || exit 3')
+    result = sharin.run(project.root, options=sharin.RunOptions(max_local=1, launch_window=1))
+    assert result.state == "finished", result.failed
+    assert read_json(project.root / "ps_K_3" / "cmp.wheel.json")["state"] == "finished"
