@@ -10,8 +10,9 @@ viewer and storage (WHEEL's semantics, with the differences noted in the model's
   the trip when their condition holds. After the last trip its files are copied back into the
   loop's directory, where components after the loop find them. ``keep`` prunes old trips.
 * **parameterStudy** expands ``parameterSetting.json`` lazily and runs its instances in
-  parallel (at most ``launch_window`` at once, so 10,000 instances use flat memory), renders
-  target files with Jinja2 (no HTML escaping), scatters and gathers files.
+  parallel (at most ``launch_window`` at once, and nothing kept per instance once it ended, so
+  100,000 instances use flat memory), renders target files with Jinja2 (no HTML escaping),
+  scatters and gathers files.
 * Every trip and instance is journaled, so a resumed run skips finished ones and never evaluates
   a ``while`` condition again for a trip that ran.
 """
@@ -713,6 +714,12 @@ class _InstanceMaker:
     A file an instance does not have yet is created and written from memory; anything else
     (an instance directory left by an earlier run, a large file, a special file) goes the
     general way, :func:`shutil.copy` and :func:`write_json_atomic`.
+
+    No file is a hard link to the template's, although that would save writing it: a task may
+    write into any file of its directory (its script, an input it appends to), and through a
+    shared inode it would change the template and every other instance; nor does a read-only
+    link help (a task may ``chmod`` it, which changes them all too). Only a copy gives each
+    instance what WHEEL gives it, a directory of its own.
     """
 
     def __init__(
