@@ -601,7 +601,16 @@ async def run_ps(
             run.release_keys([ikey, *(f"{ikey}/{rel}" for rel in inner)])
             window.release()
 
+    loop = asyncio.get_running_loop()
+    counts_due = False
+
+    def write_counts() -> None:
+        nonlocal counts_due
+        counts_due = False
+        run.mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
+
     def done(t: asyncio.Task[bool]) -> None:
+        nonlocal counts_due
         running.discard(t)
         if t.cancelled():
             counts["failed"] += 1
@@ -610,7 +619,9 @@ async def run_ps(
         if exc is not None:
             run.fail_note(f"{key}: {describe_error(exc)}")
         counts["finished" if exc is None and t.result() else "failed"] += 1
-        run.mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
+        if not counts_due:  # once per step of the event loop, however many instances ended
+            counts_due = True
+            loop.call_soon(write_counts)
 
     try:
         for vector in space:
