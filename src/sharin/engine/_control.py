@@ -587,7 +587,7 @@ async def run_ps(
             if ok:
                 try:
                     await files.call(
-                        gather, run.project_root, setting, vector, idir, cdir, node_dirs
+                        gather, run.project_root, setting, vector, idir, cdir, node_dirs, inside
                     )
                 except (SharinError, OSError) as e:
                     run.record(
@@ -899,8 +899,12 @@ def gather(
     idir: Path,
     cdir: Path,
     node_dirs: Mapping[str, str],
+    bounds: Bounds | None = None,
 ) -> None:
-    bounds = Bounds.of(root)
+    """Copy an instance's gathered files into the study's directory ``cdir``; nothing may
+    lead out of ``bounds`` (by default the project ``root``; a study passes it once for all
+    its instances)."""
+    bounds = bounds or Bounds.of(root)
     for rule in resolve_gather(setting, vector):
         src_dir = idir / _node_dir(None, node_dirs, rule.node, "gather", "srcNode")
         for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):
