@@ -161,3 +161,29 @@ def test_an_instance_says_running_in_its_json_from_the_moment_it_is_made(
     result = sharin.run(project.root, options=sharin.RunOptions(max_local=1, launch_window=1))
     assert result.state == "finished", result.failed
     assert read_json(project.root / "ps_K_3" / "cmp.wheel.json")["state"] == "finished"
+
+
+def test_instances_are_made_ahead_of_the_runners_but_never_more_than_the_window(
+    project: Project,
+) -> None:
+    study(project, 40)
+    in_flight: set[str] = set()
+    most = 0
+
+    def on_event(ev: sharin.Event) -> None:
+        nonlocal most
+        if ev.kind != "parameterStudy" or not ev.key.startswith("ps_K_"):
+            return
+        if ev.state == "running":
+            in_flight.add(ev.key)
+            most = max(most, len(in_flight))
+        elif ev.state in ("finished", "failed", "stopped"):
+            in_flight.discard(ev.key)
+
+    result = sharin.run(
+        project.root, on_event=on_event, options=sharin.RunOptions(max_local=1, launch_window=6)
+    )
+    assert result.state == "finished", result.failed
+    # made while the one runner is busy, up to the window, not all 40 at once
+    assert 2 <= most <= 6
+    assert in_flight == set()
