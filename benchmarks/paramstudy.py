@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -48,9 +49,13 @@ from sharin.engine import RunOptions
 first = []
 t0 = time.monotonic()
 
+study_rss = []
+
 def on_event(ev):
     if not first and ev.kind == "task" and ev.state == "running":
         first.append(time.monotonic() - t0)
+    if ev.key == "ps" and ev.state == "finished":  # every instance ended and was gathered
+        study_rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 result = sharin.run(sys.argv[1], options=RunOptions(max_local=int(sys.argv[2])), on_event=on_event)
 wall = time.monotonic() - t0
@@ -59,6 +64,7 @@ kids = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({
     "ok": result.ok, "state": result.state, "counts": result.counts, "wall": wall,
     "first": first[0] if first else None, "rss_mb": ru.ru_maxrss / 1024,
+    "study_rss_mb": study_rss[0] if study_rss else None,
     "cpu": ru.ru_utime + ru.ru_stime, "cpu_user": ru.ru_utime, "cpu_sys": ru.ru_stime,
     "cpu_tasks": kids.ru_utime + kids.ru_stime,
 }))
@@ -183,7 +189,10 @@ def main() -> int:
             return statistics.median(float(r[key]) for r in runs)
 
         def fmed(key: str) -> float:
-            return statistics.median(f[key] for f in floors) if floors else float("nan")
+            return statistics.median(f[key] for f in floors) if floors else math.nan
+
+        def show(x: float, unit: str = " s") -> str:
+            return "–" if math.isnan(x) else f"{x:.2f}{unit}"
 
         cmd = "python benchmarks/paramstudy.py " + " ".join(sys.argv[1:])
         print(
@@ -192,30 +201,34 @@ def main() -> int:
         )
         print()
         wall, floor_wall = med("wall"), fmed("wall")
-        ratio = wall / floor_wall if floors else float("nan")
+        ratio = wall / floor_wall if floors else math.nan
+        cpu_all = med("cpu") + med("cpu_tasks")
         print(
             "| W5: parameter study | sharin (median) | `cp -r` + `xargs` floor | ratio | target |"
         )
         print("|---|---:|---:|---:|---:|")
         print(f"| instances | {args.instances:,} | {args.instances:,} | | |")
         print(
-            f"| wall time of the run | {wall:.2f} s | {floor_wall:.2f} s | {ratio:.2f}× "
+            f"| wall time of the run | {wall:.2f} s | {show(floor_wall)} | {show(ratio, '×')} "
             "| ≤ 15 s and ≤ 2× at 10,000 |"
         )
         print(f"| start to first instance running | {med('first') * 1000:.0f} ms | | | |")
         print(f"| engine peak RSS | {med('rss_mb'):.1f} MB | | | ≤ 150 MB at 100,000 |")
+        print(
+            f"| engine peak RSS until the study ended (before its fingerprint) "
+            f"| {med('study_rss_mb'):.1f} MB | | | |"
+        )
         print(
             f"| engine CPU time (user + system) | {med('cpu'):.2f} s "
             f"({med('cpu_user'):.2f} + {med('cpu_sys'):.2f}) | | | |"
         )
         print(
             f"| CPU time of the task processes (floor: all its processes; system) "
-            f"| {med('cpu_tasks'):.2f} s | {fmed('cpu'):.2f} s ({fmed('cpu_sys'):.2f}) | | |"
+            f"| {med('cpu_tasks'):.2f} s | {show(fmed('cpu'))} ({show(fmed('cpu_sys'))}) | | |"
         )
         print(
-            f"| all CPU time | {med('cpu') + med('cpu_tasks'):.2f} s | {fmed('cpu'):.2f} s "
-            f"| {(med('cpu') + med('cpu_tasks')) / fmed('cpu') if floors else float('nan'):.2f}× "
-            "| |"
+            f"| all CPU time | {cpu_all:.2f} s | {show(fmed('cpu'))} "
+            f"| {show(cpu_all / fmed('cpu'), '×')} | |"
         )
         print(f"| building the project (API, not timed above) | {build_s:.2f} s | | | |")
         print(f"| file creation probe (before the runs) | {probe_us:.0f} µs | | | |")
