@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 
 import sharin
 from sharin import Component, Project
-from sharin.engine import Engine, EventBus, JobHandle
+from sharin.engine import Engine, EventBus, JobHandle, _fingerprint
 from sharin.executors import ExecutorRegistry
 from sharin.model import cleaning
 
@@ -187,3 +188,41 @@ def test_instances_are_made_ahead_of_the_runners_but_never_more_than_the_window(
     # made while the one runner is busy, up to the window, not all 40 at once
     assert 2 <= most <= 6
     assert in_flight == set()
+
+
+@pytest.fixture
+def gathered(tmp_path: Path) -> Path:
+    """A study's directory after 3,000 instances were gathered into it."""
+    ps = tmp_path / "p" / "ps"
+    (ps / "out").mkdir(parents=True)
+    for k in range(3000):
+        (ps / "out" / f"{k}.txt").write_bytes(b"")
+    return ps
+
+
+def test_fingerprinting_a_gathered_directory_does_not_list_it_in_memory(gathered: Path) -> None:
+    """The directory is read entry by entry: what the fingerprint keeps, and little more (a list
+    of the 3,000 entries with their stat results took 2.7 MB more)."""
+    files: dict[str, str] = {}
+    tracemalloc.start()
+    try:
+        _fingerprint._walk(str(gathered), "", _fingerprint.DigestCache(), files, True)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(files) == 3000
+    assert peak - kept < 1_000_000
+
+
+def test_the_file_list_of_a_large_project_is_written_in_little_memory(
+    gathered: Path, tmp_path: Path
+) -> None:
+    tracemalloc.start()
+    try:
+        cleaning.write_snapshot(tmp_path / "files.json", gathered.parent)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    listed = cleaning.read_manifest(tmp_path / "files.json")
+    assert listed is not None and len(listed[1]) == 3002  # ps, ps/out and the 3,000 files
+    assert peak < 500_000

@@ -75,20 +75,28 @@ def _walk(root: Path, top: str = "") -> Iterable[tuple[str, os.stat_result]]:
     while stack:
         rel = stack.pop()
         try:
-            entries = list(os.scandir(root / rel if rel else root))
+            # iterated, not listed: a project of 100,000 instances has as many entries at its top
+            entries = os.scandir(root / rel if rel else root)
         except OSError:
             continue
-        for e in entries:
-            if not rel and e.name in _TOP_SKIP:
-                continue
-            path = f"{rel}/{e.name}" if rel else e.name
-            try:
-                st = e.stat(follow_symlinks=False)
-            except OSError:
-                continue
-            yield path, st
-            if stat.S_ISDIR(st.st_mode):
-                stack.append(path)
+        with entries:
+            while True:
+                try:
+                    e = next(entries)
+                except StopIteration:
+                    break
+                except OSError:
+                    break  # the directory went away while it was read
+                if not rel and e.name in _TOP_SKIP:
+                    continue
+                path = f"{rel}/{e.name}" if rel else e.name
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                yield path, st
+                if stat.S_ISDIR(st.st_mode):
+                    stack.append(path)
 
 
 def snapshot(root: Path) -> dict[str, Entry]:
