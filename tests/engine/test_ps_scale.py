@@ -144,7 +144,9 @@ def test_a_study_of_hundreds_killed_half_way_resumes_only_what_did_not_finish(
     assert sorted(k for k, c in ran.items() if c > 1) == []
     assert sorted(ran) == sorted(keys)
     tasks = journal_tasks(project.root, 1)
-    assert all(tasks[k].state == "finished" and tasks[k].attempt == 1 for k in keys)
+    # finished, each run once (ran.log above); a task whose engine died after journaling the
+    # intent to submit but before starting it counts that attempt (it never ran): attempt 2
+    assert {k: tasks[k].state for k in keys if tasks[k].state != "finished"} == {}
     data = read_json(project.root / "ps" / "cmp.wheel.json")
     assert (data["numTotal"], data["numFinished"], data["numFailed"]) == (n, n, 0)
     assert "initialized" not in data
