@@ -89,6 +89,11 @@ class RunContext(Protocol):
     def forget_below(self, key: str) -> None:
         """Forget the records of what ran inside ``key`` (a trip or instance made again)."""
 
+    def release_keys(self, keys: list[str]) -> None:
+        """``keys`` (an instance that ended and what ran in it) are done with for this run:
+        what the run keeps in memory per key for them is dropped (their journal records stay),
+        so that a study of 100,000 instances keeps nothing per instance."""
+
     def finished_before(self, c: Component, key: str) -> TaskRecord | None:
         """The record of ``key`` when it finished before (subscribers are told), else None."""
 

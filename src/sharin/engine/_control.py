@@ -10,8 +10,9 @@ viewer and storage (WHEEL's semantics, with the differences noted in the model's
   the trip when their condition holds. After the last trip its files are copied back into the
   loop's directory, where components after the loop find them. ``keep`` prunes old trips.
 * **parameterStudy** expands ``parameterSetting.json`` lazily and runs its instances in
-  parallel (at most ``launch_window`` at once, so 10,000 instances use flat memory), renders
-  target files with Jinja2 (no HTML escaping), scatters and gathers files.
+  parallel (at most ``launch_window`` at once, and nothing kept per instance once it ended, so
+  100,000 instances use flat memory), renders target files with Jinja2 (no HTML escaping),
+  scatters and gathers files.
 * Every trip and instance is journaled, so a resumed run skips finished ones and never evaluates
   a ``while`` condition again for a trip that ran.
 """
@@ -26,7 +27,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -593,13 +594,13 @@ async def run_ps(
     counts = {"finished": 0, "failed": 0}
     window = asyncio.Semaphore(max(1, run.launch_window))
     running: set[asyncio.Task[bool]] = set()
-    names: list[str] = []
+    inner = sorted(set(node_dirs.values()))  #: the components of an instance, relative to it
     files = run.files
 
     async def one(vector: ParamVector) -> bool:
+        iname = instance_name(c.name, vector)
+        ikey = child_key(pkey, iname)
         try:
-            iname = instance_name(c.name, vector)
-            ikey = child_key(pkey, iname)
             idir = pdir / iname
             iprev = run.before(ikey)
             if iprev is not None and iprev.state == State.FINISHED:
@@ -616,7 +617,7 @@ async def run_ps(
             if ok:
                 try:
                     await files.call(
-                        gather, run.project_root, setting, vector, idir, cdir, node_dirs
+                        gather, run.project_root, setting, vector, idir, cdir, node_dirs, inside
                     )
                 except (SharinError, OSError) as e:
                     run.record(
@@ -626,9 +627,20 @@ async def run_ps(
             run.record(c, ikey, State.FINISHED if ok else State.FAILED, persist=False, ended=True)
             return ok
         finally:
+            # journaled: nothing of this instance stays in memory for the rest of the study
+            run.release_keys([ikey, *(f"{ikey}/{rel}" for rel in inner)])
             window.release()
 
+    loop = asyncio.get_running_loop()
+    counts_due = False
+
+    def write_counts() -> None:
+        nonlocal counts_due
+        counts_due = False
+        run.mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
+
     def done(t: asyncio.Task[bool]) -> None:
+        nonlocal counts_due
         running.discard(t)
         if t.cancelled():
             counts["failed"] += 1
@@ -637,7 +649,9 @@ async def run_ps(
         if exc is not None:
             run.fail_note(f"{key}: {describe_error(exc)}")
         counts["finished" if exc is None and t.result() else "failed"] += 1
-        run.mirror.set(cdir, {"numFinished": counts["finished"], "numFailed": counts["failed"]})
+        if not counts_due:  # once per step of the event loop, however many instances ended
+            counts_due = True
+            loop.call_soon(write_counts)
 
     try:
         for vector in space:
@@ -645,8 +659,6 @@ async def run_ps(
             if run.halted:
                 window.release()
                 break
-            if c.data.get("deleteLoopInstance"):
-                names.append(instance_name(c.name, vector))
             t = asyncio.ensure_future(one(vector))
             running.add(t)
             t.add_done_callback(done)
@@ -668,14 +680,22 @@ async def run_ps(
     if run.stopping:
         run.record(c, key, State.STOPPED, persist=persist, ended=True)
         return State.STOPPED.value
-    for name in names:
-        run.mirror.forget(pdir / name)
-        await files.call(run.mirror.remove_tree, pdir / name)
+    if c.data.get("deleteLoopInstance"):
+        # the names again from the space (lazily): no list of 100,000 names is kept meanwhile
+        await files.call(_delete_instances, run, c, pdir, space)
     msg = f"{counts['finished']} of {space.size} instances finished"
     if counts["failed"] or counts["finished"] < space.size:
         return run.finish(c, key, State.FAILED, persist, 0, None, msg)
     run.record(c, key, State.FINISHED, persist=persist, ended=True, message=msg)
     return State.FINISHED.value
+
+
+def _delete_instances(
+    run: RunContext, c: Component, pdir: Path, space: Iterable[ParamVector]
+) -> None:
+    """``deleteLoopInstance``: remove every instance directory of a study that finished."""
+    for vector in space:
+        run.mirror.remove_tree(pdir / instance_name(c.name, vector))
 
 
 def _template_listing(cdir: Path, excluded: frozenset[str]) -> tuple[list[str], list[str]]:
@@ -695,6 +715,9 @@ def _template_listing(cdir: Path, excluded: frozenset[str]) -> tuple[list[str], 
 _CACHED_FILE_MAX = 1 << 20
 #: and at most this much of them in all
 _CACHE_MAX = 16 << 20
+
+#: stands for an instance's name in the serialized text of its ``cmp.wheel.json``
+_NAME_MARK = "\x00sharin-instance-name\x00"
 
 #: the temporary name of an instance's ``cmp.wheel.json`` while it is written (a name that
 #: ``_transient`` recognises, as those of ``write_json_atomic``)
@@ -730,6 +753,12 @@ class _InstanceMaker:
     A file an instance does not have yet is created and written from memory; anything else
     (an instance directory left by an earlier run, a large file, a special file) goes the
     general way, :func:`shutil.copy` and :func:`write_json_atomic`.
+
+    No file is a hard link to the template's, although that would save writing it: a task may
+    write into any file of its directory (its script, an input it appends to), and through a
+    shared inode it would change the template and every other instance; nor does a read-only
+    link help (a task may ``chmod`` it, which changes them all too). Only a copy gives each
+    instance what WHEEL gives it, a directory of its own.
     """
 
     def __init__(
@@ -748,9 +777,18 @@ class _InstanceMaker:
         self.node_dirs = node_dirs
         data = dict(c.data)
         data["subComponent"] = True
-        data["state"] = State.NOT_STARTED.value
+        # an instance is made to run at once: its JSON says so from the start, so that the
+        # state mirror has nothing to write when the instance is recorded running (one write
+        # and one freed inode fewer per instance; the components inside start as not-started)
+        data["state"] = State.RUNNING.value
         data.update(fields or {})
         self.mark_data = data
+        # the same text for every instance but its name (WHEEL names each instance's JSON):
+        # serialized once, as write_json_atomic does, the name put in between
+        data = {**data, "name": _NAME_MARK}
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        head, sep, tail = text.partition(json.dumps(_NAME_MARK))
+        self._mark_text = (head, tail) if sep and json.dumps(_NAME_MARK) not in tail else None
         self.targets = [target.path(node_dirs) for target in setting.target_files]
         self.bounds = Bounds.of(find_root(cdir))
         # directories every instance has once its template directories are made
@@ -803,11 +841,10 @@ class _InstanceMaker:
             dst_dir = idir / _node_dir(self.c, self.node_dirs, rule.node, "scatter", "dstNode")
             for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir, bounds=self.bounds):
                 copy_path(src_path, dst_path, merge=True, bounds=self.bounds)
-        mark = {**self.mark_data, "name": idir.name}  # WHEEL names each instance's JSON
-        if fresh and not vector.files and not self.setting.scatter:
-            self._mark(base, mark)  # the instance has no cmp.wheel.json yet
+        if fresh and not vector.files and not self.setting.scatter and self._mark_text:
+            self._mark(base, idir.name, self._mark_text)  # it has no cmp.wheel.json yet
         else:
-            write_json_atomic(idir / COMPONENT_FILE, mark)
+            write_json_atomic(idir / COMPONENT_FILE, {**self.mark_data, "name": idir.name})
 
     def _copy(self, src: str, dst: str, fresh: bool) -> None:
         """``shutil.copy(src, dst)``: content and permission bits."""
@@ -852,13 +889,14 @@ class _InstanceMaker:
             self._texts[src] = (key, text)
         return text
 
-    def _mark(self, base: str, mark: Mapping[str, object]) -> None:
+    def _mark(self, base: str, name: str, text: tuple[str, str]) -> None:
         """The instance's own JSON (see :func:`_mark_instance`), written as
         :func:`write_json_atomic` writes a new file: through a temporary name and a rename."""
         tmp = f"{base}/{_MARK_TMP}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            _write_all(fd, (json.dumps(mark, indent=2, ensure_ascii=False) + "\n").encode())
+            named = json.dumps(name, ensure_ascii=False).join(text)
+            _write_all(fd, named.encode())
             os.fchmod(fd, NEW_FILE_MODE)
         finally:
             os.close(fd)
@@ -889,8 +927,12 @@ def gather(
     idir: Path,
     cdir: Path,
     node_dirs: Mapping[str, str],
+    bounds: Bounds | None = None,
 ) -> None:
-    bounds = Bounds.of(root)
+    """Copy an instance's gathered files into the study's directory ``cdir``; nothing may
+    lead out of ``bounds`` (by default the project ``root``; a study passes it once for all
+    its instances)."""
+    bounds = bounds or Bounds.of(root)
     for rule in resolve_gather(setting, vector):
         src_dir = idir / _node_dir(None, node_dirs, rule.node, "gather", "srcNode")
         for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):

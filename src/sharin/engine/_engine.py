@@ -241,6 +241,12 @@ class Engine:
     def forget_below(self, key: str) -> None:
         self._forget_below(key)
 
+    def release_keys(self, keys: list[str]) -> None:
+        for k in keys:
+            self._prev.pop(k, None)
+            self._ran.discard(k)
+            self._stamped.discard(k)
+
     def finished_before(self, c: Component, key: str) -> TaskRecord | None:
         return self._finished_before(c, key)
 

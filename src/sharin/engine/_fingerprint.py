@@ -140,9 +140,25 @@ def _transient(name: str) -> bool:
 
 def _walk(base: str, pre: str, cache: DigestCache, out: dict[str, str], top: bool) -> None:
     try:
-        entries = list(os.scandir(base))
+        # iterated, not listed: a directory of 100,000 gathered results would otherwise hold
+        # 100,000 entries (with their stat results) in memory at once
+        entries = os.scandir(base)
     except OSError:
         return
+    try:
+        with entries:
+            _walk_entries(entries, pre, cache, out, top)
+    except OSError:
+        return  # the directory went away while it was read, as when it cannot be listed
+
+
+def _walk_entries(
+    entries: Iterable[os.DirEntry[str]],
+    pre: str,
+    cache: DigestCache,
+    out: dict[str, str],
+    top: bool,
+) -> None:
     for e in entries:
         name = e.name
         if name in _SKIPPED_NAMES or _transient(name):

@@ -487,8 +487,7 @@ class _FileLists:
             return None  # the engine refuses to start: another one runs the project
         pending = RunLayout(root).files_pending
         await asyncio.to_thread(_settle, root)
-        files = await asyncio.to_thread(model.cleaning.snapshot, root)
-        await asyncio.to_thread(model.cleaning.write_manifest, pending, files)
+        await asyncio.to_thread(model.cleaning.write_snapshot, pending, root)
         return cls(root, pending)
 
     def on_event(self, ev: Event) -> None:
@@ -519,8 +518,7 @@ class _FileLists:
         d = RunLayout(self.root).run_dir(self.run)
         have = model.cleaning.attempt_manifests(d)
         if have and not have[-1][2].exists():
-            files = await asyncio.to_thread(model.cleaning.snapshot, self.root)
-            await asyncio.to_thread(model.cleaning.write_manifest, have[-1][2], files)
+            await asyncio.to_thread(model.cleaning.write_snapshot, have[-1][2], self.root)
 
 
 def _last_activity(j: Journal, run: RunRecord) -> float:
