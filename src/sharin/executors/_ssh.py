@@ -26,6 +26,7 @@ import socket
 import tarfile
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, TypeVar, cast
 
@@ -36,7 +37,7 @@ from ..model import HostConfig
 from ._staging import copy_matching, files_to_send, select
 from ._transport import CommandResult, FileStat, Input, Transport, check_env
 
-__all__ = ["POOL", "Ask", "SSHPool", "SSHTransport"]
+__all__ = ["POOL", "Ask", "HostCheck", "SSHPool", "SSHTransport", "check_host"]
 
 #: ``ask(prompt, echo)``: the answer to a passphrase, password or one-time-code prompt
 Ask = Callable[[str, bool], str]
@@ -456,8 +457,6 @@ class SSHTransport(Transport):
         timeout: float | None = 120.0,
         idempotent: bool = False,
     ) -> CommandResult:
-        """Run ``command`` on the host; ``idempotent`` (a status query) lets a transient error
-        during it be retried."""
         check_env(env, self.cfg.name)
         script = self._script(command, cwd, env)
         data = stdin.encode() if isinstance(stdin, str) else stdin
@@ -755,3 +754,54 @@ async def _remove_quietly(sftp: asyncssh.SFTPClient, path: str) -> None:
         await asyncio.shield(sftp.remove(path))
     except (asyncssh.Error, OSError, asyncio.CancelledError):
         pass
+
+
+# ------------------------------------------------------------------------------------ host test
+#: the commands whose presence says which scheduler a host has
+SCHEDULER_COMMANDS = ("sbatch", "qsub", "bsub", "pjsub")
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """What ``sharin host test`` found: the round trip of ``true``, and the scheduler commands
+    on the login shell's PATH (command → its path)."""
+
+    host: str
+    where: str
+    round_trip: float
+    connect_time: float
+    commands: dict[str, str]
+
+
+async def check_host(cfg: HostConfig, *, ask: Ask | None = None) -> HostCheck:
+    """Connect (through the pool), run ``true`` and look for the scheduler commands."""
+    loop = asyncio.get_running_loop()
+    transport: Transport
+    if str(cfg.raw.get("transport") or "ssh") == "local":
+        from ._transport import LocalTransport
+
+        transport = LocalTransport()
+    else:
+        transport = SSHTransport(cfg, ask=ask, retry_for=min(10.0, cfg.ready_timeout))
+    started = loop.time()
+    first = await transport.run("true", timeout=cfg.ready_timeout + 30, idempotent=True)
+    connected = loop.time() - started
+    started = loop.time()
+    first = await transport.run("true", timeout=30, idempotent=True)
+    rtt = loop.time() - started
+    if first.returncode != 0:
+        raise TransportError(
+            f"`true` failed there (exit {first.returncode}: {first.stderr.strip()}); check the "
+            "login shell's start-up files",
+            host=cfg.name,
+            transient=False,
+        )
+    probe = "; ".join(f"command -v {c} || true" for c in SCHEDULER_COMMANDS)
+    found = await transport.run(probe, timeout=30, idempotent=True)
+    commands = {}
+    for line in found.stdout.splitlines():
+        path = line.strip()
+        name = posixpath.basename(path)
+        if name in SCHEDULER_COMMANDS:
+            commands[name] = path
+    return HostCheck(cfg.name, transport.where, rtt, connected, commands)

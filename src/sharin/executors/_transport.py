@@ -99,9 +99,12 @@ class Transport(abc.ABC):
         env: Mapping[str, str] | None = None,
         stdin: Input = None,
         timeout: float | None = 120.0,
+        idempotent: bool = False,
     ) -> CommandResult:
         """Run ``command`` with ``/bin/sh -c`` on the host, in ``cwd``, with ``env`` added to
-        the environment and ``stdin`` as its input; a TransportError past ``timeout`` seconds."""
+        the environment and ``stdin`` as its input; a TransportError past ``timeout`` seconds.
+        ``idempotent`` (a status query, a listing) lets a transport that can lose its
+        connection run it again after a transient error."""
 
     @abc.abstractmethod
     def stream(
@@ -236,6 +239,7 @@ class LocalTransport(Transport):
         env: Mapping[str, str] | None = None,
         stdin: Input = None,
         timeout: float | None = 120.0,
+        idempotent: bool = False,
     ) -> CommandResult:
         data = stdin.encode() if isinstance(stdin, str) else stdin
         proc = await self._start(
