@@ -92,8 +92,11 @@ def test_run_with_cwd_env_stdin_exit_code_and_timeout(host: HostConfig, remote: 
         assert (await t.run(f"cd {remote}/none")).returncode != 0
         started = time.monotonic()
         with pytest.raises(TransportError, match=r"sleep did not answer within 0.5 s") as e:
-            await t.run("sleep 30", timeout=0.5)
+            await t.run("sleep 317", timeout=0.5)
         assert e.value.host == "testhost" and time.monotonic() - started < 5
+        await asyncio.sleep(0.3)
+        left = await t.run("ps -eo args | grep '^sleep 31[7]' || true", idempotent=True)
+        assert left.stdout == ""  # the command was ended on the host
         lines = [x async for x in t.stream("echo a; echo b >&2; printf c", cwd=remote)]
         assert lines == ["a", "b", "c"]
 
@@ -318,3 +321,40 @@ def test_an_encrypted_key_asks_for_its_passphrase(host: HostConfig, tmp_path: Pa
     t = SSHTransport(cfg, pool=pool, retry_for=0.5)  # nobody to ask
     with pytest.raises(TransportError, match="cannot use the key|refused the login"):
         run_with(pool, lambda: t.run("echo ok"))
+
+
+def test_ssh_config_gives_hostname_user_and_key(
+    host: HostConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(
+        "Host cluster-alias\n"
+        f"  HostName {host.host}\n"
+        f"  User {host.user}\n"
+        f"  Port {host.port}\n"
+        f"  IdentityFile {host.key_file}\n"
+        f"  UserKnownHostsFile {host.known_hosts}\n"
+    )
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
+    cfg = HostConfig(name="alias", host="cluster-alias")  # nothing but the alias
+    pool = SSHPool()
+    t = SSHTransport(cfg, pool=pool, retry_for=1.0)
+    assert run_with(pool, lambda: t.run("id -un")).stdout.strip() == host.user
+
+
+def test_an_idle_connection_is_renewed_after_renew_interval(host: HostConfig) -> None:
+    cfg = replace(host, renew_interval=0.5 / 60)  # half a second
+    pool = SSHPool()
+    t = SSHTransport(cfg, pool=pool)
+
+    async def go() -> int:
+        await t.run("true")
+        await t.run("true")
+        assert pool.link(cfg).opened == 1
+        await asyncio.sleep(0.7)
+        await t.run("true")
+        return pool.link(cfg).opened
+
+    assert run_with(pool, go) == 2

@@ -465,6 +465,7 @@ class SSHTransport(Transport):
             conn = await link.connection()
             async with link.channels:
                 link.busy += 1
+                proc = None
                 try:
                     proc = await conn.create_process(script, encoding=None)
                     if data:
@@ -477,7 +478,6 @@ class SSHTransport(Transport):
                             proc.send_signal("KILL")
                         except (OSError, asyncssh.Error):
                             pass
-                        proc.close()
                         word = command.split()[0] if command.split() else repr(command)
                         raise TransportError(
                             f"{word} did not answer within {timeout:g} s on {self.where}",
@@ -486,6 +486,7 @@ class SSHTransport(Transport):
                         ) from None
                 finally:
                     link.busy -= 1
+                    await _closed(proc)  # the server counts a session until it is closed
             code = done.exit_status
             return CommandResult(
                 code if code is not None and code >= 0 else -1,
@@ -530,7 +531,7 @@ class SSHTransport(Transport):
                 yield _text(line).rstrip("\r\n")
         finally:
             link.busy -= 1
-            proc.close()
+            await _closed(proc)
             link.channels.release()
 
     # -------------------------------------------------------------- files (SFTP)
@@ -660,6 +661,7 @@ class SSHTransport(Transport):
                         ) from None
                 proc.stdin.write_eof()
                 done = await proc.wait()
+                await _closed(proc)
             if done.exit_status != 0:
                 raise TransportError(
                     f"tar could not unpack into {remote}: {_text(done.stderr).strip()}; check "
@@ -691,6 +693,7 @@ class SSHTransport(Transport):
                     failed = e
                 err = await proc.stderr.read()
                 done = await proc.wait()
+                await _closed(proc)
             if done.exit_status != 0:
                 raise TransportError(
                     f"tar could not pack {remote}: {_text(err).strip()}; check the path and its "
@@ -736,6 +739,17 @@ class SSHTransport(Transport):
 
     async def close(self) -> None:
         """The connection is the pool's: it stays open for other callers."""
+
+
+async def _closed(proc: asyncssh.SSHClientProcess[bytes] | None) -> None:
+    """Close a channel and wait (briefly) until the server has closed it too."""
+    if proc is None:
+        return
+    proc.close()
+    try:
+        await asyncio.wait_for(proc.wait_closed(), 5.0)
+    except (TimeoutError, OSError, asyncssh.Error):
+        pass
 
 
 def _text(data: object) -> str:
