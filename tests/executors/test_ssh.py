@@ -358,3 +358,28 @@ def test_an_idle_connection_is_renewed_after_renew_interval(host: HostConfig) ->
         return pool.link(cfg).opened
 
     assert run_with(pool, go) == 2
+
+
+def test_a_key_held_by_ssh_agent_is_used(
+    host: HostConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        env = {**os.environ, "SSH_AUTH_SOCK": str(sock)}
+        subprocess.run(["ssh-add", "-q", host.key_file or ""], env=env, check=True, timeout=30)
+        home = tmp_path / "home"
+        home.mkdir()
+        monkeypatch.setenv("HOME", str(home))  # no keys of its own
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        cfg = replace(host, key_file=None)
+        pool = SSHPool()
+        t = SSHTransport(cfg, pool=pool, retry_for=1.0)
+        assert run_with(pool, lambda: t.run("echo via-agent")).stdout == "via-agent\n"
+    finally:
+        agent.terminate()
+        agent.wait(timeout=10)
