@@ -355,6 +355,8 @@ def test_an_idle_connection_is_renewed_after_renew_interval(host: HostConfig) ->
         assert pool.link(cfg).opened == 1
         await asyncio.sleep(0.7)
         await t.run("true")
+        await asyncio.sleep(0.2)  # the old connection's end does not unset the new one
+        await t.run("true")
         return pool.link(cfg).opened
 
     assert run_with(pool, go) == 2
@@ -383,3 +385,41 @@ def test_a_key_held_by_ssh_agent_is_used(
     finally:
         agent.terminate()
         agent.wait(timeout=10)
+
+
+def test_a_killed_transfer_leaves_no_file_with_the_final_name(
+    host: HostConfig, remote: str
+) -> None:
+    """The writing process is killed (SIGKILL) half-way through: only a temporary is there."""
+    import signal
+    import sys
+
+    code = (
+        "import asyncio, os, sys\n"
+        "from sharin.model import HostConfig\n"
+        "from sharin.executors._ssh import SSHTransport\n"
+        "h, u, p, k, kh, path = sys.argv[1:]\n"
+        "cfg = HostConfig('t', h, user=u, port=int(p), key_file=k, known_hosts=kh)\n"
+        "asyncio.run(SSHTransport(cfg).write_bytes(path, os.urandom(256 << 20)))\n"
+    )
+    target = f"{remote}/final.dat"
+    args = [host.host, host.user, str(host.port), host.key_file, host.known_hosts, target]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *[str(a) for a in args]],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    pool = SSHPool()
+    t = SSHTransport(host, pool=pool)
+
+    async def parts() -> list[str]:
+        return [n for n in await t.listdir(remote) if n.endswith(".part")]
+
+    try:
+        deadline = time.monotonic() + 30
+        while not run_with(pool, parts):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    assert run_with(pool, lambda: t.stat(target)) is None

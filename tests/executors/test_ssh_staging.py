@@ -114,3 +114,33 @@ def test_local_stream_files_and_atomic_write(tmp_path: Path) -> None:
     assert s is not None and s.is_file and s.size == 3
     assert asyncio.run(t.stat(str(tmp_path / "none"))) is None
     assert asyncio.run(t.listdir(str(tmp_path))) == ["config", "d"]
+
+
+def test_a_local_write_failing_half_way_leaves_the_old_file(tmp_path: Path) -> None:
+    """The write fails half-way (past a file size limit): the final name keeps its old
+    content, never a part of the new one, and the temporary is removed."""
+    import resource
+    import subprocess
+    import sys
+
+    target = tmp_path / "out.dat"
+    target.write_bytes(b"old")
+    code = (
+        "import asyncio, sys\n"
+        "from sharin.executors._transport import LocalTransport\n"
+        "asyncio.run(LocalTransport().write_bytes(sys.argv[1], b'x' * 1_000_000))\n"
+    )
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target)],
+        preexec_fn=limit,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.returncode != 0 and b"File too large" in proc.stderr
+    assert target.read_bytes() == b"old"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.dat.")]

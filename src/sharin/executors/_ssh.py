@@ -147,9 +147,13 @@ class _Client(asyncssh.SSHClient):
 
     def __init__(self, link: _Link) -> None:
         self._link = link
+        self._conn: asyncssh.SSHClientConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHClientConnection) -> None:
+        self._conn = conn
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._link.lost()
+        self._link.lost(self._conn)
 
     def kbdint_auth_requested(self) -> str | None:
         return "" if self._link.ask is not None else None
@@ -194,9 +198,11 @@ class _Link:
         self.failures = 0
         self.next_try = 0.0
 
-    def lost(self) -> None:
-        self.conn = None
-        self.sftp = None
+    def lost(self, conn: asyncssh.SSHClientConnection | None) -> None:
+        """The connection ``conn`` closed (a renewed one's old connection changes nothing)."""
+        if conn is self.conn:
+            self.conn = None
+            self.sftp = None
 
     def drop(self, conn: asyncssh.SSHClientConnection | None) -> None:
         """Forget ``conn`` (a broken connection): the next call opens another."""
