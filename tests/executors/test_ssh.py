@@ -290,6 +290,7 @@ def test_wrong_key_unknown_host_and_unreachable_host_are_clear_errors(
         "is not the one in": replace(host, known_hosts=str(changed)),
         "cannot connect to": replace(host, port=2),
         "cannot read": replace(host, key_file=str(tmp_path / "no-key")),
+        "is not known here": replace(host, host="no-such-host.invalid"),
     }
     for expected, cfg in cases.items():
         pool = SSHPool()
