@@ -424,3 +424,27 @@ def test_a_killed_transfer_leaves_no_file_with_the_final_name(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     assert run_with(pool, lambda: t.stat(target)) is None
+
+
+def test_tree_copies_that_cannot_be_done_are_clear_errors(
+    host: HostConfig, remote: str, tmp_path: Path
+) -> None:
+    from sharin.errors import ExecutorError
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "f").write_text("x")
+    pool = SSHPool()
+    t = SSHTransport(host, pool=pool)
+
+    async def go() -> None:
+        with pytest.raises(TransportError, match="tar could not pack .*none"):
+            await t.get_tree(f"{remote}/none", tmp_path / "a")
+        with pytest.raises(TransportError, match="tar could not unpack into /proc/x"):
+            await t.put_tree(tmp_path / "src", "/proc/x")
+        await t.run(f"mkdir {remote}/t && ln -s /etc/passwd {remote}/t/out")
+        with pytest.raises(ExecutorError, match="link leading out"):
+            await t.get_tree(f"{remote}/t", tmp_path / "b")
+        assert not (tmp_path / "b" / "out").exists()
+        assert (await t.run("echo still")).stdout == "still\n"  # the connection is fine
+
+    run_with(pool, go)

@@ -657,17 +657,24 @@ class SSHTransport(Transport):
             conn = await link.connection()
             async with link.channels:
                 proc = await conn.create_process(script, encoding=None)
-                out = _ToChannel(loop, proc.stdin)
                 try:
-                    await asyncio.to_thread(_write_tar, cast(IO[bytes], out), items, follow=follow)
-                except (OSError, asyncssh.Error) as e:
-                    if isinstance(e, OSError) and e.filename:
-                        raise ExecutorError(
-                            f"{e.filename}: {e.strerror}; it was not sent"
-                        ) from None
-                proc.stdin.write_eof()
-                done = await proc.wait()
-                await _closed(proc)
+                    out = _ToChannel(loop, proc.stdin)
+                    try:
+                        await asyncio.to_thread(
+                            _write_tar, cast(IO[bytes], out), items, follow=follow
+                        )
+                        proc.stdin.write_eof()
+                    except OSError as e:
+                        if e.filename:  # a local file could not be read
+                            raise ExecutorError(
+                                f"{e.filename}: {e.strerror}; it was not sent"
+                            ) from None
+                        # the host's end closed: its tar says why, below
+                    except asyncssh.Error:
+                        pass
+                    done = await asyncio.wait_for(proc.wait(), self.op_timeout)
+                finally:
+                    await _closed(proc)
             if done.exit_status != 0:
                 raise TransportError(
                     f"tar could not unpack into {remote}: {_text(done.stderr).strip()}; check "
@@ -694,13 +701,21 @@ class SSHTransport(Transport):
                 src = _FromChannel(loop, proc.stdout)
                 failed: BaseException | None = None
                 try:
-                    await asyncio.to_thread(_read_tar, cast(IO[bytes], src), local)
-                except (tarfile.TarError, OSError) as e:
-                    failed = e
-                err = await proc.stderr.read()
-                done = await proc.wait()
-                await _closed(proc)
-            if done.exit_status != 0:
+                    try:
+                        await asyncio.to_thread(_read_tar, cast(IO[bytes], src), local)
+                    except (tarfile.TarError, OSError) as e:
+                        failed = e
+                    # after a failure, what the host's tar still sends is not waited for long
+                    limit = self.op_timeout if failed is None else 2.0
+                    try:
+                        done = await asyncio.wait_for(proc.wait(), limit)
+                        err = done.stderr
+                        status = done.exit_status
+                    except TimeoutError:
+                        err, status = b"", 0
+                finally:
+                    await _closed(proc)
+            if status != 0:
                 raise TransportError(
                     f"tar could not pack {remote}: {_text(err).strip()}; check the path and its "
                     "permissions on the host",
