@@ -120,3 +120,10 @@ def test_host_test_of_an_unreachable_host_names_it(cli: Cli) -> None:
     r = cli("host", "test", "gone", code=1)
     assert "host 'gone'" in r.output and "cannot connect" in r.output
     assert "Traceback" not in r.output
+
+
+def test_host_test_of_a_local_transport_host_runs_here(cli: Cli) -> None:
+    cli("host", "add", "login", "--host", "this-node", "--set", "transport=local")
+    out = json.loads(cli("host", "test", "login", "--json").output)
+    assert out["ok"] is True and out["where"] == "this machine"
+    assert set(out["schedulers"]) <= {"sbatch", "qsub", "bsub", "pjsub"}
