@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sharin.errors import TransportError
 from sharin.executors._ssh import SSHPool, SSHTransport
@@ -448,3 +450,35 @@ def test_tree_copies_that_cannot_be_done_are_clear_errors(
         assert (await t.run("echo still")).stdout == "still\n"  # the connection is fine
 
     run_with(pool, go)
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="/\0"),
+    min_size=1,
+    max_size=12,
+).filter(lambda n: n not in (".", "..") and len(n.encode()) <= 200)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(names, min_size=1, max_size=4, unique=True))
+def test_any_file_names_survive_a_round_trip(
+    host: HostConfig, remote: str, tmp_path_factory: pytest.TempPathFactory, files: list[str]
+) -> None:
+    base = tmp_path_factory.mktemp("names")
+    src, back = base / "src", base / "back"
+    src.mkdir()
+    for i, name in enumerate(files):
+        (src / name).write_text(str(i))
+    pool = SSHPool()
+    t = SSHTransport(host, pool=pool)
+    sub = f"{remote}/{base.name}"
+
+    async def go() -> list[str]:
+        await t.put_tree(src, sub)
+        await t.get_tree(sub, back)
+        return await t.listdir(sub)
+
+    assert run_with(pool, go) == sorted(files)
+    assert {p.name: p.read_text() for p in back.iterdir()} == {
+        n: str(i) for i, n in enumerate(files)
+    }
