@@ -482,3 +482,35 @@ def test_any_file_names_survive_a_round_trip(
     assert {p.name: p.read_text() for p in back.iterdir()} == {
         n: str(i) for i, n in enumerate(files)
     }
+
+
+def test_channels_are_capped_by_max_sessions(host: HostConfig) -> None:
+    cfg = replace(host, max_sessions=3)  # two commands at once, one channel kept for SFTP
+    pool = SSHPool()
+    t = SSHTransport(cfg, pool=pool)
+
+    async def go() -> float:
+        await t.run("true")
+        started = time.monotonic()
+        await asyncio.gather(*[t.run("sleep 0.3") for _ in range(6)])
+        return time.monotonic() - started
+
+    assert run_with(pool, go) >= 0.85  # three rounds of two
+
+
+def test_leaving_a_stream_ends_the_command(host: HostConfig) -> None:
+    pool = SSHPool()
+    t = SSHTransport(host, pool=pool)
+
+    async def go() -> tuple[list[str], str]:
+        got = []
+        async for line in t.stream("i=0; while :; do echo tick$i; i=$((i+1)); sleep 0.05; done"):
+            got.append(line)
+            if len(got) == 3:
+                break
+        await asyncio.sleep(0.5)
+        left = await t.run("ps -eo args | grep '[t]ick' || true")
+        return got, left.stdout
+
+    got, left = run_with(pool, go)
+    assert got == ["tick0", "tick1", "tick2"] and left == ""
