@@ -123,6 +123,9 @@ def test_config_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert config_dir() == tmp_path / "w"
     monkeypatch.delenv("WHEEL_CONFIG_DIR")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    assert config_dir() == tmp_path / "home" / ".config" / "sharin"
+    (tmp_path / "home" / ".wheel").mkdir(parents=True)  # a WHEEL user's directory is used
     assert config_dir() == tmp_path / "home" / ".wheel"
 
 

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
         TaskRecord,
     )
     from ..executors import SchedulerDefinition
+    from ..executors._ssh import HostCheck
     from ..model import HostConfig
 
 __all__ = [
@@ -57,7 +58,9 @@ __all__ = [
     "ProjectStatus",
     "Removal",
     "add_component",
+    "add_host",
     "add_task",
+    "check_host",
     "clean",
     "connect",
     "connect_files",
@@ -67,12 +70,15 @@ __all__ = [
     "editing",
     "engine_pid",
     "export_project",
+    "host_entries",
+    "host_entry",
     "import_project",
     "log_paths",
     "new_project",
     "open_project",
     "plan",
     "remove_component",
+    "remove_host",
     "removal_preview",
     "revert",
     "run",
@@ -1050,3 +1056,92 @@ def clean(
         plan.unknown,
         plan.unreadable,
     )
+
+
+# ---------------------------------------------------------------------- remote hosts
+@dataclass(frozen=True)
+class HostEntry:
+    """A host of remotehost.json and the file it is in."""
+
+    config: HostConfig
+    file: Path
+
+
+def host_entries() -> list[HostEntry]:
+    """Every host sharin knows, in the order of the files read (a label in an earlier file
+    hides the same label in a later one)."""
+    from ..model._hosts import config_dirs, load_hosts
+
+    seen: set[str] = set()
+    out: list[HostEntry] = []
+    for d in config_dirs():
+        for name, h in load_hosts(d).items():
+            if name not in seen:
+                seen.add(name)
+                out.append(HostEntry(h, d / "remotehost.json"))
+    return out
+
+
+def host_entry(name: str) -> HostEntry:
+    """The host labelled ``name`` and its file; a ProjectError listing the known ones."""
+    for e in host_entries():
+        if e.config.name == name:
+            return e
+    known = ", ".join(e.config.name for e in host_entries()) or "none"
+    raise ProjectError(
+        f"no host {name!r} in remotehost.json (known: {known}); add it with `sharin host add`"
+    )
+
+
+def add_host(entry: Mapping[str, Any]) -> HostConfig:
+    """Add a host (a remotehost.json entry: name, host, user, port, path, keyFile,
+    jobScheduler ...) to the file sharin writes; the label must be new."""
+    from ..model._hosts import hosts_file
+    from ..model._jsonio import read_json, write_json_atomic
+
+    data = dict(entry)
+    import uuid
+
+    data.setdefault("id", uuid.uuid4().hex)
+    cfg = HostConfig.from_json(data)  # a ProjectError names every wrong field
+    if any(e.config.name == cfg.name for e in host_entries()):
+        raise ProjectError(
+            f"a host named {cfg.name!r} exists already ({host_entry(cfg.name).file}); "
+            "choose another name or remove it first with `sharin host remove`"
+        )
+    path = hosts_file()
+    entries = read_json(path) if path.is_file() else []
+    if not isinstance(entries, list):
+        raise ProjectError("must hold a JSON array of host objects", path=path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, [*entries, data])
+    return cfg
+
+
+def remove_host(name: str) -> Path:
+    """Remove a host from the remotehost.json that defines it; returns that file."""
+    from ..model._jsonio import read_json, write_json_atomic
+
+    found = host_entry(name)
+    entries = read_json(found.file)
+    kept = [e for e in entries if not (isinstance(e, dict) and e.get("name") == name)]
+    write_json_atomic(found.file, kept)
+    return found.file
+
+
+def check_host(name: str, *, ask: Callable[[str, bool], str] | None = None) -> HostCheck:
+    """Connect to a host, run ``true`` and look for sbatch, qsub, bsub and pjsub; returns a
+    :class:`~sharin.executors._ssh.HostCheck` (round trip, commands found)."""
+    import asyncio
+
+    from ..executors import _ssh
+
+    cfg = host_entry(name).config
+
+    async def go() -> HostCheck:
+        try:
+            return await _ssh.check_host(cfg, ask=ask)
+        finally:
+            await _ssh.POOL.close()
+
+    return asyncio.run(go())

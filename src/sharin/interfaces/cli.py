@@ -1103,6 +1103,168 @@ def runs_cmd(project: Path, as_json: bool) -> None:
     console.print(table)
 
 
+# ---------------------------------------------------------------------- remote hosts
+@cli.group("host")
+def host_group() -> None:
+    """Remote hosts (remotehost.json, the file WHEEL uses): add, list, show, test, remove."""
+
+
+def _host_json(cfg: Any, file: Path) -> dict[str, Any]:
+    return {**cfg.raw, "name": cfg.name, "file": str(file)}
+
+
+@host_group.command("add")
+@click.argument("name")
+@click.option(
+    "--host", "hostname", required=True, help="Host name, address or ~/.ssh/config alias."
+)
+@click.option("--user", default=None, help="User name on the host (default: ~/.ssh/config's).")
+@click.option("--port", type=int, default=None, help="SSH port (default 22).")
+@click.option("--path", "work_path", default=None, help="Working directory on the host.")
+@click.option("--key-file", default=None, help="Private key (default: ssh-agent, ~/.ssh).")
+@click.option("--job-scheduler", default=None, help="A scheduler of jobScheduler.json.")
+@click.option("--queue", "queues", multiple=True, help="A queue tasks may use (repeat).")
+@click.option(
+    "--set",
+    "extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any other remotehost.json field (numJob=3, renewInterval=10 ...); VALUE is JSON or text.",
+)
+def host_add(
+    name: str,
+    hostname: str,
+    user: str | None,
+    port: int | None,
+    work_path: str | None,
+    key_file: str | None,
+    job_scheduler: str | None,
+    queues: tuple[str, ...],
+    extra: tuple[str, ...],
+) -> None:
+    """Add the host NAME (the label tasks give as their host)."""
+    from . import api
+
+    entry: dict[str, Any] = {"name": name, "host": hostname}
+    given = {
+        "user": user,
+        "port": port,
+        "path": work_path,
+        "keyFile": key_file,
+        "jobScheduler": job_scheduler,
+        "queue": list(queues) or None,
+    }
+    entry.update({k: v for k, v in given.items() if v is not None})
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        entry[key] = _parse_value(value)
+    from ..model._hosts import hosts_file
+
+    cfg = api.add_host(entry)
+    console.print(escape(f"added host {cfg.name} ({hostname}) to {hosts_file()}"))
+
+
+@host_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the hosts as JSON.")
+def host_list(as_json: bool) -> None:
+    """List the hosts and the file each one is in."""
+    from . import api
+
+    entries = api.host_entries()
+    if as_json:
+        click.echo(json.dumps([_host_json(e.config, e.file) for e in entries], indent=2))
+        return
+    if not entries:
+        console.print("no remote hosts; add one with `sharin host add NAME --host HOST`")
+        return
+    from rich.table import Table
+
+    table = Table()
+    for col in ("name", "host", "user", "port", "scheduler", "file"):
+        table.add_column(col)
+    for e in entries:
+        c = e.config
+        table.add_row(
+            escape(c.name),
+            escape(c.host),
+            escape(c.user or ""),
+            str(c.port),
+            escape(c.job_scheduler or ""),
+            escape(str(e.file)),
+        )
+    console.print(table)
+
+
+@host_group.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the entry as JSON.")
+def host_show(name: str, as_json: bool) -> None:
+    """Show the host NAME's remotehost.json entry."""
+    from . import api
+
+    found = api.host_entry(name)
+    data = _host_json(found.config, found.file)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        console.print(escape(f"{key}: {value if isinstance(value, str) else json.dumps(value)}"))
+
+
+def _ask(prompt: str, echo: bool) -> str:
+    """A passphrase, password or one-time code, typed at the terminal (never stored)."""
+    answer: str = click.prompt(prompt.rstrip().rstrip(":"), hide_input=not echo, err=True)
+    return answer
+
+
+@host_group.command("test")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def host_test(name: str, as_json: bool) -> None:
+    """Connect to the host NAME, run `true`, and look for sbatch, qsub, bsub and pjsub."""
+    from . import api
+
+    ask = _ask if sys.stdin.isatty() else None
+    result = api.check_host(name, ask=ask)
+    if as_json:
+        out = {
+            "name": result.host,
+            "where": result.where,
+            "ok": True,
+            "connect_seconds": round(result.connect_time, 4),
+            "round_trip_seconds": round(result.round_trip, 4),
+            "schedulers": result.commands,
+        }
+        click.echo(json.dumps(out, indent=2))
+        return
+    found = ", ".join(f"{k} ({v})" for k, v in result.commands.items()) or "none"
+    console.print(
+        escape(
+            f"{result.host}: connected to {result.where} in {result.connect_time:.2f} s; "
+            f"round trip {result.round_trip * 1000:.1f} ms; scheduler commands: {found}"
+        )
+    )
+
+
+@host_group.command("remove")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def host_remove(name: str, yes: bool) -> None:
+    """Remove the host NAME from its remotehost.json."""
+    from . import api
+
+    found = api.host_entry(name)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"removing host {name!r} needs --yes without a terminal")
+        if not click.confirm(f"remove host {name} from {found.file}?"):
+            return
+    file = api.remove_host(name)
+    console.print(escape(f"removed host {name} from {file}"))
+
+
 def main() -> None:
     os.environ.setdefault(
         "COLUMNS", os.environ.get("COLUMNS", "120")

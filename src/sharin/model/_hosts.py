@@ -10,7 +10,15 @@ from typing import Any
 from ..errors import Problem, ProjectError
 from ._jsonio import json_kind, read_json, read_json_object, show_json
 
-__all__ = ["HostConfig", "LOCALHOST", "config_dir", "load_hosts", "local_job_limit"]
+__all__ = [
+    "HostConfig",
+    "LOCALHOST",
+    "config_dir",
+    "config_dirs",
+    "hosts_file",
+    "load_hosts",
+    "local_job_limit",
+]
 
 LOCALHOST = "localhost"
 
@@ -29,6 +37,16 @@ class HostConfig:
     num_job: int = 5
     queues: tuple[str, ...] = ()
     status_check_interval: float = 10.0
+    #: minutes after which an idle connection is opened anew (0: kept as long as it works)
+    renew_interval: float = 0.0
+    #: seconds to wait for the connection and its handshake (WHEEL's readyTimeout, in ms)
+    ready_timeout: float = 20.0
+    #: seconds between keep-alive messages on an idle connection (0: none)
+    keepalive_interval: float = 30.0
+    #: channels open at once over the connection (OpenSSH's MaxSessions)
+    max_sessions: int = 10
+    #: a known_hosts file to check the host's key against (default: OpenSSH's)
+    known_hosts: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @classmethod
@@ -100,6 +118,11 @@ def _host_config(h: Any, raw: dict[str, Any]) -> HostConfig:
         status_check_interval=float(h.statusCheckInterval)
         if given(h.statusCheckInterval)
         else 10.0,
+        renew_interval=float(h.renewInterval) if given(h.renewInterval) else 0.0,
+        ready_timeout=h.readyTimeout / 1000 if given(h.readyTimeout) and h.readyTimeout else 20.0,
+        keepalive_interval=h.keepaliveInterval / 1000 if given(h.keepaliveInterval) else 30.0,
+        max_sessions=h.maxSessions if given(h.maxSessions) else 10,
+        known_hosts=h.knownHostsFile or None,
         raw=raw,
     )
 
@@ -112,19 +135,45 @@ def problem_list(problems: list[Problem], file: str) -> str:
     return f"{len(problems)} problems in {file}:\n{lines}"
 
 
+def _user_config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(base).expanduser() if base else Path.home() / ".config") / "sharin"
+
+
+def wheel_dir() -> Path:
+    """WHEEL's own configuration directory, ``~/.wheel``."""
+    return Path.home() / ".wheel"
+
+
 def config_dir() -> Path:
-    """Where sharin looks for ``remotehost.json``: $SHARIN_CONFIG_DIR, $WHEEL_CONFIG_DIR, then ~/.wheel."""
+    """Where sharin writes its configuration (``remotehost.json``): $SHARIN_CONFIG_DIR,
+    $WHEEL_CONFIG_DIR, else the user's configuration directory ($XDG_CONFIG_HOME/sharin,
+    ``~/.config/sharin``) when it exists or ``~/.wheel`` does not, else ``~/.wheel``."""
     for var in ("SHARIN_CONFIG_DIR", "WHEEL_CONFIG_DIR"):
         value = os.environ.get(var)
         if value:
             return Path(value).expanduser()
-    return Path.home() / ".wheel"
+    own = _user_config_dir()
+    if own.is_dir() or not wheel_dir().is_dir():
+        return own
+    return wheel_dir()
 
 
-def load_hosts(directory: Path | None = None) -> dict[str, HostConfig]:
-    """Host label → definition. A missing file means no remote hosts; a bad one is an error
-    listing every wrong field."""
-    path = (directory or config_dir()) / "remotehost.json"
+def config_dirs() -> list[Path]:
+    """Where configuration is read, first first: the directory a variable names, or else the
+    user's configuration directory and then ``~/.wheel`` (a WHEEL user's files work unchanged)."""
+    first = config_dir()
+    if any(os.environ.get(v) for v in ("SHARIN_CONFIG_DIR", "WHEEL_CONFIG_DIR")):
+        return [first]
+    return list(dict.fromkeys([first, _user_config_dir(), wheel_dir()]))
+
+
+def hosts_file() -> Path:
+    """The ``remotehost.json`` that ``sharin host add/remove`` change."""
+    return config_dir() / "remotehost.json"
+
+
+def _load_file(path: Path) -> dict[str, HostConfig]:
     if not path.is_file():
         return {}
     entries = read_json(path)
@@ -135,6 +184,17 @@ def load_hosts(directory: Path | None = None) -> dict[str, HostConfig]:
             path=path,
         )
     return _hosts_from(entries, str(path))
+
+
+def load_hosts(directory: Path | None = None) -> dict[str, HostConfig]:
+    """Host label → definition, from ``remotehost.json`` in ``directory`` or else in every
+    directory of :func:`config_dirs` (a label found in an earlier one wins). A missing file means
+    no remote hosts; a bad one is an error listing every wrong field."""
+    hosts: dict[str, HostConfig] = {}
+    for d in [directory] if directory is not None else config_dirs():
+        for name, h in _load_file(d / "remotehost.json").items():
+            hosts.setdefault(name, h)
+    return hosts
 
 
 def local_job_limit(directory: Path | None = None) -> int | None:
@@ -148,8 +208,9 @@ def local_job_limit(directory: Path | None = None) -> int | None:
                 "set it to the number of local tasks to run at once, or unset it"
             )
         return int(env)
-    path = (directory or config_dir()) / "server.json"
-    if not path.is_file():
+    found = [d / "server.json" for d in ([directory] if directory else config_dirs())]
+    path = next((f for f in found if f.is_file()), None)
+    if path is None:
         return None
     data = read_json_object(path)
     from . import _schema

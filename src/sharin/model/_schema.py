@@ -281,6 +281,11 @@ class HostEntry(msgspec.Struct):
     useStepjob: Flag = None
     useBulkjob: Flag = None
     transport: Text = None  #: sharin's: "ssh" (the default) or "local"
+    renewInterval: Annotated[int, _M(ge=0)] | Annotated[float, _M(ge=0)] | Literal[""] | None = None
+    readyTimeout: Annotated[int, _M(ge=0)] | Literal[""] | None = None  #: milliseconds
+    keepaliveInterval: Annotated[int, _M(ge=0)] | Literal[""] | None = None  #: milliseconds
+    maxSessions: Annotated[int, _M(ge=1)] | Literal[""] | None = None  #: sharin's
+    knownHostsFile: Text = None  #: sharin's: a known_hosts file instead of ~/.ssh/known_hosts
 
 
 # ------------------------------------------------------------------------------ jobScheduler.json
