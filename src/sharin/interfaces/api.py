@@ -1103,7 +1103,7 @@ def add_host(entry: Mapping[str, Any]) -> HostConfig:
     import uuid
 
     data.setdefault("id", uuid.uuid4().hex)
-    cfg = HostConfig.from_json(data)  # a ProjectError names every wrong field
+    cfg = model.HostConfig.from_json(data)  # a ProjectError names every wrong field
     if any(e.config.name == cfg.name for e in host_entries()):
         raise ProjectError(
             f"a host named {cfg.name!r} exists already ({host_entry(cfg.name).file}); "
