@@ -380,7 +380,7 @@ def test_a_task_on_an_ssh_host_is_refused_with_a_clear_message(
     sharin.add_task(project, "t", "true", host="cluster")
     [problem] = sharin.validate(project)
     assert (problem.file, problem.field) == ("t/cmp.wheel.json", "host")
-    assert "SSH is not available" in problem.message and "transport" in problem.message
+    assert "runs as a batch job" in problem.message and "useJobScheduler" in problem.message
     with pytest.raises(sharin.errors.ValidationError):
         sharin.run(project)
     # an engine given the project anyway fails the task with the same message
@@ -388,4 +388,4 @@ def test_a_task_on_an_ssh_host_is_refused_with_a_clear_message(
         Engine(sharin.open_project(project.root), ExecutorRegistry(load_hosts())).run()
     )
     assert result.state == "failed"
-    assert "SSH is not available" in result.failed[0]
+    assert "runs as a batch job" in result.failed[0]

@@ -232,6 +232,8 @@ def test_registry_chooses_executors() -> None:
         reg.executor_for("localhost", True)
     with pytest.raises(ExecutorError, match=r"unknown host 'x' \(known: cluster, localhost\)"):
         reg.executor_for("x", False)
-    with pytest.raises(ExecutorError, match="not available in this version"):
-        reg.executor_for("cluster", False)
+    with pytest.raises(ExecutorError, match="runs as a batch job"):
+        reg.executor_for("cluster", False)  # no executor of plain tasks over SSH yet
+    with pytest.raises(ExecutorError, match="has no path in remotehost.json"):
+        reg.executor_for("cluster", True)
     run(reg.close())

@@ -84,6 +84,7 @@ class ExecutorRegistry:
         self._max_local = max_local
         self._local_executor: LocalExecutor | None = None
         self._remote: dict[tuple[str, bool], Executor] = {}
+        self._ssh_used = False  #: an SSH transport was made: close the pool's connections
 
     @property
     def _local(self) -> LocalExecutor:
@@ -127,15 +128,28 @@ class ExecutorRegistry:
 
             return LocalTransport()
         if kind == "ssh":
-            raise ExecutorError(
-                f"host {cfg.name!r}: SSH is not available in this version of sharin; run sharin "
-                'on the host itself and set "transport": "local" in its remotehost.json entry'
-            )
+            from ._ssh import SSHTransport
+
+            self._ssh_used = True
+            return SSHTransport(cfg)  # the process's one pooled connection to the host
         raise ExecutorError(
             f"host {cfg.name!r}: unknown transport {kind!r} in remotehost.json; use ssh or local"
         )
 
     def _make(self, cfg: HostConfig, use_job_scheduler: bool) -> Executor:
+        if str(cfg.raw.get("transport") or "ssh") == "ssh":
+            if not use_job_scheduler:
+                raise ExecutorError(
+                    f"host {cfg.name!r}: a task on an SSH host runs as a batch job in this "
+                    "version of sharin; set the task's useJobScheduler to true (with a "
+                    "jobScheduler in remotehost.json), or run sharin on the host itself and set "
+                    '"transport": "local" in its remotehost.json entry'
+                )
+            if not cfg.path:
+                raise ExecutorError(
+                    f"host {cfg.name!r} has no path in remotehost.json; set it to the directory "
+                    "on the host where its jobs are to run (sharin copies each task there)"
+                )
         transport = self._transport(cfg)
         if not use_job_scheduler:
             # a host reached without SSH is this machine: its tasks are local processes
@@ -162,3 +176,7 @@ class ExecutorRegistry:
                 await ex.close()
         if self._local_executor is not None:
             await self._local_executor.close()
+        if self._ssh_used:
+            from ._ssh import POOL
+
+            await POOL.close()  # this loop's connections; another loop's stay with it

@@ -1,0 +1,72 @@
+"""A task submitted as a Slurm job on a host reached over SSH: staged to the host's ``path``,
+submitted with ``sbatch`` in an SSH session, watched with one status query per poll, its output
+files and logs brought back — against the real sshd and Slurm of ``scripts/services``."""
+
+from __future__ import annotations
+
+import json
+import pwd
+from pathlib import Path
+
+import pytest
+
+import sharin
+from sharin.model import Project
+
+from ..services.available import service_env
+
+pytestmark = [pytest.mark.sshd, pytest.mark.slurm]
+
+
+def _host(config_dir: Path, **extra: object) -> None:
+    env = service_env()
+    entry = {
+        "name": "ci-ssh",
+        "host": env["TEST_SSH_HOST"],
+        "port": int(env["TEST_SSH_PORT"]),
+        "username": env["TEST_SSH_USER"],
+        "keyFile": env["TEST_SSH_KEY"],
+        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
+        # the test host shares this machine's file system: its user's home is a local path
+        "path": f"{pwd.getpwnam(env['TEST_SSH_USER']).pw_dir}/sharin-jobs",
+        "jobScheduler": "SLURM",
+        "statusCheckInterval": 1,
+        **extra,
+    }
+    (config_dir / "remotehost.json").write_text(json.dumps([entry]))
+
+
+def test_a_task_runs_as_a_slurm_job_over_ssh_and_its_outputs_come_back(
+    project: Project, config_dir: Path
+) -> None:
+    _host(config_dir)
+    sharin.add_task(
+        project,
+        "make",
+        'echo "$(hostname -s) $SLURM_JOB_ID" > made.txt; echo to-log; exit 0',
+        host="ci-ssh",
+    )
+    sharin.set_property(project.root, "make", "useJobScheduler", True)
+    sharin.set_property(project.root, "make", "outputFiles", [{"name": "made.txt", "dst": []}])
+    assert sharin.validate(sharin.open_project(project.root)) == []
+
+    result = sharin.run(project.root)
+
+    assert result.state == "finished", result.failed
+    made = (project.root / "make" / "made.txt").read_text().split()
+    assert len(made) == 2 and made[1].isdigit(), made  # written by the job, on Slurm's node
+    # the job's standard output came back too
+    logs = [f for f in project.root.rglob("*") if f.is_file() and b"to-log" in f.read_bytes()]
+    assert [f for f in logs if f.name != "run.sh" and f.suffix != ".sh"], sorted(
+        str(f.relative_to(project.root)) for f in project.root.rglob("*") if f.is_file()
+    )
+
+
+def test_a_task_on_an_ssh_host_without_a_job_scheduler_is_refused_clearly(
+    project: Project, config_dir: Path
+) -> None:
+    _host(config_dir)
+    sharin.add_task(project, "t", "true", host="ci-ssh")
+    [problem] = sharin.validate(project)
+    assert (problem.file, problem.field) == ("t/cmp.wheel.json", "host")
+    assert "useJobScheduler" in problem.message and "ci-ssh" in problem.message
