@@ -122,7 +122,7 @@ class ExecutorRegistry:
         return ex
 
     def _transport(self, cfg: HostConfig) -> Transport:
-        kind = str(cfg.raw.get("transport") or "ssh")
+        kind = cfg.transport
         if kind == "local":
             from ._transport import LocalTransport
 
@@ -137,7 +137,7 @@ class ExecutorRegistry:
         )
 
     def _make(self, cfg: HostConfig, use_job_scheduler: bool) -> Executor:
-        if str(cfg.raw.get("transport") or "ssh") == "ssh":
+        if cfg.transport == "ssh":
             if not use_job_scheduler:
                 raise ExecutorError(
                     f"host {cfg.name!r}: a task on an SSH host runs as a batch job in this "

@@ -812,7 +812,7 @@ async def check_host(cfg: HostConfig, *, ask: Ask | None = None) -> HostCheck:
     """Connect (through the pool), run ``true`` and look for the scheduler commands."""
     loop = asyncio.get_running_loop()
     transport: Transport
-    if str(cfg.raw.get("transport") or "ssh") == "local":
+    if cfg.transport == "local":
         from ._transport import LocalTransport
 
         transport = LocalTransport()

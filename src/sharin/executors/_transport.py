@@ -19,13 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TransportError
-from ._staging import SYSTEM_FILES, copy_matching, copy_tree, glob_match
+from ._staging import copy_matching, copy_tree
 
 __all__ = ["CommandResult", "FileStat", "LocalTransport", "Transport", "check_env"]
-
-# the names earlier versions had here
-_copy_tree, _copy_matching, _glob = copy_tree, copy_matching, glob_match
-__all__ += ["SYSTEM_FILES"]
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,12 @@ class HostConfig:
     known_hosts: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
+    @property
+    def transport(self) -> str:
+        """How the host is reached: sharin's ``transport`` field of its entry, SSH unless it
+        says ``local`` (sharin runs on the host itself)."""
+        return str(self.raw.get("transport") or "ssh")
+
     @classmethod
     def from_json(cls, entry: dict[str, Any]) -> HostConfig:
         """A host from its remotehost.json entry; a ProjectError names every wrong field."""
