@@ -25,6 +25,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .engine import Event, RunOptions, RunResult
+    from .interfaces._runs import RunHandle
     from .interfaces.api import (
         ProjectStatus,
         add_component,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
         export_project,
         import_project,
         job_states,
+        job_states_async,
         log_paths,
         new_project,
         open_project,
@@ -49,8 +51,10 @@ if TYPE_CHECKING:
         runs,
         save,
         set_property,
+        start_run,
         status,
         stop,
+        stop_async,
         validate,
         viewer_images,
     )
@@ -62,6 +66,7 @@ __version__ = "0.1.0"
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("Event", "RunOptions", "RunResult"), "engine"),
     **dict.fromkeys(("Component", "Project", "State"), "model"),
+    "RunHandle": "interfaces._runs",
     **dict.fromkeys(
         (
             "ProjectStatus",
@@ -76,6 +81,7 @@ _LAZY: dict[str, str] = {
             "export_project",
             "import_project",
             "job_states",
+            "job_states_async",
             "log_paths",
             "new_project",
             "open_project",
@@ -87,8 +93,10 @@ _LAZY: dict[str, str] = {
             "runs",
             "save",
             "set_property",
+            "start_run",
             "status",
             "stop",
+            "stop_async",
             "validate",
             "viewer_images",
         ),
@@ -107,6 +115,7 @@ __all__ = [
     "ProjectError",
     "ProjectStatus",
     "RunError",
+    "RunHandle",
     "RunOptions",
     "RunResult",
     "SharinError",
@@ -124,6 +133,7 @@ __all__ = [
     "export_project",
     "import_project",
     "job_states",
+    "job_states_async",
     "log_paths",
     "new_project",
     "open_project",
@@ -135,8 +145,10 @@ __all__ = [
     "runs",
     "save",
     "set_property",
+    "start_run",
     "status",
     "stop",
+    "stop_async",
     "validate",
     "viewer_images",
 ]

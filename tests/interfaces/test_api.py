@@ -149,7 +149,8 @@ def test_a_custom_executor_gets_the_protocol_calls(project: Project) -> None:
     result = sharin.run(project, executors=provider)
 
     assert result.ok  # the scripts would fail, but the recorder runs nothing
-    assert provider.closed and provider.asked == [("localhost", False), ("localhost", False)]
+    assert not provider.closed  # the caller's provider: the caller closes it
+    assert provider.asked == [("localhost", False), ("localhost", False)]
     assert recorder.calls == [
         ("stage_in", "a"),
         ("submit", "a"),

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from ..executors import SchedulerDefinition
     from ..executors._ssh import HostCheck
     from ..model import HostConfig
+    from ._runs import RunHandle
 
 __all__ = [
     "CleanResult",
@@ -83,6 +84,9 @@ __all__ = [
     "revert",
     "run",
     "run_async",
+    "start_run",
+    "stop_async",
+    "job_states_async",
     "runs",
     "save",
     "set_property",
@@ -433,6 +437,78 @@ def _placement_problems(
 
 
 # ---------------------------------------------------------------------- running
+async def start_run(
+    project: ProjectRef,
+    *,
+    options: RunOptions | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    executors: ExecutorProvider | None = None,
+    handle_signals: bool = False,
+) -> RunHandle:
+    """Validate a project and start running (or resuming) it in the current event loop.
+
+    Returns at once with the run's :class:`~sharin.interfaces.RunHandle`: ``await
+    handle.result()`` for the :class:`~sharin.engine.RunResult`, ``handle.stop()`` to stop it,
+    ``handle.events`` to subscribe. The run goes on when the handle is dropped. An ``executors``
+    provider given here stays open (the caller closes it); one made here is closed at the end.
+    """
+    p = _project(project)
+    import asyncio
+
+    from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
+    from ..errors import ValidationError
+    from ..executors import ExecutorRegistry, load_schedulers
+    from ._runs import RunHandle, local_run
+
+    hosts = model.load_hosts()
+    schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
+    problems = _check(p, hosts, schedulers)
+    if problems:
+        raise ValidationError(problems)
+    pid = engine_pid(p.root)
+    if pid is None and local_run(p.root) is not None:
+        pid = os.getpid()  # started here a moment ago; its engine has not taken the lock yet
+    if pid is not None:  # said at once (the engine, taking the lock, says it too)
+        raise BusyError(
+            f"{p.root}: the project is already running (engine pid {pid}); wait for it, "
+            "watch it with `sharin status`, or stop it with `sharin stop`"
+        )
+    opts = options or RunOptions()
+    if opts.max_local is None:
+        opts.max_local = model.local_job_limit()
+    owned = executors is None
+    provider = executors or ExecutorRegistry(hosts, max_local=opts.max_local, schedulers=schedulers)
+    bus = EventBus()
+    if on_event is not None:
+        bus.subscribe(on_event)
+    engine = Engine(p, provider, options=opts, events=bus)
+    if handle_signals:
+        install_signal_handlers(engine)
+    try:
+        attempt = await _FileLists.start(p.root)
+    except BaseException:
+        if owned:
+            await provider.close()
+        raise
+    if attempt is not None:
+        bus.subscribe(attempt.on_event)
+
+    async def finish() -> None:
+        try:
+            if owned:
+                await provider.close()
+        finally:
+            if attempt is not None:
+                await attempt.end()
+
+    handle = RunHandle(p.root, engine, bus, finish)
+    handle.start()
+    # one pass of the loop: the engine's first step takes the project's lock (it does not pause
+    # before), so from here on edits are refused as for any running project
+    await asyncio.sleep(0)
+    return handle
+
+
 async def run_async(
     project: ProjectRef,
     *,
@@ -441,38 +517,16 @@ async def run_async(
     executors: ExecutorProvider | None = None,
     handle_signals: bool = False,
 ) -> RunResult:
-    """Validate and run (or resume) a project; returns when the run ends."""
-    p = _project(project)
-    from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
-    from ..errors import ValidationError
-    from ..executors import ExecutorRegistry, load_schedulers
-
-    hosts = model.load_hosts()
-    schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
-    problems = _check(p, hosts, schedulers)
-    if problems:
-        raise ValidationError(problems)
-    opts = options or RunOptions()
-    if opts.max_local is None:
-        opts.max_local = model.local_job_limit()
-    provider = executors or ExecutorRegistry(hosts, max_local=opts.max_local, schedulers=schedulers)
-    bus = EventBus()
-    if on_event is not None:
-        bus.subscribe(on_event)
-    engine = Engine(p, provider, options=opts, events=bus)
-    if handle_signals:
-        install_signal_handlers(engine)
-    attempt = await _FileLists.start(p.root)
-    if attempt is not None:
-        bus.subscribe(attempt.on_event)
-    try:
-        return await engine.run()
-    finally:
-        try:
-            await provider.close()
-        finally:
-            if attempt is not None:
-                await attempt.end()
+    """Validate and run (or resume) a project; returns when the run ends (see
+    :func:`start_run` to get a handle at once)."""
+    handle = await start_run(
+        project,
+        options=options,
+        on_event=on_event,
+        executors=executors,
+        handle_signals=handle_signals,
+    )
+    return await handle.result()
 
 
 class _FileLists:
@@ -681,38 +735,48 @@ def job_states(project: ProjectRef, run_id: int | None = None) -> dict[str, JobS
     """Ask the executors about every task of a run that has a process or job that may still run.
 
     Handles are grouped by host: one status query per host covers all its jobs (for a batch
-    scheduler, one ``stat`` and, for the jobs that left the queue, one ``statAfter``).
+    scheduler, one ``stat`` and, for the jobs that left the queue, one ``statAfter``). Inside an
+    event loop, use ``await job_states_async(...)``.
     """
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(job_states_async(project, run_id))
+    raise RunError(
+        "sharin.job_states() cannot be called while an event loop is running here; use "
+        "`await sharin.job_states_async(...)` instead"
+    )
+
+
+async def job_states_async(project: ProjectRef, run_id: int | None = None) -> dict[str, JobStatus]:
+    """:func:`job_states` for async code."""
     s = status(project, run_id)
     live = [t for t in s.tasks if t.handle and t.state in ("running", "queued", "unknown")]
     if not live:
         return {}
-    import asyncio
-
     from ..engine import JobHandle, JobStatus
     from ..executors import ExecutorRegistry, load_schedulers
 
-    async def ask() -> dict[str, JobStatus]:
-        registry = ExecutorRegistry(model.load_hosts(), schedulers=load_schedulers())
-        groups: dict[tuple[str, str], list[tuple[str, JobHandle]]] = {}
-        for t in live:
-            h = JobHandle.from_json(t.handle or "")
-            groups.setdefault((h.executor, h.host), []).append((t.key, h))
-        answer: dict[str, JobStatus] = {}
-        try:
-            for (kind, host), items in groups.items():
-                try:
-                    ex = registry.executor_for(host, kind == "batch")
-                    found = await ex.status([h for _, h in items])
-                except ExecutorError as e:
-                    found = {h: JobStatus("unknown", str(e)) for _, h in items}
-                for key, h in items:
-                    answer[key] = found.get(h, JobStatus("unknown", "no answer"))
-        finally:
-            await registry.close()
-        return answer
-
-    return asyncio.run(ask())
+    registry = ExecutorRegistry(model.load_hosts(), schedulers=load_schedulers())
+    groups: dict[tuple[str, str], list[tuple[str, JobHandle]]] = {}
+    for t in live:
+        h = JobHandle.from_json(t.handle or "")
+        groups.setdefault((h.executor, h.host), []).append((t.key, h))
+    answer: dict[str, JobStatus] = {}
+    try:
+        for (kind, host), items in groups.items():
+            try:
+                ex = registry.executor_for(host, kind == "batch")
+                found = await ex.status([h for _, h in items])
+            except ExecutorError as e:
+                found = {h: JobStatus("unknown", str(e)) for _, h in items}
+            for key, h in items:
+                answer[key] = found.get(h, JobStatus("unknown", "no answer"))
+    finally:
+        await registry.close()
+    return answer
 
 
 def runs(project: ProjectRef) -> list[RunRecord]:
@@ -832,11 +896,23 @@ def _natural(key: str) -> list[Any]:
 
 
 def stop(project: ProjectRef, *, timeout: float = 30.0) -> bool:
-    """Ask the engine running the project to stop; True if one was running."""
+    """Ask the engine running the project to stop and wait for it; True if one was running.
+
+    An engine of this very process (started with :func:`start_run`, as a server does) is asked
+    directly, not sent SIGTERM. Called from the thread whose event loop runs that engine, this
+    cannot wait: it returns after asking (``await stop_async(...)`` waits)."""
     p = _project(project)
     pid = engine_pid(p)
     if pid is None or pid <= 0:
         return False
+    if pid == os.getpid():
+        handle = _local_handle(p.root, pid)
+        handle.stop()
+        if handle.in_loop_thread():
+            return True
+        if not handle.wait_blocking(timeout):
+            raise RunError(f"the run of {p.root} did not stop within {timeout:.0f} s")
+        return True
     import signal
 
     with contextlib.suppress(ProcessLookupError):
@@ -849,6 +925,54 @@ def stop(project: ProjectRef, *, timeout: float = 30.0) -> bool:
             f"the engine (pid {pid}) did not stop within {timeout:.0f} s; kill it with `kill {pid}`"
         )
     return True
+
+
+async def stop_async(project: ProjectRef, *, timeout: float = 30.0) -> bool:
+    """:func:`stop` for async code (a server): waits without blocking the event loop."""
+    import asyncio
+
+    p = _project(project)
+    pid = engine_pid(p)
+    if pid is None or pid <= 0:
+        return False
+    if pid == os.getpid():
+        handle = _local_handle(p.root, pid)
+        handle.stop()
+        if not handle.in_loop_thread():
+            done = await asyncio.to_thread(handle.wait_blocking, timeout)
+        else:
+            try:
+                await asyncio.wait_for(handle.result(), timeout)
+                done = True
+            except TimeoutError:
+                done = False
+        if not done:
+            raise RunError(f"the run of {p.root} did not stop within {timeout:.0f} s")
+        return True
+    import signal
+
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and engine_pid(p) is not None:
+        await asyncio.sleep(0.05)
+    if engine_pid(p) is not None:
+        raise RunError(
+            f"the engine (pid {pid}) did not stop within {timeout:.0f} s; kill it with `kill {pid}`"
+        )
+    return True
+
+
+def _local_handle(root: Path, pid: int) -> RunHandle:
+    from ._runs import local_run
+
+    handle = local_run(root)
+    if handle is None:
+        raise RunError(
+            f"{root}: this process (pid {pid}) holds the project's run lock but runs no engine "
+            "for it; the command that holds it must finish first"
+        )
+    return handle
 
 
 # ---------------------------------------------------------------------- versioning
