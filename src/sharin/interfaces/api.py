@@ -452,17 +452,21 @@ async def start_run(
     ``handle.events`` to subscribe. The run goes on when the handle is dropped. An ``executors``
     provider given here stays open (the caller closes it); one made here is closed at the end.
     """
-    p = _project(project)
     import asyncio
 
+    p = project if isinstance(project, Project) else await asyncio.to_thread(_project, project)
     from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
     from ..errors import ValidationError
     from ..executors import ExecutorRegistry, load_schedulers
     from ._runs import RunHandle, local_run
 
-    hosts = model.load_hosts()
-    schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
-    problems = _check(p, hosts, schedulers)
+    def prepare() -> tuple[dict[str, HostConfig], dict[str, SchedulerDefinition], list[Problem]]:
+        hosts = model.load_hosts()
+        schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
+        return hosts, schedulers, _check(p, hosts, schedulers)
+
+    # files are read off the event loop: a server's other clients are not held up
+    hosts, schedulers, problems = await asyncio.to_thread(prepare)
     if problems:
         raise ValidationError(problems)
     pid = engine_pid(p.root)

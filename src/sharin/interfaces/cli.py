@@ -959,6 +959,38 @@ def stop(project: Path) -> None:
         console.print("the project is not running")
 
 
+@cli.command()
+@click.argument("project", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--workspace",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="directory the project list shows and new projects go to (default: the current one)",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=0, type=int, help="port to listen on (default: a free one)")
+@click.option("--no-browser", is_flag=True, help="print the URL only; do not open a browser")
+def ui(
+    project: Path | None, workspace: Path | None, host: str, port: int, no_browser: bool
+) -> None:
+    """Start the browser UI (on 127.0.0.1, with a token in the URL it prints)."""
+    from ..model import find_project_root
+    from .server import ServerConfig, serve
+
+    opened = [find_project_root(project)] if project is not None else []
+    ws = workspace or (opened[0].parent if opened else Path.cwd())
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(
+            f"[yellow]warning:[/] listening on {escape(host)}: anyone who can reach this machine "
+            "and learns the URL's token can run commands as you"
+        )
+    serve(
+        ServerConfig(workspace=ws, projects=opened),
+        host=host,
+        port=port,
+        open_browser=not no_browser,
+    )
+
+
 def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 

@@ -1,0 +1,601 @@
+"""The FastAPI application: projects, components, edges, files, runs, logs and live events.
+
+Endpoints that read or change files are plain functions, which FastAPI runs in its thread pool:
+the event loop only moves requests, events and log lines. Runs started here are engines of this
+process (:func:`sharin.interfaces.api.start_run`); they keep running when every tab is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import webbrowser
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, File, Query, Request, UploadFile, WebSocket
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketDisconnect
+
+from ... import model
+from ...errors import BusyError, ProjectError, SharinError, ValidationError
+from ...model import Component, Project
+from ...model._paths import Bounds, UnsafePathError, name_problem, resolve_inside
+from .. import api
+from .._hub import Change, EventHub, Snapshot
+from ._auth import TokenGate
+from ._state import NotFound, ServerConfig, ServerState
+
+__all__ = ["ServerConfig", "create_app", "serve"]
+
+#: the project's own directories, never listed, read or written through the file endpoints
+_PRIVATE = (".git", ".sharin")
+
+
+# ---------------------------------------------------------------------- bodies
+class NewProject(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+class OpenProject(BaseModel):
+    path: str = Field(min_length=1)
+
+
+class Rename(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+
+
+class NewComponent(BaseModel):
+    type: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=200)
+    parent: str | None = None  #: the parent component's ID (default: the root workflow)
+    pos: dict[str, float] | None = None  #: where the editor drew it (``{"x": …, "y": …}``)
+
+
+class Properties(BaseModel):
+    properties: dict[str, Any]
+
+
+class FlowEdge(BaseModel):
+    src: str
+    dst: str
+    else_: bool = Field(default=False, alias="else")
+
+
+class FileEdge(BaseModel):
+    src: str
+    src_name: str = Field(min_length=1)
+    dst: str
+    dst_name: str = Field(min_length=1)
+
+
+class RunRequest(BaseModel):
+    restart: bool = False
+    keep_going: bool = False
+
+
+class CleanRequest(BaseModel):
+    component: str | None = None
+    #: what to do with unsaved changes of files runs made: refuse (default), keep or discard
+    unsaved: str = Field(default="refuse", pattern="^(refuse|keep|discard)$")
+
+
+class SaveRequest(BaseModel):
+    message: str = "save project"
+
+
+# ---------------------------------------------------------------------- answers
+def _component_json(c: Component) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "name": c.name,
+        "type": c.type,
+        "path": c.rel,
+        "state": c.state,
+        "properties": c.data,
+        "children": [_component_json(x) for x in c.children],
+    }
+
+
+def _project_json(pid: str, p: Project) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "name": p.name,
+        "root": str(p.root),
+        "state": p.state,
+        "description": p.data.get("description", ""),
+        "workflow": _component_json(p.root_component),
+    }
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _event_json(e: Any) -> dict[str, Any]:
+    return dataclasses.asdict(e)
+
+
+def _snapshot_json(s: Snapshot) -> dict[str, Any]:
+    return {
+        "type": "snapshot",
+        "seq": s.seq,
+        "run": _event_json(s.run) if s.run else None,
+        "states": {k: _event_json(v) for k, v in s.states.items()},
+    }
+
+
+def _change_json(c: Change) -> dict[str, Any]:
+    return {"type": "change", "seq": c.seq, "event": _event_json(c.event)}
+
+
+# ---------------------------------------------------------------------- files
+def _inside(root: Path, rel: str, *, what: str = "path") -> Path:
+    """``root/rel`` after checking it names a place inside the project (not its private
+    directories, no ``..``, not absolute, no link leading out)."""
+    problem = name_problem(rel, empty_ok=True)
+    if problem is not None:
+        raise UnsafePathError(f"{what} {rel!r} {problem}")
+    parts = [x for x in rel.replace("\\", "/").split("/") if x not in ("", ".")]
+    if parts and parts[0] in _PRIVATE:
+        raise UnsafePathError(f"{what} {rel!r} is sharin's or git's own; it cannot be reached here")
+    return resolve_inside(
+        root, "/".join(parts), Bounds.of(root), what=what, named_ok=False, empty_ok=True
+    )
+
+
+def _chunks(f: Any) -> Iterator[bytes]:
+    while chunk := f.read(1 << 20):
+        yield chunk
+
+
+def _entry(path: Path, name: str) -> dict[str, Any]:
+    st = os.lstat(path)
+    kind = "link" if os.path.islink(path) else "dir" if path.is_dir() else "file"
+    return {"name": name, "type": kind, "size": st.st_size, "mtime": st.st_mtime}
+
+
+def _write_atomic(target: Path, chunks: Any, limit: int) -> int:
+    """Write ``chunks`` (an iterator of bytes) to ``target`` through a temporary file in the same
+    directory, renamed over it only when complete and within ``limit``."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise ProjectError(
+                        f"{target.name}: larger than the server's limit of {limit} bytes; "
+                        "copy big files into the project directly"
+                    )
+                f.write(chunk)
+        if target.exists():
+            shutil.copymode(target, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return size
+
+
+# ---------------------------------------------------------------------- app
+def create_app(config: ServerConfig) -> Any:
+    """The ASGI application (FastAPI wrapped in the token gate)."""
+    state = ServerState(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.hub = EventHub()
+        yield
+
+    app = FastAPI(
+        title="sharin",
+        version="1",
+        description="The API of sharin's browser UI. Every request needs the server's token.",
+        lifespan=lifespan,
+    )
+    app.state.sharin = state
+
+    def hub() -> EventHub:
+        if state.hub is None:  # the lifespan did not run (an embedding without it)
+            state.hub = EventHub()
+        return state.hub
+
+    # ------------------------------------------------------------ errors
+    @app.exception_handler(SharinError)
+    async def sharin_error(_r: Request, e: SharinError) -> JSONResponse:
+        status = 400
+        if isinstance(e, NotFound):
+            status = 404
+        elif isinstance(e, BusyError):
+            status = 409
+        elif isinstance(e, UnsafePathError):
+            status = 403
+        body: dict[str, Any] = {"error": str(e)}
+        if isinstance(e, ValidationError):
+            body["problems"] = [_plain(p) for p in e.problems]
+        return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(OSError)
+    async def os_error(_r: Request, e: OSError) -> JSONResponse:
+        where = f"{e.filename}: " if e.filename else ""
+        return JSONResponse({"error": f"{where}{e.strerror or e}"}, status_code=400)
+
+    def project(pid: str) -> Project:
+        return api.open_project(state.root(pid))
+
+    def component(p: Project, cid: str) -> Component:
+        try:
+            return p.component(cid)
+        except ProjectError as e:
+            raise NotFound(str(e)) from None
+
+    # ------------------------------------------------------------ projects
+    @app.get("/api/projects")
+    def list_projects() -> list[dict[str, Any]]:
+        out = []
+        for pid, root in state.roots().items():
+            try:
+                _, name, st = model.project_header(root)
+            except SharinError as e:
+                out.append(
+                    {
+                        "id": pid,
+                        "name": root.name,
+                        "root": str(root),
+                        "state": "broken",
+                        "error": str(e),
+                    }
+                )
+                continue
+            out.append({"id": pid, "name": name, "root": str(root), "state": st})
+        return out
+
+    @app.post("/api/projects", status_code=201)
+    def new_project(body: NewProject) -> dict[str, Any]:
+        problem = name_problem(body.name)
+        if problem is not None or "/" in body.name.replace("\\", "/") or body.name.startswith("."):
+            raise ProjectError(
+                f"project name {body.name!r} {problem or 'must be one plain name'}; use letters, "
+                "digits, '_' and '-'"
+            )
+        if not model.is_valid_name(body.name.removesuffix(".wheel")):
+            raise ProjectError(f"project name {body.name!r}: use letters, digits, '_' and '-'")
+        p = api.new_project(state.workspace / body.name, body.description)
+        return _project_json(state.add(p.root), p)
+
+    @app.post("/api/projects/open")
+    def open_existing(body: OpenProject) -> dict[str, Any]:
+        root = model.find_project_root(Path(body.path).expanduser())
+        pid = state.add(root)
+        return _project_json(pid, project(pid))
+
+    @app.post("/api/projects/import", status_code=201)
+    def import_archive(archive: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="sharin-upload-") as tmp:
+            name = os.path.basename(archive.filename or "upload.tgz") or "upload.tgz"
+            src = Path(tmp) / name
+            _write_atomic(src, _chunks(archive.file), config.upload_limit)
+            p = api.import_project(src, state.workspace)
+        return _project_json(state.add(p.root), p)
+
+    @app.get("/api/projects/{pid}")
+    def get_project(pid: str) -> dict[str, Any]:
+        return _project_json(pid, project(pid))
+
+    @app.post("/api/projects/{pid}/rename")
+    def rename_project(pid: str, body: Rename) -> dict[str, Any]:
+        """Rename the project: its name and its directory ``<name>.wheel`` (its id changes)."""
+        root = state.root(pid)
+        name = body.name.removesuffix(".wheel")
+        if not model.is_valid_name(name):
+            raise ProjectError(f"project name {body.name!r}: use letters, digits, '_' and '-'")
+        new = root.parent / f"{name}.wheel"
+        if new.exists() and new != root:
+            raise ProjectError(f"{new} exists already; choose another name")
+        with model.edit_lock(root):  # refused while a run holds the project
+            p = Project.open(root)
+            p.data["name"] = name
+            p.write_project()
+            p.root_component.data["name"] = name
+            p.write_component(p.root_component)
+        if new != root:
+            os.rename(root, new)
+        state.forget(pid)
+        new_pid = state.add(new)
+        return _project_json(new_pid, project(new_pid))
+
+    @app.delete("/api/projects/{pid}")
+    def delete_project(pid: str, confirm: Annotated[str, Query()] = "") -> dict[str, Any]:
+        root = state.root(pid)
+        _, name, _ = model.project_header(root)
+        if confirm != name:
+            raise ProjectError(
+                f"deleting {name!r} removes its directory {root} and everything in it; "
+                f"send confirm={name} to do so"
+            )
+        if api.engine_pid(root) is not None:
+            raise BusyError(f"{root}: cannot delete the project while it runs; stop it first")
+        shutil.rmtree(root)
+        state.forget(pid)
+        return {"deleted": str(root)}
+
+    @app.get("/api/projects/{pid}/export")
+    def export(pid: str) -> FileResponse:
+        p = project(pid)
+        out = Path(tempfile.mkdtemp(prefix="sharin-export-"))
+        path = api.export_project(p, out)
+        return FileResponse(path, filename=path.name, media_type="application/gzip")
+
+    # ------------------------------------------------------------ components and edges
+    @app.post("/api/projects/{pid}/components", status_code=201)
+    def add_component(pid: str, body: NewComponent) -> dict[str, Any]:
+        p = project(pid)
+        parent = component(p, body.parent) if body.parent else None
+        props: dict[str, Any] = {}
+        if body.pos is not None:
+            props["pos"] = body.pos
+        c = api.add_component(p, body.type, body.name, parent=parent, **props)
+        return _component_json(c)
+
+    @app.get("/api/projects/{pid}/components/{cid}")
+    def get_component(pid: str, cid: str) -> dict[str, Any]:
+        return _component_json(component(project(pid), cid))
+
+    @app.patch("/api/projects/{pid}/components/{cid}")
+    def set_properties(pid: str, cid: str, body: Properties) -> dict[str, Any]:
+        p = project(pid)
+        c = component(p, cid)
+        for key, value in body.properties.items():
+            api.set_property(p, c.id, key, value)
+            p = project(pid)
+        return _component_json(component(p, cid))
+
+    @app.delete("/api/projects/{pid}/components/{cid}")
+    def remove_component(pid: str, cid: str, confirm: bool = False) -> dict[str, Any]:
+        p = project(pid)
+        c = component(p, cid)
+        preview = api.removal_preview(p, c)
+        if preview.files and not confirm:
+            raise ProjectError(
+                f"{c.rel} holds files of yours ({', '.join(preview.files[:5])}"
+                f"{' …' if len(preview.files) > 5 else ''}); send confirm=true to remove them"
+            )
+        return _plain(api.remove_component(p, c, force=True))  # type: ignore[no-any-return]
+
+    @app.post("/api/projects/{pid}/links", status_code=201)
+    def connect(pid: str, body: FlowEdge) -> dict[str, str]:
+        api.connect(project(pid), body.src, body.dst, else_=body.else_)
+        return {"src": body.src, "dst": body.dst}
+
+    @app.delete("/api/projects/{pid}/links")
+    def disconnect(
+        pid: str, src: str, dst: str, else_: Annotated[bool, Query(alias="else")] = False
+    ) -> dict[str, str]:
+        api.disconnect(project(pid), src, dst, else_=else_)
+        return {"src": src, "dst": dst}
+
+    @app.post("/api/projects/{pid}/file-links", status_code=201)
+    def connect_files(pid: str, body: FileEdge) -> dict[str, str]:
+        api.connect_files(project(pid), body.src, body.src_name, body.dst, body.dst_name)
+        return body.model_dump()
+
+    @app.delete("/api/projects/{pid}/file-links")
+    def disconnect_files(
+        pid: str, src: str, src_name: str, dst: str, dst_name: str
+    ) -> dict[str, str]:
+        api.disconnect_files(project(pid), src, src_name, dst, dst_name)
+        return {"src": src, "src_name": src_name, "dst": dst, "dst_name": dst_name}
+
+    @app.get("/api/projects/{pid}/validate")
+    def validate(pid: str) -> list[dict[str, Any]]:
+        return [_plain(x) for x in api.validate(project(pid))]
+
+    # ------------------------------------------------------------ versions
+    @app.post("/api/projects/{pid}/save")
+    def save(pid: str, body: SaveRequest) -> dict[str, bool]:
+        return {"saved": api.save(project(pid), body.message)}
+
+    @app.post("/api/projects/{pid}/revert")
+    def revert(pid: str) -> dict[str, list[str]]:
+        return {"reverted": api.revert(project(pid))}
+
+    @app.get("/api/projects/{pid}/unsaved")
+    def unsaved(pid: str) -> dict[str, list[str]]:
+        return {"unsaved": api.unsaved_changes(project(pid))}
+
+    @app.post("/api/projects/{pid}/clean")
+    def clean(pid: str, body: CleanRequest) -> dict[str, Any]:
+        return _plain(api.clean(project(pid), body.component, unsaved=body.unsaved))  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ runs
+    @app.post("/api/projects/{pid}/run", status_code=202)
+    async def run(pid: str, body: RunRequest) -> dict[str, Any]:
+        from ...engine import RunOptions
+
+        root = state.root(pid)
+        handle = await api.start_run(
+            root, options=RunOptions(resume=not body.restart, keep_going=body.keep_going)
+        )
+        hub().attach(handle.events, root)
+        return {"project": pid, "started": True}
+
+    @app.post("/api/projects/{pid}/stop")
+    async def stop(pid: str) -> dict[str, bool]:
+        return {"stopped": await api.stop_async(state.root(pid))}
+
+    @app.get("/api/projects/{pid}/status")
+    def status(pid: str, run: int | None = None) -> dict[str, Any]:
+        s = api.status(state.root(pid), run)
+        return {**_plain(s), "interrupted": s.interrupted}
+
+    @app.get("/api/projects/{pid}/runs")
+    def runs(pid: str) -> list[dict[str, Any]]:
+        return [_plain(r) for r in api.runs(state.root(pid))]
+
+    @app.get("/api/projects/{pid}/logs/{key:path}")
+    def log(
+        pid: str,
+        key: str,
+        stream: Annotated[str, Query(pattern="^(out|err)$")] = "out",
+        run: int | None = None,
+    ) -> Response:
+        out, err = api.log_paths(state.root(pid), key, run)
+        path = out if stream == "out" else err
+        data = path.read_bytes() if path.exists() else b""
+        return Response(data, media_type="text/plain; charset=utf-8")
+
+    @app.get("/api/projects/{pid}/engine-log")
+    def engine_log(pid: str) -> Response:
+        from ...engine._layout import RunLayout
+
+        path = RunLayout(state.root(pid)).dir / "engine.log"
+        data = path.read_bytes() if path.exists() else b""
+        return Response(data, media_type="text/plain; charset=utf-8")
+
+    @app.websocket("/api/projects/{pid}/events")
+    async def events(ws: WebSocket, pid: str) -> None:
+        try:
+            root = state.root(pid)
+        except NotFound:
+            await ws.close(code=1008, reason="no such project")
+            return
+        await ws.accept()
+        snap, watcher = hub().watch(root)
+        try:
+            await ws.send_json(_snapshot_json(snap))
+            while True:
+                got = await watcher.next()
+                if got is None:
+                    break
+                await ws.send_json(
+                    _snapshot_json(got) if isinstance(got, Snapshot) else _change_json(got)
+                )
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            watcher.close()
+
+    # ------------------------------------------------------------ files
+    @app.get("/api/projects/{pid}/files")
+    def list_files(pid: str, path: str = "") -> dict[str, Any]:
+        root = state.root(pid)
+        where = _inside(root, path)
+        if not where.is_dir():
+            return {"path": path, **_entry(where, where.name)}
+        entries = []
+        for e in sorted(os.scandir(where), key=lambda x: x.name):
+            if not path and e.name in _PRIVATE:
+                continue
+            entries.append(_entry(Path(e.path), e.name))
+        return {"path": path, "type": "dir", "entries": entries}
+
+    @app.get("/api/projects/{pid}/files/content")
+    def read_file(pid: str, path: str) -> FileResponse:
+        where = _inside(state.root(pid), path)
+        if not where.is_file():
+            raise NotFound(f"{path}: no such file in the project")
+        return FileResponse(where, filename=where.name)
+
+    @app.put("/api/projects/{pid}/files/content")
+    async def write_file(pid: str, path: str, request: Request) -> dict[str, Any]:
+        root = state.root(pid)
+        where = await asyncio.to_thread(_inside, root, path)
+        if not path or where.is_dir():
+            raise ProjectError(f"{path!r} is a directory; give the file's path")
+        if api.engine_pid(root) is not None:
+            raise BusyError(f"{root}: cannot change files while the project runs; stop it first")
+        data = bytearray()
+        async for chunk in request.stream():
+            data += chunk
+            if len(data) > config.upload_limit:
+                raise ProjectError(
+                    f"{path}: larger than the server's limit of {config.upload_limit} bytes"
+                )
+        size = await asyncio.to_thread(
+            _write_atomic, where, iter([bytes(data)]), config.upload_limit
+        )
+        return {"path": path, "size": size}
+
+    @app.post("/api/projects/{pid}/files/upload", status_code=201)
+    def upload(
+        pid: str, files: Annotated[list[UploadFile], File()], path: str = ""
+    ) -> dict[str, Any]:
+        root = state.root(pid)
+        _inside(root, path)  # the directory itself must be inside
+        if api.engine_pid(root) is not None:
+            raise BusyError(f"{root}: cannot change files while the project runs; stop it first")
+        done = []
+        for f in files:
+            name = os.path.basename((f.filename or "").replace("\\", "/"))
+            target = _inside(root, f"{path}/{name}" if path else name, what="upload")
+            if not name or target.is_dir():
+                raise ProjectError(f"upload {f.filename!r}: give a file name")
+            size = _write_atomic(target, _chunks(f.file), config.upload_limit)
+            done.append({"path": os.path.relpath(target, root), "size": size})
+        return {"uploaded": done}
+
+    # ------------------------------------------------------------ hosts
+    @app.get("/api/hosts")
+    def hosts() -> list[dict[str, Any]]:
+        return [_plain(h) for h in api.host_entries()]
+
+    @app.post("/api/hosts", status_code=201)
+    def add_host(entry: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        cfg = api.add_host(entry)
+        return {"name": cfg.name}
+
+    @app.delete("/api/hosts/{name}")
+    def remove_host(name: str) -> dict[str, str]:
+        return {"removed": str(api.remove_host(name))}
+
+    return TokenGate(
+        app,
+        config.token,
+        hosts=("127.0.0.1", "localhost", "::1", "[::1]", *config.hosts),
+        origins=config.allowed_origins,
+    )
+
+
+def serve(
+    config: ServerConfig, *, host: str = "127.0.0.1", port: int = 0, open_browser: bool = True
+) -> None:
+    """Run the server until interrupted; prints the URL with the token."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)  # connections wait from now on, before the URL is printed
+    port = sock.getsockname()[1]
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    url = f"http://{shown}:{port}/?token={config.token}"
+    app = create_app(config)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        assert isinstance(app, TokenGate)
+        app.hosts.add("*")
+    print(f"sharin UI: {url}", flush=True)
+    if open_browser:
+        with contextlib.suppress(webbrowser.Error):
+            webbrowser.open(url)
+    uvicorn.run(app, fd=sock.fileno(), log_level="warning")
