@@ -375,3 +375,52 @@ def test_sharin_ui_prints_a_url_with_a_token_and_serves_on_loopback(
     finally:
         proc.terminate()
         proc.communicate(timeout=10)
+
+
+# ---------------------------------------------------------------------- live logs, viewer
+def test_a_running_tasks_output_is_followed_until_it_ends(client: TestClient) -> None:
+    pid = _new(client)["id"]
+    _task(client, pid, "talk", "for i in 1 2 3; do echo line$i; sleep 0.3; done\necho é\n")
+    assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
+    url = f"ws://127.0.0.1:8123/api/projects/{pid}/log-follow?key=talk"
+    text = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the run may not have begun the task yet
+        with client.websocket_connect(url) as ws:
+            m = ws.receive_json()
+            if m["type"] == "error":
+                time.sleep(0.1)
+                continue
+            parts = 0
+            while m["type"] == "data":
+                text += m["text"]
+                parts += 1
+                m = ws.receive_json()
+            assert m["type"] == "end"
+            break
+    assert text == "line1\nline2\nline3\né\n"
+    assert parts >= 2  # it came while the task ran, not at its end in one piece
+    _wait_state(client, pid, "finished")
+
+
+def test_following_the_log_of_an_unknown_component_says_so(client: TestClient) -> None:
+    pid = _new(client)["id"]
+    url = f"ws://127.0.0.1:8123/api/projects/{pid}/log-follow?key=nope"
+    with client.websocket_connect(url) as ws:
+        m = ws.receive_json()
+    assert m["type"] == "error" and "nope" in m["error"]
+
+
+def test_the_viewer_lists_the_images_of_a_viewer_component(
+    client: TestClient, workspace: Path
+) -> None:
+    pid = _new(client)["id"]
+    r = client.post(f"/api/projects/{pid}/components", json={"type": "viewer", "name": "v"})
+    assert r.status_code == 201, r.text
+    vid = r.json()["id"]
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
+    (workspace / "demo.wheel" / "v" / "curve.png").write_bytes(png)
+    got = client.get(f"/api/projects/{pid}/viewer/{vid}").json()
+    assert got == {"images": ["v/curve.png"]}
+    img = client.get(f"/api/projects/{pid}/files/content", params={"path": got["images"][0]})
+    assert img.content == png

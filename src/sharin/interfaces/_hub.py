@@ -193,6 +193,13 @@ class EventHub:
         p.watchers.append(w)
         return p.snapshot(name), w
 
+    def last(self, project: str | Path, key: str) -> Event | None:
+        """The last event of component ``key`` (``""``: of the run) in the current run."""
+        p = self._projects.get(self.name(project))
+        if p is None:
+            return None
+        return p.run if key == "" else p.states.get(key)
+
     def watchers(self, project: str | Path) -> int:
         p = self._projects.get(self.name(project))
         return len(p.watchers) if p else 0

@@ -8,6 +8,7 @@ process (:func:`sharin.interfaces.api.start_run`); they keep running when every 
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import dataclasses
 import os
@@ -33,6 +34,9 @@ from ._auth import TokenGate
 from ._state import NotFound, ServerConfig, ServerState
 
 __all__ = ["ServerConfig", "create_app", "serve"]
+
+#: states of a task that has not ended
+_LIVE = ("running", "queued", "stage-in", "stage-out", "waiting", "not-started")
 
 #: the project's own directories, never listed, read or written through the file endpoints
 _PRIVATE = (".git", ".sharin")
@@ -164,6 +168,15 @@ def _chunks(f: Any) -> Iterator[bytes]:
         yield chunk
 
 
+def _read_from(path: Path, pos: int, limit: int = 1 << 20) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            f.seek(pos)
+            return f.read(limit)
+    except FileNotFoundError:
+        return b""
+
+
 def _entry(path: Path, name: str) -> dict[str, Any]:
     st = os.lstat(path)
     kind = "link" if os.path.islink(path) else "dir" if path.is_dir() else "file"
@@ -203,7 +216,7 @@ def create_app(config: ServerConfig) -> Any:
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        state.hub = EventHub()
+        state.hub = EventHub(buffer=config.watch_buffer)
         yield
 
     app = FastAPI(
@@ -216,7 +229,7 @@ def create_app(config: ServerConfig) -> Any:
 
     def hub() -> EventHub:
         if state.hub is None:  # the lifespan did not run (an embedding without it)
-            state.hub = EventHub()
+            state.hub = EventHub(buffer=config.watch_buffer)
         return state.hub
 
     # ------------------------------------------------------------ errors
@@ -493,6 +506,68 @@ def create_app(config: ServerConfig) -> Any:
             pass
         finally:
             watcher.close()
+
+    @app.websocket("/api/projects/{pid}/log-follow")
+    async def follow_log(
+        ws: WebSocket, pid: str, key: str, stream: str = "out", run: int | None = None
+    ) -> None:
+        """A task's stdout (``stream=err``: stderr) as it grows: ``{"type": "data", "text"}``
+        messages, then ``{"type": "end"}`` once the task (or the run) ended and all was sent."""
+        try:
+            root = state.root(pid)
+        except NotFound:
+            await ws.close(code=1008, reason="no such project")
+            return
+        await ws.accept()
+        try:
+            if stream not in ("out", "err"):
+                raise ProjectError(f"stream {stream!r}: use out or err")
+            out, err = await asyncio.to_thread(api.log_paths, root, key, run, pending=True)
+        except SharinError as e:
+            await ws.send_json({"type": "error", "error": str(e)})
+            await ws.close()
+            return
+        path = out if stream == "out" else err
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        pos = 0
+        try:
+            while True:
+                data = await asyncio.to_thread(_read_from, path, pos)
+                if data:
+                    pos += len(data)
+                    await ws.send_json({"type": "data", "text": decoder.decode(data)})
+                    continue
+                last = hub().last(root, key)
+                ended = (last is not None and last.state not in _LIVE) or (
+                    await asyncio.to_thread(api.engine_pid, root) is None
+                )
+                if ended:
+                    data = await asyncio.to_thread(_read_from, path, pos)
+                    if not data:
+                        tail = decoder.decode(b"", final=True)
+                        if tail:
+                            await ws.send_json({"type": "data", "text": tail})
+                        await ws.send_json({"type": "end"})
+                        await ws.close()
+                        return
+                    continue
+                await asyncio.sleep(0.2)
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+
+    @app.get("/api/projects/{pid}/viewer/{cid}")
+    def viewer(pid: str, cid: str) -> dict[str, list[str]]:
+        """The images a viewer component shows, as paths in the project (read them through
+        ``files/content``)."""
+        p = project(pid)
+        c = component(p, cid)
+        root = os.path.realpath(p.root)
+        images = []
+        for img in api.viewer_images(p, c):
+            real = os.path.realpath(img)
+            if real.startswith(root + os.sep):
+                images.append(os.path.relpath(real, root))
+        return {"images": images}
 
     # ------------------------------------------------------------ files
     @app.get("/api/projects/{pid}/files")

@@ -40,6 +40,8 @@ class ServerConfig:
     allowed_origins: tuple[str, ...] = ()
     #: host names besides the loopback's the server answers to (``Host`` header)
     hosts: tuple[str, ...] = ()
+    #: changes a WebSocket client may have unsent before it is re-synced from a snapshot
+    watch_buffer: int = 2000
 
 
 class ServerState:
