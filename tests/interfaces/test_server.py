@@ -424,3 +424,17 @@ def test_the_viewer_lists_the_images_of_a_viewer_component(
     assert got == {"images": ["v/curve.png"]}
     img = client.get(f"/api/projects/{pid}/files/content", params={"path": got["images"][0]})
     assert img.content == png
+
+
+def test_a_websocket_client_that_leaves_is_forgotten_at_once(client: TestClient) -> None:
+    pid = _new(client)["id"]
+    hub = client.app.app.state.sharin.hub  # type: ignore[attr-defined]
+    root = client.app.app.state.sharin.root(pid)  # type: ignore[attr-defined]
+    url = f"ws://127.0.0.1:8123/api/projects/{pid}/events"
+    with client.websocket_connect(url) as ws:
+        ws.receive_json()
+        assert hub.watchers(root) == 1
+    deadline = time.monotonic() + 5
+    while hub.watchers(root) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert hub.watchers(root) == 0  # without waiting for a change to notice

@@ -493,19 +493,28 @@ def create_app(config: ServerConfig) -> Any:
             return
         await ws.accept()
         snap, watcher = hub().watch(root)
-        try:
+
+        async def pump() -> None:
             await ws.send_json(_snapshot_json(snap))
-            while True:
-                got = await watcher.next()
-                if got is None:
-                    break
+            while (got := await watcher.next()) is not None:
                 await ws.send_json(
                     _snapshot_json(got) if isinstance(got, Snapshot) else _change_json(got)
                 )
-        except (WebSocketDisconnect, RuntimeError):
-            pass
+
+        async def until_gone() -> None:
+            while (await ws.receive())["type"] != "websocket.disconnect":
+                pass  # what a client sends is not needed: it only keeps the socket busy
+
+        tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(until_gone())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            watcher.close()
+            watcher.close()  # a client gone is forgotten at once, not at the next change
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                    await t
 
     @app.websocket("/api/projects/{pid}/log-follow")
     async def follow_log(
@@ -673,4 +682,6 @@ def serve(
     if open_browser:
         with contextlib.suppress(webbrowser.Error):
             webbrowser.open(url)
-    uvicorn.run(app, fd=sock.fileno(), log_level="warning")
+    # a stop (Ctrl-C, SIGTERM) closes open WebSockets after 5 s; runs started here are stopped
+    # (and resumed by the next `sharin run`) when the process ends
+    uvicorn.run(app, fd=sock.fileno(), log_level="warning", timeout_graceful_shutdown=5)
