@@ -438,3 +438,45 @@ def test_a_websocket_client_that_leaves_is_forgotten_at_once(client: TestClient)
     while hub.watchers(root) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert hub.watchers(root) == 0  # without waiting for a change to notice
+
+
+def test_a_project_run_before_the_server_started_shows_its_last_run(
+    client: TestClient, workspace: Path
+) -> None:
+    import sharin
+
+    p = sharin.new_project(workspace / "earlier")
+    sharin.add_task(p, "a", "true")
+    sharin.add_task(p, "b", "exit 3")
+    assert sharin.run(p).state == "failed"
+    pid = next(x["id"] for x in client.get("/api/projects").json() if x["name"] == "earlier")
+    with client.websocket_connect(f"ws://127.0.0.1:8123/api/projects/{pid}/events") as ws:
+        snap = ws.receive_json()
+    assert snap["run"]["state"] == "failed"
+    assert snap["states"]["a"]["state"] == "finished"
+    assert snap["states"]["b"]["state"] == "failed" and snap["states"]["b"]["returncode"] == 3
+
+
+def test_a_run_of_another_process_is_followed_live(client: TestClient, workspace: Path) -> None:
+    import subprocess
+    import sys
+
+    import sharin
+
+    p = sharin.new_project(workspace / "elsewhere")
+    sharin.add_task(p, "first", "sleep 1")
+    sharin.add_task(p, "second", "sleep 1")
+    sharin.connect(p, "first", "second")
+    pid = next(x["id"] for x in client.get("/api/projects").json() if x["name"] == "elsewhere")
+    with client.websocket_connect(f"ws://127.0.0.1:8123/api/projects/{pid}/events") as ws:
+        assert ws.receive_json()["run"] is None  # never run
+        cli = subprocess.Popen([sys.executable, "-m", "sharin", "run", str(p.root)])
+        try:
+            seen: list[tuple[str, str]] = []
+            while ("", "finished") not in seen:
+                m = ws.receive_json()
+                seen.append((m["event"]["key"], m["event"]["state"]))
+        finally:
+            assert cli.wait(60) == 0
+    assert seen.index(("first", "finished")) < seen.index(("second", "finished"))
+    assert ("second", "running") in seen  # seen while it ran, not only at the end

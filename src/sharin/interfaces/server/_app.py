@@ -31,6 +31,7 @@ from ...model._paths import Bounds, UnsafePathError, name_problem, resolve_insid
 from .. import api
 from .._hub import Change, EventHub, Snapshot
 from ._auth import TokenGate
+from ._feed import JournalFeed
 from ._state import NotFound, ServerConfig, ServerState
 
 __all__ = ["ServerConfig", "create_app", "serve"]
@@ -217,7 +218,11 @@ def create_app(config: ServerConfig) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.hub = EventHub(buffer=config.watch_buffer)
-        yield
+        try:
+            yield
+        finally:
+            if state.feed is not None:
+                await state.feed.close()
 
     app = FastAPI(
         title="sharin",
@@ -231,6 +236,11 @@ def create_app(config: ServerConfig) -> Any:
         if state.hub is None:  # the lifespan did not run (an embedding without it)
             state.hub = EventHub(buffer=config.watch_buffer)
         return state.hub
+
+    def feed() -> JournalFeed:
+        if state.feed is None:
+            state.feed = JournalFeed(hub())
+        return state.feed
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(SharinError)
@@ -492,7 +502,9 @@ def create_app(config: ServerConfig) -> Any:
             await ws.close(code=1008, reason="no such project")
             return
         await ws.accept()
+        await feed().sync(root)  # the last run's states, when no engine here runs it
         snap, watcher = hub().watch(root)
+        feed().follow(root)  # and a run of another process's engine, live
 
         async def pump() -> None:
             await ws.send_json(_snapshot_json(snap))

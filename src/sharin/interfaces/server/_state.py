@@ -11,6 +11,7 @@ from pathlib import Path
 from ...errors import ProjectError
 from ...model import PROJECT_FILE
 from .._hub import EventHub
+from ._feed import JournalFeed
 
 __all__ = ["NotFound", "ServerConfig", "ServerState", "project_id"]
 
@@ -52,6 +53,7 @@ class ServerState:
         for p in config.projects:
             self.add(p)
         self.hub: EventHub | None = None  #: made in the server's event loop at start-up
+        self.feed: JournalFeed | None = None
 
     def add(self, root: Path) -> str:
         root = root.resolve()
