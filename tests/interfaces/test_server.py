@@ -480,3 +480,12 @@ def test_a_run_of_another_process_is_followed_live(client: TestClient, workspace
             assert cli.wait(60) == 0
     assert seen.index(("first", "finished")) < seen.index(("second", "finished"))
     assert ("second", "running") in seen  # seen while it ran, not only at the end
+
+
+@pytest.mark.parametrize("path", ["~nosuchuser/x", "~", "/nonexistent/dir", "", "\0"])
+def test_opening_a_path_that_is_no_project_is_one_clear_error(
+    client: TestClient, path: str
+) -> None:
+    r = client.post("/api/projects/open", json={"path": path})
+    assert r.status_code in (400, 422), r.text
+    assert "Traceback" not in r.text

@@ -318,3 +318,12 @@ def test_the_cache_keeps_the_projects_used_last(
     monkeypatch.setattr(project_module, "_CACHE_TOTAL_BYTES", size + 1)
     Project.open(other.root, cached=True)  # together they exceed the bytes the cache may hold
     assert list(project_module._cache) == [other.root]
+
+
+def test_find_project_root_of_an_unknown_users_home_or_a_nul_is_a_clear_error() -> None:
+    from sharin.errors import ProjectError
+    from sharin.model import find_project_root
+
+    for bad in ("~nosuchuser-sharin/x", "a\0b"):
+        with pytest.raises(ProjectError):
+            find_project_root(bad)

@@ -135,7 +135,10 @@ def _now() -> str:
 
 def find_project_root(path: Path | str) -> Path:
     """The project directory for ``path``: the directory itself, or the one holding a ``prj.wheel.json`` file."""
-    p = Path(path).expanduser()
+    text = os.fspath(path)
+    if "\0" in text:
+        raise ProjectError(f"{text!r} is no directory name (it holds a NUL character)")
+    p = Path(os.path.expanduser(text))  # as the shell: ~unknown stays as it is
     if p.is_file() and p.name == PROJECT_FILE:
         return p.parent.resolve()
     if (p / PROJECT_FILE).is_file():

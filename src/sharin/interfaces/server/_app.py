@@ -307,7 +307,7 @@ def create_app(config: ServerConfig) -> Any:
 
     @app.post("/api/projects/open")
     def open_existing(body: OpenProject) -> dict[str, Any]:
-        root = model.find_project_root(Path(body.path).expanduser())
+        root = model.find_project_root(Path(os.path.expanduser(body.path)))
         pid = state.add(root)
         return _project_json(pid, project(pid))
 
