@@ -489,3 +489,44 @@ def test_opening_a_path_that_is_no_project_is_one_clear_error(
     r = client.post("/api/projects/open", json={"path": path})
     assert r.status_code in (400, 422), r.text
     assert "Traceback" not in r.text
+
+
+# ---------------------------------------------------------------------- hosts
+@pytest.mark.sshd
+def test_a_host_is_tested_with_its_passphrase_asked_of_the_client_and_not_stored(
+    client: TestClient, tmp_path: Path, config_dir: Path
+) -> None:
+    import subprocess
+
+    from tests.services.available import service_env
+
+    env = service_env()
+    key = tmp_path / "enc"
+    key.write_bytes(Path(env["TEST_SSH_KEY"]).read_bytes())
+    key.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "pass-phrase", "-f", key], check=True)
+    entry = {
+        "name": "ci",
+        "host": env["TEST_SSH_HOST"],
+        "port": int(env["TEST_SSH_PORT"]),
+        "username": env["TEST_SSH_USER"],
+        "keyFile": str(key),
+        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
+    }
+    assert client.post("/api/hosts", json=entry).status_code == 201
+    assert [h["config"]["name"] for h in client.get("/api/hosts").json()] == ["ci"]
+    with client.websocket_connect("ws://127.0.0.1:8123/api/hosts/ci/test") as ws:
+        m = ws.receive_json()
+        assert m["type"] == "ask" and "passphrase" in m["prompt"] and m["echo"] is False
+        ws.send_json({"type": "answer", "text": "pass-phrase"})
+        m = ws.receive_json()
+    assert m["type"] == "result" and m["round_trip"] < 10 and "sbatch" in m["commands"]
+    stored = "".join(p.read_text() for p in config_dir.rglob("*") if p.is_file())
+    assert "pass-phrase" not in stored
+    assert client.delete("/api/hosts/ci").status_code == 200
+
+
+def test_testing_an_unknown_host_is_one_clear_error(client: TestClient) -> None:
+    with client.websocket_connect("ws://127.0.0.1:8123/api/hosts/nowhere/test") as ws:
+        m = ws.receive_json()
+    assert m["type"] == "error" and "nowhere" in m["error"]

@@ -659,6 +659,36 @@ def create_app(config: ServerConfig) -> Any:
         cfg = api.add_host(entry)
         return {"name": cfg.name}
 
+    @app.websocket("/api/hosts/{name}/test")
+    async def test_host(ws: WebSocket, name: str) -> None:
+        """Connect to a host and report (``{"type": "result", ...}`` or ``{"type": "error"}``).
+        A passphrase, password or one-time code the host asks for is asked of the client —
+        ``{"type": "ask", "prompt", "echo"}``, answered by ``{"type": "answer", "text"}`` — and
+        never stored."""
+        await ws.accept()
+        loop = asyncio.get_running_loop()
+
+        async def ask_client(prompt: str, echo: bool) -> str:
+            await ws.send_json({"type": "ask", "prompt": prompt, "echo": echo})
+            while True:
+                m = await ws.receive_json()
+                if m.get("type") == "answer" and isinstance(m.get("text"), str):
+                    return str(m["text"])
+
+        def ask(prompt: str, echo: bool) -> str:  # in the check's thread
+            return asyncio.run_coroutine_threadsafe(ask_client(prompt, echo), loop).result(300)
+
+        try:
+            found = await asyncio.to_thread(api.check_host, name, ask=ask)
+        except SharinError as e:
+            await ws.send_json({"type": "error", "error": str(e)})
+        except (WebSocketDisconnect, TimeoutError):
+            return
+        else:
+            await ws.send_json({"type": "result", **_plain(found)})
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.close()
+
     @app.delete("/api/hosts/{name}")
     def remove_host(name: str) -> dict[str, str]:
         return {"removed": str(api.remove_host(name))}
