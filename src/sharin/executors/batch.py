@@ -31,6 +31,7 @@ from ._scheduler import (
     job_script_name,
 )
 from ._schedulers import DONE, QUEUED, RUNNING
+from ._staging import link_on_host, remove_working_dir
 from ._transport import CommandResult, Transport
 from .local import prepare_task_script
 
@@ -95,13 +96,23 @@ class BatchExecutor(Executor):
         self._scripts[spec.key] = await asyncio.to_thread(self._job_script, spec)
         if self._staged(spec):
             await self.transport.put_dir(spec.workdir, self.job_dir(spec))
+            if spec.host_links:
+                keep = [spec.script] if spec.script else []
+                await link_on_host(self.transport, self.job_dir(spec), spec.host_links, keep)
 
     async def stage_out(self, spec: TaskSpec, result: JobResult) -> None:
         if not self._staged(spec):
             return
         patterns = [*spec.outputs, *spec.include]
         if patterns:
-            await self.transport.get(self.job_dir(spec), patterns, spec.workdir, spec.exclude)
+            refused: list[str] = []
+            await self.transport.get(
+                self.job_dir(spec), patterns, spec.workdir, spec.exclude, refused=refused
+            )
+            for warning in refused:
+                _append(spec.stdout_path, f"[sharin] warning: {warning}\n")
+        if spec.cleanup and self.config.path:
+            await remove_working_dir(self.transport, self.config.path, self.job_dir(spec))
 
     def _job_script(self, spec: TaskSpec) -> tuple[str, bool]:
         """The script to submit, and whether it chooses its queue itself. With resource
