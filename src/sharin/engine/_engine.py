@@ -1197,7 +1197,8 @@ class Engine:
             if checker is None:
                 return result
             if ex.kind != "local":
-                await ex.stage_out(spec, result)
+                # the checker reads the outputs; the working directory stays until it passed
+                await ex.stage_out(dataclasses.replace(spec, cleanup=False), result)
             crc = await run_checker(
                 checker, cdir, {**spec.env, **rt_env(rc)}, spec.stdout_path, spec.stderr_path
             )

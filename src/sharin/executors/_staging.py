@@ -266,17 +266,17 @@ def copy_matching(
             target = dst / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = _temporary_beside(target)
+            temps.append((rel, tmp))
             if move:
                 os.replace(path, tmp)
             else:
                 shutil.copy2(path, tmp)
-            temps.append((rel, tmp))
         for rel, link_to in links:
             target = dst / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = _temporary_beside(target)
-            os.symlink(link_to, tmp)
             temps.append((rel, tmp))
+            os.symlink(link_to, tmp)
     except BaseException:
         for _, tmp in temps:
             with contextlib.suppress(OSError):
