@@ -271,3 +271,42 @@ def test_a_stage_out_that_fails_changes_no_file_here(
     assert "clash" in " ".join(result.failed) and "directory" in " ".join(result.failed)
     assert (project.root / "t" / "keep.txt").read_text() == "old\n"
     assert not [p for p in (project.root / "t").iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow  # four jobs one after another
+def test_in_each_trip_of_a_loop_the_file_is_linked_from_that_trips_producer(
+    project: Project, config_dir: Path, tmp_path: Path, jobs_root: Path
+) -> None:
+    hosts = _hosts(config_dir, tmp_path, jobs_root)
+    root = project.root
+    sharin.add_component(root, "for", "loop", start=0, end=1, step=1)
+    sharin.add_task(
+        root,
+        "make",
+        'echo "trip $WHEEL_CURRENT_INDEX" > out.txt',
+        parent="loop",
+        host="hpc-a",
+        outputs=["out.txt"],
+        useJobScheduler=True,
+    )
+    sharin.add_task(
+        root,
+        "use",
+        "cat in.txt > got.txt",
+        parent="loop",
+        host="hpc-a",
+        outputs=["got.txt"],
+        useJobScheduler=True,
+    )
+    sharin.connect_files(root, "loop/make", "out.txt", "loop/use", "in.txt")
+
+    result = sharin.run(root)
+
+    assert result.state == "finished", result.failed
+    [run_dir] = list(Path(hosts["hpc-a"].path).iterdir())
+    for i in (0, 1):
+        link = run_dir / f"loop_{i}" / "use" / "in.txt"
+        assert link.is_symlink(), sorted(str(p) for p in run_dir.rglob("*"))
+        assert link.resolve() == (run_dir / f"loop_{i}" / "make" / "out.txt").resolve()
+        assert (run_dir / f"loop_{i}" / "use" / "got.txt").read_text() == f"trip {i}\n"
+    assert (root / "loop" / "use" / "got.txt").read_text() == "trip 1\n"
