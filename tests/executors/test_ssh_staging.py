@@ -462,3 +462,29 @@ def test_a_wrong_cleanup_flag_is_one_clear_problem(tmp_path: Path) -> None:
     assert problem.message.endswith("not 3")
     with pytest.raises(sharin.SharinError, match=r"cleanupFlag"):
         sharin.set_property(p.root, "t", "cleanupFlag", "keep")
+
+
+def test_validate_notes_where_wheel_reads_cleanup_flag_otherwise(tmp_path: Path) -> None:
+    import sharin
+    from sharin.model import wheel_notes
+
+    p = sharin.new_project(tmp_path / "notes")
+    root = p.root
+    sharin.add_component(root, "workflow", "num", cleanupFlag=0)
+    sharin.add_component(root, "workflow", "text", cleanupFlag="0")
+    for name, parent, flag in (
+        ("inherits", "num", 2),  # sharin removes, WHEEL keeps
+        ("own_text", None, "0"),  # sharin removes, WHEEL keeps
+        ("own_number", None, 0),  # both remove
+        ("from_text", "text", 2),  # both remove
+        ("kept", "num", 1),  # both keep
+        ("here", "num", 2),  # on this machine: nothing to remove
+    ):
+        host = "localhost" if name == "here" else "hpc"
+        sharin.add_task(root, name, "true", parent=parent, host=host, cleanupFlag=flag)
+    notes = [n for n in wheel_notes(sharin.open_project(root)) if n.field == "cleanupFlag"]
+    assert sorted(n.file for n in notes) == [
+        "num/inherits/cmp.wheel.json",
+        "own_text/cmp.wheel.json",
+    ]
+    assert all("sharin removes" in n.message and "WHEEL keeps" in n.message for n in notes)

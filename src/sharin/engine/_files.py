@@ -21,6 +21,7 @@ from pathlib import Path
 
 from ..errors import RunError
 from ..model import COMPONENT_FILE, STATUS_FILE, Component, ComponentType, HostConfig, Project
+from ..model._cleanup import cleanup_flag, removes_host_dir
 from ..model._paths import (
     Bounds,
     UnsafePathError,
@@ -283,39 +284,6 @@ def run_bounds(project: Project, hosts: Mapping[str, HostConfig] | None = None) 
 
 
 # ------------------------------------------------------------------------------------ hosts
-#: ``cleanupFlag``: remove the working directory on the host, keep it, or as the parent says
-CLEANUP_REMOVE, CLEANUP_KEEP, CLEANUP_PARENT = 0, 1, 2
-
-
-def cleanup_flag(c: Component) -> int:
-    """A component's own ``cleanupFlag`` as a number: ``0``/``"0"`` remove, ``1``/``"1"``
-    keep, anything else (``2``, ``"2"``, empty, absent) as the parent says. (WHEEL compares
-    the field with strings while its forms write numbers, so its children never inherit
-    "remove"; both spellings mean the same here.)"""
-    value = c.data.get("cleanupFlag")
-    if isinstance(value, bool):
-        return CLEANUP_PARENT
-    text = str(value).strip() if isinstance(value, int | str) else ""
-    if text == "0":
-        return CLEANUP_REMOVE
-    if text == "1":
-        return CLEANUP_KEEP
-    return CLEANUP_PARENT
-
-
-def removes_host_dir(c: Component) -> bool:
-    """Whether a task's working directory on its host is removed after its stage-out: the
-    first ``cleanupFlag`` that is not "as the parent" on the way up decides; the project's
-    top saying "as the parent" keeps it."""
-    node: Component | None = c
-    while node is not None:
-        flag = cleanup_flag(node)
-        if flag != CLEANUP_PARENT:
-            return flag == CLEANUP_REMOVE
-        node = node.parent
-    return False
-
-
 def same_host(src: HostConfig, dst: HostConfig) -> bool:
     """Whether a file ``src`` left in a working directory is reachable where ``dst`` runs:
     the same label, the same host, user and port, or ``dst``'s ``sharedHost`` naming ``src``."""
