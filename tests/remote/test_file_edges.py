@@ -310,3 +310,22 @@ def test_in_each_trip_of_a_loop_the_file_is_linked_from_that_trips_producer(
         assert link.resolve() == (run_dir / f"loop_{i}" / "make" / "out.txt").resolve()
         assert (run_dir / f"loop_{i}" / "use" / "got.txt").read_text() == f"trip {i}\n"
     assert (root / "loop" / "use" / "got.txt").read_text() == "trip 1\n"
+
+
+@pytest.mark.parametrize("passes", [True, False], ids=["checker-passes", "checker-fails"])
+def test_a_task_whose_checker_fails_keeps_its_directory_on_the_host(
+    project: Project, config_dir: Path, tmp_path: Path, jobs_root: Path, passes: bool
+) -> None:
+    hosts = _hosts(config_dir, tmp_path, jobs_root)
+    _task(project, "t", "echo made > out.txt", "hpc-a", ["out.txt"])
+    check = project.root / "t" / "check.sh"
+    check.write_text(f"#!/bin/sh\ngrep -q made out.txt && exit {0 if passes else 1}\n")
+    check.chmod(0o755)
+    sharin.set_property(project.root, "t", "checker", "check.sh")
+    sharin.set_property(project.root, "t", "cleanupFlag", 0)
+
+    result = sharin.run(project.root)
+
+    assert result.state == ("finished" if passes else "failed"), result.failed
+    assert (project.root / "t" / "out.txt").read_text() == "made\n"  # the checker read it
+    assert bool(_job_dirs(hosts, "t")) != passes

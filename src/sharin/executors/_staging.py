@@ -165,10 +165,15 @@ def copy_tree(src: Path, dst: Path) -> None:
         if rel.endswith("/"):
             target.mkdir(parents=True, exist_ok=True)
             continue
+        tmp = _temporary_beside(target)
         try:
-            shutil.copy2(path, target)
+            shutil.copy2(path, tmp)  # under a temporary name: never half a file under its own
+            os.replace(tmp, target)
         except FileNotFoundError:
             continue  # removed meanwhile: nothing to send
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
 
 
 def link_escapes(rel: str, target: str) -> bool:
