@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sharin.engine._files import same_host
 from sharin.engine._protocol import HostLink
-from sharin.errors import ExecutorError, TransportError
+from sharin.errors import ExecutorError, SharinError, TransportError
 from sharin.executors._staging import (
     SYSTEM_FILES,
     copy_matching,
@@ -26,7 +27,7 @@ from sharin.executors._staging import (
     wanted_patterns,
 )
 from sharin.executors._transport import LocalTransport
-from sharin.model import Component
+from sharin.model import Component, HostConfig
 
 segment = st.text(alphabet="abcxyz._-", min_size=1, max_size=5).filter(lambda s: s not in ".")
 rel_path = st.lists(segment, min_size=1, max_size=4).map("/".join)
@@ -488,3 +489,62 @@ def test_validate_notes_where_wheel_reads_cleanup_flag_otherwise(tmp_path: Path)
         "own_text/cmp.wheel.json",
     ]
     assert all("sharin removes" in n.message and "WHEEL keeps" in n.message for n in notes)
+
+
+# ------------------------------------------------------------------------ which edges stay there
+def _host(name: str, host: str = "h", **raw: object) -> HostConfig:
+    return HostConfig.from_json({"name": name, "host": host, "path": f"/w/{name}", **raw})
+
+
+def test_hosts_share_files_by_label_address_or_shared_host() -> None:
+    a = _host("a", user="u")
+    assert same_host(a, a)
+    assert same_host(a, _host("b", user="u"))  # same host, user and port
+    assert not same_host(a, _host("b", user="v"))
+    assert not same_host(a, _host("b", user="u", port=2222))
+    assert not same_host(a, _host("b", "other", user="u"))
+    assert same_host(a, _host("b", "other", sharedHost="a"))
+    assert not same_host(_host("b", "other", sharedHost="a"), a)  # named by the consumer
+    with pytest.raises(SharinError, match=r"remotehost.json \[b.sharedHost\]: must be a string"):
+        _host("b", sharedHost=3)
+
+
+def _edges(tmp_path: Path, consumers: dict[str, str], **producer: object) -> Component:
+    import sharin
+
+    p = sharin.new_project(tmp_path / "edges")
+    root = p.root
+    sharin.add_task(root, "make", "true", host="a", outputs=["o.txt", "p.txt"], **producer)
+    for name, host in consumers.items():
+        sharin.add_task(root, name, "true", host=host)
+        sharin.connect_files(root, "make", "o.txt", name, "in.txt")
+    sharin.connect_files(root, "make", "p.txt", next(iter(consumers)), "p.txt")
+    return {c.rel: c for c in sharin.open_project(root).root_component.walk()}["make"]
+
+
+@pytest.mark.parametrize(
+    ("consumers", "producer", "left"),
+    [
+        ({"use": "a"}, {}, {"o.txt", "p.txt"}),
+        ({"use": "a2"}, {}, {"o.txt", "p.txt"}),  # same address
+        ({"use": "a", "other": "a2"}, {}, {"o.txt", "p.txt"}),
+        ({"use": "a", "far": "b"}, {}, {"p.txt"}),  # one consumer elsewhere: it comes back
+        ({"use": "a", "here": "localhost"}, {}, {"p.txt"}),
+        ({"use": "a"}, {"cleanupFlag": 0}, set()),  # its directory goes: everything comes back
+        ({"use": "a"}, {"cleanupFlag": "1"}, {"o.txt", "p.txt"}),
+    ],
+)
+def test_an_output_stays_on_the_host_only_when_every_consumer_links_it_there(
+    tmp_path: Path, consumers: dict[str, str], producer: dict[str, object], left: set[str]
+) -> None:
+    from sharin.engine._files import host_links, left_on_host
+
+    hosts = {h.name: h for h in (_host("a"), _host("a2"), _host("b", "far-away"))}
+    make = _edges(tmp_path, consumers, **producer)
+    assert left_on_host(make, hosts) == left
+    use = next(c for c in make.parent.children if c.name == "use")  # type: ignore[union-attr]
+    links = host_links(use, make.directory.parent, use.directory, hosts, lambda k: f"/w/a/r/{k}")
+    assert {k[2] for k in links} == left
+    assert all(x.src_dir == "/w/a/r/make" for x in links.values())
+    unknown = host_links(use, make.directory.parent, use.directory, hosts, lambda k: None)
+    assert unknown == {}  # where the producer ran is not known: delivered from here

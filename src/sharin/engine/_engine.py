@@ -291,6 +291,7 @@ class Engine:
 
     async def deliver_inputs(self, c: Component, cdir: Path) -> None:
         # nothing to deliver nor to check: no hand-over to the file worker
+        self._host_links.pop(cdir, None)  # what an earlier attempt left
         if c.parent is not None and c.data.get("inputFiles"):
             hosts = self._hosts()
             on_host = host_links(c, self.project.root, cdir, hosts, self._host_dir) if hosts else {}

@@ -296,6 +296,7 @@ class HostEntry(msgspec.Struct):
     keepaliveInterval: Annotated[int, _M(ge=0)] | Literal[""] | None = None  #: milliseconds
     maxSessions: Annotated[int, _M(ge=1)] | Literal[""] | None = None  #: sharin's
     knownHostsFile: Text = None  #: sharin's: a known_hosts file instead of ~/.ssh/known_hosts
+    sharedHost: Text = None  #: the label of another host that shares this one's files
 
 
 # ------------------------------------------------------------------------------ jobScheduler.json
