@@ -22,6 +22,7 @@ from sharin.executors._staging import (
     host_glob,
     link_escapes,
     link_on_host,
+    linked_patterns,
     remove_working_dir,
     select,
     wanted_patterns,
@@ -311,6 +312,9 @@ def test_inputs_are_linked_on_the_host_with_the_delivery_rules(tmp_path: Path) -
     assert os.readlink(job / "in.txt") == "../make/out.txt"
     assert (job / "in.txt").read_text() == "out"
     assert os.readlink(job / "inputs" / "res" / "b.dat") == "../../../make/res/b.dat"
+    pats = linked_patterns(links)
+    assert all(any(glob_match(m, x) for x in pats) for m in got), pats
+    assert not any(glob_match("out.txt", x) or glob_match("res/a.dat", x) for x in pats)
 
     missing = HostLink("make", str(made), "gone.txt", "x")
     with pytest.raises(ExecutorError, match="make has no file 'gone.txt'.*looked in"):

@@ -147,6 +147,8 @@ def test_on_the_same_host_a_file_is_linked_there_and_never_crosses(
 ) -> None:
     hosts = _hosts(config_dir, tmp_path, jobs_root, **second)
     _producer_and_consumer(project, "hpc-a", "hpc-b" if second else "hpc-a")
+    # the linked input stays there, even asked for: it leads to the producer's directory
+    sharin.set_property(project.root, "use", "include", ["in.dat"])
     before = _traffic(hosts)
 
     result = sharin.run(project.root)
@@ -163,6 +165,9 @@ def test_on_the_same_host_a_file_is_linked_there_and_never_crosses(
     assert (used / "inputs" / "res" / "a.dat").is_symlink()
     assert (project.root / "use" / "sum.txt").read_text().strip() == _md5(made / "big.dat")
     assert (project.root / "use" / "both.txt").read_text() == "one\ntwo\n"
+    assert not (project.root / "use" / "in.dat").exists()
+    log = "".join(p.read_text() for p in (project.root / ".sharin").rglob("*.out"))
+    assert "warning" not in log, log
 
     # a second run: nothing changed, nothing runs (the output left there is not "missing")
     again = sharin.run(project.root)

@@ -63,6 +63,7 @@ __all__ = [
     "host_glob",
     "link_escapes",
     "link_on_host",
+    "linked_patterns",
     "refused_link",
     "remove_working_dir",
     "select",
@@ -354,6 +355,26 @@ async def host_glob(transport: Transport, root: str, pattern: str) -> list[str]:
         if not found:
             break
     return sorted(found) if parts else []
+
+
+def linked_patterns(links: Iterable[HostLink]) -> list[str]:
+    """Where :func:`link_on_host` puts each input, as globs below the task's directory: the
+    stage-out leaves these links there (they lead to the producer's directory)."""
+    out = []
+    for link in links:
+        dst_name = link.dst_name.replace("\\", "/")
+        as_dir = (
+            has_magic(link.pattern)
+            or dst_name.endswith("/")
+            or posixpath.normpath(dst_name or ".") == "."
+        )
+        if not as_dir:
+            out.append(posixpath.normpath(dst_name))
+        elif posixpath.normpath(dst_name or ".") == ".":
+            out.append(link.pattern)
+        else:
+            out.append(posixpath.normpath(dst_name) + "/" + link.pattern)
+    return out
 
 
 async def link_on_host(

@@ -31,7 +31,7 @@ from ._scheduler import (
     job_script_name,
 )
 from ._schedulers import DONE, QUEUED, RUNNING
-from ._staging import link_on_host, remove_working_dir
+from ._staging import link_on_host, linked_patterns, remove_working_dir
 from ._transport import CommandResult, Transport
 from .local import prepare_task_script
 
@@ -106,8 +106,10 @@ class BatchExecutor(Executor):
         patterns = [*spec.outputs, *spec.include]
         if patterns:
             refused: list[str] = []
+            # inputs linked on the host stay there: they lead to their producer's directory
+            exclude = [*spec.exclude, *linked_patterns(spec.host_links)]
             await self.transport.get(
-                self.job_dir(spec), patterns, spec.workdir, spec.exclude, refused=refused
+                self.job_dir(spec), patterns, spec.workdir, exclude, refused=refused
             )
             for warning in refused:
                 _append(spec.stdout_path, f"[sharin] warning: {warning}\n")
