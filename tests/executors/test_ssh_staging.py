@@ -552,3 +552,14 @@ def test_an_output_stays_on_the_host_only_when_every_consumer_links_it_there(
     assert all(x.src_dir == "/w/a/r/make" for x in links.values())
     unknown = host_links(use, make.directory.parent, use.directory, hosts, lambda k: None)
     assert unknown == {}  # where the producer ran is not known: delivered from here
+
+
+def test_a_link_kept_inside_the_task_never_leads_out_through_a_link_here(tmp_path: Path) -> None:
+    job = tmp_path / "job"
+    job.mkdir()
+    (job / "x").symlink_to("data/passwd")  # inside the task there
+    root = _project_dir(tmp_path)
+    (root / "t" / "data").symlink_to("/etc")  # but here "data" leads out of the project
+    with pytest.raises(ExecutorError, match="'x'.*nothing was copied back"):
+        copy_matching(job, ["x"], root / "t", [])
+    assert not (root / "t" / "x").is_symlink()

@@ -234,6 +234,8 @@ def copy_matching(
                     refused.append(refused_link(rel, link_to))
                 return
             check_real(target, dst_bounds, what="output", shown=rel, follow=False)
+            # what it will point to here, through the directories there are here
+            check_real(target.parent / link_to, dst_bounds, what="output", shown=rel)
             if target.is_dir() and not target.is_symlink():
                 raise UnsafePathError(f"output {rel!r} is a directory here; remove it first")
             links.append((rel, link_to))
