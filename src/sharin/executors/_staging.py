@@ -12,6 +12,7 @@ every executor that stages to a host calls these.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fnmatch
 import glob
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..engine._files import has_magic
-from ..engine._protocol import HostLink
+from ..engine._protocol import HostLink, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model._paths import Bounds, UnsafePathError, check_real, find_root, name_problem
 
@@ -52,6 +53,16 @@ class Transport(Protocol):
     async def run(self, command: str, *, timeout: float | None = ...) -> _Result: ...
     async def listdir(self, path: str) -> list[str]: ...
     async def stat(self, path: str) -> _Entry | None: ...
+    async def put_dir(self, local: Path, remote: str) -> None: ...
+    async def get(
+        self,
+        remote: str,
+        patterns: Iterable[str],
+        local: Path,
+        exclude: Iterable[str] = ...,
+        *,
+        refused: list[str] | None = ...,
+    ) -> list[str]: ...
 
 
 __all__ = [
@@ -67,6 +78,8 @@ __all__ = [
     "refused_link",
     "remove_working_dir",
     "select",
+    "stage_in_to_host",
+    "stage_out_from_host",
     "wanted_patterns",
 ]
 
@@ -435,3 +448,41 @@ async def link_on_host(
                 f"{res.output.strip() or f'exit {res.returncode}'}"
             )
     return made
+
+
+# ------------------------------------------------------------------------------ a task's staging
+async def stage_in_to_host(transport: Transport, spec: TaskSpec, job_dir: str) -> None:
+    """A task's stage-in to its working directory on a host: its directory's files sent, then
+    the inputs its producers left on the host linked there."""
+    await transport.put_dir(spec.workdir, job_dir)
+    if spec.host_links:
+        keep = [spec.script] if spec.script else []
+        await link_on_host(transport, job_dir, spec.host_links, keep)
+
+
+async def stage_out_from_host(
+    transport: Transport, spec: TaskSpec, job_dir: str, host_path: str
+) -> list[str]:
+    """A task's stage-out from its working directory on a host (``job_dir``, below the
+    host's ``path``): its outputs and ``include`` brought back (the inputs linked there stay),
+    a warning in its log for each link refused, then its working directory removed when its
+    ``cleanupFlag`` says so. The paths brought back."""
+    patterns = [*spec.outputs, *spec.include]
+    got: list[str] = []
+    if patterns:
+        refused: list[str] = []
+        exclude = [*spec.exclude, *linked_patterns(spec.host_links)]
+        got = await transport.get(job_dir, patterns, spec.workdir, exclude, refused=refused)
+        if refused:
+            text = "".join(f"[sharin] warning: {w}\n" for w in refused)
+            await asyncio.to_thread(_append_log, spec.stdout_path, text)
+    if spec.cleanup:
+        await remove_working_dir(transport, host_path, job_dir)
+    return got
+
+
+def _append_log(path: Path, text: str) -> None:
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
