@@ -31,6 +31,7 @@ from ..model import (
     STATUS_FILE,
     Component,
     ComponentType,
+    HostConfig,
     Project,
     State,
     git,
@@ -41,13 +42,22 @@ from . import _control, _fingerprint, _jobs
 from ._context import JobOptions, TripControl, start_component
 from ._control import condition_true, own_env
 from ._events import Event, EventBus
-from ._files import Delivery, deliver, resolve_sources, run_bounds
+from ._files import (
+    Delivery,
+    deliver,
+    host_links,
+    left_on_host,
+    removes_host_dir,
+    resolve_sources,
+    run_bounds,
+)
 from ._journal import FingerprintRecord, Journal, TaskRecord
 from ._layout import SUPPORTED_TYPES, RunLayout, sharin_dir
 from ._mirror import DELETE, StateMirror, update_json
 from ._protocol import (
     Executor,
     ExecutorProvider,
+    HostLink,
     JobHandle,
     JobResult,
     TaskSpec,
@@ -173,6 +183,8 @@ class Engine:
         #: components whose last finished fingerprint a later clean made void
         self._cleaned: set[str] = set()
         self._digests = _fingerprint.DigestCache()
+        #: per task directory: the inputs its last delivery left to be linked on its host
+        self._host_links: dict[Path, tuple[HostLink, ...]] = {}
         self._files = FileWorker()  #: the blocking file work of this engine's run
         #: keys (and their containers' keys) that ran in this run, not reused
         self._ran: set[str] = set()
@@ -279,11 +291,36 @@ class Engine:
 
     async def deliver_inputs(self, c: Component, cdir: Path) -> None:
         # nothing to deliver nor to check: no hand-over to the file worker
+        self._host_links.pop(cdir, None)  # what an earlier attempt left
         if c.parent is not None and c.data.get("inputFiles"):
-            await self._files.call(self._deliver_inputs, c, cdir)
+            hosts = self._hosts()
+            on_host = host_links(c, self.project.root, cdir, hosts, self._host_dir) if hosts else {}
+            if on_host:
+                self._host_links[cdir] = tuple(on_host.values())
+            await self._files.call(self._deliver_inputs, c, cdir, frozenset(on_host))
 
     def run_bounds(self) -> Bounds:
         return run_bounds(self.project, getattr(self.executors, "hosts", None))
+
+    def _hosts(self) -> Mapping[str, HostConfig]:
+        hosts: Mapping[str, HostConfig] | None = getattr(self.executors, "hosts", None)
+        return hosts or {}
+
+    def _host_dir(self, key: str) -> str | None:
+        """The working directory on its host of the task ``key`` when it last finished (this
+        run's record, or that of the run whose fingerprint it reuses)."""
+        assert self.journal is not None
+        runs = [self.run_id]
+        fp = self._fps.get(key)
+        if fp is not None and fp.run != self.run_id:
+            runs.append(fp.run)
+        for run in runs:
+            rec = self.journal.task(run, key)
+            if rec is not None and rec.handle and rec.state == State.FINISHED:
+                where = JobHandle.from_json(rec.handle).data.get("dir")
+                if isinstance(where, str) and where:
+                    return where
+        return None
 
     def run_container(
         self,
@@ -880,8 +917,11 @@ class Engine:
         q.put_nowait((x, state))
 
     # ------------------------------------------------------------------ files
-    def _deliver_inputs(self, c: Component, cdir: Path) -> None:
-        """Deliver ``c``'s inputs (blocks on the file system: runs on the file worker)."""
+    def _deliver_inputs(
+        self, c: Component, cdir: Path, on_host: frozenset[tuple[str, str, str]] = frozenset()
+    ) -> None:
+        """Deliver ``c``'s inputs (blocks on the file system: runs on the file worker), but
+        those linked on its host (``on_host``: input name, source node and name)."""
         parent = c.parent
         if parent is None:
             return
@@ -891,12 +931,14 @@ class Engine:
         keep = frozenset([c.script] if c.script else [])  # a delivery never replaces the script
         for inp in c.input_files:
             for link in inp.src:
+                if (inp.name, link.node, link.name) in on_host:
+                    continue
                 for producer, sdir, pattern, copy in resolve_sources(
                     parent, pdir, link.node, link.name
                 ):
                     delivery = Delivery(producer, sdir, pattern, cdir, inp.name, copy, keep)
                     deliver(delivery, bounds)
-        check_mandatory_inputs(c, cdir)
+        check_mandatory_inputs(c, cdir, frozenset(name for name, _, _ in on_host))
 
     # ------------------------------------------------------------------ tasks
     def _executor(self, host: str, use_job_scheduler: bool) -> tuple[Executor, asyncio.Semaphore]:
@@ -919,6 +961,8 @@ class Engine:
         job: JobOptions | None = None,
     ) -> TaskSpec:
         host, use_job_scheduler, queue = _placement(c, job)
+        hosts = self._hosts()
+        left = left_on_host(c, hosts) if hosts else frozenset()
         full_env = dict(env)
         full_env.update(own_env(c))
         full_env["SHARIN_TASK"] = key
@@ -937,12 +981,13 @@ class Engine:
             submit_option=c.submit_option or (job.submit_option if job is not None else None),
             include=tuple(c.include),
             exclude=tuple(c.exclude),
-            outputs=tuple(o.name for o in c.output_files),
+            outputs=tuple(o.name for o in c.output_files if o.name not in left),
             project_root=self.project.root,
             run_tag=self._run_tag,
             step=job.step if job is not None else None,
             bulk=job.bulk if job is not None else None,
             source_script=c.data.get("sourceScript") or None,
+            cleanup=removes_host_dir(c),
         )
 
     async def _run_task(
@@ -1009,6 +1054,9 @@ class Engine:
                     )
                     try:
                         await self.deliver_inputs(c, cdir)
+                        links = self._host_links.pop(cdir, ())
+                        if links:
+                            spec = dataclasses.replace(spec, host_links=links)
                         if job is not None and job.prepare is not None:
                             spec = await job.prepare(spec)
                         await ex.stage_in(spec)
@@ -1150,7 +1198,8 @@ class Engine:
             if checker is None:
                 return result
             if ex.kind != "local":
-                await ex.stage_out(spec, result)
+                # the checker reads the outputs; the working directory stays until it passed
+                await ex.stage_out(dataclasses.replace(spec, cleanup=False), result)
             crc = await run_checker(
                 checker, cdir, {**spec.env, **rt_env(rc)}, spec.stdout_path, spec.stderr_path
             )

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import glob
 import os
+import posixpath
 import shutil
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import RunError
-from ..model import COMPONENT_FILE, STATUS_FILE, Component, HostConfig, Project
+from ..model import COMPONENT_FILE, STATUS_FILE, Component, ComponentType, HostConfig, Project
+from ..model._cleanup import cleanup_flag, removes_host_dir
 from ..model._paths import (
     Bounds,
     UnsafePathError,
@@ -28,6 +30,7 @@ from ..model._paths import (
     is_inside,
     name_problem,
 )
+from ._protocol import HostLink
 
 #: WHEEL's files in a component's directory: never delivered, never replaced by a delivery
 _OWN_FILES = frozenset({COMPONENT_FILE, STATUS_FILE})
@@ -35,11 +38,16 @@ _OWN_FILES = frozenset({COMPONENT_FILE, STATUS_FILE})
 __all__ = [
     "Delivery",
     "check_tree",
+    "cleanup_flag",
     "copy_path",
     "deliver",
     "has_magic",
+    "host_links",
+    "left_on_host",
+    "removes_host_dir",
     "resolve_sources",
     "run_bounds",
+    "same_host",
     "storage_path",
 ]
 
@@ -272,4 +280,86 @@ def run_bounds(project: Project, hosts: Mapping[str, HostConfig] | None = None) 
         ]
         named += [p for p in host_paths if p.startswith(("/", "~"))]
         found = known[host_paths] = Bounds.of(project.root, named)
+    return found
+
+
+# ------------------------------------------------------------------------------------ hosts
+def same_host(src: HostConfig, dst: HostConfig) -> bool:
+    """Whether a file ``src`` left in a working directory is reachable where ``dst`` runs:
+    the same label, the same host, user and port, or ``dst``'s ``sharedHost`` naming ``src``."""
+    if src.name == dst.name:
+        return True
+    if (src.host, src.user or "", src.port) == (dst.host, dst.user or "", dst.port):
+        return True
+    return str(dst.raw.get("sharedHost") or "") == src.name
+
+
+def _staged_host(c: Component, hosts: Mapping[str, HostConfig]) -> HostConfig | None:
+    """The host a task is staged to (a working directory below the host's ``path``)."""
+    if c.type != ComponentType.TASK or c.disabled:
+        return None
+    cfg = hosts.get(c.host)
+    if cfg is None or not cfg.path or c.host == "localhost":
+        return None
+    return cfg
+
+
+def _linkable(producer: Component, consumer: Component, hosts: Mapping[str, HostConfig]) -> bool:
+    """Whether ``consumer`` links ``producer``'s outputs on its host instead of receiving them
+    from here: both staged to hosts that share their files, and the producer keeps its
+    working directory (one removed after its stage-out sends its outputs here, as usual)."""
+    src, dst = _staged_host(producer, hosts), _staged_host(consumer, hosts)
+    return (
+        src is not None
+        and dst is not None
+        and same_host(src, dst)
+        and not removes_host_dir(producer)
+    )
+
+
+def left_on_host(c: Component, hosts: Mapping[str, HostConfig]) -> frozenset[str]:
+    """The outputs of ``c`` its stage-out does not bring here: each of their destinations is
+    a sibling task that links them on the host (OPEN-WHEEL's ``needDownload``). An output
+    going anywhere else (this machine, another host, out of the workflow) comes back."""
+    parent = c.parent
+    if parent is None or _staged_host(c, hosts) is None:
+        return frozenset()
+    siblings = {x.id: x for x in parent.children}
+    left = set()
+    for out in c.output_files:
+        targets = [siblings.get(d.node) for d in out.dst]
+        if targets and all(t is not None and _linkable(c, t, hosts) for t in targets):
+            left.add(out.name)
+    return frozenset(left)
+
+
+def host_links(
+    c: Component,
+    project_root: Path,
+    cdir: Path,
+    hosts: Mapping[str, HostConfig],
+    dir_of: Callable[[str], str | None],
+) -> dict[tuple[str, str, str], HostLink]:
+    """The inputs of ``c`` (run in ``cdir``) linked on its host: ``(input name, source node,
+    source name)`` → the link. ``dir_of(key)`` is the working directory on the host of the
+    task ``key`` when it finished (None: not known, the input is delivered from here)."""
+    parent = c.parent
+    if parent is None or _staged_host(c, hosts) is None:
+        return {}
+    siblings = {x.id: x for x in parent.children}
+    found: dict[tuple[str, str, str], HostLink] = {}
+    for inp in c.input_files:
+        for link in inp.src:
+            producer = siblings.get(link.node)
+            if producer is None or not _linkable(producer, c, hosts):
+                continue
+            if link.name not in left_on_host(producer, hosts):
+                continue  # it came back here: delivered from here
+            key = os.path.relpath(cdir.parent / producer.name, project_root).replace(os.sep, "/")
+            where = dir_of(key)
+            if where is None:
+                continue
+            found[(inp.name, link.node, link.name)] = HostLink(
+                producer.rel or producer.name, posixpath.normpath(where), link.name, inp.name
+            )
     return found

@@ -29,6 +29,7 @@ from ._layout import log_stem
 __all__ = [
     "BulkRequest",
     "Executor",
+    "HostLink",
     "ExecutorProvider",
     "JobHandle",
     "JobResult",
@@ -61,6 +62,18 @@ class BulkRequest:
 
 
 @dataclass(frozen=True)
+class HostLink:
+    """An input made on the task's host by a symbolic link into the working directory of the
+    task that produced it there (the same host, or one that shares its files), instead of
+    sending the file from here."""
+
+    producer: str  #: a name for messages
+    src_dir: str  #: the producer's working directory on the host
+    pattern: str  #: ``srcName``: a name or a glob below ``src_dir``
+    dst_name: str  #: ``dstName``, below the task's working directory on the host
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """Everything an executor needs to run one attempt of one task instance."""
 
@@ -84,6 +97,10 @@ class TaskSpec:
     bulk: BulkRequest | None = None
     #: OPEN-WHEEL's ``sourceScript``: a file in ``workdir`` sourced before the script
     source_script: str | None = None
+    #: remove the task's working directory on its host after stage-out (``cleanupFlag``)
+    cleanup: bool = False
+    #: inputs linked on the host from where their producer left them (not sent from here)
+    host_links: tuple[HostLink, ...] = ()
 
     @property
     def log_stem(self) -> str:

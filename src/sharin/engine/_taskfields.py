@@ -78,12 +78,17 @@ async def run_checker(
         return await proc.wait()
 
 
-def check_mandatory_inputs(c: Component, directory: Path) -> None:
-    """Fail a component whose ``mandatory`` input file did not arrive."""
+def check_mandatory_inputs(
+    c: Component, directory: Path, elsewhere: frozenset[str] = frozenset()
+) -> None:
+    """Fail a component whose ``mandatory`` input file did not arrive (but those in
+    ``elsewhere``, linked where the task runs)."""
     for i, f in enumerate(c.data.get("inputFiles") or []):
         if not isinstance(f, dict) or f.get("mandatory") is not True:
             continue
         name = str(f.get("name") or "")
+        if name in elsewhere:
+            continue
         target = directory / name if name else directory
         if not target.exists():
             raise RunError(

@@ -34,7 +34,7 @@ import asyncssh
 
 from ..errors import ExecutorError, SharinError, TransportError
 from ..model import HostConfig
-from ._staging import copy_matching, files_to_send, select
+from ._staging import copy_matching, files_to_send, link_escapes, refused_link, select
 from ._transport import CommandResult, FileStat, Input, Transport, check_env
 
 __all__ = ["POOL", "Ask", "HostCheck", "SSHPool", "SSHTransport", "check_host"]
@@ -182,9 +182,11 @@ class _Client(asyncssh.SSHClient):
 class _Link:
     """One host's shared connection, its SFTP session and its channel limit."""
 
-    def __init__(self, cfg: HostConfig, ask: Ask | None) -> None:
+    def __init__(self, cfg: HostConfig, ask: Ask | None, traffic: list[int] | None = None) -> None:
         self.cfg = cfg
         self.ask = ask
+        #: bytes of file content sent and received (the pool's count for the host)
+        self.traffic = traffic if traffic is not None else [0, 0]
         self.loop = asyncio.get_running_loop()
         self.lock = asyncio.Lock()
         self.sftp_lock = asyncio.Lock()
@@ -286,6 +288,7 @@ class SSHPool:
 
     def __init__(self) -> None:
         self._links: dict[tuple[Any, ...], _Link] = {}
+        self._traffic: dict[tuple[Any, ...], list[int]] = {}
 
     @staticmethod
     def _key(cfg: HostConfig) -> tuple[Any, ...]:
@@ -296,10 +299,17 @@ class SSHPool:
         key = self._key(cfg)
         link = self._links.get(key)
         if link is None or link.loop is not loop or link.loop.is_closed():
-            link = self._links[key] = _Link(cfg, ask)
+            traffic = self._traffic.setdefault(key, [0, 0])
+            link = self._links[key] = _Link(cfg, ask, traffic)
         elif ask is not None and link.ask is None:
             link.ask = ask
         return link
+
+    def traffic(self, cfg: HostConfig) -> tuple[int, int]:
+        """Bytes of file content sent to and received from the host by this process (files,
+        trees and staging; commands and their output not counted)."""
+        sent, received = self._traffic.get(self._key(cfg), (0, 0))
+        return sent, received
 
     def connections_opened(self, cfg: HostConfig) -> int:
         """How many connections to the host were opened (in this event loop)."""
@@ -323,8 +333,14 @@ POOL = SSHPool()
 class _ToChannel(io.RawIOBase):
     """A file a worker thread writes a tar stream to; it goes to a channel's stdin."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, writer: asyncssh.SSHWriter[bytes]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        writer: asyncssh.SSHWriter[bytes],
+        traffic: list[int] | None = None,
+    ) -> None:
         self.loop, self.writer = loop, writer
+        self.traffic = traffic if traffic is not None else [0, 0]
 
     def writable(self) -> bool:
         return True
@@ -332,6 +348,7 @@ class _ToChannel(io.RawIOBase):
     def write(self, b: Any) -> int:
         data = bytes(b)
         asyncio.run_coroutine_threadsafe(self._send(data), self.loop).result()
+        self.traffic[0] += len(data)
         return len(data)
 
     async def _send(self, data: bytes) -> None:
@@ -342,15 +359,23 @@ class _ToChannel(io.RawIOBase):
 class _FromChannel(io.RawIOBase):
     """A file a worker thread reads a tar stream from; it comes from a channel's stdout."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, reader: asyncssh.SSHReader[bytes]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reader: asyncssh.SSHReader[bytes],
+        traffic: list[int] | None = None,
+    ) -> None:
         self.loop, self.reader = loop, reader
+        self.traffic = traffic if traffic is not None else [0, 0]
 
     def readable(self) -> bool:
         return True
 
     def read(self, n: int = -1) -> bytes:
         size = n if n and n > 0 else _CHUNK
-        return asyncio.run_coroutine_threadsafe(self.reader.read(size), self.loop).result()
+        data = asyncio.run_coroutine_threadsafe(self.reader.read(size), self.loop).result()
+        self.traffic[1] += len(data)
+        return data
 
     def readinto(self, b: Any) -> int:
         data = self.read(len(b))
@@ -374,9 +399,27 @@ def _tree_items(root: Path) -> list[tuple[str, Path]]:
     return items
 
 
-def _read_tar(src: IO[bytes], dst: Path) -> None:
+def _read_tar(src: IO[bytes], dst: Path, refused: list[str] | None = None) -> None:
+    """Unpack a stream into ``dst`` with tar's ``data`` filter (a link leading out of the
+    archive's directory stops it); with ``refused``, such a link is left out instead and
+    named there, and the rest is unpacked."""
+    if refused is None:
+        with tarfile.open(fileobj=src, mode="r|") as tar:
+            tar.extractall(dst, filter="data")
+        return
+
+    def keep(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo | None:
+        if member.issym() and link_escapes(member.name, member.linkname):
+            refused.append(refused_link(member.name, member.linkname))
+            return None
+        try:
+            return tarfile.data_filter(member, path)
+        except tarfile.FilterError as e:
+            refused.append(f"{member.name!r} was not copied back: {e}")
+            return None
+
     with tarfile.open(fileobj=src, mode="r|") as tar:
-        tar.extractall(dst, filter="data")
+        tar.extractall(dst, filter=keep)
 
 
 # ------------------------------------------------------------------------------------ transport
@@ -557,7 +600,9 @@ class SSHTransport(Transport):
             async with sftp.open(path, "rb") as f:
                 return cast(bytes, await f.read())
 
-        return await self._sftp("read", path, op)
+        data = await self._sftp("read", path, op)
+        self._link().traffic[1] += len(data)
+        return data
 
     async def write_bytes(self, path: str, data: bytes) -> None:
         async def op(sftp: asyncssh.SFTPClient) -> None:
@@ -571,6 +616,7 @@ class SSHTransport(Transport):
                 raise
 
         await self._sftp("write", path, op)
+        self._link().traffic[0] += len(data)
 
     async def stat(self, path: str) -> FileStat | None:
         async def op(sftp: asyncssh.SFTPClient) -> FileStat | None:
@@ -606,6 +652,7 @@ class SSHTransport(Transport):
                 raise
 
         await self._sftp("write", remote, op)
+        self._link().traffic[0] += (await asyncio.to_thread(local.stat)).st_size
 
     async def get_file(self, remote: str, local: Path) -> None:
         async def op(sftp: asyncssh.SFTPClient) -> None:
@@ -619,6 +666,7 @@ class SSHTransport(Transport):
                 raise
 
         await self._sftp("read", remote, op)
+        self._link().traffic[1] += (await asyncio.to_thread(local.stat)).st_size
 
     async def _walk(self, root: str) -> list[tuple[str, bool]]:
         """``(relative path, is_dir)`` below ``root``, parents first; links are not followed."""
@@ -649,7 +697,7 @@ class SSHTransport(Transport):
 
     # -------------------------------------------------------------- trees (tar)
     async def _tar_in(self, remote: str, items: list[tuple[str, Path]], *, follow: bool) -> None:
-        command = f"mkdir -p -- {shlex.quote(remote)} && tar -xf - -C {shlex.quote(remote)}"
+        command = _unpack_beside(remote)
         script = self._script(command, None, None)
         loop = asyncio.get_running_loop()
 
@@ -658,7 +706,7 @@ class SSHTransport(Transport):
             async with link.channels:
                 proc = await conn.create_process(script, encoding=None)
                 try:
-                    out = _ToChannel(loop, proc.stdin)
+                    out = _ToChannel(loop, proc.stdin, link.traffic)
                     try:
                         await asyncio.to_thread(
                             _write_tar, cast(IO[bytes], out), items, follow=follow
@@ -685,7 +733,9 @@ class SSHTransport(Transport):
 
         await self._retrying(op, idempotent=True)
 
-    async def _tar_out(self, remote: str, names: list[str] | None, local: Path) -> None:
+    async def _tar_out(
+        self, remote: str, names: list[str] | None, local: Path, refused: list[str] | None = None
+    ) -> None:
         q = shlex.quote(remote)
         command = f"tar -cf - -C {q} --null -T -" if names is not None else f"tar -cf - -C {q} ."
         script = self._script(command, None, None)
@@ -698,11 +748,11 @@ class SSHTransport(Transport):
                 proc = await conn.create_process(script, encoding=None)
                 proc.stdin.write(listing)
                 proc.stdin.write_eof()
-                src = _FromChannel(loop, proc.stdout)
+                src = _FromChannel(loop, proc.stdout, link.traffic)
                 failed: BaseException | None = None
                 try:
                     try:
-                        await asyncio.to_thread(_read_tar, cast(IO[bytes], src), local)
+                        await asyncio.to_thread(_read_tar, cast(IO[bytes], src), local, refused)
                     except (tarfile.TarError, OSError) as e:
                         failed = e
                     # after a failure, what the host's tar still sends is not waited for long
@@ -744,7 +794,13 @@ class SSHTransport(Transport):
         await self._tar_in(remote, items, follow=True)
 
     async def get(
-        self, remote: str, patterns: Iterable[str], local: Path, exclude: Iterable[str] = ()
+        self,
+        remote: str,
+        patterns: Iterable[str],
+        local: Path,
+        exclude: Iterable[str] = (),
+        *,
+        refused: list[str] | None = None,
     ) -> list[str]:
         pats, excl = list(patterns), list(exclude)
         chosen = select(await self._walk(remote), pats, excl)
@@ -753,8 +809,12 @@ class SSHTransport(Transport):
         await asyncio.to_thread(local.mkdir, parents=True, exist_ok=True)
         staging = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".sharin-get-", dir=local))
         try:
-            await self._tar_out(remote, chosen, staging)
-            return await asyncio.to_thread(copy_matching, staging, pats, local, excl)
+            # everything arrives in the staging directory first: a transfer that breaks
+            # changes no file here; then each file is renamed into place
+            await self._tar_out(remote, chosen, staging, refused)
+            return await asyncio.to_thread(
+                copy_matching, staging, pats, local, excl, move=True, refused=refused
+            )
         finally:
             await asyncio.to_thread(shutil.rmtree, staging, True)
 
@@ -777,6 +837,26 @@ def _text(data: object) -> str:
     if isinstance(data, bytes):
         return data.decode(errors="replace")
     return str(data or "")
+
+
+def _unpack_beside(remote: str) -> str:
+    """A shell command unpacking a tar stream from stdin into ``remote`` so that no file is
+    ever half-written under its final name: into a directory beside it first, which becomes
+    ``remote`` by one rename when there was none, or whose files are renamed one by one into
+    it; a broken stream leaves ``remote`` as it was."""
+    q, tmp = shlex.quote(remote), shlex.quote(_temporary(remote.rstrip("/") or "/"))
+    merge = (
+        f"cd {tmp} && find . -mindepth 1 -type d -exec sh -c "
+        "'for d; do mkdir -p -- \"$0/$d\" || exit 1; done' "
+        f"{q} {{}} + && find . -mindepth 1 ! -type d -exec sh -c "
+        '\'for f; do mv -f -- "$f" "$0/$f" || exit 1; done\' '
+        f"{q} {{}} +"
+    )
+    return (
+        f"mkdir -p -- {tmp} && tar -xf - -C {tmp} && "
+        f"if [ -d {q} ]; then ({merge}); else mv -- {tmp} {q}; fi; "
+        f"rc=$?; cd / && rm -rf -- {tmp}; exit $rc"
+    )
 
 
 def _temporary(path: str) -> str:

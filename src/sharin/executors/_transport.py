@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import functools
 import os
 import shutil
 import stat as _stat
@@ -155,10 +156,17 @@ class Transport(abc.ABC):
 
     @abc.abstractmethod
     async def get(
-        self, remote: str, patterns: Iterable[str], local: Path, exclude: Iterable[str] = ()
+        self,
+        remote: str,
+        patterns: Iterable[str],
+        local: Path,
+        exclude: Iterable[str] = (),
+        *,
+        refused: list[str] | None = None,
     ) -> list[str]:
         """Stage-out: copy what matches ``patterns`` below ``remote`` (minus ``exclude``) into
-        ``local``."""
+        ``local`` (see :func:`~._staging.copy_matching`; a warning for each entry left out,
+        a link leading out of ``remote``, goes to ``refused``)."""
 
     async def close(self) -> None:  # noqa: B027 - nothing to release by default
         """Release the connection."""
@@ -326,9 +334,21 @@ class LocalTransport(Transport):
         await asyncio.to_thread(copy_tree, local, dst)
 
     async def get(
-        self, remote: str, patterns: Iterable[str], local: Path, exclude: Iterable[str] = ()
+        self,
+        remote: str,
+        patterns: Iterable[str],
+        local: Path,
+        exclude: Iterable[str] = (),
+        *,
+        refused: list[str] | None = None,
     ) -> list[str]:
         src = Path(remote)
         if src.resolve() == local.resolve():
             return []
-        return await asyncio.to_thread(copy_matching, src, list(patterns), local, list(exclude))
+        return await asyncio.to_thread(
+            functools.partial(copy_matching, refused=refused),
+            src,
+            list(patterns),
+            local,
+            list(exclude),
+        )

@@ -31,6 +31,7 @@ from ._scheduler import (
     job_script_name,
 )
 from ._schedulers import DONE, QUEUED, RUNNING
+from ._staging import stage_in_to_host, stage_out_from_host
 from ._transport import CommandResult, Transport
 from .local import prepare_task_script
 
@@ -94,14 +95,11 @@ class BatchExecutor(Executor):
         prepare_task_script(spec)
         self._scripts[spec.key] = await asyncio.to_thread(self._job_script, spec)
         if self._staged(spec):
-            await self.transport.put_dir(spec.workdir, self.job_dir(spec))
+            await stage_in_to_host(self.transport, spec, self.job_dir(spec))
 
     async def stage_out(self, spec: TaskSpec, result: JobResult) -> None:
-        if not self._staged(spec):
-            return
-        patterns = [*spec.outputs, *spec.include]
-        if patterns:
-            await self.transport.get(self.job_dir(spec), patterns, spec.workdir, spec.exclude)
+        if self._staged(spec):
+            await stage_out_from_host(self.transport, spec, self.job_dir(spec), self.config.path)
 
     def _job_script(self, spec: TaskSpec) -> tuple[str, bool]:
         """The script to submit, and whether it chooses its queue itself. With resource

@@ -17,7 +17,9 @@ them problems). Each names the file and the field:
 * a **condition expression naming a variable WHEEL does not define there**: WHEEL evaluates it
   with only the components' ``env`` and its own variables declared (``evalCondition`` in
   ``dispatchUtils.js``: ``let KEY="value";`` each), so a name sharin finds in the process
-  environment (``HOME``, ``SHARIN_TASK`` ...) is a ``ReferenceError`` in WHEEL.
+  environment (``HOME``, ``SHARIN_TASK`` ...) is a ``ReferenceError`` in WHEEL;
+* a task on a host whose **cleanupFlag** WHEEL reads otherwise (``_cleanup``): sharin removes
+  its working directory there, WHEEL keeps it, or the other way round.
 
 :func:`task_field_problems` checks the 2025 task fields as problems: ``sourceScript`` and
 ``checker`` name files inside the task's directory, ``mandatory`` is true or false.
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Problem
+from ._cleanup import removes_host_dir, wheel_removes_host_dir
 from ._component import COMPONENT_FILE, Component, ComponentType
 from ._expr import ExpressionError, parse_expression
 from ._hosts import LOCALHOST, HostConfig
@@ -125,6 +128,8 @@ def wheel_notes(project: Project, hosts: Mapping[str, HostConfig] | None = None)
         elif c.type == ComponentType.FOR:
             notes.extend(_for_notes(c))
         notes.extend(_condition_notes(c))
+        if c.type in _TASKLIKE and c.host != LOCALHOST:
+            notes.extend(_cleanup_notes(c))
         if c.type in _TASKLIKE and c.data.get("sourceScript") not in (None, ""):
             notes.append(
                 Problem(
@@ -151,6 +156,21 @@ def wheel_notes(project: Project, hosts: Mapping[str, HostConfig] | None = None)
                 )
             )
     return notes
+
+
+def _cleanup_notes(c: Component) -> Iterable[Problem]:
+    ours, wheels = removes_host_dir(c), wheel_removes_host_dir(c)
+    if ours == wheels:
+        return
+    said = {True: "removes", False: "keeps"}
+    yield Problem(
+        _file(c),
+        "cleanupFlag",
+        f"sharin {said[ours]} the task's working directory on its host after stage-out, WHEEL "
+        f"{said[wheels]} it (WHEEL takes a parent's 0 only when the task's own workflow says "
+        '"0" as a string, and a task\'s own 0 only as a number); write cleanupFlag 0 or 1 '
+        "as a number on the task itself for both to do the same",
+    )
 
 
 def _condition_notes(c: Component) -> Iterable[Problem]:

@@ -78,6 +78,15 @@ Flag = bool | None
 Ids = list[str] | None
 Globs = list[FileName] | str | None  #: OPEN-WHEEL writes a list, WHEEL 2022 "a,b"
 EnvValue = str | int | float
+#: 0 remove the host's working directory after stage-out, 1 keep it, 2 as the parent says;
+#: WHEEL's forms write numbers, its code compares strings: both are read
+CleanupFlag = Annotated[
+    Literal[0, 1, 2, "0", "1", "2", ""] | None,
+    _M(
+        description="0 (remove the working directory on the host after stage-out), "
+        "1 (keep it) or 2 (as the parent component says)"
+    ),
+]
 
 
 class SrcLink(msgspec.Struct):
@@ -124,6 +133,7 @@ class Flow(Base):
     next: Ids = None
     inputFiles: list[InputFile] | None = None
     outputFiles: list[OutputFile] | None = None
+    cleanupFlag: CleanupFlag = None
 
 
 class Task(Flow):
@@ -286,6 +296,7 @@ class HostEntry(msgspec.Struct):
     keepaliveInterval: Annotated[int, _M(ge=0)] | Literal[""] | None = None  #: milliseconds
     maxSessions: Annotated[int, _M(ge=1)] | Literal[""] | None = None  #: sharin's
     knownHostsFile: Text = None  #: sharin's: a known_hosts file instead of ~/.ssh/known_hosts
+    sharedHost: Text = None  #: the label of another host that shares this one's files
 
 
 # ------------------------------------------------------------------------------ jobScheduler.json
