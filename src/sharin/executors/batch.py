@@ -23,6 +23,7 @@ from pathlib import Path
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
+from . import _hostdir
 from ._scheduler import (
     JobState,
     SchedulerDefinition,
@@ -83,25 +84,15 @@ class BatchExecutor(Executor):
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
         """Where the job runs: the task's own directory, or ``<path>/<run>/<task>`` on the host."""
-        if not self.config.path:
-            return str(spec.workdir)
-        return posixpath.join(self.config.path, spec.run_tag or "run", spec.key)
-
-    def _staged(self, spec: TaskSpec) -> bool:
-        return self.job_dir(spec) != str(spec.workdir)
+        return _hostdir.job_dir(self.config, spec)
 
     async def stage_in(self, spec: TaskSpec) -> None:
         prepare_task_script(spec)
         self._scripts[spec.key] = await asyncio.to_thread(self._job_script, spec)
-        if self._staged(spec):
-            await self.transport.put_dir(spec.workdir, self.job_dir(spec))
+        await _hostdir.stage_in(self.transport, self.config, spec)
 
     async def stage_out(self, spec: TaskSpec, result: JobResult) -> None:
-        if not self._staged(spec):
-            return
-        patterns = [*spec.outputs, *spec.include]
-        if patterns:
-            await self.transport.get(self.job_dir(spec), patterns, spec.workdir, spec.exclude)
+        await _hostdir.stage_out(self.transport, self.config, spec)
 
     def _job_script(self, spec: TaskSpec) -> tuple[str, bool]:
         """The script to submit, and whether it chooses its queue itself. With resource
