@@ -12,7 +12,6 @@ import pwd
 import secrets
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,34 +28,11 @@ from sharin.model import Project, load_hosts
 from ..conftest import Processes
 from ..helpers import journal_tasks
 from ..services.available import service_env
+from .hostshell import ssh
 
 pytestmark = [pytest.mark.sshd]
 
 T = TypeVar("T")
-
-
-def ssh(command: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """``command`` on the SSH host, through OpenSSH (not sharin's transport)."""
-    env = service_env()
-    return subprocess.run(
-        [
-            "ssh",
-            "-i",
-            env["TEST_SSH_KEY"],
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            f"UserKnownHostsFile={env['TEST_SSH_KNOWN_HOSTS']}",
-            "-p",
-            env["TEST_SSH_PORT"],
-            f"{env['TEST_SSH_USER']}@{env['TEST_SSH_HOST']}",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=check,
-    )
 
 
 @pytest.fixture
