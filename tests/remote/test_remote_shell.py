@@ -178,6 +178,7 @@ def test_starting_an_attempt_twice_runs_it_once(
     assert counter.read_text() == "ran\n"
 
 
+@pytest.mark.slow
 def test_stop_kills_the_remote_process_group(
     project: Project, config_dir: Path, remote_path: Path, procs: Processes
 ) -> None:
@@ -222,6 +223,52 @@ def test_a_killed_engine_reattaches_and_the_script_runs_once(
     assert (project.root / "t" / "made.txt").read_text() == "made\n"
     tasks = journal_tasks(project.root, 1)
     assert (tasks["t"].state, tasks["t"].attempt) == ("finished", 1)
+
+
+@pytest.mark.slow
+def test_an_engine_killed_before_journaling_the_start_finds_the_task_again(
+    project: Project,
+    config_dir: Path,
+    remote_path: Path,
+    procs: Processes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The host's record is written before the engine hears of the start: an engine that dies
+    in between (the journal says the task was being submitted, no handle) leaves a task that
+    the next run re-attaches to instead of starting again."""
+    _host(config_dir, remote_path)
+    counter = remote_path / "count"
+    _task(
+        project, "t", f"echo ran >> {counter}; sleep 2; echo made > made.txt", outputs=("made.txt",)
+    )
+    monkeypatch.setenv("SHARIN_TEST_KILL_AFTER_SPAWN", "t")
+    engine = procs.start("run", project.root)
+    assert engine.wait(timeout=60) == -signal.SIGKILL
+    monkeypatch.delenv("SHARIN_TEST_KILL_AFTER_SPAWN")
+    record = journal_tasks(project.root, 1)["t"]
+    assert (record.state, record.handle) == ("queued", None)
+
+    second = procs.run("run", project.root, timeout=120)
+
+    assert "resumed run 1 finished" in second.stdout, second.stdout
+    assert counter.read_text() == "ran\n"
+    assert (project.root / "t" / "made.txt").read_text() == "made\n"
+    tasks = journal_tasks(project.root, 1)
+    assert (tasks["t"].state, tasks["t"].attempt) == ("finished", 1)
+
+
+def test_num_job_limits_the_tasks_running_at_once_on_the_host(
+    project: Project, config_dir: Path, remote_path: Path
+) -> None:
+    _host(config_dir, remote_path, numJob=1)
+    spans = remote_path / "spans"
+    for name in ("a", "b"):
+        _task(project, name, f"echo start >> {spans}; sleep 1; echo end >> {spans}")
+
+    result = sharin.run(project.root)
+
+    assert result.ok, result.failed
+    assert spans.read_text().split() == ["start", "end", "start", "end"]
 
 
 @pytest.mark.slow
