@@ -21,8 +21,10 @@ import pytest
 
 import sharin
 from sharin.engine import JobHandle
+from sharin.errors import TransportError
 from sharin.executors import ExecutorRegistry, RemoteShellExecutor
-from sharin.executors._ssh import POOL
+from sharin.executors._ssh import POOL, SSHTransport
+from sharin.executors._transport import CommandResult
 from sharin.model import Project, load_hosts
 
 from ..conftest import Processes
@@ -305,3 +307,42 @@ def test_a_dropped_connection_mid_task_does_not_stop_it(
     assert result.ok, result.failed
     assert counter.read_text() == "ran\n"
     assert (project.root / "t" / "made.txt").read_text() == "made\n"
+
+
+def test_a_command_cut_by_a_dropped_connection_is_a_transport_error(
+    config_dir: Path, remote_path: Path
+) -> None:
+    """Not an exit code (-1) the command never gave: a repeatable command is run again, another
+    is reported as the lost connection it was."""
+    _host(config_dir, remote_path)
+    [cfg] = load_hosts().values()
+    transport = SSHTransport(cfg, retry_for=30)
+    count = remote_path / "runs"
+
+    async def cut_while(idempotent: bool) -> CommandResult | TransportError:
+        running = asyncio.ensure_future(
+            transport.run(f"echo x >> {count}; sleep 2; echo done", idempotent=idempotent)
+        )
+        while not count.exists():
+            await asyncio.sleep(0.05)
+        for link in list(POOL._links.values()):
+            if link.conn is not None:
+                link.conn.abort()  # mid-command
+        try:
+            return await running
+        except TransportError as e:
+            return e
+
+    async def go() -> tuple[CommandResult | TransportError, CommandResult | TransportError]:
+        try:
+            first = await cut_while(False)
+            count.unlink()
+            second = await cut_while(True)
+            return first, second
+        finally:
+            await POOL.close()
+
+    cut, retried = asyncio.run(go())
+    assert isinstance(cut, TransportError) and "connection" in str(cut), cut
+    assert isinstance(retried, CommandResult) and retried.stdout == "done\n", retried
+    assert count.read_text() == "x\nx\n"  # the repeatable one ran again
