@@ -166,6 +166,7 @@ class RemoteShellExecutor(Executor):
         # idempotent: a start cut off by a dropped connection is run again, and starts nothing
         # a second time
         res = await self.transport.run(self.start_command(spec), idempotent=True, timeout=60)
+        # the last line: what the login shell's start-up files print comes before it
         pid = res.stdout.strip().splitlines()[-1:] if res.returncode == 0 else []
         if not pid or not pid[0].isdigit():
             hint = ""
@@ -202,7 +203,8 @@ class RemoteShellExecutor(Executor):
             idempotent=True,
             timeout=60,
         )
-        pid = res.stdout.strip()
+        # the last line: what the login shell's start-up files print comes before it
+        pid = (res.stdout.strip().splitlines() or [""])[-1]
         if res.returncode != 0 or not pid.isdigit():
             return None
         return self._handle(spec, pid)
