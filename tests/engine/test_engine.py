@@ -373,14 +373,14 @@ def test_evaluate_condition(tmp_path: Path) -> None:
         asyncio.run(evaluate_condition("missing.sh", tmp_path, {}))
 
 
-def test_a_task_on_an_ssh_host_is_refused_with_a_clear_message(
+def test_a_task_on_an_ssh_host_without_a_path_is_refused_with_a_clear_message(
     project: Project, config_dir: Path
 ) -> None:
     (config_dir / "remotehost.json").write_text('[{"name": "cluster", "host": "c.example"}]')
     sharin.add_task(project, "t", "true", host="cluster")
     [problem] = sharin.validate(project)
     assert (problem.file, problem.field) == ("t/cmp.wheel.json", "host")
-    assert "runs as a batch job" in problem.message and "useJobScheduler" in problem.message
+    assert "has no path in remotehost.json" in problem.message
     with pytest.raises(sharin.errors.ValidationError):
         sharin.run(project)
     # an engine given the project anyway fails the task with the same message
@@ -388,4 +388,4 @@ def test_a_task_on_an_ssh_host_is_refused_with_a_clear_message(
         Engine(sharin.open_project(project.root), ExecutorRegistry(load_hosts())).run()
     )
     assert result.state == "failed"
-    assert "runs as a batch job" in result.failed[0]
+    assert "has no path in remotehost.json" in result.failed[0]

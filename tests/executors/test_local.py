@@ -16,7 +16,13 @@ import pytest
 
 from sharin.engine import JobHandle, JobResult, TaskSpec
 from sharin.errors import ExecutorError
-from sharin.executors import ExecutorRegistry, LocalExecutor, local, prepare_script
+from sharin.executors import (
+    ExecutorRegistry,
+    LocalExecutor,
+    RemoteShellExecutor,
+    local,
+    prepare_script,
+)
 from sharin.model import HostConfig
 
 from ..helpers import pid_alive, wait_for
@@ -232,8 +238,14 @@ def test_registry_chooses_executors() -> None:
         reg.executor_for("localhost", True)
     with pytest.raises(ExecutorError, match=r"unknown host 'x' \(known: cluster, localhost\)"):
         reg.executor_for("x", False)
-    with pytest.raises(ExecutorError, match="runs as a batch job"):
-        reg.executor_for("cluster", False)  # no executor of plain tasks over SSH yet
+    with pytest.raises(ExecutorError, match="has no path in remotehost.json"):
+        reg.executor_for("cluster", False)
     with pytest.raises(ExecutorError, match="has no path in remotehost.json"):
         reg.executor_for("cluster", True)
+    run(reg.close())
+    # a plain task on an SSH host with a path: a process there, started over SSH
+    reg = ExecutorRegistry({"cluster": HostConfig(name="cluster", host="c", path="/w", num_job=3)})
+    remote = reg.executor_for("cluster", False)
+    assert isinstance(remote, RemoteShellExecutor) and remote.max_concurrent == 3
+    assert reg.executor_for("cluster", False) is remote
     run(reg.close())

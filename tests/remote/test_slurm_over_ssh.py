@@ -62,11 +62,9 @@ def test_a_task_runs_as_a_slurm_job_over_ssh_and_its_outputs_come_back(
     )
 
 
-def test_a_task_on_an_ssh_host_without_a_job_scheduler_is_refused_clearly(
-    project: Project, config_dir: Path
-) -> None:
-    _host(config_dir)
+def test_an_ssh_host_without_a_path_is_refused_clearly(project: Project, config_dir: Path) -> None:
+    _host(config_dir, path="")
     sharin.add_task(project, "t", "true", host="ci-ssh")
     [problem] = sharin.validate(project)
     assert (problem.file, problem.field) == ("t/cmp.wheel.json", "host")
-    assert "useJobScheduler" in problem.message and "ci-ssh" in problem.message
+    assert "no path" in problem.message and "ci-ssh" in problem.message

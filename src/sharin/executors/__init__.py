@@ -1,6 +1,7 @@
 """Executors: where task scripts run.
 
 - :class:`LocalExecutor`: processes on this machine.
+- :class:`RemoteShellExecutor`: processes on a host reached over SSH (no scheduler).
 - :class:`BatchExecutor`: batch jobs through a scheduler described by data
   (``jobScheduler.json``: the commands and the regular expressions that read their output), over a
   :class:`Transport` to the host.
@@ -23,12 +24,14 @@ if TYPE_CHECKING:
     from ._transport import LocalTransport, Transport
     from .batch import BatchExecutor
     from .local import LocalExecutor, prepare_script
+    from .remote import RemoteShellExecutor
 
 __all__ = [
     "BatchExecutor",
     "ExecutorRegistry",
     "LocalExecutor",
     "LocalTransport",
+    "RemoteShellExecutor",
     "SchedulerDefinition",
     "Transport",
     "load_schedulers",
@@ -42,6 +45,7 @@ _LAZY: dict[str, str] = {
     "BatchExecutor": "batch",
     "LocalExecutor": "local",
     "prepare_script": "local",
+    "RemoteShellExecutor": "remote",
     "LocalTransport": "_transport",
     "Transport": "_transport",
     "SchedulerDefinition": "_scheduler",
@@ -138,19 +142,16 @@ class ExecutorRegistry:
 
     def _make(self, cfg: HostConfig, use_job_scheduler: bool) -> Executor:
         if cfg.transport == "ssh":
-            if not use_job_scheduler:
-                raise ExecutorError(
-                    f"host {cfg.name!r}: a task on an SSH host runs as a batch job in this "
-                    "version of sharin; set the task's useJobScheduler to true (with a "
-                    "jobScheduler in remotehost.json), or run sharin on the host itself and set "
-                    '"transport": "local" in its remotehost.json entry'
-                )
             if not cfg.path:
                 raise ExecutorError(
                     f"host {cfg.name!r} has no path in remotehost.json; set it to the directory "
-                    "on the host where its jobs are to run (sharin copies each task there)"
+                    "on the host where its tasks are to run (sharin copies each task there)"
                 )
         transport = self._transport(cfg)
+        if not use_job_scheduler and cfg.transport == "ssh":
+            from .remote import RemoteShellExecutor
+
+            return RemoteShellExecutor(cfg, transport)  # a process on the host, no scheduler
         if not use_job_scheduler:
             # a host reached without SSH is this machine: its tasks are local processes
             return self._local

@@ -537,6 +537,11 @@ class SSHTransport(Transport):
                     link.busy -= 1
                     await _closed(proc)  # the server counts a session until it is closed
             code = done.exit_status
+            if code is None and done.exit_signal is None and conn.is_closed():
+                # the channel closed without saying how the command ended because the
+                # connection went (a network failure, the session killed): the caller may
+                # retry, where an exit code -1 would read as the command's own failure
+                raise asyncssh.ConnectionLost("the session ended without an exit status")
             return CommandResult(
                 code if code is not None and code >= 0 else -1,
                 _text(done.stdout),

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
+from . import _hostdir
 from ._scheduler import (
     JobState,
     SchedulerDefinition,
@@ -31,7 +32,6 @@ from ._scheduler import (
     job_script_name,
 )
 from ._schedulers import DONE, QUEUED, RUNNING
-from ._staging import stage_in_to_host, stage_out_from_host
 from ._transport import CommandResult, Transport
 from .local import prepare_task_script
 
@@ -84,22 +84,15 @@ class BatchExecutor(Executor):
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
         """Where the job runs: the task's own directory, or ``<path>/<run>/<task>`` on the host."""
-        if not self.config.path:
-            return str(spec.workdir)
-        return posixpath.join(self.config.path, spec.run_tag or "run", spec.key)
-
-    def _staged(self, spec: TaskSpec) -> bool:
-        return self.job_dir(spec) != str(spec.workdir)
+        return _hostdir.job_dir(self.config, spec)
 
     async def stage_in(self, spec: TaskSpec) -> None:
         prepare_task_script(spec)
         self._scripts[spec.key] = await asyncio.to_thread(self._job_script, spec)
-        if self._staged(spec):
-            await stage_in_to_host(self.transport, spec, self.job_dir(spec))
+        await _hostdir.stage_in(self.transport, self.config, spec)
 
     async def stage_out(self, spec: TaskSpec, result: JobResult) -> None:
-        if self._staged(spec):
-            await stage_out_from_host(self.transport, spec, self.job_dir(spec), self.config.path)
+        await _hostdir.stage_out(self.transport, self.config, spec)
 
     def _job_script(self, spec: TaskSpec) -> tuple[str, bool]:
         """The script to submit, and whether it chooses its queue itself. With resource
