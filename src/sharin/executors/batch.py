@@ -55,6 +55,8 @@ class _Watch:
     misses: int = 0
     first_miss: float | None = None
     seen: bool = False
+    #: a bulk job's sub job numbers, when known
+    span: tuple[int, int] | None = None
 
 
 class BatchExecutor(Executor):
@@ -79,6 +81,8 @@ class BatchExecutor(Executor):
         self._scripts: dict[str, tuple[str, bool]] = {}
         #: how many status queries were run (for tests and benchmarks: one per interval)
         self.queries = 0
+        #: how each job watched here ended: (ok, deleted by a dependency statement)
+        self._outcomes: dict[str, tuple[bool, bool]] = {}
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
@@ -112,7 +116,11 @@ class BatchExecutor(Executor):
         queue_set = self.scheduler.script_sets_queue(text)
         component = spec.workdir / COMPONENT_FILE
         props = read_json_object(component) if component.is_file() else {}
-        found = self.scheduler.with_directives(text, directives_from(props, str(component)))
+        wanted = directives_from(props, str(component))
+        if spec.bulk is not None and self.scheduler.arrays:
+            found: str | None = self.scheduler.array_script(text, spec.script, wanted)
+        else:
+            found = self.scheduler.with_directives(text, wanted)
         if found is None:
             return spec.script, queue_set
         name = job_script_name(spec.script)
@@ -143,23 +151,34 @@ class BatchExecutor(Executor):
                 )
             dep = f",{spec.step.dependency}" if spec.step.dependency else ""
             template = s.step_option
-            if spec.step.job_id is not None and s.step_join_option:
+            if s.chains_steps and s.family is not None:
+                # a chain of dependent jobs: each step waits for the ones before it
+                where = posixpath.join(spec.key, COMPONENT_FILE)
+                wait = s.step_conditions(spec.step.dependency, spec.step.earlier, where)
+                dep = s.family.dependency_option(wait) if wait else ""
+            elif spec.step.job_id is not None and s.step_join_option:
                 template = s.step_join_option
-            parts.append(
-                template.format(
-                    name=spec.step.name,
-                    number=spec.step.number,
-                    dependency=dep,
-                    jobid=spec.step.job_id or "",
-                )
+            option = template.format(
+                name=spec.step.name,
+                number=spec.step.number,
+                dependency=dep,
+                jobid=spec.step.job_id or "",
             )
+            if option:
+                parts.append(option)
         if spec.bulk is not None:
             if s.bulk_option is None:
                 raise ExecutorError(
                     f"host {self.host!r}: scheduler {s.name} has no bulk jobs; "
                     "use a host whose jobScheduler supports them"
                 )
-            parts.append(s.bulk_option.format(start=spec.bulk.start, end=spec.bulk.end))
+            base = s.family.array_base if s.arrays and s.family is not None else 0
+            name = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in spec.name)
+            parts.append(
+                s.bulk_option.format(
+                    start=spec.bulk.start + base, end=spec.bulk.end + base, name=name
+                )
+            )
         if spec.submit_option:
             parts.append(spec.submit_option)
         parts.append(s.script_argument.format(script=shlex.quote(script)))
@@ -205,16 +224,18 @@ class BatchExecutor(Executor):
         return self._handle(spec, job_id)
 
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
-        return JobHandle(
-            self.kind,
-            self.host,
-            job_id,
-            {
-                "dir": self.job_dir(spec),
-                "bulk": spec.bulk is not None if bulk is None else bulk,
-                "script": self._scripts.get(spec.key, (spec.script, False))[0],
-            },
-        )
+        data: dict[str, object] = {
+            "dir": self.job_dir(spec),
+            "bulk": spec.bulk is not None if bulk is None else bulk,
+            "script": self._scripts.get(spec.key, (spec.script, False))[0],
+        }
+        if spec.bulk is not None:
+            data["range"] = [spec.bulk.start, spec.bulk.end]
+        if spec.step is not None and self.scheduler.chains_steps:
+            where = posixpath.join(spec.key, COMPONENT_FILE)
+            wait = self.scheduler.step_conditions(spec.step.dependency, spec.step.earlier, where)
+            data["after"] = [list(x) for x in wait]
+        return JobHandle(self.kind, self.host, job_id, data)
 
     def describe(self, handle: JobHandle) -> str:
         return f"{self.scheduler.name} job {handle.native_id} on {self.host}"
@@ -242,6 +263,9 @@ class BatchExecutor(Executor):
     async def _watch(self, handle: JobHandle, spec: TaskSpec, *, attach: bool) -> JobResult:
         loop = asyncio.get_running_loop()
         w = _Watch(handle.native_id, bool(handle.data.get("bulk")), attach, loop.create_future())
+        span = handle.data.get("range")
+        if isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span):
+            w.span = (span[0], span[1])
         self._watches[w.job_id] = w
         if self._poller is None or self._poller.done():
             self._poller = asyncio.ensure_future(self._poll())
@@ -249,7 +273,29 @@ class BatchExecutor(Executor):
             result = await asyncio.shield(w.future)
         finally:
             self._watches.pop(w.job_id, None)
+        result = self._deleted_step(handle, result)
+        self._outcomes[handle.native_id] = (result.ok, "dependency statement" in result.message)
         await self._collect_logs(handle, spec)
+        return result
+
+    def _deleted_step(self, handle: JobHandle, result: JobResult) -> JobResult:
+        """A step of a chain that did not start because a step it waits for ended the wrong
+        way: the scheduler deleted it, which WHEEL counts as success (PJM's code 6)."""
+        after = handle.data.get("after")
+        if result.ok or result.unknown or not isinstance(after, list):
+            return result
+        for kind, job in after:
+            ended = self._outcomes.get(str(job))
+            if ended is None:
+                continue
+            ok, deleted = ended
+            if (kind == "ok" and (not ok or deleted)) or (kind == "notok" and ok and not deleted):
+                why = "succeeded" if kind == "notok" else "did not succeed"
+                return JobResult(
+                    0,
+                    f"job {handle.native_id} did not run: job {job} {why}, so its "
+                    "dependency statement deleted it",
+                )
         return result
 
     async def _poll(self) -> None:
@@ -371,6 +417,8 @@ class BatchExecutor(Executor):
         self, ids: list[str]
     ) -> tuple[dict[str, JobState], dict[str, JobResult | None] | None] | None:
         s = self.scheduler
+        if s.arrays:
+            return await self._ask_arrays(ids)
         res = await self._query(s.stat_command(ids, bulk=True))
         if res is None:
             return None
@@ -382,6 +430,90 @@ class BatchExecutor(Executor):
         if after is None:
             return live, None
         return live, {i: self._bulk_result(after, i) for i in ended}
+
+    async def _ask_arrays(
+        self, ids: list[str]
+    ) -> tuple[dict[str, JobState], dict[str, JobResult | None] | None] | None:
+        """Job arrays: one status query for every array (its sub jobs' rows), then one
+        history query for those whose sub jobs all left the queue."""
+        s = self.scheduler
+        f = s.family
+        assert f is not None and s.bulkstat is not None
+        names = {f.array_id(i): i for i in ids}
+
+        async def table(command: str | None, group: list[str]) -> dict[str, JobState] | None:
+            if command is None:
+                return {}
+            res = await self._query(command)
+            if res is None:
+                return None
+            try:
+                return await asyncio.to_thread(f.parse, res.stdout)
+            except StatusOutputError as e:
+                self._failed(command, str(e))
+                return None
+
+        def joined(group: list[str]) -> str:
+            return s.stat_delimiter.join(shlex.quote(x) for x in group)
+
+        group = list(names)
+        now = await table(f.status_command(s.bulkstat, "", group, joined(group)), group)
+        if now is None:
+            return None
+        live: dict[str, JobState] = {}
+        ended: dict[str, JobResult | None] = {}
+        history: list[str] = []
+        for name, i in names.items():
+            st = now.get(name) or now.get(i)
+            subs = f.subjobs(now, i)
+            if (st is not None and st.live) or any(x.live for x in subs.values()):
+                live[i] = st if st is not None and st.live else JobState(RUNNING)
+                continue
+            found = self._array_result(i, subs)
+            if found is not None:
+                ended[i] = found
+            else:
+                history.append(name)
+        if not history:
+            return live, ended
+        after_cmd = f.history_command(s.bulkstat_after or s.bulkstat, history, joined(history))
+        then = await table(after_cmd, history)
+        if then is None:
+            return live, None
+        for name in history:
+            i = names[name]
+            subs = {**f.subjobs(now, i), **f.subjobs(then, i)}
+            if any(x.live for x in subs.values()):
+                live[i] = JobState(RUNNING)
+                continue
+            ended[i] = self._array_result(i, subs, complete=False)
+        return live, ended
+
+    def _array_result(
+        self, job_id: str, subs: dict[int, JobState], *, complete: bool = True
+    ) -> JobResult | None:
+        """How an array ended, from its sub jobs' states (indices as the scheduler gives
+        them); None while a sub job's exit code is missing (or, with ``complete``, a sub
+        job of its known range)."""
+        s = self.scheduler
+        assert s.family is not None
+        base = s.family.array_base
+        w = self._watches.get(job_id)
+        if not subs or any(x.state != DONE for x in subs.values()):
+            return None
+        if any(x.returncode is None and s.status_ok(x.status) for x in subs.values()):
+            return None
+        if complete and w is not None and w.span is not None:
+            start, end = w.span
+            if any(n + base not in subs for n in range(start, end + 1)):
+                return None
+        subjobs = {n - base: (x.returncode, x.status) for n, x in sorted(subs.items())}
+        good = [n for n, x in subs.items() if x.returncode == 0 and s.status_ok(x.status)]
+        return JobResult(
+            0 if good else 1,
+            f"{len(good)} of {len(subjobs)} sub jobs of job array {job_id} ended with exit code 0",
+            subjobs=subjobs,
+        )
 
     async def _check(self) -> None:
         for bulk in (False, True):
@@ -478,7 +610,10 @@ class BatchExecutor(Executor):
 
     # ------------------------------------------------------------------ other calls
     async def cancel(self, handle: JobHandle) -> None:
-        res = await self.transport.run(self.scheduler.cancel_command(handle.native_id))
+        job = handle.native_id
+        if handle.data.get("bulk") and self.scheduler.arrays and self.scheduler.family:
+            job = self.scheduler.family.array_id(job)
+        res = await self.transport.run(self.scheduler.cancel_command(job))
         if res.returncode != 0:
             raise ExecutorError(
                 f"host {self.host!r}: {self.scheduler.delete} {handle.native_id} failed: "
