@@ -208,22 +208,24 @@ def test_a_slurm_step_deleted_by_its_dependency_statement_counts_as_finished(
     assert f"--dependency=afterok:{ids[0]},afterany:{ids[1]}" in s2
 
 
-@pytest.mark.slurm
 def test_a_statement_a_chain_cannot_keep_is_refused_naming_file_and_field(
-    project: Project, config_dir: Path
+    project: Project, config_dir: Path, calls: Calls
 ) -> None:
     host(config_dir, "SLURM")
-    step_chain(project, {"s0": "true", "s1": "true"})
+    step_chain(project, {"s0": "true", "s1": "true", "s2": "true"})
     sharin.set_property(project, "sj/s1", "useDependency", True)
     sharin.set_property(project, "sj/s1", "dependencyForm", "sd=pc==0")
+    sharin.set_property(project, "sj/s2", "useDependency", True)
+    sharin.set_property(project, "sj/s2", "dependencyForm", "sd=ec==0:one:0")  # translates
 
-    result = sharin.run(project)
+    [problem] = sharin.validate(project)
 
-    assert result.state == "failed"
-    message = journal_tasks(project.root, 1)["sj/s1"].message or ""
-    assert message.startswith("sj/s1/cmp.wheel.json [dependencyForm]: 'sd=pc==0' cannot"), message
-    assert "SLURM" in message and "sd=ec!=0" in message
-    assert "Traceback" not in message
+    assert (problem.file, problem.field) == ("sj/s1/cmp.wheel.json", "dependencyForm")
+    assert problem.message.startswith("'sd=pc==0' cannot be kept on SLURM"), problem.message
+    assert "sd=ec!=0" in problem.message
+    with pytest.raises(sharin.ValidationError):
+        sharin.run(project)
+    assert calls.of("sbatch") == []  # nothing was submitted
 
 
 # ------------------------------------------------------------------------------------ Grid Engine
@@ -271,16 +273,14 @@ def test_a_step_job_is_a_chain_of_held_grid_engine_jobs(
     assert submits[2][submits[2].index("-hold_jid") + 1] == ids[1]
 
 
-@pytest.mark.sge
 def test_grid_engine_refuses_a_statement_it_cannot_keep(project: Project, config_dir: Path) -> None:
     host(config_dir, "SGE")
     step_chain(project, {"s0": "true", "s1": "true"})
     sharin.set_property(project, "sj/s1", "useDependency", True)
     sharin.set_property(project, "sj/s1", "dependencyForm", "sd=ec!=0")
 
-    result = sharin.run(project)
+    [problem] = sharin.validate(project)
 
-    message = journal_tasks(project.root, 1)["sj/s1"].message or ""
-    assert result.state == "failed"
-    assert message.startswith("sj/s1/cmp.wheel.json [dependencyForm]: 'sd=ec!=0' cannot"), message
-    assert "whatever its exit code" in message
+    assert (problem.file, problem.field) == ("sj/s1/cmp.wheel.json", "dependencyForm")
+    assert problem.message.startswith("'sd=ec!=0' cannot be kept on SGE"), problem.message
+    assert "whatever its exit code" in problem.message
