@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _core import Job, Store, cancel, ended, new_element, reap, submit
+from _core import Job, Store, cancel, new_element, reap, submit
 
 MAX_ARRAY_INDEX = 1000  # LSF's default MAX_JOB_ARRAY_SIZE
 _VALUE = {
