@@ -116,8 +116,9 @@ def succeeded(job: Job) -> bool:
     return all(e["how"] == "exit" and e["ec"] == 0 for e in job["elements"])
 
 
-def dependency_state(store: Store, deps: list[list[Any]]) -> str:
-    """``wait``, ``go`` or ``never`` for (kind, job id) pairs that must all hold."""
+def dependency_state(store: Store, deps: list[list[Any]], *, any_after_deleted: bool = True) -> str:
+    """``wait``, ``go`` or ``never`` for (kind, job id) pairs that must all hold; ``any``
+    holds after a job that was deleted without running only with ``any_after_deleted``."""
     state = "go"
     for kind, jid in deps:
         job = store.load(int(jid))
@@ -128,6 +129,9 @@ def dependency_state(store: Store, deps: list[list[Any]]) -> str:
             continue
         ok = succeeded(job)
         if (kind == "ok" and not ok) or (kind == "notok" and ok):
+            return "never"
+        never_ran = all(e["how"] == "deleted" for e in job["elements"])
+        if kind == "any" and never_ran and not any_after_deleted:
             return "never"
     return state
 
@@ -274,7 +278,9 @@ def runner_main(home: Path, jid: int) -> int:
                 changed = True
             waiting = [(pos, e) for pos, e in enumerate(job["elements"]) if e["st"] == "queued"]
             if waiting and not early:
-                gate = dependency_state(store, job.get("deps", []))
+                gate = dependency_state(
+                    store, job.get("deps", []), any_after_deleted=job.get("any_after_deleted", True)
+                )
                 if gate == "never" and job.get("delete_orphans"):
                     for _, e in waiting:
                         finish(e, "deleted")

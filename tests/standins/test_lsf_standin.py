@@ -96,6 +96,9 @@ def test_bsub_bjobs_formats(lsf: Lsf) -> None:
     missing = lsf.run("bjobs", "-a", "-noheader", "-o", "jobid stat exit_code", job, "99999")
     assert missing.returncode == 255 and missing.stderr == "Job <99999> is not found\n"
     assert missing.stdout.split() == [job, "EXIT", "3"]
+    # without -a an ended job is not shown (LSB_BJOBS_CONSISTENT_EXIT_CODE=N: exit 0)
+    plain = lsf.run("bjobs", job)
+    assert (plain.returncode, plain.stdout, plain.stderr) == (0, "", "No unfinished job found\n")
     header = lsf.run("bjobs", "-a", job).stdout.splitlines()[0].split()
     assert header == [
         "JOBID",

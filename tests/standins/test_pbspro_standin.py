@@ -134,6 +134,13 @@ def test_arrays_dependencies_and_qdel(pbs: Pbs) -> None:
         "91",
     ) and "Exit_status" not in deleted
     assert table[anyway.strip()]["Exit_status"] == "0"
+    after_deleted = pbs.run(
+        "qsub", "-W", f"depend=afterany:{ok.strip()}", pbs.script("e.sh", "true")
+    )
+    gone = blocks(pbs.full(after_deleted.stdout.split(".")[0]))[after_deleted.stdout.strip()]
+    assert (
+        gone["substate"] == "91" and "Exit_status" not in gone
+    )  # afterany: not after a deleted job
     assert pbs.run("qstat", "-x", num).returncode == 153  # an array is named with its brackets
     long = pbs.run("qsub", pbs.script("d.sh", "sleep 30")).stdout.strip()
     pbs.run("qdel", long.split(".")[0])
@@ -226,3 +233,28 @@ def test_pbs_pro_without_history_runs_neither(project: Project, pbs: Pbs) -> Non
 
     assert (problem.file, problem.field) == ("bulk/cmp.wheel.json", "host")
     assert "cannot run bulk jobs" in problem.message
+
+
+def test_a_step_after_a_deleted_step_is_deleted_too_on_pbs_pro(project: Project, pbs: Pbs) -> None:
+    # PBS Pro's afterany "will not run if a job in the arg list was deleted without ever having
+    # been run": where PJM would run s2, PBS deletes it, and sharin says so
+    pbs.host()
+    sharin.add_component(project, "stepjob", "sj", host="pbs")
+    for n, body in {"s0": "exit 1", "s1": "true", "s2": "true"}.items():
+        c = sharin.add_component(project, "stepjobTask", n, parent="sj", script="run.sh")
+        (c.directory / "run.sh").write_text(
+            '#!/bin/sh\ncd "$PBS_O_WORKDIR"\n' + log_line(n) + body + "\n"
+        )
+    sharin.connect(project, "sj/s0", "sj/s1")
+    sharin.connect(project, "sj/s1", "sj/s2")
+    sharin.set_property(project, "sj/s0", "ignoreFailure", True)
+    sharin.set_property(project, "sj/s1", "useDependency", True)
+    sharin.set_property(project, "sj/s1", "dependencyForm", "sd=ec!=0")
+
+    sharin.run(project)
+
+    assert lines(project.root / "ran.log") == ["s0"]
+    tasks = journal_tasks(project.root, 1)
+    assert tasks["sj/s2"].state == "finished"
+    assert "did not run, so its dependency statement deleted it" in (tasks["sj/s2"].message or "")
+    assert tasks["sj"].state == "finished"

@@ -185,6 +185,9 @@ class Family:
     #: which "start after" conditions a dependent job can be given: ``any`` (after the
     #: job ended), ``ok`` (after it ended with exit code 0), ``notok`` (after it failed)
     depend_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: whether a job waiting for the end of another (``any``) runs when that one was deleted
+    #: before it ran (PBS deletes it too)
+    any_after_deleted: ClassVar[bool] = True
 
     def array_id(self, job_id: str) -> str:
         """How status and delete commands name a whole job array."""
@@ -405,6 +408,7 @@ class PBSPro(Family):
     array_var = "PBS_ARRAY_INDEX"
     array_prologue = ('cd "$PBS_O_WORKDIR" || exit 1',)
     depend_kinds = frozenset({"any", "ok", "notok"})
+    any_after_deleted = False  # afterany "will not run if a job … was deleted without … run"
 
     def array_id(self, job_id: str) -> str:
         return f"{job_id}[]"  # qstat and qdel name a whole array 12[]

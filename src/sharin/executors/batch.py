@@ -282,15 +282,20 @@ class BatchExecutor(Executor):
         """A step of a chain that did not start because a step it waits for ended the wrong
         way: the scheduler deleted it, which WHEEL counts as success (PJM's code 6)."""
         after = handle.data.get("after")
-        if result.ok or result.unknown or not isinstance(after, list):
+        f = self.scheduler.family
+        if result.ok or result.unknown or not isinstance(after, list) or f is None:
             return result
         for kind, job in after:
             ended = self._outcomes.get(str(job))
             if ended is None:
                 continue
             ok, deleted = ended
-            if (kind == "ok" and (not ok or deleted)) or (kind == "notok" and ok and not deleted):
-                why = "succeeded" if kind == "notok" else "did not succeed"
+            if (
+                (kind == "ok" and (not ok or deleted))
+                or (kind == "notok" and ok and not deleted)
+                or (kind == "any" and deleted and not f.any_after_deleted)
+            ):
+                why = {"ok": "did not succeed", "notok": "succeeded"}.get(kind, "did not run")
                 return JobResult(
                     0,
                     f"job {handle.native_id} did not run: job {job} {why}, so its "

@@ -272,7 +272,7 @@ def _select(s: Store, ids: list[str], *, every: bool) -> tuple[list[tuple[Job, J
         found = [e for e in job["elements"] if want is None or e["index"] == want]
         if not found:
             missing.append(raw)
-        rows += [(job, e) for e in found]
+        rows += [(job, e) for e in found if every or e["st"] != "ended"]
     return rows, missing
 
 
@@ -307,7 +307,7 @@ def bjobs(argv: list[str]) -> int:
     s = store()
     with s.locked():
         reap(s)
-        rows, missing = _select(s, ids, every=every or bool(ids))
+        rows, missing = _select(s, ids, every=every)
     out = []
     if header and rows:
         out.append(_line([_FIELDS[f][0] for f in fields], fields))
@@ -316,7 +316,7 @@ def bjobs(argv: list[str]) -> int:
         print("\n".join(out))
     for raw in missing:
         print(f"Job <{raw}> is not found", file=sys.stderr)
-    if not rows and not ids:
+    if not rows and not missing:
         print("No unfinished job found", file=sys.stderr)
     return 255 if missing else 0
 

@@ -224,6 +224,7 @@ def qsub(argv: list[str]) -> int:
             "grace": float(os.environ.get("PBS_STANDIN_KILL_GRACE", "1.0")),
             "deps": deps,
             "delete_orphans": True,  # a job whose dependency can no longer hold is deleted
+            "any_after_deleted": False,  # afterany: not after a job deleted before it ran
             "array": indices is not None,
             "indices": f"{indices[0]}-{indices[-1]}" if indices else None,
             "workdir": workdir,
