@@ -120,7 +120,7 @@ def _directives(text: str) -> list[str]:
 
 def _range(spec: str) -> list[int]:
     m = re.fullmatch(r"(\d+)-(\d+)(?::(\d+))?", spec.strip())
-    if m is None or int(m.group(1)) >= int(m.group(2)) or int(m.group(3) or 1) < 1:
+    if m is None or int(m.group(1)) > int(m.group(2)) or int(m.group(3) or 1) < 1:
         raise Refused("illegal -J value")
     return list(range(int(m.group(1)), int(m.group(2)) + 1, int(m.group(3) or 1)))
 
