@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import posixpath
+import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -25,10 +27,12 @@ from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
 from ._scheduler import (
     JobState,
+    Outcome,
     SchedulerDefinition,
     StatusOutputError,
     directives_from,
     job_script_name,
+    parse_statement,
 )
 from ._schedulers import DONE, QUEUED, RUNNING
 from ._transport import CommandResult, Transport
@@ -83,6 +87,8 @@ class BatchExecutor(Executor):
         self.queries = 0
         #: how each job watched here ended: (ok, deleted by a dependency statement)
         self._outcomes: dict[str, tuple[bool, bool]] = {}
+        #: steps decided here, never submitted (their step job had ended): their codes
+        self._decided: dict[str, Outcome] = {}
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
@@ -208,6 +214,8 @@ class BatchExecutor(Executor):
             )
             await asyncio.sleep(delay)
         job_id = self.scheduler.job_id(res.output)
+        if (res.returncode != 0 or job_id is None) and self._joined_too_late(spec, res.output):
+            return await self._step_after_its_job(spec)
         if res.returncode != 0 or job_id is None:
             text = _said(res.output) or f"exit status {res.returncode}, no output"
             hint = ""
@@ -222,6 +230,77 @@ class BatchExecutor(Executor):
             )
         _append(spec.stdout_path, f"[sharin] {_said(res.output)}\n")
         return self._handle(spec, job_id)
+
+    def _joined_too_late(self, spec: TaskSpec, output: str) -> bool:
+        """Whether PJM refused a step because its step job had already ended (the steps
+        before it ended before this one could join: a slow submission)."""
+        step = spec.step
+        return (
+            step is not None
+            and step.job_id is not None
+            and bool(step.earlier)
+            and not self.scheduler.chains_steps
+            and _STEP_JOB_ENDED.search(output) is not None
+        )
+
+    async def _step_after_its_job(self, spec: TaskSpec) -> JobHandle:
+        """A step whose step job ended before it joined: its dependency statement is decided
+        here from the ended steps' codes, as PJM would have decided it, and the step is
+        submitted as the start of a new step job, or counted deleted without running."""
+        step = spec.step
+        assert step is not None
+        _append(
+            spec.stdout_path,
+            "[sharin] the step job had ended before this step could join it; deciding its "
+            "dependency statement from the steps that ended\n",
+        )
+        verdict = await self._statement_verdict(step.dependency, step.earlier)
+        if verdict is not None:
+            data = {"dir": self.job_dir(spec), "bulk": False, "deleted": verdict}
+            fake = f"{step.job_id}_{step.number}"
+            self._decided[fake] = Outcome(0, "6")  # as PJM records a deleted step
+            return JobHandle(self.kind, self.host, fake, data)
+        alone = dataclasses.replace(step, job_id=None, dependency=None, earlier=())
+        return await self.submit(dataclasses.replace(spec, step=alone))
+
+    async def _statement_verdict(
+        self, statement: str | None, earlier: Sequence[tuple[int, str, str | None]]
+    ) -> str | None:
+        """Why PJM would delete a step with ``statement`` after the ended ``earlier`` steps
+        (None: it would run it)."""
+        s = self.scheduler
+        ids = [job for _, job, _ in earlier]
+        command = s.history_command(ids)
+        res = await self._query(command) if command else None
+        if res is None:
+            return None
+        ended = {
+            num: self._decided.get(job) or s.outcome(res.stdout, job) for num, job, _ in earlier
+        }
+        for num, _, stmt in earlier:
+            o = ended.get(num)
+            with contextlib.suppress(ValueError):
+                if (
+                    stmt
+                    and o is not None
+                    and o.status == "6"
+                    and parse_statement(stmt).deletes_later
+                ):
+                    return f"step {num} was deleted by its statement {stmt}, which deletes the later steps"
+        if not statement:
+            return None
+        try:
+            st = parse_statement(statement)
+        except ValueError:
+            return None
+        for num in st.steps or (earlier[-1][0],):
+            o = ended.get(num)
+            if o is None:
+                continue
+            value = o.returncode if st.field == "ec" else o.status
+            if value is not None and str(value).isdigit() and _holds(int(value), st.op, st.value):
+                return f"step {num} ended with {st.field} {value} ({statement})"
+        return None
 
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
         data: dict[str, object] = {
@@ -261,6 +340,12 @@ class BatchExecutor(Executor):
         return await self._watch(handle, spec, attach=True)
 
     async def _watch(self, handle: JobHandle, spec: TaskSpec, *, attach: bool) -> JobResult:
+        deleted = handle.data.get("deleted")
+        if deleted:  # a step decided here, never submitted
+            return JobResult(
+                0,
+                f"step {handle.native_id} did not run: {deleted}, so its dependency statement deleted it",
+            )
         loop = asyncio.get_running_loop()
         w = _Watch(handle.native_id, bool(handle.data.get("bulk")), attach, loop.create_future())
         span = handle.data.get("range")
@@ -615,6 +700,8 @@ class BatchExecutor(Executor):
 
     # ------------------------------------------------------------------ other calls
     async def cancel(self, handle: JobHandle) -> None:
+        if handle.data.get("deleted"):
+            return  # never submitted
         job = handle.native_id
         if handle.data.get("bulk") and self.scheduler.arrays and self.scheduler.family:
             job = self.scheduler.family.array_id(job)
@@ -666,6 +753,27 @@ async def _read(
     if len(text) < _BIG_OUTPUT:
         return s.parse_status(text, ids, after=after)
     return await asyncio.to_thread(s.parse_status, text, ids, after=after)
+
+
+#: what PJM says when a step joins a step job that has already ended
+_STEP_JOB_ENDED = re.compile(r"\bhas already ended\b")
+
+
+def _holds(value: int, op: str, text: str) -> bool:
+    """PJM's comparison of a step's code with a statement's value (``1``, ``1,2``, ``1-3``)."""
+    wanted: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        if lo.isdigit():
+            wanted.update(range(int(lo), int(hi if hi.isdigit() else lo) + 1))
+    if not wanted:
+        return False
+    if op == "==":
+        return value in wanted
+    if op == "!=":
+        return value not in wanted
+    first = min(wanted)
+    return {"<": value < first, ">": value > first, "<=": value <= first, ">=": value >= first}[op]
 
 
 def _said(output: str) -> str:
