@@ -25,9 +25,7 @@ def slow_join(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pjm: Pjm) -> None
     shims.mkdir()
     inner = tmp_path / "pjm-shims" / "pjsub"
     (shims / "pjsub").write_text(
-        "#!/bin/sh\n"
-        'case "$*" in *jid=*) sleep 3 ;; esac\n'
-        f'exec {shlex.quote(str(inner))} "$@"\n'
+        f'#!/bin/sh\ncase "$*" in *jid=*) sleep 3 ;; esac\nexec {shlex.quote(str(inner))} "$@"\n'
     )
     (shims / "pjsub").chmod(0o755)
     monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")

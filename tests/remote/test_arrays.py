@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ import sharin
 from sharin import Project
 from sharin.engine import JobHandle
 
-from ..helpers import journal_tasks, lines, log_line
+from ..conftest import Processes
+from ..helpers import journal_tasks, lines, log_line, wait_for
 from ..services.available import service_env
 
 
@@ -157,6 +159,27 @@ def test_a_bulk_job_of_100_sub_jobs_is_one_slurm_array(
             f"JOBSTATUS_{n}={'FAILED' if n == 7 else 'COMPLETED'}",
         )
     ]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_killed_engine_reattaches_to_its_slurm_array(
+    project: Project, config_dir: Path, calls: Calls, procs: Processes
+) -> None:
+    host(config_dir, "SLURM")
+    c = bulk_task(project, 'echo "$PJM_BULKNUM" >> "$SHARIN_PROJECT_DIR/ran.log"; sleep 2', 0, 3)
+    engine = procs.start("run", project.root)
+    wait_for(lambda: len(lines(project.root / "ran.log")) >= 1, "a sub job to run", timeout=60)
+    os.kill(engine.pid, signal.SIGKILL)
+    engine.wait()
+
+    second = procs.run("run", project.root, timeout=120)
+
+    assert "resumed run 1 finished" in second.stdout, second.stdout + second.stderr
+    assert sorted(lines(project.root / "ran.log")) == ["0", "1", "2", "3"]
+    assert len(calls.of("sbatch")) == 1  # re-attached, never submitted again
+    status = (c.directory / "subjob_status.wheel.txt").read_text().splitlines()
+    assert [x for x in status if x.startswith("RT_")] == [f"RT_{n}=0" for n in range(4)]
 
 
 @pytest.mark.slurm
