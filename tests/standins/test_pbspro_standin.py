@@ -18,7 +18,8 @@ from sharin import Project
 from sharin.engine import JobHandle, RunOptions
 from sharin.executors import load_schedulers
 
-from ..helpers import journal_tasks, lines, log_line
+from ..conftest import Processes
+from ..helpers import journal_tasks, lines, log_line, wait_for
 
 BIN = Path(__file__).resolve().parent / "pbspro" / "bin"
 SERVER = "pbs-standin"
@@ -258,3 +259,34 @@ def test_a_step_after_a_deleted_step_is_deleted_too_on_pbs_pro(project: Project,
     assert tasks["sj/s2"].state == "finished"
     assert "did not run, so its dependency statement deleted it" in (tasks["sj/s2"].message or "")
     assert tasks["sj"].state == "finished"
+
+
+def test_stop_deletes_the_whole_pbs_pro_array(project: Project, pbs: Pbs, procs: Processes) -> None:
+    pbs.host()
+    c = sharin.add_component(
+        project,
+        "bulkjobTask",
+        "bulk",
+        script="run.sh",
+        host="pbs",
+        useJobScheduler=True,
+        usePSSettingFile=False,
+        startBulkNumber=0,
+        endBulkNumber=5,
+    )
+    (c.directory / "run.sh").write_text("#!/bin/sh\n" + log_line("$PJM_BULKNUM") + "sleep 30\n")
+    engine = procs.start("run", project.root)
+    wait_for(lambda: lines(project.root / "ran.log"), "a sub job to run", timeout=30)
+
+    procs.run("stop", project.root)
+    engine.wait(timeout=30)
+
+    assert engine.returncode == 3
+    [job] = pbs.jobs()
+    wait_for(
+        lambda: all(e["st"] == "ended" for e in pbs.jobs()[0]["elements"]),  # type: ignore[index,union-attr]
+        "every subjob to end",
+        timeout=20,
+    )
+    hows = {e["how"] for e in pbs.jobs()[0]["elements"]}  # type: ignore[index,union-attr]
+    assert hows <= {"killed", "deleted"} and len(lines(project.root / "ran.log")) <= 4
