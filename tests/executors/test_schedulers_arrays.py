@@ -4,6 +4,9 @@ becomes the "start after" conditions it means, or one clear error."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -244,3 +247,14 @@ def test_statements_parse_back(item: str, op: str, value: int, kind: str, steps:
     assert (s.field, s.op, s.value) == (item, op, str(value))
     assert s.deletetype == (kind.strip(":") or "one")
     assert s.steps == (tuple(steps) if tail else ())
+
+
+def test_an_entry_whose_status_reading_is_the_users_has_no_arrays(tmp_path: Path) -> None:
+    # the user's own squeue is read by the user's expressions: sharin's array reader does
+    # not apply, and there is no reSubReturnCode to read sub jobs with, so no bulk jobs
+    (tmp_path / "jobScheduler.json").write_text(
+        json.dumps({"SLURM": {"stat": "squeue --noheader --format='%i|%T' --jobs"}})
+    )
+    mine = load_schedulers(tmp_path)["SLURM"]
+    assert not mine.arrays and not mine.supports_bulk and mine.supports_step
+    assert DEFS["SLURM"].supports_bulk

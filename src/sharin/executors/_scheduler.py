@@ -163,7 +163,9 @@ class SchedulerDefinition:
 
     @property
     def supports_bulk(self) -> bool:
-        return self.bulk_option is not None and self.bulkstat is not None
+        # sub jobs are read by the family's reader, or by the entry's reSubReturnCode
+        readable = self.arrays or self.re_sub_return_code is not None
+        return self.bulk_option is not None and self.bulkstat is not None and readable
 
     # ---------------------------------------------------------------- commands
     def stat_command(self, ids: list[str], *, bulk: bool = False, after: bool = False) -> str:
