@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import os
 import posixpath
-import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -25,6 +23,7 @@ from pathlib import Path
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
+from ._jobsets import JobSets
 from ._scheduler import (
     JobState,
     Outcome,
@@ -32,7 +31,6 @@ from ._scheduler import (
     StatusOutputError,
     directives_from,
     job_script_name,
-    parse_statement,
 )
 from ._schedulers import DONE, QUEUED, RUNNING
 from ._transport import CommandResult, Transport
@@ -63,7 +61,7 @@ class _Watch:
     span: tuple[int, int] | None = None
 
 
-class BatchExecutor(Executor):
+class BatchExecutor(JobSets, Executor):
     """Submits task scripts as batch jobs on one host and watches them in batches."""
 
     kind = "batch"
@@ -215,7 +213,8 @@ class BatchExecutor(Executor):
             await asyncio.sleep(delay)
         job_id = self.scheduler.job_id(res.output)
         if (res.returncode != 0 or job_id is None) and self._joined_too_late(spec, res.output):
-            return await self._step_after_its_job(spec)
+            decided = await self._step_after_its_job(spec)
+            return decided if isinstance(decided, JobHandle) else await self.submit(decided)
         if res.returncode != 0 or job_id is None:
             text = _said(res.output) or f"exit status {res.returncode}, no output"
             hint = ""
@@ -231,89 +230,13 @@ class BatchExecutor(Executor):
         _append(spec.stdout_path, f"[sharin] {_said(res.output)}\n")
         return self._handle(spec, job_id)
 
-    def _joined_too_late(self, spec: TaskSpec, output: str) -> bool:
-        """Whether PJM refused a step because its step job had already ended (the steps
-        before it ended before this one could join: a slow submission)."""
-        step = spec.step
-        return (
-            step is not None
-            and step.job_id is not None
-            and bool(step.earlier)
-            and not self.scheduler.chains_steps
-            and _STEP_JOB_ENDED.search(output) is not None
-        )
-
-    async def _step_after_its_job(self, spec: TaskSpec) -> JobHandle:
-        """A step whose step job ended before it joined: its dependency statement is decided
-        here from the ended steps' codes, as PJM would have decided it, and the step is
-        submitted as the start of a new step job, or counted deleted without running."""
-        step = spec.step
-        assert step is not None
-        _append(
-            spec.stdout_path,
-            "[sharin] the step job had ended before this step could join it; deciding its "
-            "dependency statement from the steps that ended\n",
-        )
-        verdict = await self._statement_verdict(step.dependency, step.earlier)
-        if verdict is not None:
-            data = {"dir": self.job_dir(spec), "bulk": False, "deleted": verdict}
-            fake = f"{step.job_id}_{step.number}"
-            self._decided[fake] = Outcome(0, "6")  # as PJM records a deleted step
-            return JobHandle(self.kind, self.host, fake, data)
-        alone = dataclasses.replace(step, job_id=None, dependency=None, earlier=())
-        return await self.submit(dataclasses.replace(spec, step=alone))
-
-    async def _statement_verdict(
-        self, statement: str | None, earlier: Sequence[tuple[int, str, str | None]]
-    ) -> str | None:
-        """Why PJM would delete a step with ``statement`` after the ended ``earlier`` steps
-        (None: it would run it)."""
-        s = self.scheduler
-        ids = [job for _, job, _ in earlier]
-        command = s.history_command(ids)
-        res = await self._query(command) if command else None
-        if res is None:
-            return None
-        ended = {
-            num: self._decided.get(job) or s.outcome(res.stdout, job) for num, job, _ in earlier
-        }
-        for num, _, stmt in earlier:
-            o = ended.get(num)
-            with contextlib.suppress(ValueError):
-                if (
-                    stmt
-                    and o is not None
-                    and o.status == "6"
-                    and parse_statement(stmt).deletes_later
-                ):
-                    return f"step {num} was deleted by its statement {stmt}, which deletes the later steps"
-        if not statement:
-            return None
-        try:
-            st = parse_statement(statement)
-        except ValueError:
-            return None
-        for num in st.steps or (earlier[-1][0],):
-            o = ended.get(num)
-            if o is None:
-                continue
-            value = o.returncode if st.field == "ec" else o.status
-            if value is not None and str(value).isdigit() and _holds(int(value), st.op, st.value):
-                return f"step {num} ended with {st.field} {value} ({statement})"
-        return None
-
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
         data: dict[str, object] = {
             "dir": self.job_dir(spec),
             "bulk": spec.bulk is not None if bulk is None else bulk,
             "script": self._scripts.get(spec.key, (spec.script, False))[0],
+            **self._set_data(spec),
         }
-        if spec.bulk is not None:
-            data["range"] = [spec.bulk.start, spec.bulk.end]
-        if spec.step is not None and self.scheduler.chains_steps:
-            where = posixpath.join(spec.key, COMPONENT_FILE)
-            wait = self.scheduler.step_conditions(spec.step.dependency, spec.step.earlier, where)
-            data["after"] = [list(x) for x in wait]
         return JobHandle(self.kind, self.host, job_id, data)
 
     def describe(self, handle: JobHandle) -> str:
@@ -340,12 +263,9 @@ class BatchExecutor(Executor):
         return await self._watch(handle, spec, attach=True)
 
     async def _watch(self, handle: JobHandle, spec: TaskSpec, *, attach: bool) -> JobResult:
-        deleted = handle.data.get("deleted")
-        if deleted:  # a step decided here, never submitted
-            return JobResult(
-                0,
-                f"step {handle.native_id} did not run: {deleted}, so its dependency statement deleted it",
-            )
+        decided = self._decided_result(handle)
+        if decided is not None:
+            return decided
         loop = asyncio.get_running_loop()
         w = _Watch(handle.native_id, bool(handle.data.get("bulk")), attach, loop.create_future())
         span = handle.data.get("range")
@@ -358,34 +278,8 @@ class BatchExecutor(Executor):
             result = await asyncio.shield(w.future)
         finally:
             self._watches.pop(w.job_id, None)
-        result = self._deleted_step(handle, result)
-        self._outcomes[handle.native_id] = (result.ok, "dependency statement" in result.message)
+        result = self._ended(handle, result)
         await self._collect_logs(handle, spec)
-        return result
-
-    def _deleted_step(self, handle: JobHandle, result: JobResult) -> JobResult:
-        """A step of a chain that did not start because a step it waits for ended the wrong
-        way: the scheduler deleted it, which WHEEL counts as success (PJM's code 6)."""
-        after = handle.data.get("after")
-        f = self.scheduler.family
-        if result.ok or result.unknown or not isinstance(after, list) or f is None:
-            return result
-        for kind, job in after:
-            ended = self._outcomes.get(str(job))
-            if ended is None:
-                continue
-            ok, deleted = ended
-            if (
-                (kind == "ok" and (not ok or deleted))
-                or (kind == "notok" and ok and not deleted)
-                or (kind == "any" and deleted and not f.any_after_deleted)
-            ):
-                why = {"ok": "did not succeed", "notok": "succeeded"}.get(kind, "did not run")
-                return JobResult(
-                    0,
-                    f"job {handle.native_id} did not run: job {job} {why}, so its "
-                    "dependency statement deleted it",
-                )
         return result
 
     async def _poll(self) -> None:
@@ -521,90 +415,6 @@ class BatchExecutor(Executor):
             return live, None
         return live, {i: self._bulk_result(after, i) for i in ended}
 
-    async def _ask_arrays(
-        self, ids: list[str]
-    ) -> tuple[dict[str, JobState], dict[str, JobResult | None] | None] | None:
-        """Job arrays: one status query for every array (its sub jobs' rows), then one
-        history query for those whose sub jobs all left the queue."""
-        s = self.scheduler
-        f = s.family
-        assert f is not None and s.bulkstat is not None
-        names = {f.array_id(i): i for i in ids}
-
-        async def table(command: str | None, group: list[str]) -> dict[str, JobState] | None:
-            if command is None:
-                return {}
-            res = await self._query(command)
-            if res is None:
-                return None
-            try:
-                return await asyncio.to_thread(f.parse, res.stdout)
-            except StatusOutputError as e:
-                self._failed(command, str(e))
-                return None
-
-        def joined(group: list[str]) -> str:
-            return s.stat_delimiter.join(shlex.quote(x) for x in group)
-
-        group = list(names)
-        now = await table(f.status_command(s.bulkstat, "", group, joined(group)), group)
-        if now is None:
-            return None
-        live: dict[str, JobState] = {}
-        ended: dict[str, JobResult | None] = {}
-        history: list[str] = []
-        for name, i in names.items():
-            st = now.get(name) or now.get(i)
-            subs = f.subjobs(now, i)
-            if (st is not None and st.live) or any(x.live for x in subs.values()):
-                live[i] = st if st is not None and st.live else JobState(RUNNING)
-                continue
-            found = self._array_result(i, subs)
-            if found is not None:
-                ended[i] = found
-            else:
-                history.append(name)
-        if not history:
-            return live, ended
-        after_cmd = f.history_command(s.bulkstat_after or s.bulkstat, history, joined(history))
-        then = await table(after_cmd, history)
-        if then is None:
-            return live, None
-        for name in history:
-            i = names[name]
-            subs = {**f.subjobs(now, i), **f.subjobs(then, i)}
-            if any(x.live for x in subs.values()):
-                live[i] = JobState(RUNNING)
-                continue
-            ended[i] = self._array_result(i, subs, complete=False)
-        return live, ended
-
-    def _array_result(
-        self, job_id: str, subs: dict[int, JobState], *, complete: bool = True
-    ) -> JobResult | None:
-        """How an array ended, from its sub jobs' states (indices as the scheduler gives
-        them); None while a sub job's exit code is missing (or, with ``complete``, a sub
-        job of its known range)."""
-        s = self.scheduler
-        assert s.family is not None
-        base = s.family.array_base
-        w = self._watches.get(job_id)
-        if not subs or any(x.state != DONE for x in subs.values()):
-            return None
-        if any(x.returncode is None and s.status_ok(x.status) for x in subs.values()):
-            return None
-        if complete and w is not None and w.span is not None:
-            start, end = w.span
-            if any(n + base not in subs for n in range(start, end + 1)):
-                return None
-        subjobs = {n - base: (x.returncode, x.status) for n, x in sorted(subs.items())}
-        good = [n for n, x in subs.items() if x.returncode == 0 and s.status_ok(x.status)]
-        return JobResult(
-            0 if good else 1,
-            f"{len(good)} of {len(subjobs)} sub jobs of job array {job_id} ended with exit code 0",
-            subjobs=subjobs,
-        )
-
     async def _check(self) -> None:
         for bulk in (False, True):
             group = {
@@ -700,11 +510,9 @@ class BatchExecutor(Executor):
 
     # ------------------------------------------------------------------ other calls
     async def cancel(self, handle: JobHandle) -> None:
-        if handle.data.get("deleted"):
+        job = self._cancel_id(handle)
+        if job is None:
             return  # never submitted
-        job = handle.native_id
-        if handle.data.get("bulk") and self.scheduler.arrays and self.scheduler.family:
-            job = self.scheduler.family.array_id(job)
         res = await self.transport.run(self.scheduler.cancel_command(job))
         if res.returncode != 0:
             raise ExecutorError(
@@ -753,27 +561,6 @@ async def _read(
     if len(text) < _BIG_OUTPUT:
         return s.parse_status(text, ids, after=after)
     return await asyncio.to_thread(s.parse_status, text, ids, after=after)
-
-
-#: what PJM says when a step joins a step job that has already ended
-_STEP_JOB_ENDED = re.compile(r"\bhas already ended\b")
-
-
-def _holds(value: int, op: str, text: str) -> bool:
-    """PJM's comparison of a step's code with a statement's value (``1``, ``1,2``, ``1-3``)."""
-    wanted: set[int] = set()
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        if lo.isdigit():
-            wanted.update(range(int(lo), int(hi if hi.isdigit() else lo) + 1))
-    if not wanted:
-        return False
-    if op == "==":
-        return value in wanted
-    if op == "!=":
-        return value not in wanted
-    first = min(wanted)
-    return {"<": value < first, ">": value > first, "<=": value <= first, ">=": value >= first}[op]
 
 
 def _said(output: str) -> str:
