@@ -1,7 +1,8 @@
-"""A PJM step that joins its step job after the steps before it have all ended (a loaded
-machine, a slow pjsub): PJM refuses the join ("the step job has already ended"), and sharin
-decides the step's dependency statement itself, from the ended steps' exit codes, and submits
-the step as the start of a new step job or counts it deleted — instead of failing it."""
+"""Races of PJM step jobs. A step that joins its step job after the steps before it have all
+ended (a loaded machine, a slow pjsub): PJM refuses the join ("the step job has already
+ended"), and sharin decides the step's dependency statement itself, from the ended steps' exit
+codes, and submits the step as the start of a new step job or counts it deleted — instead of
+failing it. A stop deletes the step job as a whole, so no later step starts in between."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 
 import sharin
 from sharin import Project
+from sharin.engine import JobHandle
 
-from ..conftest import Pjm
-from ..helpers import journal_tasks, lines, log_line
+from ..conftest import Pjm, Processes
+from ..helpers import journal_tasks, lines, log_line, wait_for
 
 
 @pytest.fixture
@@ -77,3 +79,20 @@ def test_a_step_whose_statement_holds_after_the_step_job_ended_counts_deleted(
     assert tasks["sj/s1"].state == "finished", tasks["sj/s1"].message
     assert "dependency statement" in (tasks["sj/s1"].message or "")
     assert tasks["sj"].state == "finished"
+
+
+def test_stop_deletes_a_step_job_as_a_whole(project: Project, pjm: Pjm, procs: Processes) -> None:
+    # deleting step 0 and then step 1, PJM could start step 1 in between (its turn comes when
+    # step 0 ends): `sharin stop` deletes the step job itself, every step at once
+    steps(project, {"s0": "sleep 30", "s1": "true"})
+    engine = procs.start("run", project.root)
+    wait_for(lambda: "s0" in lines(project.root / "ran.log"), "s0 to run", timeout=30)
+
+    procs.run("stop", project.root)
+    engine.wait(timeout=30)
+
+    tasks = journal_tasks(project.root, 1)
+    base = JobHandle.from_json(tasks["sj/s0"].handle or "").native_id.split("_")[0]
+    assert {tuple(a) for a in pjm.call_lines("pjdel")} == {(base,)}
+    assert lines(project.root / "ran.log") == ["s0"]
+    assert (tasks["sj/s0"].state, tasks["sj/s1"].state) == ("stopped", "stopped")

@@ -87,13 +87,19 @@ class JobSets:
         )
 
     def _cancel_id(self, handle: JobHandle) -> str | None:
-        """The id to delete (a whole array by its array id), or None: never submitted."""
+        """The id to delete, or None: never submitted. A whole array goes by its array id,
+        and a step of a PJM step job by the step job's id: deleting the steps one by one,
+        the scheduler could start a later step in the moment after the one before it was
+        deleted and before its own deletion arrived."""
         if handle.data.get("deleted"):
             return None
-        f = self.scheduler.family
-        if handle.data.get("bulk") and self.scheduler.arrays and f is not None:
-            return f.array_id(handle.native_id)
-        return handle.native_id
+        s = self.scheduler
+        job = handle.native_id
+        if handle.data.get("bulk") and s.arrays and s.family is not None:
+            return s.family.array_id(job)
+        if s.supports_step and not s.chains_steps and "_" in job:
+            return job.split("_", 1)[0]
+        return job
 
     def _joined_too_late(self, spec: TaskSpec, output: str) -> bool:
         """Whether PJM refused a step because its step job had already ended (the steps
