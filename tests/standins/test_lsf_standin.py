@@ -57,7 +57,7 @@ class Lsf:
         return [json.loads(p.read_text()) for p in sorted((self.home / "jobs").glob("*.json"))]
 
     def wait_ended(self, *ids: str) -> str:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded machine runs them late
         while True:
             out = self.run("bjobs", "-a", "-noheader", "-o", "jobid jobindex stat exit_code", *ids)
             if not any(w in out.stdout for w in ("PEND", "RUN")) or time.monotonic() > deadline:
