@@ -88,6 +88,9 @@ async def run_stepjob(
             break
     futures: list[asyncio.Task[str]] = []
     launched: list[Component] = []
+    #: (number, job id, statement) of each step accepted so far: a scheduler without step
+    #: jobs chains each step to those before it
+    earlier: list[tuple[int, str, str | None]] = []
     refused = False
     loop = asyncio.get_running_loop()
     for i, s in enumerate(steps):
@@ -108,7 +111,7 @@ async def run_stepjob(
         dependency = None
         if s.data.get("useDependency") and s.data.get("dependencyForm"):
             dependency = str(s.data["dependencyForm"]).strip()
-        request = StepRequest(c.name, numbers[i], dependency, base)
+        request = StepRequest(c.name, numbers[i], dependency, base, tuple(earlier))
         options = JobOptions(
             host=c.host,
             queue=c.queue,
@@ -124,6 +127,7 @@ async def run_stepjob(
         handle = await accepted
         if handle is not None:
             base = base or _base_job_id(handle.native_id)
+            earlier.append((numbers[i], handle.native_id, dependency))
             continue
         await asyncio.wait([t])
         if t.cancelled() or t.result() != State.FINISHED.value:

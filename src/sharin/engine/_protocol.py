@@ -51,6 +51,9 @@ class StepRequest:
     number: int
     dependency: str | None = None
     job_id: str | None = None
+    #: (number, job id, dependency statement) of each step submitted before this one, in
+    #: order: where a step job is a chain of dependent jobs, a step waits for those
+    earlier: tuple[tuple[int, str, str | None], ...] = ()
 
 
 @dataclass(frozen=True)

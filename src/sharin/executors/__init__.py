@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
-from ..errors import ExecutorError
+from ..errors import ExecutorError, Problem
 from ..model import LOCALHOST, HostConfig
 
 if TYPE_CHECKING:
     from ..engine import Executor
+    from ..model import Project
     from ._scheduler import SchedulerDefinition, load_schedulers
     from ._transport import LocalTransport, Transport
     from .batch import BatchExecutor
@@ -37,6 +38,7 @@ __all__ = [
     "load_schedulers",
     "prepare_script",
     "step_and_bulk_hosts",
+    "step_statement_problems",
 ]
 
 #: the module (below this package) that defines each name loaded on first use (PEP 562):
@@ -71,6 +73,38 @@ def step_and_bulk_hosts(
         if s.supports_bulk and h.raw.get("useBulkjob"):
             bulk.add(name)
     return step, bulk
+
+
+def step_statement_problems(
+    project: Project,
+    hosts: Mapping[str, HostConfig],
+    schedulers: Mapping[str, SchedulerDefinition],
+) -> list[Problem]:
+    """The steps' dependency statements that their stepjob's scheduler cannot keep (where a
+    step job is a chain of dependent jobs), each naming the step's file and field."""
+    from ..model import COMPONENT_FILE, step_order
+
+    out: list[Problem] = []
+    for c in project.components():
+        if c.type != "stepjob" or c.host not in hosts:
+            continue
+        s = schedulers.get(hosts[c.host].job_scheduler or "")
+        if s is None or not s.chains_steps:
+            continue
+        earlier: list[tuple[int, str, str | None]] = []
+        for n, step in enumerate(step_order(c)):
+            if step.disabled:
+                continue
+            form = step.data.get("dependencyForm") if step.data.get("useDependency") else None
+            statement = str(form).strip() if form else None
+            file = f"{step.rel}/{COMPONENT_FILE}"
+            try:
+                s.step_conditions(statement, earlier, file)
+            except ExecutorError as e:
+                said = str(e).removeprefix(f"{file} [dependencyForm]: ")
+                out.append(Problem(file, "dependencyForm", said))
+            earlier.append((n, f"step{n}", statement))
+    return out
 
 
 class ExecutorRegistry:

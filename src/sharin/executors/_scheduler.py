@@ -43,6 +43,7 @@ from ._schedulers import (
     Family,
     JobState,
     StatusOutputError,
+    _header,
 )
 
 __all__ = [
@@ -162,7 +163,9 @@ class SchedulerDefinition:
 
     @property
     def supports_bulk(self) -> bool:
-        return self.bulk_option is not None and self.bulkstat is not None
+        # sub jobs are read by the family's reader, or by the entry's reSubReturnCode
+        readable = self.arrays or self.re_sub_return_code is not None
+        return self.bulk_option is not None and self.bulkstat is not None and readable
 
     # ---------------------------------------------------------------- commands
     def stat_command(self, ids: list[str], *, bulk: bool = False, after: bool = False) -> str:
@@ -378,6 +381,60 @@ class SchedulerDefinition:
             head, nl, rest = "", "", script
         return "".join(x + "\n" for x in ([head] if nl or head else []) + lines) + rest
 
+    # ---------------------------------------------------------------- arrays and chains
+    @property
+    def chains_steps(self) -> bool:
+        """Whether a step job is a chain of dependent jobs (every scheduler but PJM)."""
+        return self.family is not None and bool(self.family.depend_kinds)
+
+    @property
+    def arrays(self) -> bool:
+        """Whether a bulk job is a job array read by the family (every scheduler but PJM)."""
+        return self.reads_status and self.family is not None and self.family.array_var is not None
+
+    def array_script(self, script_text: str, script: str, d: Directives) -> str:
+        """The script each sub job of a job array runs: the script's directives (and those
+        for ``d``), ``PJM_BULKNUM`` set from the scheduler's index, then the script itself."""
+        f = self.family
+        assert f is not None and f.array_var is not None
+        own = [ln for ln in _header(script_text) if ln.startswith(f.prefix)]
+        index = f"${f.array_var}" if not f.array_base else f"$(({f.array_var} - {f.array_base}))"
+        lines = [
+            "#!/bin/sh",
+            *own,
+            *f.directive_lines(d, script_text),
+            "# sharin: the sub job's number as WHEEL names it on Fugaku",
+            *f.array_prologue,
+            f"PJM_BULKNUM={index}; export PJM_BULKNUM",
+            f'exec ./{shlex.quote(script)} "$@"',
+        ]
+        return "\n".join(lines) + "\n"
+
+    def step_conditions(
+        self, statement: str | None, earlier: Sequence[tuple[int, str, str | None]], where: str
+    ) -> list[tuple[str, str]]:
+        """What a step waits for, as (kind, job id) pairs that must all hold: ``any`` the end
+        of the step before it, ``ok``/``notok`` from its dependency statement (and those of
+        earlier steps whose statement deletes the steps after them). ``earlier``: the
+        (number, job id, statement) of each step submitted before it, in order."""
+        f = self.family
+        assert f is not None
+        conditions: list[tuple[str, str]] = []
+        for i, (_, _, stmt) in enumerate(earlier):
+            if stmt and parse_statement(stmt).deletes_later:
+                conditions += _statement_conditions(f, self.name, stmt, earlier[:i], where)
+        if statement:
+            conditions += _statement_conditions(f, self.name, statement, earlier, where)
+        if earlier:
+            last = earlier[-1][1]
+            if not any(j == last for _, j in conditions):
+                conditions.append(("any", last))  # the steps run one after another
+        out: list[tuple[str, str]] = []
+        for x in conditions:
+            if x not in out:
+                out.append(x)
+        return out
+
     def job_id(self, output: str) -> str | None:
         m = self.re_job_id.search(output)
         return m.group(1) if m else None
@@ -389,6 +446,85 @@ class SchedulerDefinition:
 
     def status_ok(self, status: str | None) -> bool:
         return status is None or status in self.acceptable_status
+
+
+# ------------------------------------------------------------------------------- step statements
+_STATEMENT = re.compile(
+    r"sd=(ec|pc)(==|!=|<=|>=|<|>)([0-9][0-9,\-]*)(?::(one|after|all)?((?::[0-9]+)*))?"
+)
+#: (field, operator, value) of the statements a "start after" condition expresses, and the
+#: condition: the statement deletes the step when the exit code is non-zero → start after ok
+_KINDS = {
+    ("ec", "!=", "0"): "ok",
+    ("ec", ">", "0"): "ok",
+    ("ec", ">=", "1"): "ok",
+    ("ec", "==", "0"): "notok",
+    ("ec", "<", "1"): "notok",
+    ("ec", "<=", "0"): "notok",
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A PJM step dependency statement ``sd=<ec|pc><op><value>[:<deletetype>[:<steps>]]``."""
+
+    field: str
+    op: str
+    value: str
+    deletetype: str  #: one, after or all
+    steps: tuple[int, ...]  #: the steps it looks at (none: the step before)
+
+    @property
+    def deletes_later(self) -> bool:
+        return self.deletetype in ("after", "all")
+
+
+def parse_statement(text: str) -> Statement:
+    m = _STATEMENT.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(text)
+    steps = tuple(int(x) for x in (m.group(5) or "").split(":") if x)
+    return Statement(m.group(1), m.group(2), m.group(3), m.group(4) or "one", steps)
+
+
+def _statement_conditions(
+    f: Family,
+    scheduler: str,
+    text: str,
+    earlier: Sequence[tuple[int, str, str | None]],
+    where: str,
+) -> list[tuple[str, str]]:
+    """A statement as "start after" conditions on the steps it looks at, or one clear error
+    when the scheduler cannot express it."""
+    try:
+        st = parse_statement(text)
+    except ValueError:
+        raise ExecutorError(
+            f"{where} [dependencyForm]: {text!r} is not a dependency statement; write e.g. "
+            "sd=ec!=0:all"
+        ) from None
+    kind = _KINDS.get((st.field, st.op, st.value))
+    if kind is None or kind not in f.depend_kinds:
+        if st.field == "pc":
+            why = "PJM's job status code (pc) has no counterpart there"
+        elif kind is None:
+            why = "only a start after success (sd=ec!=0) or after failure (sd=ec==0) translates"
+        else:
+            why = f"{f.name} can only start a job after another ended, whatever its exit code"
+        raise ExecutorError(
+            f"{where} [dependencyForm]: {text!r} cannot be kept on {scheduler}, where a step "
+            f"job is a chain of dependent jobs: {why}; use sd=ec!=0 (run only after the step "
+            "before succeeded), sd=ec==0 (only after it failed), or clear useDependency"
+            + (
+                " (the step then runs after the one before, whatever its exit code)"
+                if "any" in f.depend_kinds
+                else ""
+            )
+        )
+    ids = {num: job for num, job, _ in earlier}
+    looked_at = st.steps or ((earlier[-1][0],) if earlier else ())
+    # a step number that was not submitted is ignored, as PJM ignores it
+    return [(kind, ids[n]) for n in looked_at if n in ids]
 
 
 # ------------------------------------------------------------------------------------ directives

@@ -175,6 +175,46 @@ class Family:
             out.append(line)
         return out
 
+    # -------------------------------------------------------------- arrays and chains
+    #: the variable in which a sub job of a job array finds its index (None: no arrays)
+    array_var: ClassVar[str | None] = None
+    #: the lowest index an array may have: sub job *n* runs as index ``n + array_base``
+    array_base: ClassVar[int] = 0
+    #: lines a sub job's wrapper runs before the script (PBS starts jobs in the home directory)
+    array_prologue: ClassVar[tuple[str, ...]] = ()
+    #: which "start after" conditions a dependent job can be given: ``any`` (after the
+    #: job ended), ``ok`` (after it ended with exit code 0), ``notok`` (after it failed)
+    depend_kinds: ClassVar[frozenset[str]] = frozenset()
+    #: whether a job waiting for the end of another (``any``) runs when that one was deleted
+    #: before it ran (PBS deletes it too)
+    any_after_deleted: ClassVar[bool] = True
+
+    def array_id(self, job_id: str) -> str:
+        """How status and delete commands name a whole job array."""
+        return job_id
+
+    def subjob_key(self, job_id: str, index: int) -> str:
+        """A sub job's key in the tables :meth:`parse` makes."""
+        return f"{job_id}[{index}]"
+
+    def subjobs(self, table: dict[str, JobState], job_id: str) -> dict[int, JobState]:
+        """The sub jobs of array ``job_id`` a table holds, by the index the scheduler gave them."""
+        first = self.subjob_key(job_id, 0)
+        cut = first.rindex("0")
+        head, tail = first[:cut], first[cut + 1 :]
+        out: dict[int, JobState] = {}
+        for key, st in table.items():
+            if key.startswith(head) and key.endswith(tail):
+                index = key[len(head) : len(key) - len(tail)]
+                if index.isascii() and index.isdigit():
+                    out[int(index)] = st
+        return out
+
+    def dependency_option(self, conditions: Sequence[tuple[str, str]]) -> str:
+        """The submit option that makes a job wait for ``conditions`` ((kind, job id) pairs,
+        all of which must hold)."""
+        raise NotImplementedError
+
     # -------------------------------------------------------------- status
     def status_command(self, stat: str, stat_after: str, ids: Sequence[str], joined: str) -> str:
         """``joined``: the ids as the entry's ``statDelimiter`` joins them."""
@@ -246,6 +286,19 @@ class Slurm(Family):
         if d.memory is not None:
             out.append((f"--mem={d.memory}M", frozenset({"--mem", "--mem-per-cpu"})))
         return out
+
+    array_var = "SLURM_ARRAY_TASK_ID"
+    depend_kinds = frozenset({"any", "ok", "notok"})
+
+    def subjob_key(self, job_id: str, index: int) -> str:
+        return f"{job_id}_{index}"
+
+    def dependency_option(self, conditions: Sequence[tuple[str, str]]) -> str:
+        # all must hold (','); a job whose condition can no longer hold is cancelled, not
+        # left pending for ever
+        words = {"any": "afterany", "ok": "afterok", "notok": "afternotok"}
+        joined = ",".join(f"{words[k]}:{j}" for k, j in conditions)
+        return f"--dependency={joined} --kill-on-invalid-dep=yes"
 
     def status_command(self, stat: str, stat_after: str, ids: Sequence[str], joined: str) -> str:
         # squeue exits 1 for the whole list when one id has left its memory: then accounting
@@ -352,6 +405,18 @@ class PBSPro(Family):
             out.append((f"-l walltime={_hms(d.elapsed)}", frozenset({"-l:walltime"})))
         return out
 
+    array_var = "PBS_ARRAY_INDEX"
+    array_prologue = ('cd "$PBS_O_WORKDIR" || exit 1',)
+    depend_kinds = frozenset({"any", "ok", "notok"})
+    any_after_deleted = False  # afterany "will not run if a job … was deleted without … run"
+
+    def array_id(self, job_id: str) -> str:
+        return f"{job_id}[]"  # qstat and qdel name a whole array 12[]
+
+    def dependency_option(self, conditions: Sequence[tuple[str, str]]) -> str:
+        words = {"any": "afterany", "ok": "afterok", "notok": "afternotok"}
+        return "-W depend=" + ",".join(f"{words[k]}:{j}" for k, j in conditions)
+
     def answered(self, returncode: int, stderr: str) -> bool:
         return returncode in (0, self.unknown_rc)
 
@@ -407,6 +472,7 @@ class PBSPro(Family):
 
 class PBSProWithoutHistory(PBSPro):
     name = "PBS Pro (no job history)"
+    depend_kinds = frozenset()  # a step's outcome is gone once it left qstat
 
     def history_command(self, stat_after: str, ids: Sequence[str], joined: str) -> str | None:
         return None  # a job that left qstat is gone: no exit code to be had
@@ -415,7 +481,7 @@ class PBSProWithoutHistory(PBSPro):
 # ------------------------------------------------------------------------------------ Grid Engine
 _SGE_ROW = "'job-ID prior name user state ...' rows (qstat)"
 #: the line between two qacct records, and the three lines of a record that are read
-_QACCT_LINE = re.compile(r"\n(?:(=)====+|(jobnumber|failed|exit_status)[ \t]+([^\n]*))")
+_QACCT_LINE = re.compile(r"\n(?:(=)====+|(jobnumber|taskid|failed|exit_status)[ \t]+([^\n]*))")
 
 
 class GridEngine(Family):
@@ -439,6 +505,13 @@ class GridEngine(Family):
         if d.memory is not None:
             out.append((f"-l h_vmem={d.memory}M", frozenset({"-l:h_vmem", "-l:mem_free"})))
         return out
+
+    array_var = "SGE_TASK_ID"
+    array_base = 1  # task ids start at 1
+    depend_kinds = frozenset({"any"})  # -hold_jid waits for the end, whatever the exit code
+
+    def dependency_option(self, conditions: Sequence[tuple[str, str]]) -> str:
+        return "-hold_jid " + ",".join(j for _, j in conditions)
 
     def status_command(self, stat: str, stat_after: str, ids: Sequence[str], joined: str) -> str:
         return stat  # every job of the user, in one list
@@ -470,6 +543,10 @@ class GridEngine(Family):
                 _merge_into(table, s[0], st, self.ok_status)
             else:
                 table[s[0]] = st
+            # an array's task: the column after the slots (a queued range, 1-10:1, is not one)
+            task = s[9:10] if len(s) > 7 and not s[7].isdigit() else s[8:9]
+            if task and task[0].isdigit():
+                _merge_into(table, f"{s[0]}[{task[0]}]", st, self.ok_status)
         return table
 
     @staticmethod
@@ -487,12 +564,14 @@ class GridEngine(Family):
         rows = _QACCT_LINE.findall("\n" + text)
         rows.append(("=", "", ""))  # closes the last record
         job: str | None = None
-        failed = raw = ""
+        failed = raw = task = ""
         started = False
         for sep, key, value in rows:
             if not sep:
                 if key == "jobnumber":
                     job = job or value
+                elif key == "taskid":
+                    task = task or value.strip()
                 elif key == "failed":
                     failed = failed or value
                 else:
@@ -511,7 +590,9 @@ class GridEngine(Family):
                     _merge_into(table, job, st, self.ok_status)
                 else:
                     table[job] = st
-            started, job, failed, raw = True, None, "", ""
+                if task.isdigit():  # an array's task ("undefined" for other jobs)
+                    _merge_into(table, f"{job}[{task}]", st, self.ok_status)
+            started, job, failed, raw, task = True, None, "", "", ""
         return table
 
 
@@ -519,7 +600,9 @@ class GridEngine(Family):
 _LSF_QUEUED = frozenset({"PEND", "PSUSP", "WAIT"})
 _LSF_RUNNING = frozenset({"RUN", "USUSP", "SSUSP", "PROV"})
 _LSF_DONE = frozenset({"DONE", "EXIT"})
-_LSF_ROW = "'JOBID STAT EXIT_CODE' (bjobs -o 'jobid stat exit_code')"
+_LSF_ROW = (
+    "'JOBID STAT EXIT_CODE' (bjobs -o 'jobid stat exit_code') or 'JOBID INDEX STAT EXIT_CODE'"
+)
 
 
 class LSF(Family):
@@ -545,6 +628,16 @@ class LSF(Family):
             out.append((f"-M {d.memory}MB", frozenset({"-M"})))
         return out
 
+    array_var = "LSB_JOBINDEX"
+    array_base = 1  # array indices start at 1
+    depend_kinds = frozenset({"any", "ok", "notok"})
+
+    def dependency_option(self, conditions: Sequence[tuple[str, str]]) -> str:
+        words = {"any": "ended", "ok": "done", "notok": "exit"}
+        expression = " && ".join(f"{words[k]}({j})" for k, j in conditions)
+        # -ti: a job whose condition can no longer hold ends at once instead of pending
+        return f"-w {shlex.quote(expression)} -ti"
+
     def answered(self, returncode: int, stderr: str) -> bool:
         if returncode == 0:
             return True
@@ -559,6 +652,8 @@ class LSF(Family):
             s = line.split()
             if not s:
                 continue
+            if len(s) == 4 and s[1].isdigit():  # jobid jobindex stat exit_code (arrays)
+                s = [s[0] if s[1] == "0" else f"{s[0]}[{s[1]}]", s[2], s[3]]
             if len(s) != 3 or not s[0].split("[")[0].isdigit():
                 raise _bad(self.name, line, _LSF_ROW)
             job, word, code = s

@@ -24,8 +24,10 @@ from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
 from . import _hostdir
+from ._jobsets import JobSets
 from ._scheduler import (
     JobState,
+    Outcome,
     SchedulerDefinition,
     StatusOutputError,
     directives_from,
@@ -56,9 +58,11 @@ class _Watch:
     misses: int = 0
     first_miss: float | None = None
     seen: bool = False
+    #: a bulk job's sub job numbers, when known
+    span: tuple[int, int] | None = None
 
 
-class BatchExecutor(Executor):
+class BatchExecutor(JobSets, Executor):
     """Submits task scripts as batch jobs on one host and watches them in batches."""
 
     kind = "batch"
@@ -80,6 +84,10 @@ class BatchExecutor(Executor):
         self._scripts: dict[str, tuple[str, bool]] = {}
         #: how many status queries were run (for tests and benchmarks: one per interval)
         self.queries = 0
+        #: how each job watched here ended: (ok, deleted by a dependency statement)
+        self._outcomes: dict[str, tuple[bool, bool]] = {}
+        #: steps decided here, never submitted (their step job had ended): their codes
+        self._decided: dict[str, Outcome] = {}
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
@@ -103,7 +111,11 @@ class BatchExecutor(Executor):
         queue_set = self.scheduler.script_sets_queue(text)
         component = spec.workdir / COMPONENT_FILE
         props = read_json_object(component) if component.is_file() else {}
-        found = self.scheduler.with_directives(text, directives_from(props, str(component)))
+        wanted = directives_from(props, str(component))
+        if spec.bulk is not None and self.scheduler.arrays:
+            found: str | None = self.scheduler.array_script(text, spec.script, wanted)
+        else:
+            found = self.scheduler.with_directives(text, wanted)
         if found is None:
             return spec.script, queue_set
         name = job_script_name(spec.script)
@@ -134,23 +146,34 @@ class BatchExecutor(Executor):
                 )
             dep = f",{spec.step.dependency}" if spec.step.dependency else ""
             template = s.step_option
-            if spec.step.job_id is not None and s.step_join_option:
+            if s.chains_steps and s.family is not None:
+                # a chain of dependent jobs: each step waits for the ones before it
+                where = posixpath.join(spec.key, COMPONENT_FILE)
+                wait = s.step_conditions(spec.step.dependency, spec.step.earlier, where)
+                dep = s.family.dependency_option(wait) if wait else ""
+            elif spec.step.job_id is not None and s.step_join_option:
                 template = s.step_join_option
-            parts.append(
-                template.format(
-                    name=spec.step.name,
-                    number=spec.step.number,
-                    dependency=dep,
-                    jobid=spec.step.job_id or "",
-                )
+            option = template.format(
+                name=spec.step.name,
+                number=spec.step.number,
+                dependency=dep,
+                jobid=spec.step.job_id or "",
             )
+            if option:
+                parts.append(option)
         if spec.bulk is not None:
             if s.bulk_option is None:
                 raise ExecutorError(
                     f"host {self.host!r}: scheduler {s.name} has no bulk jobs; "
                     "use a host whose jobScheduler supports them"
                 )
-            parts.append(s.bulk_option.format(start=spec.bulk.start, end=spec.bulk.end))
+            base = s.family.array_base if s.arrays and s.family is not None else 0
+            name = "".join(ch if ch.isalnum() or ch in "_.-" else "_" for ch in spec.name)
+            parts.append(
+                s.bulk_option.format(
+                    start=spec.bulk.start + base, end=spec.bulk.end + base, name=name
+                )
+            )
         if spec.submit_option:
             parts.append(spec.submit_option)
         parts.append(s.script_argument.format(script=shlex.quote(script)))
@@ -180,6 +203,9 @@ class BatchExecutor(Executor):
             )
             await asyncio.sleep(delay)
         job_id = self.scheduler.job_id(res.output)
+        if (res.returncode != 0 or job_id is None) and self._joined_too_late(spec, res.output):
+            decided = await self._step_after_its_job(spec)
+            return decided if isinstance(decided, JobHandle) else await self.submit(decided)
         if res.returncode != 0 or job_id is None:
             text = _said(res.output) or f"exit status {res.returncode}, no output"
             hint = ""
@@ -196,16 +222,13 @@ class BatchExecutor(Executor):
         return self._handle(spec, job_id)
 
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
-        return JobHandle(
-            self.kind,
-            self.host,
-            job_id,
-            {
-                "dir": self.job_dir(spec),
-                "bulk": spec.bulk is not None if bulk is None else bulk,
-                "script": self._scripts.get(spec.key, (spec.script, False))[0],
-            },
-        )
+        data: dict[str, object] = {
+            "dir": self.job_dir(spec),
+            "bulk": spec.bulk is not None if bulk is None else bulk,
+            "script": self._scripts.get(spec.key, (spec.script, False))[0],
+            **self._set_data(spec),
+        }
+        return JobHandle(self.kind, self.host, job_id, data)
 
     def describe(self, handle: JobHandle) -> str:
         return f"{self.scheduler.name} job {handle.native_id} on {self.host}"
@@ -231,8 +254,14 @@ class BatchExecutor(Executor):
         return await self._watch(handle, spec, attach=True)
 
     async def _watch(self, handle: JobHandle, spec: TaskSpec, *, attach: bool) -> JobResult:
+        decided = self._decided_result(handle)
+        if decided is not None:
+            return decided
         loop = asyncio.get_running_loop()
         w = _Watch(handle.native_id, bool(handle.data.get("bulk")), attach, loop.create_future())
+        span = handle.data.get("range")
+        if isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span):
+            w.span = (span[0], span[1])
         self._watches[w.job_id] = w
         if self._poller is None or self._poller.done():
             self._poller = asyncio.ensure_future(self._poll())
@@ -240,6 +269,7 @@ class BatchExecutor(Executor):
             result = await asyncio.shield(w.future)
         finally:
             self._watches.pop(w.job_id, None)
+        result = self._ended(handle, result)
         await self._collect_logs(handle, spec)
         return result
 
@@ -362,6 +392,8 @@ class BatchExecutor(Executor):
         self, ids: list[str]
     ) -> tuple[dict[str, JobState], dict[str, JobResult | None] | None] | None:
         s = self.scheduler
+        if s.arrays:
+            return await self._ask_arrays(ids)
         res = await self._query(s.stat_command(ids, bulk=True))
         if res is None:
             return None
@@ -469,7 +501,10 @@ class BatchExecutor(Executor):
 
     # ------------------------------------------------------------------ other calls
     async def cancel(self, handle: JobHandle) -> None:
-        res = await self.transport.run(self.scheduler.cancel_command(handle.native_id))
+        job = self._cancel_id(handle)
+        if job is None:
+            return  # never submitted
+        res = await self.transport.run(self.scheduler.cancel_command(job))
         if res.returncode != 0:
             raise ExecutorError(
                 f"host {self.host!r}: {self.scheduler.delete} {handle.native_id} failed: "

@@ -397,7 +397,7 @@ def validate(project: ProjectRef) -> list[Problem]:
 def _check(
     p: Project, hosts: Mapping[str, HostConfig], schedulers: Mapping[str, SchedulerDefinition]
 ) -> list[Problem]:
-    from ..executors import step_and_bulk_hosts
+    from ..executors import step_and_bulk_hosts, step_statement_problems
 
     step_hosts, bulk_hosts = step_and_bulk_hosts(hosts, schedulers)
     problems = model.check(
@@ -407,6 +407,7 @@ def _check(
         step_hosts=step_hosts,
         bulk_hosts=bulk_hosts,
     )
+    problems += step_statement_problems(p, hosts, schedulers)
     return problems + _placement_problems(p, hosts, schedulers, problems)
 
 

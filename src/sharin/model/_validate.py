@@ -298,7 +298,8 @@ def _check_job_model(
                     f,
                     "host",
                     f"{host!r}: a stepjob runs on a host from remotehost.json whose "
-                    "jobScheduler supports step jobs (e.g. Fugaku); set host",
+                    "jobScheduler supports step jobs (Fugaku, TCS, SLURM, PBSPro, SGE, UGE, "
+                    "LSF); set host",
                 )
             )
         elif step_hosts is not None and host not in step_hosts:
@@ -366,7 +367,7 @@ def _check_job_model(
                     f,
                     "host",
                     "a bulkjobTask runs on a host from remotehost.json whose jobScheduler "
-                    "supports bulk jobs (e.g. Fugaku); set host",
+                    "supports bulk jobs (Fugaku, SLURM, PBSPro, SGE, UGE, LSF); set host",
                 )
             )
         if host != LOCALHOST and not c.use_job_scheduler:
