@@ -494,6 +494,11 @@ class SSHTransport(Transport):
                     link.busy -= 1
                     await _closed(proc)  # the server counts a session until it is closed
             code = done.exit_status
+            if code is None and done.exit_signal is None:
+                # the session ended with neither an exit status nor a signal: the host's end
+                # of the connection went away while the command ran, which may or may not
+                # have finished
+                raise asyncssh.ConnectionLost("the session ended without an exit status")
             return CommandResult(
                 code if code is not None and code >= 0 else -1,
                 _text(done.stdout),
