@@ -234,6 +234,6 @@ def test_registry_chooses_executors() -> None:
         reg.executor_for("x", False)
     with pytest.raises(ExecutorError, match="runs as a batch job"):
         reg.executor_for("cluster", False)  # no executor of plain tasks over SSH yet
-    with pytest.raises(ExecutorError, match="has no path in remotehost.json"):
-        reg.executor_for("cluster", True)
+    with pytest.raises(ExecutorError, match="has no jobScheduler in remotehost.json"):
+        reg.executor_for("cluster", True)  # without a path its jobs run in the login directory
     run(reg.close())

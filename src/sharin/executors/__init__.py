@@ -145,11 +145,6 @@ class ExecutorRegistry:
                     "jobScheduler in remotehost.json), or run sharin on the host itself and set "
                     '"transport": "local" in its remotehost.json entry'
                 )
-            if not cfg.path:
-                raise ExecutorError(
-                    f"host {cfg.name!r} has no path in remotehost.json; set it to the directory "
-                    "on the host where its jobs are to run (sharin copies each task there)"
-                )
         transport = self._transport(cfg)
         if not use_job_scheduler:
             # a host reached without SSH is this machine: its tasks are local processes

@@ -87,8 +87,11 @@ class BatchExecutor(Executor):
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
-        """Where the job runs: the task's own directory, or ``<path>/<run>/<task>`` on the host."""
+        """Where the job runs: the task's own directory, or ``<path>/<run>/<task>`` on the host
+        (over SSH without a ``path``, ``<run>/<task>`` in the login directory, as in WHEEL)."""
         if not self.config.path:
+            if self.config.transport == "ssh":
+                return posixpath.join(spec.run_tag or "run", spec.key)
             return str(spec.workdir)
         return posixpath.join(self.config.path, spec.run_tag or "run", spec.key)
 
