@@ -440,8 +440,13 @@ async def run_async(
     on_event: Callable[[Event], None] | None = None,
     executors: ExecutorProvider | None = None,
     handle_signals: bool = False,
+    ask: Callable[[str, bool], str] | None = None,
 ) -> RunResult:
-    """Validate and run (or resume) a project; returns when the run ends."""
+    """Validate and run (or resume) a project; returns when the run ends.
+
+    ``ask(prompt, echo)`` answers an SSH login's passphrase, password or one-time-code prompt
+    (asked again when a dropped connection is opened anew); without it only logins that need
+    no answer (keys without a passphrase, ssh-agent) work."""
     p = _project(project)
     from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
     from ..errors import ValidationError
@@ -455,7 +460,9 @@ async def run_async(
     opts = options or RunOptions()
     if opts.max_local is None:
         opts.max_local = model.local_job_limit()
-    provider = executors or ExecutorRegistry(hosts, max_local=opts.max_local, schedulers=schedulers)
+    provider = executors or ExecutorRegistry(
+        hosts, max_local=opts.max_local, schedulers=schedulers, ask=ask
+    )
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)
