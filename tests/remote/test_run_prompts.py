@@ -4,8 +4,13 @@ anew, and without anyone to ask fails the task with what to do — against the r
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,7 @@ import pytest
 import sharin
 from sharin.model import Project
 
+from ..helpers import kill_group
 from .watched import WatchedHost, watched_host
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slurm, pytest.mark.slow]
@@ -75,3 +81,46 @@ def test_without_anyone_to_ask_the_task_fails_saying_what_to_do(
         [message] = result.failed
         assert str(host.key) in message and "passphrase" in message, message
         assert host.logins() == 0
+
+
+def test_sharin_run_on_a_terminal_prompts_for_the_passphrase(
+    project: Project, tmp_path: Path, config_dir: Path
+) -> None:
+    with watched_host(tmp_path, config_dir) as host:
+        _encrypted(host)
+        _task(project, host)
+        main, sub = os.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sharin", "run", str(project.root)],
+            stdin=sub,
+            stdout=sub,
+            stderr=sub,
+            env={**os.environ, "TERM": "xterm"},
+            start_new_session=True,
+        )
+        os.close(sub)
+        seen = b""
+        try:
+            deadline = time.monotonic() + 60
+            while b"passphrase for" not in seen:
+                assert time.monotonic() < deadline, seen.decode(errors="replace")
+                ready, _, _ = select.select([main], [], [], 1.0)
+                if ready:
+                    try:
+                        seen += os.read(main, 4096)
+                    except OSError:  # the run ended without asking
+                        pytest.fail(f"no prompt: {seen.decode(errors='replace')}")
+            os.write(main, b"s3cret\n")
+            while proc.poll() is None:
+                ready, _, _ = select.select([main], [], [], 1.0)
+                if ready:
+                    with contextlib.suppress(OSError):
+                        seen += os.read(main, 4096)
+                assert time.monotonic() < deadline + 60, seen.decode(errors="replace")
+        finally:
+            kill_group(proc.pid)
+            os.close(main)
+        text = seen.decode(errors="replace")
+        assert proc.returncode == 0, text
+        assert "s3cret" not in text  # not echoed
+        assert (project.root / "t" / "out.txt").read_text().strip().isdigit()
