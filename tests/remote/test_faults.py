@@ -165,11 +165,16 @@ def _disrupted_run(
 
 
 def test_sshd_restarted_mid_run(project: Project, host: WatchedHost) -> None:
+    """OpenSSH keeps the sessions of a restarted server; the run's connection is then cut too,
+    as a reboot would, so that the run logs in again to the new server."""
+
     def restart() -> None:
         disrupt("sshd restarted (scripts/services/sshd.sh restart)", 2)
         helper("sshd.sh", "restart")
+        assert host.cut_connections() > 0
 
     _disrupted_run(project, host, restart)
+    assert host.logins() == 2
 
 
 def test_the_hosts_link_down_for_20_s_mid_run(project: Project, host: WatchedHost) -> None:
