@@ -83,9 +83,12 @@ def test_without_anyone_to_ask_the_task_fails_saying_what_to_do(
         assert host.logins() == 0
 
 
+@pytest.mark.parametrize("answer", ["s3cret", "end of input"])
 def test_sharin_run_on_a_terminal_prompts_for_the_passphrase(
-    project: Project, tmp_path: Path, config_dir: Path
+    project: Project, tmp_path: Path, config_dir: Path, answer: str
 ) -> None:
+    """The answer typed makes the run; no answer (end of input) fails the task, naming the
+    key, with no traceback."""
     with watched_host(tmp_path, config_dir) as host:
         _encrypted(host)
         _task(project, host)
@@ -110,7 +113,7 @@ def test_sharin_run_on_a_terminal_prompts_for_the_passphrase(
                         seen += os.read(main, 4096)
                     except OSError:  # the run ended without asking
                         pytest.fail(f"no prompt: {seen.decode(errors='replace')}")
-            os.write(main, b"s3cret\n")
+            os.write(main, b"s3cret\n" if answer == "s3cret" else b"\x04")
             while proc.poll() is None:
                 ready, _, _ = select.select([main], [], [], 1.0)
                 if ready:
@@ -121,6 +124,11 @@ def test_sharin_run_on_a_terminal_prompts_for_the_passphrase(
             kill_group(proc.pid)
             os.close(main)
         text = seen.decode(errors="replace")
-        assert proc.returncode == 0, text
-        assert "s3cret" not in text  # not echoed
-        assert (project.root / "t" / "out.txt").read_text().strip().isdigit()
+        assert "Traceback" not in text, text
+        if answer == "s3cret":
+            assert proc.returncode == 0, text
+            assert "s3cret" not in text  # not echoed
+            assert (project.root / "t" / "out.txt").read_text().strip().isdigit()
+        else:
+            assert proc.returncode == 1, text
+            assert "refused the login" in text, text  # no answer: a clear refusal

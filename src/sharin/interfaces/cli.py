@@ -530,6 +530,7 @@ class _Progress:
         self._shown = 0.0
         self._bar: Any = None
         self._task: Any = None
+        self.hung_up = False  #: the terminal is gone (SIGHUP): nothing can be asked
 
     def __enter__(self) -> _Progress:
         if self.live:
@@ -563,11 +564,15 @@ class _Progress:
         """``ask`` with the live view paused while the prompt waits for its answer."""
 
         def paused(prompt: str, echo: bool) -> str:
+            if self.hung_up:
+                return ""  # the terminal hung up: no one to ask, the login fails saying so
             bar = self._bar
             if bar is not None:
                 bar.stop()
             try:
                 return ask(prompt, echo)
+            except (click.Abort, EOFError, OSError):
+                return ""  # no answer: the login is refused, naming the host
             finally:
                 if bar is not None and bar is self._bar:
                     bar.start()
@@ -585,6 +590,7 @@ class _Progress:
                 self._bar = None
             self.live = False
             self.quiet = True
+            self.hung_up = True
             _plain_consoles()
             console.print(f"{time.strftime('%H:%M:%S')} {HANGUP_MESSAGE}")
             return
