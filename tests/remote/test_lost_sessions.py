@@ -59,7 +59,10 @@ def _spec(tmp_path: Path) -> TaskSpec:
 
 
 def _executor() -> BatchExecutor:
-    cfg = HostConfig(name="cluster", host="localhost", job_scheduler="SLURM")
+    # a host sharin runs on (its login node): the job's directory is the task's own
+    cfg = HostConfig(
+        name="cluster", host="localhost", job_scheduler="SLURM", raw={"transport": "local"}
+    )
     return BatchExecutor(cfg, load_schedulers()["SLURM"], LocalTransport())
 
 
@@ -108,3 +111,26 @@ def test_the_submit_command_records_its_end(tmp_path: Path) -> None:
         "Submitted batch job 77",
         "sharin-submit-end 0",
     ]
+
+
+def test_a_host_never_reached_is_given_up_on_soon_and_then_at_once() -> None:
+    """Nothing listens there: the first call tries for a few seconds, not a minute, and the
+    calls after it fail at once (a wrong entry must not hold a run for minutes per task)."""
+    cfg = HostConfig(name="nowhere", host="127.0.0.1", port=1, ready_timeout=2.0)
+    pool = SSHPool()
+    t = SSHTransport(cfg, pool=pool)  # the run's transport: a minute for an outage
+
+    async def go() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        took = []
+        for _ in range(2):
+            started = loop.time()
+            with pytest.raises(TransportError, match="cannot connect"):
+                await t.run("true", idempotent=True)
+            took.append(loop.time() - started)
+        await pool.close()
+        return took[0], took[1]
+
+    first, second = asyncio.run(go())
+    assert first < 15
+    assert second < 1

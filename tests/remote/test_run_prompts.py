@@ -67,7 +67,8 @@ def test_a_passphrase_is_asked_for_and_asked_again_after_the_connection_dropped(
         assert (project.root / "t" / "out.txt").read_text().strip().isdigit()
         assert asked == [(f"passphrase for {host.key}: ", False)] * 2
         assert host.logins() == 2
-        assert host.submissions() == {f"{host.prefix}-t": 1}
+        name = f"{host.prefix}-t"
+        assert host.wait_for_accounting({name}) == {name: 1}
 
 
 def test_without_anyone_to_ask_the_task_fails_saying_what_to_do(

@@ -45,6 +45,11 @@ Ask = Callable[[str, bool], str]
 T = TypeVar("T")
 
 _CHUNK = 1 << 16
+#: a host not reached yet in this process is tried for this long (a refusal or an unreachable
+#: address there is more likely a wrong entry than an outage), and once a caller gave up on it
+#: the next callers fail at once for _UNREACHED_HOLD seconds instead of each waiting again
+_FIRST_CONTACT = 10.0
+_UNREACHED_HOLD = 30.0
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -197,6 +202,8 @@ class _Link:
         self.busy = 0
         self.failures = 0
         self.next_try = 0.0
+        self.unreached_until = 0.0  #: never reached, and given up on until then
+        self.last_error: Exception | None = None
 
     def lost(self, conn: asyncssh.SSHClientConnection | None) -> None:
         """The connection ``conn`` closed (a renewed one's old connection changes nothing)."""
@@ -251,12 +258,16 @@ class _Link:
                 if not (renew and self.busy == 0 and now - self.opened_at > renew):
                     return conn
                 self.drop(conn)
+            if self.opened == 0 and self.last_error is not None and now < self.unreached_until:
+                raise self.last_error
             wait = self.next_try - now
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
                 conn = await self._open()
-            except BaseException:
+            except BaseException as e:
+                if isinstance(e, Exception):
+                    self.last_error = e
                 self.failures += 1
                 self.next_try = self.loop.time() + min(0.25 * 2**self.failures, 8.0)
                 raise
@@ -413,7 +424,11 @@ class SSHTransport(Transport):
         channel) is always tried again, one during it only when ``idempotent``."""
         link = self._link()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_for
+        budget = self.retry_for
+        if not link.opened:
+            given_up = loop.time() < link.unreached_until
+            budget = 0.0 if given_up else min(budget, _FIRST_CONTACT)
+        deadline = loop.time() + budget
         delay = 0.25
         while True:
             started = False
@@ -440,6 +455,8 @@ class SSHTransport(Transport):
                     started = False  # nothing ran
                 retry = err.transient and (idempotent or not started)
                 if not retry or loop.time() + delay > deadline:
+                    if not link.opened:
+                        link.unreached_until = loop.time() + _UNREACHED_HOLD
                     raise err from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 4.0)
