@@ -134,3 +134,16 @@ def test_a_host_never_reached_is_given_up_on_soon_and_then_at_once() -> None:
     first, second = asyncio.run(go())
     assert first < 15
     assert second < 1
+
+
+def test_a_submit_command_whose_directory_is_missing_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ex, spec = _executor(), _spec(tmp_path)
+    spec.workdir.rmdir()
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = asyncio.run(LocalTransport().run(ex.submit_command(spec)))
+    assert res.returncode != 0 and "t" in res.stderr
+    assert list(elsewhere.iterdir()) == []  # no record left where the shell happened to be

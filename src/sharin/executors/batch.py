@@ -180,10 +180,12 @@ class BatchExecutor(Executor):
         kind = f"{_RECORD_TAG} bulk={int(spec.bulk is not None)}"
         if script != spec.script:
             kind += " directives=1"  # the copy with directives was submitted
+        # braces: nothing is written when the directory cannot be entered
         return (
-            f"cd {shlex.quote(self.job_dir(spec))} && "
+            f"cd {shlex.quote(self.job_dir(spec))} && {{ "
             f"(echo {kind}; exec {'env ' + env + ' ' if env else ''}{' '.join(parts)}) "
-            f"> {record} 2>&1; rc=$?; echo {_RECORD_END} $rc >> {record}; cat {record}; exit $rc"
+            f"> {record} 2>&1; rc=$?; echo {_RECORD_END} $rc >> {record}; cat {record}; "
+            "exit $rc; }"
         )
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
