@@ -238,9 +238,9 @@ def test_registry_chooses_executors() -> None:
         reg.executor_for("localhost", True)
     with pytest.raises(ExecutorError, match=r"unknown host 'x' \(known: cluster, localhost\)"):
         reg.executor_for("x", False)
-    with pytest.raises(ExecutorError, match="has no path in remotehost.json"):
-        reg.executor_for("cluster", False)
-    with pytest.raises(ExecutorError, match="has no path in remotehost.json"):
+    # without a path, a host's tasks run in the login directory there (as in WHEEL)
+    assert isinstance(reg.executor_for("cluster", False), RemoteShellExecutor)
+    with pytest.raises(ExecutorError, match="has no jobScheduler in remotehost.json"):
         reg.executor_for("cluster", True)
     run(reg.close())
     # a plain task on an SSH host with a path: a process there, started over SSH

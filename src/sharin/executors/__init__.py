@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from .._lazy import lazy_exports
@@ -116,8 +116,12 @@ class ExecutorRegistry:
         *,
         max_local: int | None = None,
         schedulers: Mapping[str, SchedulerDefinition] | None = None,
+        ask: Callable[[str, bool], str] | None = None,
     ) -> None:
         self.hosts = dict(hosts or {})
+        #: answers a passphrase, password or one-time-code prompt of an SSH login (None: no
+        #: prompts, only keys that need none)
+        self._ask = ask
         self._schedulers = dict(schedulers) if schedulers is not None else None
         self._max_local = max_local
         self._local_executor: LocalExecutor | None = None
@@ -169,18 +173,13 @@ class ExecutorRegistry:
             from ._ssh import SSHTransport
 
             self._ssh_used = True
-            return SSHTransport(cfg)  # the process's one pooled connection to the host
+            # the process's one pooled connection to the host
+            return SSHTransport(cfg, ask=self._ask)
         raise ExecutorError(
             f"host {cfg.name!r}: unknown transport {kind!r} in remotehost.json; use ssh or local"
         )
 
     def _make(self, cfg: HostConfig, use_job_scheduler: bool) -> Executor:
-        if cfg.transport == "ssh":
-            if not cfg.path:
-                raise ExecutorError(
-                    f"host {cfg.name!r} has no path in remotehost.json; set it to the directory "
-                    "on the host where its tasks are to run (sharin copies each task there)"
-                )
         transport = self._transport(cfg)
         if not use_job_scheduler and cfg.transport == "ssh":
             from .remote import RemoteShellExecutor

@@ -19,8 +19,11 @@ __all__ = ["job_dir", "stage_in", "stage_out", "staged"]
 
 
 def job_dir(cfg: HostConfig, spec: TaskSpec) -> str:
-    """The task's directory: its own, or ``<path>/<run>/<task>`` on the host."""
+    """The task's directory: its own, or ``<path>/<run>/<task>`` on the host (over SSH without
+    a ``path``, ``<run>/<task>`` in the login directory, as in WHEEL)."""
     if not cfg.path:
+        if cfg.transport == "ssh":
+            return posixpath.join(spec.run_tag or "run", spec.key)
         return str(spec.workdir)
     return posixpath.join(cfg.path, spec.run_tag or "run", spec.key)
 

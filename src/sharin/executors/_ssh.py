@@ -45,6 +45,11 @@ Ask = Callable[[str, bool], str]
 T = TypeVar("T")
 
 _CHUNK = 1 << 16
+#: a host not reached yet in this process is tried for this long (a refusal or an unreachable
+#: address there is more likely a wrong entry than an outage), and once a caller gave up on it
+#: the next callers fail at once for _UNREACHED_HOLD seconds instead of each waiting again
+_FIRST_CONTACT = 10.0
+_UNREACHED_HOLD = 30.0
 
 
 # ------------------------------------------------------------------------------------ errors
@@ -199,6 +204,8 @@ class _Link:
         self.busy = 0
         self.failures = 0
         self.next_try = 0.0
+        self.unreached_until = 0.0  #: never reached, and given up on until then
+        self.last_error: Exception | None = None
 
     def lost(self, conn: asyncssh.SSHClientConnection | None) -> None:
         """The connection ``conn`` closed (a renewed one's old connection changes nothing)."""
@@ -253,12 +260,16 @@ class _Link:
                 if not (renew and self.busy == 0 and now - self.opened_at > renew):
                     return conn
                 self.drop(conn)
+            if self.opened == 0 and self.last_error is not None and now < self.unreached_until:
+                raise self.last_error
             wait = self.next_try - now
             if wait > 0:
                 await asyncio.sleep(wait)
             try:
                 conn = await self._open()
-            except BaseException:
+            except BaseException as e:
+                if isinstance(e, Exception):
+                    self.last_error = e
                 self.failures += 1
                 self.next_try = self.loop.time() + min(0.25 * 2**self.failures, 8.0)
                 raise
@@ -456,7 +467,11 @@ class SSHTransport(Transport):
         channel) is always tried again, one during it only when ``idempotent``."""
         link = self._link()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_for
+        budget = self.retry_for
+        if not link.opened:
+            given_up = loop.time() < link.unreached_until
+            budget = 0.0 if given_up else min(budget, _FIRST_CONTACT)
+        deadline = loop.time() + budget
         delay = 0.25
         while True:
             started = False
@@ -483,6 +498,8 @@ class SSHTransport(Transport):
                     started = False  # nothing ran
                 retry = err.transient and (idempotent or not started)
                 if not retry or loop.time() + delay > deadline:
+                    if not link.opened:
+                        link.unreached_until = loop.time() + _UNREACHED_HOLD
                     raise err from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 4.0)
@@ -537,10 +554,10 @@ class SSHTransport(Transport):
                     link.busy -= 1
                     await _closed(proc)  # the server counts a session until it is closed
             code = done.exit_status
-            if code is None and done.exit_signal is None and conn.is_closed():
-                # the channel closed without saying how the command ended because the
-                # connection went (a network failure, the session killed): the caller may
-                # retry, where an exit code -1 would read as the command's own failure
+            if code is None and done.exit_signal is None:
+                # the session ended with neither an exit status nor a signal: the host's end
+                # of the connection went away while the command ran, which may or may not
+                # have finished
                 raise asyncssh.ConnectionLost("the session ended without an exit status")
             return CommandResult(
                 code if code is not None and code >= 0 else -1,

@@ -44,8 +44,13 @@ __all__ = ["BatchExecutor"]
 _MISSES = 3
 _MISS_SECONDS = 2.0
 #: waits between submissions the scheduler refused as over its limit
-#: first line of a submission record
+#: first line of a submission record; the last one, ``<tag>-end <exit status>``, says that the
+#: submit command has ended
 _RECORD_TAG = "sharin-submit"
+_RECORD_END = f"{_RECORD_TAG}-end"
+#: how long a submission whose command is still running on the host is waited for (it is
+#: never submitted again while it may still get its job in)
+_RECORD_WAIT = 120.0
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
@@ -186,16 +191,18 @@ class BatchExecutor(JobSets, Executor):
         kind = f"{_RECORD_TAG} bulk={int(spec.bulk is not None)}"
         if script != spec.script:
             kind += " directives=1"  # the copy with directives was submitted
+        # braces: nothing is written when the directory cannot be entered
         return (
-            f"cd {shlex.quote(self.job_dir(spec))} && "
+            f"cd {shlex.quote(self.job_dir(spec))} && {{ "
             f"(echo {kind}; exec {'env ' + env + ' ' if env else ''}{' '.join(parts)}) "
-            f"> {record} 2>&1; rc=$?; cat {record}; exit $rc"
+            f"> {record} 2>&1; rc=$?; echo {_RECORD_END} $rc >> {record}; cat {record}; "
+            "exit $rc; }"
         )
 
     async def submit(self, spec: TaskSpec) -> JobHandle:
         command = self.submit_command(spec)
         for delay in (*_BACKOFF, None):
-            res = await self.transport.run(command)
+            res = await self._submit_once(spec, command)
             if not self.scheduler.exceeded(res.returncode, res.output) or delay is None:
                 break
             _append(
@@ -221,6 +228,54 @@ class BatchExecutor(JobSets, Executor):
         _append(spec.stdout_path, f"[sharin] {_said(res.output)}\n")
         return self._handle(spec, job_id)
 
+    async def _submit_once(self, spec: TaskSpec, command: str) -> CommandResult:
+        """Run the submit command once. When the connection drops while it runs, the job may
+        have got in all the same: what the command did is read from its record on the host
+        (waiting for it to end there), and the command runs again only if it never started."""
+        lost: TransportError | None = None
+        for _ in range(3):
+            try:
+                return await self.transport.run(command)
+            except TransportError as e:
+                if not e.transient:
+                    raise
+                lost = e
+            found = await self._read_record(spec, through_outages=True)
+            if found is not None:
+                text, rc = found
+                if rc is None:  # still running after _RECORD_WAIT: it is not run again
+                    rc = 0 if self.scheduler.job_id(text) is not None else 1
+                return CommandResult(rc, text, "")
+        assert lost is not None
+        raise lost
+
+    async def _read_record(
+        self, spec: TaskSpec, *, through_outages: bool = False
+    ) -> tuple[str, int | None] | None:
+        """The submission record of ``spec`` on the host and the submit command's exit status:
+        None when there is none (the command never ran); the status is None when the command
+        has not ended after ``_RECORD_WAIT`` seconds. A record with the job's id is taken at
+        once; one without it and not yet ended is read again until it ends."""
+        path = shlex.quote(posixpath.join(self.job_dir(spec), self._record_name(spec)))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _RECORD_WAIT
+        while True:
+            try:
+                res = await self.transport.run(f"cat {path}", idempotent=True)
+            except TransportError as e:
+                if not (through_outages and e.transient) or loop.time() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+                continue
+            if res.returncode != 0:
+                return None
+            text = res.stdout
+            ends = [x for x in text.splitlines() if x.startswith(_RECORD_END + " ")]
+            rc = int(ends[-1].split()[1]) if ends and ends[-1].split()[1].isdigit() else None
+            if ends or self.scheduler.job_id(text) is not None or loop.time() > deadline:
+                return text, rc if ends else None
+            await asyncio.sleep(0.5)
+
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
         data: dict[str, object] = {
             "dir": self.job_dir(spec),
@@ -234,17 +289,18 @@ class BatchExecutor(JobSets, Executor):
         return f"{self.scheduler.name} job {handle.native_id} on {self.host}"
 
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
-        path = posixpath.join(self.job_dir(spec), self._record_name(spec))
-        res = await self.transport.run(f"cat {shlex.quote(path)}")
-        if res.returncode != 0:
+        # a submission still running on the host (the engine died during it) is waited for
+        found = await self._read_record(spec, through_outages=True)
+        if found is None:
             return None
-        job_id = self.scheduler.job_id(res.stdout)
+        text = found[0]
+        job_id = self.scheduler.job_id(text)
         if job_id is None:
             return None
-        first = res.stdout.splitlines()[0] if res.stdout else ""
+        first = text.splitlines()[0] if text else ""
         if " directives=1" in first:
             self._scripts.setdefault(spec.key, (job_script_name(spec.script), False))
-        return self._handle(spec, job_id, bulk=f"{_RECORD_TAG} bulk=1" in res.stdout)
+        return self._handle(spec, job_id, bulk=f"{_RECORD_TAG} bulk=1" in text)
 
     # ------------------------------------------------------------------ wait
     async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:
@@ -291,7 +347,7 @@ class BatchExecutor(JobSets, Executor):
     async def _query(self, command: str) -> CommandResult | None:
         self.queries += 1
         try:
-            res = await self.transport.run(command)
+            res = await self.transport.run(command, idempotent=True)
         except TransportError as e:
             res = CommandResult(255, "", str(e))
         if self.scheduler.answered(res.returncode, res.stderr):
@@ -495,7 +551,7 @@ class BatchExecutor(JobSets, Executor):
             name = template.format(script=script, jobid=handle.native_id)
             path = posixpath.join(str(handle.data.get("dir") or self.job_dir(spec)), name)
             with contextlib.suppress(TransportError):
-                res = await self.transport.run(f"cat {shlex.quote(path)}")
+                res = await self.transport.run(f"cat {shlex.quote(path)}", idempotent=True)
                 if res.returncode == 0 and res.stdout:
                     _append(dest, res.stdout)
 

@@ -521,7 +521,9 @@ async def run_async(
     on_event: Callable[[Event], None] | None = None,
     executors: ExecutorProvider | None = None,
     handle_signals: bool = False,
+    ask: Callable[[str, bool], str] | None = None,
 ) -> RunResult:
+<<<<<<< HEAD
     """Validate and run (or resume) a project; returns when the run ends (see
     :func:`start_run` to get a handle at once)."""
     handle = await start_run(
@@ -532,6 +534,46 @@ async def run_async(
         handle_signals=handle_signals,
     )
     return await handle.result()
+=======
+    """Validate and run (or resume) a project; returns when the run ends.
+
+    ``ask(prompt, echo)`` answers an SSH login's passphrase, password or one-time-code prompt
+    (asked again when a dropped connection is opened anew); without it only logins that need
+    no answer (keys without a passphrase, ssh-agent) work."""
+    p = _project(project)
+    from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
+    from ..errors import ValidationError
+    from ..executors import ExecutorRegistry, load_schedulers
+
+    hosts = model.load_hosts()
+    schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
+    problems = _check(p, hosts, schedulers)
+    if problems:
+        raise ValidationError(problems)
+    opts = options or RunOptions()
+    if opts.max_local is None:
+        opts.max_local = model.local_job_limit()
+    provider = executors or ExecutorRegistry(
+        hosts, max_local=opts.max_local, schedulers=schedulers, ask=ask
+    )
+    bus = EventBus()
+    if on_event is not None:
+        bus.subscribe(on_event)
+    engine = Engine(p, provider, options=opts, events=bus)
+    if handle_signals:
+        install_signal_handlers(engine)
+    attempt = await _FileLists.start(p.root)
+    if attempt is not None:
+        bus.subscribe(attempt.on_event)
+    try:
+        return await engine.run()
+    finally:
+        try:
+            await provider.close()
+        finally:
+            if attempt is not None:
+                await attempt.end()
+>>>>>>> faults
 
 
 class _FileLists:

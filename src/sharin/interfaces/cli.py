@@ -530,6 +530,7 @@ class _Progress:
         self._shown = 0.0
         self._bar: Any = None
         self._task: Any = None
+        self.hung_up = False  #: the terminal is gone (SIGHUP): nothing can be asked
 
     def __enter__(self) -> _Progress:
         if self.live:
@@ -559,6 +560,25 @@ class _Progress:
             self._bar.update(self._task, completed=self.done, total=self.total, running="")
             self._bar.__exit__(None, None, None)
 
+    def asking(self, ask: Callable[[str, bool], str]) -> Callable[[str, bool], str]:
+        """``ask`` with the live view paused while the prompt waits for its answer."""
+
+        def paused(prompt: str, echo: bool) -> str:
+            if self.hung_up:
+                return ""  # the terminal hung up: no one to ask, the login fails saying so
+            bar = self._bar
+            if bar is not None:
+                bar.stop()
+            try:
+                return ask(prompt, echo)
+            except (click.Abort, EOFError, OSError):
+                return ""  # no answer: the login is refused, naming the host
+            finally:
+                if bar is not None and bar is self._bar:
+                    bar.start()
+
+        return paused
+
     def __call__(self, ev: Event) -> None:
         from ..engine import HANGUP_MESSAGE
         from ..model import State
@@ -570,6 +590,7 @@ class _Progress:
                 self._bar = None
             self.live = False
             self.quiet = True
+            self.hung_up = True
             _plain_consoles()
             console.print(f"{time.strftime('%H:%M:%S')} {HANGUP_MESSAGE}")
             return
@@ -671,8 +692,9 @@ def run_cmd(
         return
     opts = RunOptions(keep_going=keep_going, resume=not restart, max_local=jobs, lost_task=lost)  # type: ignore[arg-type]
     progress = _Progress(quiet)
+    ask = progress.asking(_ask) if sys.stdin.isatty() else None
     with progress:
-        result = api.run(p, options=opts, on_event=progress, handle_signals=True)
+        result = api.run(p, options=opts, on_event=progress, handle_signals=True, ask=ask)
     _summary(p, result)
     if result.state == State.STOPPED:
         sys.exit(EXIT_STOPPED)
