@@ -445,6 +445,7 @@ async def start_run(
     on_event: Callable[[Event], None] | None = None,
     executors: ExecutorProvider | None = None,
     handle_signals: bool = False,
+    ask: Callable[[str, bool], str] | None = None,
 ) -> RunHandle:
     """Validate a project and start running (or resuming) it in the current event loop.
 
@@ -452,6 +453,7 @@ async def start_run(
     handle.result()`` for the :class:`~sharin.engine.RunResult`, ``handle.stop()`` to stop it,
     ``handle.events`` to subscribe. The run goes on when the handle is dropped. An ``executors``
     provider given here stays open (the caller closes it); one made here is closed at the end.
+    ``ask`` answers SSH login prompts, as for :func:`run_async`.
     """
     import asyncio
 
@@ -482,7 +484,9 @@ async def start_run(
     if opts.max_local is None:
         opts.max_local = model.local_job_limit()
     owned = executors is None
-    provider = executors or ExecutorRegistry(hosts, max_local=opts.max_local, schedulers=schedulers)
+    provider = executors or ExecutorRegistry(
+        hosts, max_local=opts.max_local, schedulers=schedulers, ask=ask
+    )
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)
@@ -523,57 +527,21 @@ async def run_async(
     handle_signals: bool = False,
     ask: Callable[[str, bool], str] | None = None,
 ) -> RunResult:
-<<<<<<< HEAD
     """Validate and run (or resume) a project; returns when the run ends (see
-    :func:`start_run` to get a handle at once)."""
+    :func:`start_run` to get a handle at once).
+
+    ``ask(prompt, echo)`` answers an SSH login's passphrase, password or one-time-code prompt
+    (asked again when a dropped connection is opened anew); without it only logins that need
+    no answer (keys without a passphrase, ssh-agent) work."""
     handle = await start_run(
         project,
         options=options,
         on_event=on_event,
         executors=executors,
         handle_signals=handle_signals,
+        ask=ask,
     )
     return await handle.result()
-=======
-    """Validate and run (or resume) a project; returns when the run ends.
-
-    ``ask(prompt, echo)`` answers an SSH login's passphrase, password or one-time-code prompt
-    (asked again when a dropped connection is opened anew); without it only logins that need
-    no answer (keys without a passphrase, ssh-agent) work."""
-    p = _project(project)
-    from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
-    from ..errors import ValidationError
-    from ..executors import ExecutorRegistry, load_schedulers
-
-    hosts = model.load_hosts()
-    schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
-    problems = _check(p, hosts, schedulers)
-    if problems:
-        raise ValidationError(problems)
-    opts = options or RunOptions()
-    if opts.max_local is None:
-        opts.max_local = model.local_job_limit()
-    provider = executors or ExecutorRegistry(
-        hosts, max_local=opts.max_local, schedulers=schedulers, ask=ask
-    )
-    bus = EventBus()
-    if on_event is not None:
-        bus.subscribe(on_event)
-    engine = Engine(p, provider, options=opts, events=bus)
-    if handle_signals:
-        install_signal_handlers(engine)
-    attempt = await _FileLists.start(p.root)
-    if attempt is not None:
-        bus.subscribe(attempt.on_event)
-    try:
-        return await engine.run()
-    finally:
-        try:
-            await provider.close()
-        finally:
-            if attempt is not None:
-                await attempt.end()
->>>>>>> faults
 
 
 class _FileLists:
