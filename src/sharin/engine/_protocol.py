@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,6 +84,10 @@ class TaskSpec:
     bulk: BulkRequest | None = None
     #: OPEN-WHEEL's ``sourceScript``: a file in ``workdir`` sourced before the script
     source_script: str | None = None
+    #: called by an executor whose jobs wait in a queue (``Executor.queues``) when the
+    #: scheduler first reports the attempt running, with a few words on where it runs; the
+    #: engine journals it ``running`` then
+    on_running: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def log_stem(self) -> str:
@@ -163,6 +167,9 @@ class Executor(abc.ABC):
 
     #: short name journaled with each handle ("local", "ssh", "slurm" ...)
     kind: str = "executor"
+    #: a submitted attempt waits in a scheduler's queue first: the engine journals it
+    #: ``queued`` (with its handle) until the executor calls ``spec.on_running``
+    queues: bool = False
 
     def __init__(self, *, host: str = "localhost", max_concurrent: int = 1) -> None:
         self.host = host

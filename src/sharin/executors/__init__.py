@@ -69,6 +69,10 @@ def step_and_bulk_hosts(
     return step, bulk
 
 
+#: host names of this machine: an SSH entry naming one is told about ``"transport": "local"``
+_THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 class ExecutorRegistry:
     """Chooses (and keeps one of) each executor a run needs, from the host definitions."""
 
@@ -107,7 +111,9 @@ class ExecutorRegistry:
         if host in (LOCALHOST, "", None):
             if use_job_scheduler:
                 raise ExecutorError(
-                    "a batch job needs a remote host with a jobScheduler; set the task's host"
+                    "a batch job needs a remote host with a jobScheduler; set the task's host "
+                    "(for this machine's own scheduler: an entry of remotehost.json with "
+                    '"transport": "local" and its jobScheduler)'
                 )
             return self._local
         cfg = self.hosts.get(host)
@@ -146,9 +152,15 @@ class ExecutorRegistry:
                     '"transport": "local" in its remotehost.json entry'
                 )
             if not cfg.path:
+                hint = ""
+                if cfg.host in _THIS_MACHINE:
+                    hint = (
+                        "; or, to use this machine's scheduler without SSH, "
+                        'set "transport": "local"'
+                    )
                 raise ExecutorError(
                     f"host {cfg.name!r} has no path in remotehost.json; set it to the directory "
-                    "on the host where its jobs are to run (sharin copies each task there)"
+                    f"on the host where its jobs are to run (sharin copies each task there){hint}"
                 )
         transport = self._transport(cfg)
         if not use_job_scheduler:

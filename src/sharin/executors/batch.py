@@ -16,7 +16,7 @@ import os
 import posixpath
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,9 +40,9 @@ __all__ = ["BatchExecutor"]
 #: for how long at least (some schedulers show a job only a second or so after accepting it)
 _MISSES = 3
 _MISS_SECONDS = 2.0
-#: waits between submissions the scheduler refused as over its limit
 #: first line of a submission record
 _RECORD_TAG = "sharin-submit"
+#: waits between submissions the scheduler refused as over its limit
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 
 
@@ -52,6 +52,8 @@ class _Watch:
     bulk: bool
     attach: bool
     future: asyncio.Future[JobResult]
+    #: told when the scheduler first reports the job running (it is queued until then)
+    on_running: Callable[[], None] | None = None
     misses: int = 0
     first_miss: float | None = None
     seen: bool = False
@@ -61,6 +63,7 @@ class BatchExecutor(Executor):
     """Submits task scripts as batch jobs on one host and watches them in batches."""
 
     kind = "batch"
+    queues = True
 
     def __init__(
         self, host: HostConfig, scheduler: SchedulerDefinition, transport: Transport
@@ -241,7 +244,13 @@ class BatchExecutor(Executor):
 
     async def _watch(self, handle: JobHandle, spec: TaskSpec, *, attach: bool) -> JobResult:
         loop = asyncio.get_running_loop()
-        w = _Watch(handle.native_id, bool(handle.data.get("bulk")), attach, loop.create_future())
+        w = _Watch(
+            handle.native_id,
+            bool(handle.data.get("bulk")),
+            attach,
+            loop.create_future(),
+            _once(spec.on_running, self.describe(handle)),
+        )
         self._watches[w.job_id] = w
         if self._poller is None or self._poller.done():
             self._poller = asyncio.ensure_future(self._poll())
@@ -396,8 +405,12 @@ class BatchExecutor(Executor):
             if answer is None:
                 continue
             live, ended = answer
-            for job_id in live:
-                group[job_id].seen = True
+            for job_id, st in live.items():
+                w = group[job_id]
+                w.seen = True
+                if st.state == RUNNING and w.on_running is not None:
+                    w.on_running()
+                    w.on_running = None
             for job_id, result in (ended or {}).items():
                 w = group[job_id]
                 if result is not None:
@@ -444,7 +457,7 @@ class BatchExecutor(Executor):
         status = st.status
         said = f"job {job_id}" + (f" exit code {rc}" if rc is not None else "")
         if status not in (None, "0"):
-            meaning = s.status_meaning.get(str(status))
+            meaning = s.status_meaning.get(str(status)) or st.reason
             word = "status code" if status.lstrip("-").isdigit() else "state"
             said += f", {word} {status}" + (f" ({meaning})" if meaning else "")
         if not s.status_ok(status):
@@ -526,6 +539,12 @@ async def _read(
     if len(text) < _BIG_OUTPUT:
         return s.parse_status(text, ids, after=after)
     return await asyncio.to_thread(s.parse_status, text, ids, after=after)
+
+
+def _once(told: Callable[[str], None] | None, where: str) -> Callable[[], None] | None:
+    if told is None:
+        return None
+    return lambda: told(where)
 
 
 def _said(output: str) -> str:
