@@ -22,7 +22,7 @@ from sharin import Project
 from sharin.engine import JobHandle
 from sharin.errors import ValidationError
 
-from ..conftest import Cli, Processes
+from ..conftest import Cli, Pjm, Processes
 from ..helpers import journal_tasks, wait_for
 from ..services.available import service_env
 
@@ -395,3 +395,28 @@ def test_an_ssh_entry_for_localhost_without_path_mentions_the_local_transport(
 
     assert (problem.file, problem.field) == ("t/cmp.wheel.json", "host")
     assert "has no path" in problem.message and '"transport": "local"' in problem.message
+
+
+# ------------------------------------------------------------------------------------ a full scheduler
+def test_a_full_scheduler_takes_the_next_job_when_one_of_ours_ends(
+    project: Project, pjm: Pjm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PJM stand-in accepts two jobs at a time (PJM 0072 for a third, as the real PJM
+    refuses one over its accept limit): the other submissions wait for one of the host's jobs
+    to end, then one of them goes per freed place, instead of each asking on a timer."""
+    monkeypatch.setenv("PJM_STANDIN_ACCEPT_LIMIT", "2")
+    monkeypatch.setenv("PJM_STANDIN_START_DELAY", "0.2")
+    pjm.host(numJob=6, statusCheckInterval=0.2)
+    for i in range(6):
+        _job(project, f"t{i}", "sleep 1", "fugaku")
+
+    result = sharin.run(project.root)
+
+    assert result.state == "finished", result.failed
+    logs = [_log(project.root, f"t{i}") for i in range(6)]
+    assert sum("submitting again when" in x for x in logs) >= 3, logs
+    assert not any("retrying in" in x for x in logs), logs  # no timed back-off was needed
+    calls = pjm.call_lines("pjsub")
+    refused = len(calls) - 6
+    # at most the first wave of refusals and one more per freed place (four waited)
+    assert 4 <= refused <= 8, refused

@@ -50,6 +50,7 @@ from ._protocol import (
     ExecutorProvider,
     JobHandle,
     JobResult,
+    SubmitLater,
     TaskSpec,
 )
 from ._taskfields import check_mandatory_inputs, component_file, rt_env, run_checker
@@ -1029,28 +1030,35 @@ class Engine:
                         why = describe_error(e)
                         return self._finish(c, key, State.FAILED, persist, attempt, None, why)
                     self._record(c, key, State.WAITING, persist=persist)
+                    handle = None
                     async with slots:
-                        self._record(
-                            c,
-                            key,
-                            State.QUEUED,
-                            persist=persist,
-                            attempt=attempt,
-                            started=True,
-                            message=_SUBMITTING,
-                        )
-                        submitting = asyncio.ensure_future(ex.submit(spec))
-                        try:
-                            handle = await asyncio.shield(submitting)
-                        except asyncio.CancelledError:
-                            # stopped mid-submission: let it end, so the job can be cancelled
-                            with contextlib.suppress(SharinError, OSError, asyncio.CancelledError):
-                                handle = await submitting
-                            raise
-                        except SharinError as e:
-                            return self._finish(
-                                c, key, State.FAILED, persist, attempt, None, str(e)
+                        while handle is None:
+                            await ex.ready(spec)  # a full scheduler: until it may take one more
+                            self._record(
+                                c,
+                                key,
+                                State.QUEUED,
+                                persist=persist,
+                                attempt=attempt,
+                                started=True,
+                                message=_SUBMITTING,
                             )
+                            submitting = asyncio.ensure_future(ex.submit(spec))
+                            try:
+                                handle = await asyncio.shield(submitting)
+                            except asyncio.CancelledError:
+                                # stopped mid-submission: let it end, so the job can be cancelled
+                                with contextlib.suppress(
+                                    SharinError, OSError, asyncio.CancelledError
+                                ):
+                                    handle = await submitting
+                                raise
+                            except SubmitLater as e:
+                                self._record(c, key, State.WAITING, persist=persist, message=str(e))
+                            except SharinError as e:
+                                return self._finish(
+                                    c, key, State.FAILED, persist, attempt, None, str(e)
+                                )
                         self._record(
                             c,
                             key,

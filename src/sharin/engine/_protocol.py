@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import ExecutorError
 from ._layout import log_stem
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "JobResult",
     "JobStatus",
     "StepRequest",
+    "SubmitLater",
     "TaskSpec",
 ]
 
@@ -162,6 +164,11 @@ class JobResult:
         return self.returncode == 0 and not self.lost and not self.unknown
 
 
+class SubmitLater(ExecutorError):
+    """``submit`` was refused for now (the scheduler is full): the engine waits for
+    ``Executor.ready`` and submits again."""
+
+
 class Executor(abc.ABC):
     """Runs task attempts somewhere. Subclasses implement submit/wait/attach/cancel/status."""
 
@@ -177,6 +184,10 @@ class Executor(abc.ABC):
 
     async def stage_in(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
         """Make ``spec.workdir`` available where the task runs (no-op for the local machine)."""
+
+    async def ready(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
+        """Wait until the host may take another submission (a stop cancels this wait; the
+        submission after it is seen through)."""
 
     @abc.abstractmethod
     async def submit(self, spec: TaskSpec) -> JobHandle:

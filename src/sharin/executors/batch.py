@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
+from ..engine import Executor, JobHandle, JobResult, JobStatus, SubmitLater, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
 from ._scheduler import (
@@ -42,8 +42,12 @@ _MISSES = 3
 _MISS_SECONDS = 2.0
 #: first line of a submission record
 _RECORD_TAG = "sharin-submit"
-#: waits between submissions the scheduler refused as over its limit
+#: waits between submissions the scheduler refused as over its limit while it held no job of
+#: this host's executor (with jobs of its own there, a submission waits for one of them to end)
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+#: the longest a submission waits for a job of its host to end before it asks the scheduler
+#: again (its limit may count other users' jobs, or have been raised)
+_PROBE = 60.0
 
 
 @dataclass
@@ -82,6 +86,13 @@ class BatchExecutor(Executor):
         self._scripts: dict[str, tuple[str, bool]] = {}
         #: how many status queries were run (for tests and benchmarks: one per interval)
         self.queries = 0
+        #: after the scheduler refused a job as over its limit: how many jobs of this host it
+        #: took (submissions wait while that many are in it); None until a refusal
+        self.room: int | None = None
+        self._submitting = 0
+        self._refused: dict[str, int] = {}  #: per task: refusals while no job of ours was held
+        self._not_before = 0.0  #: monotonic time before which no submission is tried
+        self._ended = asyncio.Event()  #: set (and replaced) whenever a watched job ends
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
@@ -181,16 +192,40 @@ class BatchExecutor(Executor):
             f"> {record} 2>&1; rc=$?; cat {record}; exit $rc"
         )
 
+    def _held(self) -> int:
+        """Jobs of this executor the scheduler holds (watched and not seen ending)."""
+        return sum(1 for w in self._watches.values() if not w.future.done())
+
+    def _job_ended(self) -> None:
+        self._ended.set()
+        self._ended = asyncio.Event()
+
+    async def ready(self, spec: TaskSpec) -> None:
+        """After the scheduler refused a job as over its limit, wait until one of this host's
+        jobs ends (at most ``_PROBE`` s) or the back-off has passed, so that the waiting
+        submissions do not keep asking a full scheduler, and each freed place takes one."""
+        probe = time.monotonic() + _PROBE
+        while True:
+            now = time.monotonic()
+            full = self.room is not None and self._held() + self._submitting >= self.room
+            if (not full or now >= probe) and now >= self._not_before:
+                self._submitting += 1  # until submit() has its answer: no await in between
+                return
+            ended = self._ended
+            # time alone frees the way at this moment; a job's end may free it before
+            wait = (max(probe, self._not_before) if full else self._not_before) - now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), max(0.01, wait))
+
     async def submit(self, spec: TaskSpec) -> JobHandle:
         command = self.submit_command(spec)
-        for delay in (*_BACKOFF, None):
+        try:
             res = await self.transport.run(command)
-            if not self.scheduler.exceeded(res.returncode, res.output) or delay is None:
-                break
-            _append(
-                spec.stdout_path, f"[sharin] the scheduler is full; retrying in {delay:.0f} s\n"
-            )
-            await asyncio.sleep(delay)
+        finally:
+            self._submitting = max(0, self._submitting - 1)
+        if self.scheduler.exceeded(res.returncode, res.output):
+            self._full(spec, res)
+        self._refused.pop(spec.key, None)
         job_id = self.scheduler.job_id(res.output)
         if res.returncode != 0 or job_id is None:
             text = _said(res.output) or f"exit status {res.returncode}, no output"
@@ -205,7 +240,35 @@ class BatchExecutor(Executor):
                 f"host {self.host!r}: {self.scheduler.name} did not accept {spec.key}: {text}{hint}"
             )
         _append(spec.stdout_path, f"[sharin] {_said(res.output)}\n")
+        held = self._held() + 1  # this one is watched next
+        if self.room is not None and held > self.room:
+            self.room = held  # the scheduler took more than before: its limit was raised
         return self._handle(spec, job_id)
+
+    def _full(self, spec: TaskSpec, res: CommandResult) -> None:
+        """The scheduler refused ``spec``'s job as over its limit: learn how many it takes and
+        raise :class:`SubmitLater` (or, refused again and again with no job of ours in it, fall
+        through to the refusal's error)."""
+        held = self._held() + self._submitting
+        said = _said(res.output).splitlines()[-1:] or [f"exit status {res.returncode}"]
+        if held:
+            self.room = held
+            jobs = "its job" if held == 1 else f"one of its {held} jobs"
+            why = (
+                f"the scheduler is full ({said[0]}); submitting again when {jobs} "
+                f"on host {self.host!r} ends"
+            )
+            _append(spec.stdout_path, f"[sharin] {why}\n")
+            raise SubmitLater(why)
+        tries = self._refused.get(spec.key, 0)
+        if tries >= len(_BACKOFF):
+            self._refused.pop(spec.key, None)
+            return  # reported as not accepted, with what the scheduler said
+        self._refused[spec.key] = tries + 1
+        delay = _BACKOFF[tries]
+        self._not_before = max(self._not_before, time.monotonic() + delay)
+        _append(spec.stdout_path, f"[sharin] the scheduler is full; retrying in {delay:.0f} s\n")
+        raise SubmitLater(f"the scheduler is full ({said[0]}); retrying in {delay:.0f} s")
 
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
         return JobHandle(
@@ -258,6 +321,7 @@ class BatchExecutor(Executor):
             result = await asyncio.shield(w.future)
         finally:
             self._watches.pop(w.job_id, None)
+            self._job_ended()
         await self._collect_logs(handle, spec)
         return result
 
