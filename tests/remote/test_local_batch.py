@@ -299,6 +299,25 @@ def _qstat_ids() -> set[str]:
     return {line.split()[0] for line in out.splitlines()[2:] if line.split()}
 
 
+def test_grid_engine_accounting_gives_its_own_reason_for_a_failed_job() -> None:
+    from sharin.executors._schedulers import FAMILIES
+
+    sep = "=" * 62
+    text = (
+        f"{sep}\njobnumber    24\n"
+        "failed       37  : qmaster enforced h_rt, h_cpu, or h_vmem limit\n"
+        "exit_status  137                  (Killed)\n"
+        f"{sep}\njobnumber    25\nfailed       0    \nexit_status  3\n"
+    )
+
+    table = FAMILIES["gridengine"].parse(text)
+
+    killed, three = table["24"], table["25"]
+    assert (killed.state, killed.returncode, killed.status) == ("done", 137, "37")
+    assert killed.reason == "qmaster enforced h_rt, h_cpu, or h_vmem limit"
+    assert (three.returncode, three.status, three.reason) == (3, "0", None)
+
+
 @pytest.mark.sge
 def test_grid_engine_jobs_on_this_machine_exit_codes_outputs_logs_and_time_limit(
     project: Project, config_dir: Path, cli: Cli
