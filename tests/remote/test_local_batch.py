@@ -441,3 +441,31 @@ def test_a_full_scheduler_takes_the_next_job_when_one_of_ours_ends(
     refused = len(calls) - 6
     # at most the first wave of refusals and one more per freed place (four waited)
     assert 4 <= refused <= 8, refused
+
+
+def test_stop_ends_a_submission_waiting_for_a_full_scheduler_at_once(
+    project: Project, pjm: Pjm, procs: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PJM_STANDIN_ACCEPT_LIMIT", "1")
+    pjm.host(numJob=2, statusCheckInterval=0.2)
+    _job(project, "first", "sleep 120", "fugaku")
+    _job(project, "second", "sleep 120", "fugaku")
+    engine = procs.start("run", project.root)
+    out = project.root / ".sharin" / "runs" / "1"
+
+    def waiting() -> bool:
+        return any(
+            "submitting again when" in f.read_text() for f in out.glob("*.out") if f.is_file()
+        )
+
+    wait_for(waiting, "a submission to wait for the full scheduler", timeout=30)
+    started = time.monotonic()
+    procs.run("stop", project.root)
+    engine.wait(timeout=30)
+
+    assert engine.returncode == 3
+    assert time.monotonic() - started < 10  # not the minute a waiting submission may wait
+    tasks = journal_tasks(project.root, 1)
+    assert {t.state for t in tasks.values()} == {"stopped"}
+    assert len([t for t in tasks.values() if t.handle]) == 1  # the one job, deleted
+    assert len(pjm.call_lines("pjdel")) >= 1
