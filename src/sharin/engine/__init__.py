@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         JobResult,
         JobStatus,
         StepRequest,
+        SubmitLater,
         TaskSpec,
     )
 
@@ -66,6 +67,7 @@ _LAZY: dict[str, str] = {
             "JobResult",
             "JobStatus",
             "StepRequest",
+            "SubmitLater",
             "TaskSpec",
         ),
         "_protocol",
@@ -91,6 +93,7 @@ __all__ = [
     "RunRecord",
     "RunResult",
     "StepRequest",
+    "SubmitLater",
     "TaskRecord",
     "TaskSpec",
     "deliver",

@@ -19,7 +19,7 @@ import sqlite3
 import sys
 import time
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -60,6 +60,7 @@ from ._protocol import (
     HostLink,
     JobHandle,
     JobResult,
+    SubmitLater,
     TaskSpec,
 )
 from ._taskfields import check_mandatory_inputs, component_file, rt_env, run_checker
@@ -90,6 +91,9 @@ _IN_FLIGHT = frozenset({State.RUNNING, State.QUEUED, State.WAITING, State.STAGE_
 
 _PASSING = frozenset({State.STAGE_IN, State.WAITING, State.STAGE_OUT})
 _MIRRORED = frozenset({State.RUNNING, State.FINISHED, State.FAILED, State.STOPPED, State.UNKNOWN})
+
+#: the message of a task's record while its submission is under way (no handle yet)
+_SUBMITTING = "submitting"
 
 _RESUMABLE_RUN_STATES = {"running", "stopped", "failed"}
 
@@ -576,7 +580,8 @@ class Engine:
             rc=rc if isinstance(rc, int) else None,
             message=msg if isinstance(msg, str) else "",
         )
-        if state in _MIRRORED:
+        if state in _MIRRORED or (state == State.QUEUED and msg != _SUBMITTING):
+            # a job in a scheduler's queue shows WHEEL's `queued` (the intent to submit does not)
             self._mirror_state(c, key, state, rc if isinstance(rc, int) else None, persist)
 
     def _mirror_state(
@@ -988,7 +993,16 @@ class Engine:
             bulk=job.bulk if job is not None else None,
             source_script=c.data.get("sourceScript") or None,
             cleanup=removes_host_dir(c),
+            on_running=self._job_running(c, key, cdir == c.directory),
         )
+
+    def _job_running(self, c: Component, key: str, persist: bool) -> Callable[[str], None]:
+        """What a queued job's executor calls when the scheduler first reports it running."""
+
+        def running(message: str) -> None:
+            self._record(c, key, State.RUNNING, persist=persist, message=message or None)
+
+        return running
 
     async def _run_task(
         self,
@@ -1023,7 +1037,7 @@ class Engine:
                     handle = await ex.recover(spec)
                     if handle is not None:
                         self._record(
-                            c, key, State.RUNNING, persist=persist, handle=handle.to_json()
+                            c, key, _submitted(ex), persist=persist, handle=handle.to_json()
                         )
                 if handle is not None:
                     if submitted is not None:
@@ -1033,7 +1047,7 @@ class Engine:
                         self._record(
                             c,
                             key,
-                            State.RUNNING,
+                            _submitted(ex),
                             persist=persist,
                             message="re-attached" + (f" to {where}" if where else ""),
                         )
@@ -1064,32 +1078,39 @@ class Engine:
                         why = describe_error(e)
                         return self._finish(c, key, State.FAILED, persist, attempt, None, why)
                     self._record(c, key, State.WAITING, persist=persist)
+                    handle = None
                     async with slots:
-                        self._record(
-                            c,
-                            key,
-                            State.QUEUED,
-                            persist=persist,
-                            attempt=attempt,
-                            started=True,
-                            message="submitting",
-                        )
-                        submitting = asyncio.ensure_future(ex.submit(spec))
-                        try:
-                            handle = await asyncio.shield(submitting)
-                        except asyncio.CancelledError:
-                            # stopped mid-submission: let it end, so the job can be cancelled
-                            with contextlib.suppress(SharinError, OSError, asyncio.CancelledError):
-                                handle = await submitting
-                            raise
-                        except SharinError as e:
-                            return self._finish(
-                                c, key, State.FAILED, persist, attempt, None, str(e)
+                        while handle is None:
+                            await ex.ready(spec)  # a full scheduler: until it may take one more
+                            self._record(
+                                c,
+                                key,
+                                State.QUEUED,
+                                persist=persist,
+                                attempt=attempt,
+                                started=True,
+                                message=_SUBMITTING,
                             )
+                            submitting = asyncio.ensure_future(ex.submit(spec))
+                            try:
+                                handle = await asyncio.shield(submitting)
+                            except asyncio.CancelledError:
+                                # stopped mid-submission: let it end, so the job can be cancelled
+                                with contextlib.suppress(
+                                    SharinError, OSError, asyncio.CancelledError
+                                ):
+                                    handle = await submitting
+                                raise
+                            except SubmitLater as e:
+                                self._record(c, key, State.WAITING, persist=persist, message=str(e))
+                            except SharinError as e:
+                                return self._finish(
+                                    c, key, State.FAILED, persist, attempt, None, str(e)
+                                )
                         self._record(
                             c,
                             key,
-                            State.RUNNING,
+                            _submitted(ex),
                             persist=persist,
                             handle=handle.to_json(),
                             message=ex.describe(handle) or None,
@@ -1276,6 +1297,12 @@ def _mirror_task_fields(
             if k in c.data:
                 fields[k] = c.data[k]
     return fields
+
+
+def _submitted(ex: Executor) -> State:
+    """The state of an attempt just submitted: ``queued`` while a scheduler's queue holds it
+    (its executor says when it runs), else ``running``."""
+    return State.QUEUED if ex.queues else State.RUNNING
 
 
 def _placement(c: Component, job: JobOptions | None) -> tuple[str, bool, str | None]:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import abc
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import ExecutorError
 from ._layout import log_stem
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "JobResult",
     "JobStatus",
     "StepRequest",
+    "SubmitLater",
     "TaskSpec",
 ]
 
@@ -104,6 +106,10 @@ class TaskSpec:
     cleanup: bool = False
     #: inputs linked on the host from where their producer left them (not sent from here)
     host_links: tuple[HostLink, ...] = ()
+    #: called by an executor whose jobs wait in a queue (``Executor.queues``) when the
+    #: scheduler first reports the attempt running, with a few words on where it runs; the
+    #: engine journals it ``running`` then
+    on_running: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def log_stem(self) -> str:
@@ -178,11 +184,19 @@ class JobResult:
         return self.returncode == 0 and not self.lost and not self.unknown
 
 
+class SubmitLater(ExecutorError):
+    """``submit`` was refused for now (the scheduler is full): the engine waits for
+    ``Executor.ready`` and submits again."""
+
+
 class Executor(abc.ABC):
     """Runs task attempts somewhere. Subclasses implement submit/wait/attach/cancel/status."""
 
     #: short name journaled with each handle ("local", "ssh", "slurm" ...)
     kind: str = "executor"
+    #: a submitted attempt waits in a scheduler's queue first: the engine journals it
+    #: ``queued`` (with its handle) until the executor calls ``spec.on_running``
+    queues: bool = False
 
     def __init__(self, *, host: str = "localhost", max_concurrent: int = 1) -> None:
         self.host = host
@@ -190,6 +204,10 @@ class Executor(abc.ABC):
 
     async def stage_in(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
         """Make ``spec.workdir`` available where the task runs (no-op for the local machine)."""
+
+    async def ready(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
+        """Wait until the host may take another submission (a stop cancels this wait; the
+        submission after it is seen through)."""
 
     @abc.abstractmethod
     async def submit(self, spec: TaskSpec) -> JobHandle:

@@ -107,6 +107,10 @@ def step_statement_problems(
     return out
 
 
+#: host names of this machine: an SSH entry naming one is told about ``"transport": "local"``
+_THIS_MACHINE = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 class ExecutorRegistry:
     """Chooses (and keeps one of) each executor a run needs, from the host definitions."""
 
@@ -149,7 +153,9 @@ class ExecutorRegistry:
         if host in (LOCALHOST, "", None):
             if use_job_scheduler:
                 raise ExecutorError(
-                    "a batch job needs a remote host with a jobScheduler; set the task's host"
+                    "a batch job needs a remote host with a jobScheduler; set the task's host "
+                    "(for this machine's own scheduler: an entry of remotehost.json with "
+                    '"transport": "local" and its jobScheduler)'
                 )
             return self._local
         cfg = self.hosts.get(host)
@@ -180,6 +186,14 @@ class ExecutorRegistry:
         )
 
     def _make(self, cfg: HostConfig, use_job_scheduler: bool) -> Executor:
+        if cfg.transport == "ssh" and not cfg.path and cfg.host in _THIS_MACHINE:
+            # over SSH to this very machine, into the login directory: meant is almost always
+            # this machine's own scheduler
+            raise ExecutorError(
+                f"host {cfg.name!r} has no path in remotehost.json; set it to the directory "
+                "where its jobs are to run (sharin copies each task there); or, to use this "
+                'machine\'s scheduler without SSH, set "transport": "local"'
+            )
         transport = self._transport(cfg)
         if not use_job_scheduler and cfg.transport == "ssh":
             from .remote import RemoteShellExecutor

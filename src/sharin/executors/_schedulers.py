@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..errors import ExecutorError
@@ -45,6 +45,9 @@ class JobState:
     state: str
     returncode: int | None = None
     status: str | None = None
+    #: the scheduler's own words for how the job ended, when it gives them (Grid Engine's
+    #: ``failed 37  : qmaster enforced h_rt, h_cpu, or h_vmem limit``)
+    reason: str | None = field(default=None, compare=False)
 
     @property
     def live(self) -> bool:
@@ -584,7 +587,8 @@ class GridEngine(Family):
                 if st is None:
                     code, word = raw.split()[:1], failed.split()[:1]
                     rc = int(code[0]) if code and _whole(code[0]) else None
-                    st = known[failed, raw] = JobState(DONE, rc, word[0] if word else "0")
+                    said = failed.partition(":")[2].strip() or None
+                    st = known[failed, raw] = JobState(DONE, rc, word[0] if word else "0", said)
                 job = job.split()[0]
                 if job in table:
                     _merge_into(table, job, st, self.ok_status)

@@ -16,11 +16,11 @@ import os
 import posixpath
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
+from ..engine import Executor, JobHandle, JobResult, JobStatus, SubmitLater, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
 from . import _hostdir
@@ -43,7 +43,6 @@ __all__ = ["BatchExecutor"]
 #: for how long at least (some schedulers show a job only a second or so after accepting it)
 _MISSES = 3
 _MISS_SECONDS = 2.0
-#: waits between submissions the scheduler refused as over its limit
 #: first line of a submission record; the last one, ``<tag>-end <exit status>``, says that the
 #: submit command has ended
 _RECORD_TAG = "sharin-submit"
@@ -51,7 +50,12 @@ _RECORD_END = f"{_RECORD_TAG}-end"
 #: how long a submission whose command is still running on the host is waited for (it is
 #: never submitted again while it may still get its job in)
 _RECORD_WAIT = 120.0
+#: waits between submissions the scheduler refused as over its limit while it held no job of
+#: this host's executor (with jobs of its own there, a submission waits for one of them to end)
 _BACKOFF = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
+#: the longest a submission waits for a job of its host to end before it asks the scheduler
+#: again (its limit may count other users' jobs, or have been raised)
+_PROBE = 60.0
 
 
 @dataclass
@@ -60,6 +64,8 @@ class _Watch:
     bulk: bool
     attach: bool
     future: asyncio.Future[JobResult]
+    #: told when the scheduler first reports the job running (it is queued until then)
+    on_running: Callable[[], None] | None = None
     misses: int = 0
     first_miss: float | None = None
     seen: bool = False
@@ -71,6 +77,7 @@ class BatchExecutor(JobSets, Executor):
     """Submits task scripts as batch jobs on one host and watches them in batches."""
 
     kind = "batch"
+    queues = True
 
     def __init__(
         self, host: HostConfig, scheduler: SchedulerDefinition, transport: Transport
@@ -93,6 +100,13 @@ class BatchExecutor(JobSets, Executor):
         self._outcomes: dict[str, tuple[bool, bool]] = {}
         #: steps decided here, never submitted (their step job had ended): their codes
         self._decided: dict[str, Outcome] = {}
+        #: after the scheduler refused a job as over its limit: how many jobs of this host it
+        #: took (submissions wait while that many are in it); None until a refusal
+        self.room: int | None = None
+        self._submitting = 0
+        self._refused: dict[str, int] = {}  #: per task: refusals while no job of ours was held
+        self._not_before = 0.0  #: monotonic time before which no submission is tried
+        self._job_end = asyncio.Event()  #: set (and replaced) whenever a watched job ends
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
@@ -199,16 +213,40 @@ class BatchExecutor(JobSets, Executor):
             "exit $rc; }"
         )
 
+    def _held(self) -> int:
+        """Jobs of this executor the scheduler holds (watched and not seen ending)."""
+        return sum(1 for w in self._watches.values() if not w.future.done())
+
+    def _job_ended(self) -> None:
+        self._job_end.set()
+        self._job_end = asyncio.Event()
+
+    async def ready(self, spec: TaskSpec) -> None:
+        """After the scheduler refused a job as over its limit, wait until one of this host's
+        jobs ends (at most ``_PROBE`` s) or the back-off has passed, so that the waiting
+        submissions do not keep asking a full scheduler, and each freed place takes one."""
+        probe = time.monotonic() + _PROBE
+        while True:
+            now = time.monotonic()
+            full = self.room is not None and self._held() + self._submitting >= self.room
+            if (not full or now >= probe) and now >= self._not_before:
+                self._submitting += 1  # until submit() has its answer: no await in between
+                return
+            ended = self._job_end
+            # time alone frees the way at this moment; a job's end may free it before
+            wait = (max(probe, self._not_before) if full else self._not_before) - now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), max(0.01, wait))
+
     async def submit(self, spec: TaskSpec) -> JobHandle:
         command = self.submit_command(spec)
-        for delay in (*_BACKOFF, None):
+        try:
             res = await self._submit_once(spec, command)
-            if not self.scheduler.exceeded(res.returncode, res.output) or delay is None:
-                break
-            _append(
-                spec.stdout_path, f"[sharin] the scheduler is full; retrying in {delay:.0f} s\n"
-            )
-            await asyncio.sleep(delay)
+        finally:
+            self._submitting = max(0, self._submitting - 1)
+        if self.scheduler.exceeded(res.returncode, res.output):
+            self._full(spec, res)
+        self._refused.pop(spec.key, None)
         job_id = self.scheduler.job_id(res.output)
         if (res.returncode != 0 or job_id is None) and self._joined_too_late(spec, res.output):
             decided = await self._step_after_its_job(spec)
@@ -226,6 +264,9 @@ class BatchExecutor(JobSets, Executor):
                 f"host {self.host!r}: {self.scheduler.name} did not accept {spec.key}: {text}{hint}"
             )
         _append(spec.stdout_path, f"[sharin] {_said(res.output)}\n")
+        held = self._held() + 1  # this one is watched next
+        if self.room is not None and held > self.room:
+            self.room = held  # the scheduler took more than before: its limit was raised
         return self._handle(spec, job_id)
 
     async def _submit_once(self, spec: TaskSpec, command: str) -> CommandResult:
@@ -276,6 +317,31 @@ class BatchExecutor(JobSets, Executor):
                 return text, rc if ends else None
             await asyncio.sleep(0.5)
 
+    def _full(self, spec: TaskSpec, res: CommandResult) -> None:
+        """The scheduler refused ``spec``'s job as over its limit: learn how many it takes and
+        raise :class:`SubmitLater` (or, refused again and again with no job of ours in it, fall
+        through to the refusal's error)."""
+        held = self._held() + self._submitting
+        said = _said(res.output).splitlines()[-1:] or [f"exit status {res.returncode}"]
+        if held:
+            self.room = held
+            jobs = "its job" if held == 1 else f"one of its {held} jobs"
+            why = (
+                f"the scheduler is full ({said[0]}); submitting again when {jobs} "
+                f"on host {self.host!r} ends"
+            )
+            _append(spec.stdout_path, f"[sharin] {why}\n")
+            raise SubmitLater(why)
+        tries = self._refused.get(spec.key, 0)
+        if tries >= len(_BACKOFF):
+            self._refused.pop(spec.key, None)
+            return  # reported as not accepted, with what the scheduler said
+        self._refused[spec.key] = tries + 1
+        delay = _BACKOFF[tries]
+        self._not_before = max(self._not_before, time.monotonic() + delay)
+        _append(spec.stdout_path, f"[sharin] the scheduler is full; retrying in {delay:.0f} s\n")
+        raise SubmitLater(f"the scheduler is full ({said[0]}); retrying in {delay:.0f} s")
+
     def _handle(self, spec: TaskSpec, job_id: str, *, bulk: bool | None = None) -> JobHandle:
         data: dict[str, object] = {
             "dir": self.job_dir(spec),
@@ -314,7 +380,13 @@ class BatchExecutor(JobSets, Executor):
         if decided is not None:
             return decided
         loop = asyncio.get_running_loop()
-        w = _Watch(handle.native_id, bool(handle.data.get("bulk")), attach, loop.create_future())
+        w = _Watch(
+            handle.native_id,
+            bool(handle.data.get("bulk")),
+            attach,
+            loop.create_future(),
+            _once(spec.on_running, self.describe(handle)),
+        )
         span = handle.data.get("range")
         if isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span):
             w.span = (span[0], span[1])
@@ -325,6 +397,7 @@ class BatchExecutor(JobSets, Executor):
             result = await asyncio.shield(w.future)
         finally:
             self._watches.pop(w.job_id, None)
+            self._job_ended()
         result = self._ended(handle, result)
         await self._collect_logs(handle, spec)
         return result
@@ -475,8 +548,12 @@ class BatchExecutor(JobSets, Executor):
             if answer is None:
                 continue
             live, ended = answer
-            for job_id in live:
-                group[job_id].seen = True
+            for job_id, st in live.items():
+                w = group[job_id]
+                w.seen = True
+                if st.state == RUNNING and w.on_running is not None:
+                    w.on_running()
+                    w.on_running = None
             for job_id, result in (ended or {}).items():
                 w = group[job_id]
                 if result is not None:
@@ -523,7 +600,7 @@ class BatchExecutor(JobSets, Executor):
         status = st.status
         said = f"job {job_id}" + (f" exit code {rc}" if rc is not None else "")
         if status not in (None, "0"):
-            meaning = s.status_meaning.get(str(status))
+            meaning = s.status_meaning.get(str(status)) or st.reason
             word = "status code" if status.lstrip("-").isdigit() else "state"
             said += f", {word} {status}" + (f" ({meaning})" if meaning else "")
         if not s.status_ok(status):
@@ -608,6 +685,12 @@ async def _read(
     if len(text) < _BIG_OUTPUT:
         return s.parse_status(text, ids, after=after)
     return await asyncio.to_thread(s.parse_status, text, ids, after=after)
+
+
+def _once(told: Callable[[str], None] | None, where: str) -> Callable[[], None] | None:
+    if told is None:
+        return None
+    return lambda: told(where)
 
 
 def _said(output: str) -> str:

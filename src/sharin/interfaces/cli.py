@@ -622,11 +622,10 @@ class _Progress:
                 self._bar.update(self._task, completed=self.done, total=self.total, running=shown)
             if ev.state == State.FAILED:
                 self._bar.console.print(f"[red]failed[/] {escape(f'{ev.key}: {ev.message}')}")
-        elif not self.quiet and ev.state in (
-            State.RUNNING,
-            State.FINISHED,
-            State.FAILED,
-            State.STOPPED,
+        elif not self.quiet and (
+            ev.state in (State.RUNNING, State.FINISHED, State.FAILED, State.STOPPED)
+            # a job in the scheduler's queue (not the intent to submit it)
+            or (ev.state == State.QUEUED and ev.message not in ("", "submitting"))
         ):
             extra = f" ({ev.message})" if ev.message and ev.state != State.RUNNING else ""
             console.print(escape(f"{time.strftime('%H:%M:%S')} {ev.state:<9} {ev.key}{extra}"))

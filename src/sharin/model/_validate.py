@@ -434,7 +434,8 @@ def _check_task(c: Component, known_hosts: set[str], add: _Add) -> None:
             Problem(
                 f,
                 "useJobScheduler",
-                "a job scheduler needs a host defined in remotehost.json with a jobScheduler; "
+                "a job scheduler needs a host defined in remotehost.json with a jobScheduler "
+                '(this machine\'s own scheduler: an entry with "transport": "local"); '
                 "set host, or set useJobScheduler to false",
             )
         )
