@@ -475,6 +475,11 @@ async def start_run(
     pid = engine_pid(p.root)
     if pid is None and local_run(p.root) is not None:
         pid = os.getpid()  # started here a moment ago; its engine has not taken the lock yet
+    if pid is not None and pid < 0:  # the lock is held without an engine's pid: an edit
+        raise BusyError(
+            f"{p.root}: another sharin command is changing the project now; run it again when "
+            "that is done"
+        )
     if pid is not None:  # said at once (the engine, taking the lock, says it too)
         raise BusyError(
             f"{p.root}: the project is already running (engine pid {pid}); wait for it, "
