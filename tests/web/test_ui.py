@@ -1,0 +1,239 @@
+"""The browser UI in Chromium: a project built with the mouse and the keyboard, run, its output
+read; a run started in one browser seen live in another."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import Server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+WAIT = 60_000  # ms: a run's states in the page
+
+
+def _page(browser: Any, server: Server, tmp_path: Path) -> Any:
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page._sharin_errors = errors
+    page.goto(server.url)
+    page.wait_for_selector("[data-test=projects]")
+    assert "token=" not in page.url  # taken out of the address bar; the cookie carries it
+    return page
+
+
+def _shot(page: Any, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "screenshots" / f"{name}.png"
+    path.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(path))
+    return path
+
+
+def _api(server: Server, method: str, path: str, body: Any = None, raw: bytes | None = None) -> Any:
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(
+        server.base + path,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {server.token}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def _node(page: Any, name: str) -> Any:
+    return page.locator(f".node[data-node={name}]")
+
+
+def _add_task(page: Any, x: int, y: int, name: str) -> None:
+    """Drag a task from the palette onto the graph at (x, y) and rename it."""
+    before = page.locator(".node").count()
+    page.locator(".palette-item[data-type=task]").drag_to(
+        page.locator(".flow"), target_position={"x": x, "y": y}
+    )
+    page.wait_for_function(f"document.querySelectorAll('.node').length === {before + 1}")
+    page.wait_for_selector("[data-test=properties]")
+    page.fill("[data-test=prop-name]", name)
+    page.press("[data-test=prop-name]", "Enter")
+    _node(page, name).wait_for()
+
+
+def _select(page: Any, name: str) -> None:
+    _node(page, name).locator(".node-title").click()
+    page.wait_for_function(
+        f"document.querySelector('[data-test=prop-name]')?.value === {json.dumps(name)}"
+    )
+
+
+def _write_script(page: Any, component: str, text: str) -> None:
+    """In the component's file view: a new file run.sh, written in the code editor, saved."""
+    _select(page, component)
+    page.click("[data-test=open-files]")
+    page.wait_for_selector("[data-test=file-list]")
+    page.click("[data-test=new-file]")
+    page.fill("[data-test=dialog-input]", "run.sh")
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector(f"[data-test=open-file]:has-text('{component}/run.sh')")
+    page.locator(".cm-content").click()
+    page.keyboard.insert_text(text)
+    page.click("[data-test=save-file]")
+    page.wait_for_selector("[data-file='run.sh']")
+    page.click("[data-test=tab-graph]")
+    page.wait_for_selector(".vue-flow")
+
+
+def _set(page: Any, field: str, value: str) -> None:
+    page.fill(f"[data-test=prop-{field}]", value)
+    page.press(f"[data-test=prop-{field}]", "Tab")  # a change event: the panel sends it
+
+
+def _drag(page: Any, src: Any, dst: Any) -> None:
+    a = src.bounding_box()
+    b = dst.bounding_box()
+    page.mouse.move(a["x"] + a["width"] / 2, a["y"] + a["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, steps=12)
+    page.mouse.up()
+
+
+def _wait_node_state(page: Any, name: str, state: str) -> None:
+    page.wait_for_selector(f".node[data-node={name}] .node-state[data-state={state}]", timeout=WAIT)
+
+
+def test_a_workflow_is_built_in_the_editor_run_and_its_output_read(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    page = _page(browser, server, tmp_path)
+    _shot(page, tmp_path, "home-empty")
+    page.fill("[data-test=new-name]", "demo")
+    page.click("[data-test=create]")
+    page.wait_for_selector("[data-test=project-name]:has-text('demo')")
+
+    _add_task(page, 120, 80, "hello")
+    _add_task(page, 520, 260, "shout")
+    _write_script(page, "hello", "echo greeting\necho hello from sharin > out.txt\n")
+    _write_script(page, "shout", "tr a-z A-Z < out.txt > loud.txt\n")
+    for name, outputs in (("hello", ["out.txt"]), ("shout", ["loud.txt"])):
+        _select(page, name)
+        _set(page, "script", "run.sh")
+        for out in outputs:
+            page.fill("[data-test=add-output]", out)
+            page.press("[data-test=add-output]", "Enter")
+            page.wait_for_selector(f".node[data-node={name}] .file-out:has-text('{out}')")
+
+    # the file edge: drawn from hello's output out.txt to shout's "+ input"
+    _drag(
+        page,
+        _node(page, "hello").locator("[data-handleid='out:out.txt']"),
+        _node(page, "shout").locator("[data-handleid='in:+']"),
+    )
+    page.wait_for_selector(".vue-flow__edge.edge-file")
+    page.wait_for_selector(".node[data-node=shout] .file-in:has-text('out.txt')")
+    root = server.workspace / "demo.wheel"
+    shout = json.loads((root / "shout" / "cmp.wheel.json").read_text())
+    assert shout["script"] == "run.sh"
+    assert [f["name"] for f in shout["inputFiles"]] == ["out.txt"]
+    assert (root / "hello" / "run.sh").read_text() == (
+        "echo greeting\necho hello from sharin > out.txt\n"
+    )
+    graph = _shot(page, tmp_path, "graph-editor")
+
+    page.click("[data-test=save]")
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[role=status]:has-text('saved')")
+    page.click("[data-test=run]")
+    _wait_node_state(page, "hello", "finished")
+    _wait_node_state(page, "shout", "finished")
+    page.wait_for_selector("[data-test=project-state]:has-text('finished')", timeout=WAIT)
+    _shot(page, tmp_path, "graph-finished")
+
+    # the output in the file view, opened in the code editor
+    _select(page, "shout")
+    page.click("[data-test=open-files]")
+    page.click("[data-file='loud.txt'] a")
+    page.wait_for_selector(".cm-content:has-text('HELLO FROM SHARIN')")
+    _shot(page, tmp_path, "files")
+
+    # the task's stdout in the log view
+    page.click("[data-test=tab-logs]")
+    page.select_option("[data-test=log-task]", "hello")
+    page.wait_for_selector("[data-test=stdout]:has-text('greeting')")
+    _shot(page, tmp_path, "logs")
+
+    # the list view, filtered
+    page.click("[data-test=tab-list]")
+    page.wait_for_selector("[data-component=hello]")
+    page.fill("[data-test=filter]", "shou")
+    page.wait_for_selector("[data-component=hello]", state="detached")
+    assert page.locator("[data-component=shout] .state").inner_text() == "finished"
+    _shot(page, tmp_path, "list")
+    assert page._sharin_errors == []
+    assert graph.stat().st_size > 10_000
+
+
+def test_a_run_started_in_one_browser_is_seen_live_in_another(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    p = _api(server, "POST", "/api/projects", {"name": "shared"})
+    pid = p["id"]
+    ids = {}
+    for name, script in (("first", "sleep 1\necho one\n"), ("second", "sleep 1\necho two\n")):
+        c = _api(server, "POST", f"/api/projects/{pid}/components", {"type": "task", "name": name})
+        ids[name] = c["id"]
+        _api(
+            server,
+            "PUT",
+            f"/api/projects/{pid}/files/content?path={name}/run.sh",
+            raw=script.encode(),
+        )
+        _api(
+            server,
+            "PATCH",
+            f"/api/projects/{pid}/components/{c['id']}",
+            {"properties": {"script": "run.sh"}},
+        )
+    _api(server, "POST", f"/api/projects/{pid}/links", {"src": ids["first"], "dst": ids["second"]})
+    one = _page(browser, server, tmp_path)
+    two = _page(browser, server, tmp_path)
+    for page in (one, two):
+        page.click("[data-project=shared] .project-name")
+        _node(page, "second").wait_for()
+    assert one.locator(".vue-flow__edge.edge-flow").count() == 1
+
+    one.click("[data-test=run]")
+    # the other browser, which did nothing, sees the states change as they happen
+    _wait_node_state(two, "first", "running")
+    _shot(two, tmp_path, "second-browser-running")
+    _wait_node_state(two, "second", "finished")
+    two.wait_for_selector("[data-test=project-state]:has-text('finished')", timeout=WAIT)
+    _wait_node_state(one, "second", "finished")
+    assert one._sharin_errors == [] and two._sharin_errors == []
+
+
+def test_projects_are_renamed_and_deleted_only_after_confirmation(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    _api(server, "POST", "/api/projects", {"name": "keepme"})
+    page = _page(browser, server, tmp_path)
+    row = page.locator("[data-project=keepme]")
+    row.locator("button:has-text('Rename')").click()
+    page.fill("[data-test=dialog-input]", "renamed")
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[data-project=renamed]")
+    assert (server.workspace / "renamed.wheel").is_dir()
+    row = page.locator("[data-project=renamed]")
+    row.locator("button:has-text('Delete')").click()
+    page.wait_for_selector("[role=dialog]:has-text('cannot be undone')")
+    page.click("[role=dialog] button:has-text('Cancel')")
+    assert (server.workspace / "renamed.wheel").is_dir()  # cancelled: nothing removed
+    row.locator("button:has-text('Delete')").click()
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[data-project=renamed]", state="detached")
+    assert not (server.workspace / "renamed.wheel").exists()
