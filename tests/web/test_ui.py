@@ -237,3 +237,75 @@ def test_projects_are_renamed_and_deleted_only_after_confirmation(
     page.click("[data-test=dialog-ok]")
     page.wait_for_selector("[data-project=renamed]", state="detached")
     assert not (server.workspace / "renamed.wheel").exists()
+
+
+def test_nested_workflows_flow_edges_uploads_and_archives(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    _api(server, "POST", "/api/projects", {"name": "nest"})
+    root = server.workspace / "nest.wheel"
+    page = _page(browser, server, tmp_path)
+    page.click("[data-project=nest] .project-name")
+    page.wait_for_selector(".vue-flow")
+    flow = page.locator(".flow")
+    page.locator(".palette-item[data-type=task]").drag_to(flow, target_position={"x": 100, "y": 60})
+    _node(page, "task0").wait_for()
+    page.locator(".palette-item[data-type=workflow]").drag_to(
+        flow, target_position={"x": 400, "y": 300}
+    )
+    _node(page, "workflow0").wait_for()
+    # a flow edge: from the bottom of task0 to the top of workflow0
+    _drag(
+        page,
+        _node(page, "task0").locator("[data-handleid=next]"),
+        _node(page, "workflow0").locator("[data-handleid=prev]"),
+    )
+    page.wait_for_selector(".vue-flow__edge.edge-flow")
+    wf = json.loads((root / "workflow0" / "cmp.wheel.json").read_text())
+    task = json.loads((root / "task0" / "cmp.wheel.json").read_text())
+    assert task["next"] == [wf["ID"]] and wf["previous"] == [task["ID"]]
+
+    # into the nested workflow and out again by the breadcrumb
+    _node(page, "workflow0").dblclick()
+    page.wait_for_selector("[data-test=breadcrumb]:has-text('workflow0')")
+    page.wait_for_selector(".node", state="detached")
+    page.locator(".palette-item[data-type=task]").drag_to(
+        flow, target_position={"x": 200, "y": 150}
+    )
+    _node(page, "task0").wait_for()
+    assert (root / "workflow0" / "task0" / "cmp.wheel.json").is_file()
+    _shot(page, tmp_path, "nested")
+    page.locator("[data-test=breadcrumb] a", has_text="nest").click()
+    page.wait_for_function("document.querySelectorAll('.node').length === 2")
+
+    # an upload into the inner task's directory
+    page.goto(
+        server.base
+        + f"/#/p/{_api(server, 'GET', '/api/projects')[0]['id']}/files?path=workflow0/task0"
+    )
+    page.wait_for_selector("[data-test=file-list]")
+    data = tmp_path / "input.dat"
+    data.write_text("uploaded data\n")
+    page.set_input_files("[data-test=upload]", str(data))
+    page.wait_for_selector("[data-file='input.dat']")
+    assert (root / "workflow0" / "task0" / "input.dat").read_text() == "uploaded data\n"
+
+    # export, delete, import the archive again: the project comes back
+    page.click("[data-test=save]")
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[role=status]:has-text('saved')")
+    page.goto(server.base + "/#/")
+    page.wait_for_selector("[data-project=nest]")
+    with page.expect_download() as got:
+        page.locator("[data-project=nest] a", has_text="Export").click()
+    archive = tmp_path / got.value.suggested_filename
+    got.value.save_as(archive)
+    assert archive.stat().st_size > 0
+    page.locator("[data-project=nest] button", has_text="Delete").click()
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[data-project=nest]", state="detached")
+    page.set_input_files("[data-test=import]", str(archive))
+    page.wait_for_selector("[data-project=nest]")
+    assert (root / "workflow0" / "task0" / "cmp.wheel.json").is_file()
+    _shot(page, tmp_path, "home")
+    assert page._sharin_errors == []
