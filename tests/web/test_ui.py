@@ -309,3 +309,47 @@ def test_nested_workflows_flow_edges_uploads_and_archives(
     assert (root / "workflow0" / "task0" / "cmp.wheel.json").is_file()
     _shot(page, tmp_path, "home")
     assert page._sharin_errors == []
+
+
+# a 1x1 PNG
+_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def test_a_viewer_shows_the_images_a_task_sent_it_and_a_log_is_followed(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    pid = _api(server, "POST", "/api/projects", {"name": "pics"})["id"]
+    plot = _api(server, "POST", f"/api/projects/{pid}/components", {"type": "task", "name": "plot"})
+    view = _api(
+        server, "POST", f"/api/projects/{pid}/components", {"type": "viewer", "name": "show"}
+    )
+    script = f"echo drawing\necho {_PNG} | base64 -d > plot.png\nsleep 1\necho drawn\n"
+    _api(server, "PUT", f"/api/projects/{pid}/files/content?path=plot/run.sh", raw=script.encode())
+    _api(
+        server,
+        "PATCH",
+        f"/api/projects/{pid}/components/{plot['id']}",
+        {"properties": {"script": "run.sh", "outputFiles": [{"name": "plot.png", "dst": []}]}},
+    )
+    _api(
+        server,
+        "POST",
+        f"/api/projects/{pid}/file-links",
+        {"src": plot["id"], "src_name": "plot.png", "dst": view["id"], "dst_name": "plot.png"},
+    )
+    page = _page(browser, server, tmp_path)
+    page.goto(server.base + f"/#/p/{pid}/logs?task=plot")
+    page.wait_for_selector("[data-test=log-task]")
+    page.click("[data-test=run]")
+    # the log view follows the task's output while it runs
+    page.wait_for_selector("[data-test=stdout]:has-text('drawing')", timeout=WAIT)
+    page.wait_for_selector("[data-test=stdout]:has-text('drawn')", timeout=WAIT)
+    page.wait_for_selector("[data-test=project-state]:has-text('finished')", timeout=WAIT)
+    page.click("[data-test=tab-viewer]")
+    img = page.locator("[data-test=gallery] img")
+    img.wait_for()
+    page.wait_for_function(
+        "document.querySelector('[data-test=gallery] img').naturalWidth === 1", timeout=WAIT
+    )
+    _shot(page, tmp_path, "viewer")
+    assert page._sharin_errors == []

@@ -234,6 +234,15 @@ export class Client {
   log(pid: string, key: string, stream: 'out' | 'err' = 'out'): Promise<string> {
     return this.text(`/api/projects/${pid}/logs/${key.split('/').map(encodeURIComponent).join('/')}`, { stream })
   }
+  /** The WebSocket URL that sends a task's stdout (or stderr) as it grows, then `end`. */
+  logFollowUrl(pid: string, key: string, stream: 'out' | 'err' = 'out'): string {
+    const q = new URLSearchParams({ key, stream }).toString()
+    return `${this.eventsUrl(pid).replace(/\/events$/, '/log-follow')}?${q}`
+  }
+  /** The images a viewer component shows, as paths in the project. */
+  viewerImages(pid: string, cid: string): Promise<{ images: string[] }> {
+    return this.json('GET', `/api/projects/${pid}/viewer/${cid}`)
+  }
   engineLog(pid: string): Promise<string> {
     return this.text(`/api/projects/${pid}/engine-log`)
   }

@@ -11,9 +11,15 @@ export function showError(e: unknown): void {
   notice.error = e instanceof ApiError || e instanceof Error ? e.message : String(e)
 }
 
+let infoTimer: ReturnType<typeof setTimeout> | undefined
+
 export function showInfo(text: string): void {
   notice.error = ''
   notice.info = text
+  clearTimeout(infoTimer)
+  infoTimer = setTimeout(() => {
+    if (notice.info === text) notice.info = ''
+  }, 6000)
 }
 
 /** Runs `f`, showing its error in the message line; returns its result or undefined. */

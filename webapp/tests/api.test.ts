@@ -108,6 +108,9 @@ describe('the API client', () => {
     expect(r.name).toBe('after')
     expect(client.exportUrl(r.id)).toBe(`${client.base}/api/projects/${r.id}/export`)
     expect(client.eventsUrl(r.id)).toBe(`${client.base.replace('http', 'ws')}/api/projects/${r.id}/events`)
+    expect(client.logFollowUrl(r.id, 'wf/a b', 'err')).toBe(
+      `${client.base.replace('http', 'ws')}/api/projects/${r.id}/log-follow?key=wf%2Fa+b&stream=err`,
+    )
     const res = await fetch(client.exportUrl(r.id), { headers: { Authorization: `Bearer ${client.token}` } })
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toContain('gzip')
