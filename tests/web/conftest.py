@@ -8,6 +8,7 @@ of them they are skipped, or fail when SHARIN_REQUIRE_ALL is set (as scripts/tes
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -57,17 +58,17 @@ class Server:
     proc: subprocess.Popen[str]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """`sharin ui --no-browser --workspace TMP` in a subprocess, stopped after the test."""
-    ws = tmp_path / "ws"
-    ws.mkdir()
+@contextlib.contextmanager
+def start_server(ws: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`sharin ui --no-browser --workspace WS` in a subprocess (``env`` added to its
+    environment: the tasks it runs inherit it), stopped at the end."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "sharin", "ui", "--no-browser", "--workspace", str(ws)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     try:
         assert proc.stdout is not None
@@ -85,6 +86,14 @@ def server(tmp_path: Path) -> Iterator[Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    with start_server(ws) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
