@@ -353,3 +353,54 @@ def test_a_viewer_shows_the_images_a_task_sent_it_and_a_log_is_followed(
     )
     _shot(page, tmp_path, "viewer")
     assert page._sharin_errors == []
+
+
+def test_a_run_is_stopped_cleaned_and_an_edit_reverted(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    pid = _api(server, "POST", "/api/projects", {"name": "long"})["id"]
+    c = _api(server, "POST", f"/api/projects/{pid}/components", {"type": "task", "name": "slow"})
+    script = "echo started > mark.txt\nsleep 60\n"
+    _api(server, "PUT", f"/api/projects/{pid}/files/content?path=slow/run.sh", raw=script.encode())
+    _api(
+        server,
+        "PATCH",
+        f"/api/projects/{pid}/components/{c['id']}",
+        {"properties": {"script": "run.sh"}},
+    )
+    _api(server, "POST", f"/api/projects/{pid}/save", {"message": "v1"})
+    root = server.workspace / "long.wheel"
+    page = _page(browser, server, tmp_path)
+    page.goto(server.base + f"/#/p/{pid}/graph")
+    page.click("[data-test=run]")
+    _wait_node_state(page, "slow", "running")
+    page.click("[data-test=stop]")
+    page.wait_for_selector("[data-test=project-state]:has-text('stopped')", timeout=WAIT)
+    assert (root / "slow" / "mark.txt").is_file()
+
+    # an unsaved edit of the script, then Clean: what the run made goes, the edit stays
+    _select(page, "slow")
+    page.click("[data-test=open-files]")
+    page.click("[data-file='run.sh'] a")
+    page.wait_for_selector(".cm-content:has-text('sleep 60')")
+    page.locator(".cm-content").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.insert_text("echo edited\n")
+    page.click("[data-test=save-file]")
+    page.wait_for_selector("[role=status]:has-text('saved slow/run.sh')")
+    page.click("[data-test=clean]")
+    page.wait_for_selector("[role=dialog]:has-text('unsaved changes stay')")
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[role=status]:has-text('cleaned')")
+    assert not (root / "slow" / "mark.txt").exists()
+    assert (root / "slow" / "run.sh").read_text().endswith("echo edited\n")
+    page.click("[data-test=tab-graph]")
+    _wait_node_state(page, "slow", "not-started")
+
+    # Revert: the edit goes, after a confirmation naming it
+    page.click("[data-test=revert]")
+    page.wait_for_selector("[role=dialog]:has-text('slow/run.sh')")
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[role=status]:has-text('reverted')")
+    assert (root / "slow" / "run.sh").read_text() == script
+    assert page._sharin_errors == []

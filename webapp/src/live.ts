@@ -17,11 +17,18 @@ export interface LiveStates {
   current: number // the run the states are of
   run: RunEvent | null // the run's own last event (key "")
   states: Record<string, RunEvent> // by component key (its path in the project)
+  // the number of the change that brought each state (and the run's): what is newer than the
+  // project as last read overrides the state read from its files
+  seqOf: Record<string, number>
+  runSeq: number
 }
 
 export function emptyStates(): LiveStates {
-  return { seq: -1, current: 0, run: null, states: {} }
+  return { seq: -1, current: 0, run: null, states: {}, seqOf: {}, runSeq: -1 }
 }
+
+/** Final states of a run: its components' states are in the project's files by then. */
+const OVER = new Set(['finished', 'failed', 'stopped', 'unknown'])
 
 export function applyMessage(live: LiveStates, msg: EventMessage): Applied {
   if (msg.type === 'snapshot') {
@@ -35,6 +42,11 @@ export function applyMessage(live: LiveStates, msg: EventMessage): Applied {
     }
     live.states = states
     live.current = current
+    // a run still going: its states are newer than any file; a run over wrote them to the
+    // project's files, which may have changed since (a clean): those are believed then
+    const newer = msg.run !== null && !OVER.has(msg.run.state) ? msg.seq : -1
+    live.seqOf = Object.fromEntries(Object.keys(states).map((k) => [k, newer]))
+    live.runSeq = newer
     return 'applied'
   }
   if (live.seq < 0) return 'gap' // a change before any snapshot
@@ -44,17 +56,31 @@ export function applyMessage(live: LiveStates, msg: EventMessage): Applied {
   live.seq = msg.seq
   if (e.run !== live.current) {
     live.states = {}
+    live.seqOf = {}
     live.run = null
+    live.runSeq = -1
     live.current = e.run
   }
-  if (e.kind === 'run' && !e.key) live.run = e
-  else live.states = { ...live.states, [e.key]: e }
+  if (e.kind === 'run' && !e.key) {
+    live.run = e
+    live.runSeq = msg.seq
+  } else {
+    live.states = { ...live.states, [e.key]: e }
+    live.seqOf = { ...live.seqOf, [e.key]: msg.seq }
+  }
   return 'applied'
 }
 
-/** The state to show for a component: its live one while a run is known, else the saved one. */
-export function stateOf(live: LiveStates, path: string, saved: string): string {
-  return live.states[path]?.state ?? saved
+/** The state to show for a component: its live one when that came after the project was read
+ * (`since`: the number of the last change before that read), else the one read. */
+export function stateOf(live: LiveStates, path: string, saved: string, since = -1): string {
+  const e = live.states[path]
+  return e && (live.seqOf[path] ?? -1) > since ? e.state : saved
+}
+
+/** The run's state to show, by the same rule. */
+export function runStateOf(live: LiveStates, saved: string, since = -1): string {
+  return live.run && live.runSeq > since ? live.run.state : saved
 }
 
 /** Keeps a WebSocket to the project's events open and `live` up to date; reconnects on a gap

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { RunEvent } from '../src/api'
-import { applyMessage, emptyStates, stateOf, type EventMessage } from '../src/live'
+import { applyMessage, emptyStates, runStateOf, stateOf, type EventMessage } from '../src/live'
 
 function ev(run: number, key: string, state: string, kind = 'task'): RunEvent {
   return { run, key, kind, state, attempt: 0, returncode: null, message: '', time: 0 }
@@ -51,5 +51,27 @@ describe('the live states of a project', () => {
     expect(live.current).toBe(3) // no run event: the run of the states
     expect(Object.keys(live.states)).toEqual(['c'])
     expect(applyMessage(live, change(11, ev(3, 'c', 'failed')))).toBe('applied')
+  })
+
+  it('show a state newer than the project as read over it, and an older one not', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 3, run: ev(1, '', 'running', 'run'), states: { a: ev(1, 'a', 'running') } })
+    expect(stateOf(live, 'a', 'not-started')).toBe('running') // a run going on: newer than any file
+    applyMessage(live, change(4, ev(1, 'a', 'finished')))
+    applyMessage(live, change(5, ev(1, '', 'finished', 'run')))
+    expect(stateOf(live, 'a', 'running', 3)).toBe('finished') // read before change 4
+    expect(runStateOf(live, 'running', 3)).toBe('finished')
+    // the project read again after the run's end: its files say what is true now (a clean)
+    expect(stateOf(live, 'a', 'not-started', 5)).toBe('not-started')
+    expect(runStateOf(live, 'not-started', 5)).toBe('not-started')
+  })
+
+  it('believe the project’s files over the snapshot of a run that is over', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 9, run: ev(2, '', 'stopped', 'run'), states: { a: ev(2, 'a', 'stopped') } })
+    expect(stateOf(live, 'a', 'not-started')).toBe('not-started') // cleaned since, say
+    expect(runStateOf(live, 'not-started')).toBe('not-started')
+    applyMessage(live, change(10, ev(3, 'a', 'running')))
+    expect(stateOf(live, 'a', 'not-started')).toBe('running') // a new run: live again
   })
 })
