@@ -404,3 +404,49 @@ def test_a_run_is_stopped_cleaned_and_an_edit_reverted(
     page.wait_for_selector("[role=status]:has-text('reverted')")
     assert (root / "slow" / "run.sh").read_text() == script
     assert page._sharin_errors == []
+
+
+def test_a_host_is_added_offered_to_tasks_and_removed(
+    browser: Any, server: Server, tmp_path: Path, config_dir: Path
+) -> None:
+    pid = _api(server, "POST", "/api/projects", {"name": "remote"})["id"]
+    _api(server, "POST", f"/api/projects/{pid}/components", {"type": "task", "name": "job"})
+    page = _page(browser, server, tmp_path)
+    page.click("text=Hosts")
+    page.wait_for_selector("[data-test=hosts]")
+    page.fill("[data-test=host-name]", "cluster")
+    page.fill("[data-test=host-host]", "login.example.org")
+    page.fill("[data-test=host-user]", "me")
+    page.fill("[data-test=host-path]", "/work/me")
+    page.click("[data-test=host-add]")
+    page.wait_for_selector("[data-host=cluster]:has-text('login.example.org')")
+    entries = json.loads((config_dir / "remotehost.json").read_text())
+    assert [(e["name"], e["host"], e["user"], e["path"]) for e in entries] == [
+        ("cluster", "login.example.org", "me", "/work/me")
+    ]
+    _shot(page, tmp_path, "hosts")
+    # a second one with the same label: the server's words, nothing added
+    page.fill("[data-test=host-name]", "cluster")
+    page.fill("[data-test=host-host]", "other")
+    page.click("[data-test=host-add]")
+    page.wait_for_selector("[data-test=error]:has-text('exists already')")
+    assert len(json.loads((config_dir / "remotehost.json").read_text())) == 1
+
+    # the task's host: chosen from the hosts
+    page.goto(server.base + f"/#/p/{pid}/graph")
+    _select(page, "job")
+    page.select_option("[data-test=prop-host]", "cluster")
+    page.wait_for_function("document.querySelector('[data-test=prop-host]').value === 'cluster'")
+    root = server.workspace / "remote.wheel"
+    page.wait_for_function(
+        f"fetch('/api/projects/{pid}').then(r => r.json()).then(p => "
+        "p.workflow.children[0].properties.host === 'cluster')"
+    )
+    assert json.loads((root / "job" / "cmp.wheel.json").read_text())["host"] == "cluster"
+
+    page.click("text=Hosts")
+    page.locator("[data-host=cluster] button", has_text="Remove").click()
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[data-host=cluster]", state="detached")
+    assert json.loads((config_dir / "remotehost.json").read_text()) == []
+    assert page._sharin_errors == []

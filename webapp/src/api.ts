@@ -51,9 +51,19 @@ export interface RunEvent {
   time: number
 }
 
+/** A host of remotehost.json (`config`, with sharin's field names) and the file it is in. */
 export interface Host {
-  name: string
-  [key: string]: any
+  config: {
+    name: string
+    host: string
+    user: string | null
+    port: number
+    path: string
+    job_scheduler: string | null
+    queues: string[]
+    [key: string]: any
+  }
+  file: string
 }
 
 /** An answer of the server other than success: its message, as the server wrote it. */
@@ -269,5 +279,13 @@ export class Client {
   // -------------------------------------------------------------- hosts
   hosts(): Promise<Host[]> {
     return this.json('GET', '/api/hosts')
+  }
+  /** Add a host: a remotehost.json entry with WHEEL's field names (name, host, user, port,
+   * path, keyFile, jobScheduler, queue …). */
+  addHost(entry: Record<string, unknown>): Promise<{ name: string }> {
+    return this.json('POST', '/api/hosts', { json: entry })
+  }
+  removeHost(name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/api/hosts/${encodeURIComponent(name)}`)
   }
 }
