@@ -1,8 +1,9 @@
 import { defineConfig } from 'vitest/config'
 import vue from '@vitejs/plugin-vue'
 
-// `npm run dev` proxies the API to a running `sharin ui` (SHARIN_URL, e.g. http://127.0.0.1:8000);
-// start that server with the dev server's origin allowed for WebSockets.
+// `npm run dev` proxies the API to a running `sharin ui` (SHARIN_URL, e.g. http://127.0.0.1:8000).
+// Open http://localhost:5173/api/projects?token=TOKEN once: the server's cookie is then set for
+// the dev server's address too, and the page at http://localhost:5173/ works.
 const target = process.env.SHARIN_URL ?? 'http://127.0.0.1:8000'
 
 export default defineConfig({
