@@ -2,7 +2,7 @@
 
 The UI's bundle (``src/sharin/interfaces/server/static``) is built from ``webapp/`` with
 ``npm ci && npm run build`` before the package's files are collected, when it is missing: so
-``pip install .`` from a checkout builds it (Node.js 20 or later and npm needed), and the sdist
+``pip install .`` from a checkout builds it (Node.js 20.19 or later and npm needed), and the sdist
 and the wheel carry it (an sdist unpacked elsewhere builds a wheel without Node).
 ``SHARIN_NO_WEBAPP=1`` builds without the UI (its server's `/` then says how to build it).
 """
@@ -22,7 +22,8 @@ from setuptools.command.sdist import sdist
 HERE = Path(__file__).resolve().parent
 WEBAPP = HERE / "webapp"
 STATIC = HERE / "src" / "sharin" / "interfaces" / "server" / "static"
-NODE_MAJOR = 20
+NODE = (20, 19)  #: what Vite needs
+NODE_TEXT = "Node.js 20.19 or later"
 
 
 def _fail(message: str) -> None:
@@ -45,14 +46,14 @@ def build_webapp() -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         _fail(
-            f"building the browser UI needs Node.js {NODE_MAJOR} or later and npm "
+            f"building the browser UI needs {NODE_TEXT} and npm "
             "(e.g. apt-get install nodejs npm); or set SHARIN_NO_WEBAPP=1 to build without the UI"
         )
     assert node is not None and npm is not None
     version = subprocess.run([node, "--version"], capture_output=True, text=True).stdout.strip()
-    m = re.match(r"v(\d+)\.", version)
-    if m is None or int(m.group(1)) < NODE_MAJOR:
-        _fail(f"building the browser UI needs Node.js {NODE_MAJOR} or later; {node} is {version}")
+    m = re.match(r"v(\d+)\.(\d+)\.", version)
+    if m is None or (int(m.group(1)), int(m.group(2))) < NODE:
+        _fail(f"building the browser UI needs {NODE_TEXT}; {node} is {version or 'unknown'}")
     print(f"sharin: building the browser UI in {WEBAPP} (npm ci && npm run build)")
     for args in ([npm, "ci", "--no-audit", "--no-fund"], [npm, "run", "build"]):
         if subprocess.run(args, cwd=WEBAPP).returncode != 0:

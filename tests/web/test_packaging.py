@@ -77,7 +77,7 @@ def test_without_node_a_missing_bundle_is_one_clear_error(unpacked: Path, tmp_pa
     shutil.rmtree(src / "src" / "sharin" / "interfaces" / "server" / "static")
     r = _wheel(src, tmp_path / "wheel")
     assert r.returncode != 0
-    assert "needs Node.js 20 or later and npm" in r.stdout + r.stderr
+    assert "needs Node.js 20.19 or later and npm" in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert not list((tmp_path / "wheel").glob("*.whl"))
     r = _wheel(src, tmp_path / "wheel2", SHARIN_NO_WEBAPP="1")

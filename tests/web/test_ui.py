@@ -264,6 +264,12 @@ def test_nested_workflows_flow_edges_uploads_and_archives(
     wf = json.loads((root / "workflow0" / "cmp.wheel.json").read_text())
     task = json.loads((root / "task0" / "cmp.wheel.json").read_text())
     assert task["next"] == [wf["ID"]] and wf["previous"] == [task["ID"]]
+    # an edge clicked is removed from its panel
+    page.locator(".vue-flow__edge.edge-flow").click()
+    page.wait_for_selector("[data-test=edge-panel]:has-text('task0 → workflow0')")
+    page.click("[data-test=remove-edge]")
+    page.wait_for_selector(".vue-flow__edge.edge-flow", state="detached")
+    assert json.loads((root / "task0" / "cmp.wheel.json").read_text())["next"] == []
 
     # into the nested workflow and out again by the breadcrumb
     _node(page, "workflow0").dblclick()
@@ -403,6 +409,13 @@ def test_a_run_is_stopped_cleaned_and_an_edit_reverted(
     page.click("[data-test=dialog-ok]")
     page.wait_for_selector("[role=status]:has-text('reverted')")
     assert (root / "slow" / "run.sh").read_text() == script
+    # the file downloaded from the file view is the reverted one
+    page.click("[data-test=tab-files]")
+    page.goto(server.base + f"/#/p/{pid}/files?path=slow")
+    with page.expect_download() as got:
+        page.locator("[data-file='run.sh'] a[download]").click()
+    assert Path(got.value.path()).read_text() == script
+    assert got.value.suggested_filename == "run.sh"
     assert page._sharin_errors == []
 
 

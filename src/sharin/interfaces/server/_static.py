@@ -26,7 +26,7 @@ _MISSING = """<!doctype html>
 <h1>sharin's browser UI is not built</h1>
 <p>This copy of sharin was installed without the browser UI's files
 (<code>{where}</code> holds no <code>index.html</code>). The server's API works without them.</p>
-<p>To build the UI from a checkout of sharin (Node.js 20 or later and npm are needed):</p>
+<p>To build the UI from a checkout of sharin (Node.js 20.19 or later and npm are needed):</p>
 <pre>cd webapp
 npm ci
 npm run build</pre>
