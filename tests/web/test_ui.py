@@ -463,3 +463,26 @@ def test_a_host_is_added_offered_to_tasks_and_removed(
     page.wait_for_selector("[data-host=cluster]", state="detached")
     assert json.loads((config_dir / "remotehost.json").read_text()) == []
     assert page._sharin_errors == []
+
+
+def test_problems_are_listed_by_check_and_a_run_refused_with_them(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    pid = _api(server, "POST", "/api/projects", {"name": "broken"})["id"]
+    _api(server, "POST", f"/api/projects/{pid}/components", {"type": "task", "name": "noscript"})
+    problems = _api(server, "GET", f"/api/projects/{pid}/validate")
+    assert problems  # a task without a script
+    page = _page(browser, server, tmp_path)
+    page.goto(server.base + f"/#/p/{pid}/graph")
+    page.click("[data-test=validate]")
+    page.wait_for_selector("[data-test=problems] li")
+    shown = page.locator("[data-test=problems] li").all_inner_texts()
+    assert shown == [f"{p['file']} [{p['field']}]: {p['message']}" for p in problems]
+    page.click("[data-test=error] button:has-text('dismiss')")
+    page.wait_for_selector("[data-test=error]", state="detached")
+    page.click("[data-test=run]")
+    page.wait_for_selector("[data-test=error]")
+    assert page.locator("[data-test=problems] li").all_inner_texts() == shown
+    assert "Traceback" not in page.locator("[data-test=error]").inner_text()
+    _shot(page, tmp_path, "problems")
+    assert page._sharin_errors == []

@@ -4,17 +4,28 @@ import { ApiError, Client } from './api'
 
 export const client = new Client()
 
-export const notice = reactive({ error: '', info: '' })
+export const notice = reactive({ error: '', info: '', problems: [] as string[] })
+
+/** A validation problem as the server gives it ({file, field, message}) in one line. */
+export function problemText(p: unknown): string {
+  if (p && typeof p === 'object' && 'message' in p) {
+    const { file, field, message } = p as { file?: string; field?: string; message: string }
+    return `${file ?? ''}${field ? ` [${field}]` : ''}: ${message}`
+  }
+  return String(p)
+}
 
 export function showError(e: unknown): void {
   notice.info = ''
   notice.error = e instanceof ApiError || e instanceof Error ? e.message : String(e)
+  notice.problems = e instanceof ApiError ? e.problems.map(problemText) : []
 }
 
 let infoTimer: ReturnType<typeof setTimeout> | undefined
 
 export function showInfo(text: string): void {
   notice.error = ''
+  notice.problems = []
   notice.info = text
   clearTimeout(infoTimer)
   infoTimer = setTimeout(() => {
