@@ -17,4 +17,16 @@ if [ "$(id -u)" = 0 ] || [ "${SHARIN_SERVICES:-}" = 1 ]; then
     bash "$repo/scripts/services/up.sh"
     source "$repo/scripts/services/env.sh"
 fi
+# the browser UI: its unit tests (Vitest; Node's packages from the lock file) and, for the
+# browser tests (tests/web), Debian's Chromium that Playwright drives
+if ! command -v npm >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+fi
+if [ ! -x /usr/bin/chromium ]; then
+    echo "installing chromium (the browser tests drive it)"
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+npm --prefix "$repo/webapp" ci --no-audit --no-fund
+npm --prefix "$repo/webapp" test
+npm --prefix "$repo/webapp" run build   # the browser tests test the sources as they are
 python -m pytest "$@"

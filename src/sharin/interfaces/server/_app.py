@@ -33,6 +33,7 @@ from .._hub import Change, EventHub, Snapshot
 from ._auth import TokenGate
 from ._feed import JournalFeed
 from ._state import NotFound, ServerConfig, ServerState
+from ._static import add_static_routes
 
 __all__ = ["ServerConfig", "create_app", "serve"]
 
@@ -693,6 +694,7 @@ def create_app(config: ServerConfig) -> Any:
     def remove_host(name: str) -> dict[str, str]:
         return {"removed": str(api.remove_host(name))}
 
+    add_static_routes(app)  # after every API route: the browser UI at `/`
     return TokenGate(
         app,
         config.token,

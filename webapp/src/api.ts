@@ -1,0 +1,291 @@
+// The client of sharin's server API (src/sharin/interfaces/server/_app.py).
+//
+// In the browser the token travels in the HttpOnly cookie the server set when the page was first
+// opened with `?token=`; other callers (tests, scripts) pass the token and it goes in a header.
+
+export interface Component {
+  id: string
+  name: string
+  type: string
+  path: string
+  state: string
+  properties: Record<string, any>
+  children: Component[]
+}
+
+export interface ProjectSummary {
+  id: string
+  name: string
+  root: string
+  state: string
+  error?: string
+}
+
+export interface Project extends ProjectSummary {
+  description: string
+  workflow: Component
+}
+
+export interface FileEntry {
+  name: string
+  type: 'file' | 'dir' | 'link'
+  size: number
+  mtime: number
+}
+
+export interface Listing {
+  path: string
+  type: string
+  entries?: FileEntry[]
+  size?: number
+}
+
+export interface RunEvent {
+  run: number
+  key: string
+  kind: string
+  state: string
+  attempt: number
+  returncode: number | null
+  message: string
+  time: number
+}
+
+/** A host of remotehost.json (`config`, with sharin's field names) and the file it is in. */
+export interface Host {
+  config: {
+    name: string
+    host: string
+    user: string | null
+    port: number
+    path: string
+    job_scheduler: string | null
+    queues: string[]
+    [key: string]: any
+  }
+  file: string
+}
+
+/** An answer of the server other than success: its message, as the server wrote it. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly problems: unknown[] = [],
+  ) {
+    super(message)
+    this.name = 'ApiError'
+  }
+}
+
+export interface ClientOptions {
+  base?: string // e.g. "http://127.0.0.1:8000" (default: the page's own origin)
+  token?: string // sent as `Authorization: Bearer` (default: none, the cookie is used)
+  fetch?: typeof fetch
+}
+
+function explain(status: number, body: any, fallback: string): string {
+  if (body && typeof body.error === 'string') return body.error
+  if (body && Array.isArray(body.detail)) {
+    // FastAPI's validation answer: say which field and why
+    return body.detail
+      .map((d: any) => `${(d.loc ?? []).filter((x: any) => x !== 'body').join('.')}: ${d.msg}`)
+      .join('; ')
+  }
+  if (body && typeof body.detail === 'string') return body.detail
+  return `${fallback} (HTTP ${status})`
+}
+
+export class Client {
+  readonly base: string
+  readonly token?: string
+  private readonly doFetch: typeof fetch
+
+  constructor(options: ClientOptions = {}) {
+    this.base = (options.base ?? '').replace(/\/$/, '')
+    this.token = options.token
+    const f = options.fetch ?? globalThis.fetch
+    this.doFetch = f.bind(globalThis)
+  }
+
+  url(path: string, query: Record<string, string | number | boolean | undefined> = {}): string {
+    const q = new URLSearchParams()
+    for (const [k, v] of Object.entries(query)) if (v !== undefined) q.set(k, String(v))
+    const s = q.toString()
+    return `${this.base}${path}${s ? `?${s}` : ''}`
+  }
+
+  /** The WebSocket URL of a project's live events. */
+  eventsUrl(pid: string): string {
+    const base = this.base || globalThis.location?.origin || ''
+    return `${base.replace(/^http/, 'ws')}/api/projects/${pid}/events`
+  }
+
+  async request(method: string, path: string, init: {
+    query?: Record<string, string | number | boolean | undefined>
+    json?: unknown
+    body?: BodyInit
+  } = {}): Promise<Response> {
+    const headers: Record<string, string> = {}
+    if (this.token) headers['Authorization'] = `Bearer ${this.token}`
+    let body = init.body
+    if (init.json !== undefined) {
+      headers['Content-Type'] = 'application/json'
+      body = JSON.stringify(init.json)
+    }
+    const r = await this.doFetch(this.url(path, init.query), {
+      method,
+      headers,
+      body,
+      credentials: 'same-origin',
+    })
+    if (!r.ok) {
+      let data: any = null
+      try {
+        data = await r.json()
+      } catch {
+        data = null
+      }
+      throw new ApiError(r.status, explain(r.status, data, `${method} ${path} failed`), data?.problems ?? [])
+    }
+    return r
+  }
+
+  private async json<T>(method: string, path: string, init: Parameters<Client['request']>[2] = {}): Promise<T> {
+    return (await (await this.request(method, path, init)).json()) as T
+  }
+
+  private async text(path: string, query: Record<string, string | number | undefined> = {}): Promise<string> {
+    return await (await this.request('GET', path, { query })).text()
+  }
+
+  // -------------------------------------------------------------- projects
+  listProjects(): Promise<ProjectSummary[]> {
+    return this.json('GET', '/api/projects')
+  }
+  newProject(name: string, description = ''): Promise<Project> {
+    return this.json('POST', '/api/projects', { json: { name, description } })
+  }
+  openProject(path: string): Promise<Project> {
+    return this.json('POST', '/api/projects/open', { json: { path } })
+  }
+  importArchive(file: Blob, filename: string): Promise<Project> {
+    const form = new FormData()
+    form.append('archive', file, filename)
+    return this.json('POST', '/api/projects/import', { body: form })
+  }
+  exportUrl(pid: string): string {
+    return this.url(`/api/projects/${pid}/export`)
+  }
+  getProject(pid: string): Promise<Project> {
+    return this.json('GET', `/api/projects/${pid}`)
+  }
+  renameProject(pid: string, name: string): Promise<Project> {
+    return this.json('POST', `/api/projects/${pid}/rename`, { json: { name } })
+  }
+  deleteProject(pid: string, confirm: string): Promise<{ deleted: string }> {
+    return this.json('DELETE', `/api/projects/${pid}`, { query: { confirm } })
+  }
+
+  // -------------------------------------------------------------- components and edges
+  addComponent(pid: string, type: string, name: string, parent?: string, pos?: { x: number; y: number }): Promise<Component> {
+    return this.json('POST', `/api/projects/${pid}/components`, { json: { type, name, parent: parent ?? null, pos: pos ?? null } })
+  }
+  getComponent(pid: string, cid: string): Promise<Component> {
+    return this.json('GET', `/api/projects/${pid}/components/${cid}`)
+  }
+  setProperties(pid: string, cid: string, properties: Record<string, unknown>): Promise<Component> {
+    return this.json('PATCH', `/api/projects/${pid}/components/${cid}`, { json: { properties } })
+  }
+  removeComponent(pid: string, cid: string, confirm = false): Promise<unknown> {
+    return this.json('DELETE', `/api/projects/${pid}/components/${cid}`, { query: { confirm } })
+  }
+  connect(pid: string, src: string, dst: string, isElse = false): Promise<unknown> {
+    return this.json('POST', `/api/projects/${pid}/links`, { json: { src, dst, else: isElse } })
+  }
+  disconnect(pid: string, src: string, dst: string, isElse = false): Promise<unknown> {
+    return this.json('DELETE', `/api/projects/${pid}/links`, { query: { src, dst, else: isElse } })
+  }
+  connectFiles(pid: string, src: string, srcName: string, dst: string, dstName: string): Promise<unknown> {
+    return this.json('POST', `/api/projects/${pid}/file-links`, { json: { src, src_name: srcName, dst, dst_name: dstName } })
+  }
+  disconnectFiles(pid: string, src: string, srcName: string, dst: string, dstName: string): Promise<unknown> {
+    return this.json('DELETE', `/api/projects/${pid}/file-links`, { query: { src, src_name: srcName, dst, dst_name: dstName } })
+  }
+  validate(pid: string): Promise<Record<string, any>[]> {
+    return this.json('GET', `/api/projects/${pid}/validate`)
+  }
+
+  // -------------------------------------------------------------- versions and runs
+  save(pid: string, message = 'save project'): Promise<{ saved: boolean }> {
+    return this.json('POST', `/api/projects/${pid}/save`, { json: { message } })
+  }
+  revert(pid: string): Promise<{ reverted: string[] }> {
+    return this.json('POST', `/api/projects/${pid}/revert`)
+  }
+  unsaved(pid: string): Promise<{ unsaved: string[] }> {
+    return this.json('GET', `/api/projects/${pid}/unsaved`)
+  }
+  clean(pid: string, component?: string, unsaved: 'refuse' | 'keep' | 'discard' = 'refuse'): Promise<unknown> {
+    return this.json('POST', `/api/projects/${pid}/clean`, { json: { component: component ?? null, unsaved } })
+  }
+  run(pid: string, options: { restart?: boolean; keep_going?: boolean } = {}): Promise<{ started: boolean }> {
+    return this.json('POST', `/api/projects/${pid}/run`, { json: options })
+  }
+  stop(pid: string): Promise<{ stopped: boolean }> {
+    return this.json('POST', `/api/projects/${pid}/stop`)
+  }
+  status(pid: string): Promise<Record<string, any>> {
+    return this.json('GET', `/api/projects/${pid}/status`)
+  }
+  runs(pid: string): Promise<Record<string, any>[]> {
+    return this.json('GET', `/api/projects/${pid}/runs`)
+  }
+  log(pid: string, key: string, stream: 'out' | 'err' = 'out'): Promise<string> {
+    return this.text(`/api/projects/${pid}/logs/${key.split('/').map(encodeURIComponent).join('/')}`, { stream })
+  }
+  /** The WebSocket URL that sends a task's stdout (or stderr) as it grows, then `end`. */
+  logFollowUrl(pid: string, key: string, stream: 'out' | 'err' = 'out'): string {
+    const q = new URLSearchParams({ key, stream }).toString()
+    return `${this.eventsUrl(pid).replace(/\/events$/, '/log-follow')}?${q}`
+  }
+  /** The images a viewer component shows, as paths in the project. */
+  viewerImages(pid: string, cid: string): Promise<{ images: string[] }> {
+    return this.json('GET', `/api/projects/${pid}/viewer/${cid}`)
+  }
+  engineLog(pid: string): Promise<string> {
+    return this.text(`/api/projects/${pid}/engine-log`)
+  }
+
+  // -------------------------------------------------------------- files
+  listFiles(pid: string, path = ''): Promise<Listing> {
+    return this.json('GET', `/api/projects/${pid}/files`, { query: { path } })
+  }
+  readFile(pid: string, path: string): Promise<string> {
+    return this.text(`/api/projects/${pid}/files/content`, { path })
+  }
+  fileUrl(pid: string, path: string): string {
+    return this.url(`/api/projects/${pid}/files/content`, { path })
+  }
+  writeFile(pid: string, path: string, text: string): Promise<{ path: string; size: number }> {
+    return this.json('PUT', `/api/projects/${pid}/files/content`, { query: { path }, body: text })
+  }
+  upload(pid: string, path: string, files: { blob: Blob; name: string }[]): Promise<{ uploaded: { path: string; size: number }[] }> {
+    const form = new FormData()
+    for (const f of files) form.append('files', f.blob, f.name)
+    return this.json('POST', `/api/projects/${pid}/files/upload`, { query: { path }, body: form })
+  }
+
+  // -------------------------------------------------------------- hosts
+  hosts(): Promise<Host[]> {
+    return this.json('GET', '/api/hosts')
+  }
+  /** Add a host: a remotehost.json entry with WHEEL's field names (name, host, user, port,
+   * path, keyFile, jobScheduler, queue …). */
+  addHost(entry: Record<string, unknown>): Promise<{ name: string }> {
+    return this.json('POST', '/api/hosts', { json: entry })
+  }
+  removeHost(name: string): Promise<{ removed: string }> {
+    return this.json('DELETE', `/api/hosts/${encodeURIComponent(name)}`)
+  }
+}

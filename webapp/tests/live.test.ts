@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest'
+import type { RunEvent } from '../src/api'
+import { applyMessage, emptyStates, runStateOf, stateOf, type EventMessage } from '../src/live'
+
+function ev(run: number, key: string, state: string, kind = 'task'): RunEvent {
+  return { run, key, kind, state, attempt: 0, returncode: null, message: '', time: 0 }
+}
+const change = (seq: number, event: RunEvent): EventMessage => ({ type: 'change', seq, event })
+
+describe('the live states of a project', () => {
+  it('start from the snapshot and apply the numbered changes after it', () => {
+    const live = emptyStates()
+    expect(applyMessage(live, { type: 'snapshot', seq: 4, run: ev(2, '', 'running', 'run'), states: { a: ev(2, 'a', 'running') } })).toBe('applied')
+    expect(live.current).toBe(2)
+    expect(applyMessage(live, change(5, ev(2, 'a', 'finished')))).toBe('applied')
+    expect(applyMessage(live, change(6, ev(2, 'b', 'running')))).toBe('applied')
+    expect(live.seq).toBe(6)
+    expect(stateOf(live, 'a', 'not-started')).toBe('finished')
+    expect(stateOf(live, 'b', 'not-started')).toBe('running')
+    expect(stateOf(live, 'c', 'not-started')).toBe('not-started') // no event: the saved state
+    expect(applyMessage(live, change(7, ev(2, '', 'finished', 'run')))).toBe('applied')
+    expect(live.run?.state).toBe('finished')
+    expect(Object.keys(live.states).sort()).toEqual(['a', 'b']) // the run's own event is not a component's
+  })
+
+  it('ignore a change seen already and report a gap instead of skipping one', () => {
+    const live = emptyStates()
+    expect(applyMessage(live, change(1, ev(1, 'a', 'running')))).toBe('gap') // before any snapshot
+    applyMessage(live, { type: 'snapshot', seq: 2, run: null, states: {} })
+    expect(applyMessage(live, change(2, ev(1, 'a', 'running')))).toBe('seen')
+    expect(applyMessage(live, change(4, ev(1, 'a', 'finished')))).toBe('gap')
+    expect(live.seq).toBe(2)
+    expect(live.states).toEqual({})
+  })
+
+  it('start the states afresh when a change belongs to another run', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 3, run: ev(1, '', 'finished', 'run'), states: { a: ev(1, 'a', 'finished'), b: ev(1, 'b', 'failed') } })
+    applyMessage(live, change(4, ev(2, 'a', 'running')))
+    expect(live.current).toBe(2)
+    expect(live.run).toBeNull()
+    expect(live.states).toEqual({ a: ev(2, 'a', 'running') })
+  })
+
+  it('replace everything with a new snapshot', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 1, run: null, states: { a: ev(1, 'a', 'running') } })
+    applyMessage(live, change(2, ev(1, 'b', 'running')))
+    applyMessage(live, { type: 'snapshot', seq: 10, run: null, states: { c: ev(3, 'c', 'finished') } })
+    expect(live.seq).toBe(10)
+    expect(live.current).toBe(3) // no run event: the run of the states
+    expect(Object.keys(live.states)).toEqual(['c'])
+    expect(applyMessage(live, change(11, ev(3, 'c', 'failed')))).toBe('applied')
+  })
+
+  it('show a state newer than the project as read over it, and an older one not', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 3, run: ev(1, '', 'running', 'run'), states: { a: ev(1, 'a', 'running') } })
+    expect(stateOf(live, 'a', 'not-started')).toBe('running') // a run going on: newer than any file
+    applyMessage(live, change(4, ev(1, 'a', 'finished')))
+    applyMessage(live, change(5, ev(1, '', 'finished', 'run')))
+    expect(stateOf(live, 'a', 'running', 3)).toBe('finished') // read before change 4
+    expect(runStateOf(live, 'running', 3)).toBe('finished')
+    // the project read again after the run's end: its files say what is true now (a clean)
+    expect(stateOf(live, 'a', 'not-started', 5)).toBe('not-started')
+    expect(runStateOf(live, 'not-started', 5)).toBe('not-started')
+  })
+
+  it('believe the project’s files over the snapshot of a run that is over', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 9, run: ev(2, '', 'stopped', 'run'), states: { a: ev(2, 'a', 'stopped') } })
+    expect(stateOf(live, 'a', 'not-started')).toBe('not-started') // cleaned since, say
+    expect(runStateOf(live, 'not-started')).toBe('not-started')
+    applyMessage(live, change(10, ev(3, 'a', 'running')))
+    expect(stateOf(live, 'a', 'not-started')).toBe('running') // a new run: live again
+  })
+})
