@@ -8,6 +8,7 @@ tests of imports, not of time.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -172,6 +173,41 @@ def test_validate_imports_no_engine_and_no_journal(tmp_path: Path, finished: Pat
         assert loaded(names, ("asyncio", "sqlite3", "jinja2", "sharin.engine._engine")) == []
         assert loaded(names, ("sharin.executors.local", "sharin.executors.batch")) == []
     assert loaded(imported(tmp_path, "validate", finished, "--json"), ("rich",)) == []
+
+
+def test_validate_of_a_valid_project_loads_no_rich_and_no_dataclass_for_expressions(
+    tmp_path: Path, finished: Path
+) -> None:
+    names = imported(tmp_path, "validate", finished)
+    assert loaded(names, ("rich",)) == []
+    # the syntax tree of conditions is made of plain classes, not generated at import
+    assert "sharin.model._expr" in names
+    from sharin.model import _expr
+
+    assert not hasattr(_expr.Const, "__dataclass_fields__")
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({}, "valid: no problems found\n"),
+        ({"FORCE_COLOR": "1"}, "\x1b[32mvalid\x1b[0m: no problems found\n"),
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, "valid: no problems found\n"),
+    ],
+)
+def test_validate_colours_its_verdict_as_rich_would(
+    finished: Path, env: dict[str, str], shown: str
+) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
+    out = subprocess.run(
+        [sys.executable, "-m", "sharin", "validate", str(finished)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**base, **env},
+    )
+    assert (out.returncode, out.stdout) == (0, shown), out.stderr
 
 
 def test_validate_loads_the_loop_and_parameter_study_modules_only_for_such_components(

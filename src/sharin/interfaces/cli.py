@@ -66,6 +66,20 @@ console = _LazyConsole()
 err_console = _LazyConsole(stderr=True)
 
 
+def _echo_line(text: str, *, green: str = "") -> None:
+    """Print ``green`` (green on a terminal, as rich's ``[green]`` markup) followed by ``text``
+    as one line, without loading rich (about 35 ms): for the lines of a verb that has nothing
+    else to show. Colour follows rich's rules: off when NO_COLOR is set, on when FORCE_COLOR is,
+    else only on a terminal."""
+    color: bool | None = None
+    if os.environ.get("NO_COLOR"):
+        color = False
+    elif os.environ.get("FORCE_COLOR"):
+        color = True
+    head = click.style(green, fg="green") if green and color is not False else green
+    click.echo(head + text, color=color)
+
+
 def escape(text: str) -> str:
     """``text`` with rich's markup escaped (rich.markup.escape, imported when first needed)."""
     from rich.markup import escape as rich_escape
@@ -494,10 +508,10 @@ def validate(project: Path, as_json: bool, wheel: bool) -> None:
             problems = [*problems, *notes]
         else:
             for n in notes:
-                console.print(escape(f"note (WHEEL): {n}"))
+                _echo_line(f"note (WHEEL): {n}")
         if problems:
             raise ValidationError(problems)
-        console.print("[green]valid[/]: no problems found")
+        _echo_line(": no problems found", green="valid")
         return
     try:
         p = api.open_project(project)
