@@ -269,3 +269,10 @@ def test_a_target_file_named_like_the_instance_json_does_not_stop_the_instance(
     assert sharin.run(project.root).ok
     assert (project.root / "ps_K_2" / "notes.txt").read_text() == "K is 2\n"
     assert read_json(project.root / "ps_K_2" / "cmp.wheel.json")["name"] == "ps_K_2"
+
+
+def test_the_in_place_copy_reads_and_writes_where_sendfile_is_refused(tmp_path: Path) -> None:
+    # procfs files say they are regular files, and sendfile refuses them (EINVAL)
+    dst = tmp_path / "status.txt"
+    assert _control._copy_to_new_file(Path("/proc/self/status"), dst)
+    assert dst.read_text().startswith("Name:")

@@ -20,6 +20,7 @@ viewer and storage (WHEEL's semantics, with the differences noted in the model's
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -960,8 +961,14 @@ def _copy_to_new_file(src: Path, dst: Path) -> bool:
         except (FileExistsError, FileNotFoundError, NotADirectoryError):
             return False
         try:
-            while os.sendfile(fd_out, fd_in, None, _SENDFILE_CHUNK):
-                pass
+            try:
+                while os.sendfile(fd_out, fd_in, None, _SENDFILE_CHUNK):
+                    pass
+            except OSError as e:  # a file system without sendfile: read and write
+                if e.errno not in _NO_SENDFILE or os.lseek(fd_out, 0, os.SEEK_CUR):
+                    raise
+                while chunk := os.read(fd_in, _SENDFILE_CHUNK):
+                    _write_all(fd_out, chunk)
         except BaseException:
             os.close(fd_out)
             os.unlink(dst)
@@ -974,6 +981,8 @@ def _copy_to_new_file(src: Path, dst: Path) -> bool:
 
 #: bytes one ``sendfile`` call copies at most
 _SENDFILE_CHUNK = 1 << 23
+#: what ``sendfile`` fails with where a file system does not offer it (before it copied anything)
+_NO_SENDFILE = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
 def _node_dir(
