@@ -221,6 +221,57 @@ def test_the_hook_runs_on_the_worker_thread_before_each_operation() -> None:
     assert all(thread.startswith("fw-test") for _, thread in seen)
 
 
+def test_results_come_back_to_their_callers_and_errors_are_raised_there() -> None:
+    gate = threading.Event()
+
+    def first() -> str:
+        gate.wait(5)
+        return "first"
+
+    def fails() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "x/y")
+
+    async def go() -> list[object]:
+        worker = FileWorker("fw-test")
+        try:
+            # three operations end while the loop waits: all come back, each to its caller
+            calls = [
+                asyncio.ensure_future(worker.call(first)),
+                asyncio.ensure_future(worker.call(str.upper, "second")),
+                asyncio.ensure_future(worker.call(fails)),
+            ]
+            await asyncio.sleep(0.05)
+            gate.set()
+            return await asyncio.gather(*calls, return_exceptions=True)
+        finally:
+            worker.close()
+
+    first_result, second, error = asyncio.run(go())
+    assert (first_result, second) == ("first", "SECOND")
+    assert isinstance(error, OSError) and error.filename == "x/y"
+
+
+def test_an_operation_whose_caller_was_cancelled_before_it_started_is_not_run() -> None:
+    gate = threading.Event()
+    ran: list[str] = []
+
+    async def go() -> None:
+        worker = FileWorker("fw-test")
+        busy = asyncio.ensure_future(worker.call(gate.wait, 5))
+        later = asyncio.ensure_future(worker.call(ran.append, "later"))
+        await asyncio.sleep(0.05)
+        later.cancel()
+        await asyncio.sleep(0)
+        gate.set()
+        await busy
+        worker.close()  # waits for what was queued
+        with pytest.raises(RuntimeError, match="closed"):
+            await worker.call(ran.append, "after close")
+
+    asyncio.run(go())
+    assert ran == []
+
+
 # ---------------------------------------------------------------- the state mirror
 def _blocked_component(directory: Path) -> tuple[Path, int]:
     """A component directory whose ``cmp.wheel.json`` is a named pipe, held open for writing

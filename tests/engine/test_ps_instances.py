@@ -218,3 +218,61 @@ def test_instance_json_snapshot_ignores_states_written_meanwhile(project: Projec
         data = json.loads((project.root / f"ps_K_{k}" / "cmp.wheel.json").read_text())
         assert (data["state"], data["subComponent"]) == ("finished", True)
         assert (data["numTotal"], data["numFinished"], data["numFailed"]) == (3, 0, 0)
+
+
+def test_a_gathered_file_is_copied_whole_into_a_new_or_an_existing_destination(
+    project: Project,
+) -> None:
+    ps, _ = study(project)
+    (ps.directory / "out_2.txt").write_text("from an earlier run\n")  # replaced whole
+    (ps.directory / "keep.txt").write_text("kept\n")
+    (ps.directory / "out_3.txt").symlink_to("keep.txt")  # replaced, never written through
+    umask = os.umask(0o022)
+    os.umask(umask)
+
+    assert sharin.run(project.root).ok
+
+    for k in (1, 2, 3):
+        out = ps.directory / f"out_{k}.txt"
+        assert not out.is_symlink() and out.read_text() == f"k={k}\n"
+        assert mode(out) == 0o666 & ~umask  # as shutil.copyfile makes a file
+    assert (ps.directory / "keep.txt").read_text() == "kept\n"
+    assert not list(ps.directory.glob(".*sharin-tmp"))
+
+
+def test_the_in_place_copy_takes_only_a_regular_file_to_a_free_name(tmp_path: Path) -> None:
+    src = tmp_path / "src.txt"
+    src.write_bytes(b"x" * 100_000)
+    new = tmp_path / "new.txt"
+    assert _control._copy_to_new_file(src, new) and new.read_bytes() == src.read_bytes()
+    taken = tmp_path / "taken.txt"
+    taken.write_text("kept")
+    dangling = tmp_path / "dangling"
+    dangling.symlink_to("nowhere")
+    (tmp_path / "d").mkdir()
+    for dst in (taken, dangling, tmp_path / "missing" / "x.txt"):
+        assert not _control._copy_to_new_file(src, dst)
+    assert not _control._copy_to_new_file(tmp_path / "d", tmp_path / "d2")
+    assert taken.read_text() == "kept" and dangling.is_symlink()
+    assert not (tmp_path / "d2").exists() and not (tmp_path / "missing").exists()
+
+
+def test_a_target_file_named_like_the_instance_json_does_not_stop_the_instance(
+    project: Project,
+) -> None:
+    ps, t = study(project)
+    setting = read_json(ps.directory / "parameterSetting.json")
+    (ps.directory / "notes.txt").write_text("K is {{ K }}\n")
+    setting["targetFiles"].append("notes.txt")
+    write_json(ps.directory / "parameterSetting.json", setting)
+
+    assert sharin.run(project.root).ok
+    assert (project.root / "ps_K_2" / "notes.txt").read_text() == "K is 2\n"
+    assert read_json(project.root / "ps_K_2" / "cmp.wheel.json")["name"] == "ps_K_2"
+
+
+def test_the_in_place_copy_reads_and_writes_where_sendfile_is_refused(tmp_path: Path) -> None:
+    # procfs files say they are regular files, and sendfile refuses them (EINVAL)
+    dst = tmp_path / "status.txt"
+    assert _control._copy_to_new_file(Path("/proc/self/status"), dst)
+    assert dst.read_text().startswith("Name:")

@@ -73,6 +73,12 @@ def test_every_edit_is_refused_while_an_engine_runs(
     wait_for((root / "long" / "started").exists, "the task to start")
     track_task(procs, root, "long")
     assert sharin.status(root).engine_pid == engine.pid
+    # the state mirror writes "running" a moment after the task started: wait for it, so that
+    # what is compared below is what the edits could change
+    wait_for(
+        lambda: read_json(root / "long" / "cmp.wheel.json")["state"] == "running",
+        "the task's file to say running",
+    )
     before = edited_files(root)
 
     for args in (

@@ -8,11 +8,14 @@ tests of imports, not of time.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin import Project
@@ -174,6 +177,41 @@ def test_validate_imports_no_engine_and_no_journal(tmp_path: Path, finished: Pat
     assert loaded(imported(tmp_path, "validate", finished, "--json"), ("rich",)) == []
 
 
+def test_validate_of_a_valid_project_loads_no_rich_and_no_dataclass_for_expressions(
+    tmp_path: Path, finished: Path
+) -> None:
+    names = imported(tmp_path, "validate", finished)
+    assert loaded(names, ("rich",)) == []
+    # the syntax tree of conditions is made of plain classes, not generated at import
+    assert "sharin.model._expr" in names
+    from sharin.model import _expr
+
+    assert not hasattr(_expr.Const, "__dataclass_fields__")
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({}, "valid: no problems found\n"),
+        ({"FORCE_COLOR": "1"}, "\x1b[32mvalid\x1b[0m: no problems found\n"),
+        ({"FORCE_COLOR": "1", "NO_COLOR": "1"}, "valid: no problems found\n"),
+    ],
+)
+def test_validate_colours_its_verdict_as_rich_would(
+    finished: Path, env: dict[str, str], shown: str
+) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "NO_COLOR")}
+    out = subprocess.run(
+        [sys.executable, "-m", "sharin", "validate", str(finished)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**base, **env},
+    )
+    assert (out.returncode, out.stdout) == (0, shown), out.stderr
+
+
 def test_validate_loads_the_loop_and_parameter_study_modules_only_for_such_components(
     tmp_path: Path, finished: Path
 ) -> None:
@@ -228,3 +266,57 @@ def test_the_cli_module_runs_as_a_script() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "Usage: sharin" in proc.stdout
+
+
+def test_status_of_a_finished_project_loads_no_rich_when_not_on_a_terminal(
+    tmp_path: Path, finished: Path
+) -> None:
+    assert loaded(imported(tmp_path, "status", finished), ("rich",)) == []
+
+
+def _rich_table(title: str, columns: list[str], rows: list[list[str]], width: int) -> str:
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, highlight=False, emoji=False, force_terminal=False)
+    table = Table(title=title, title_justify="left")
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    return out.getvalue()
+
+
+_CELLS = st.text(alphabet=st.sampled_from("abc XYZ019_-.:/()[]\\é\t"), max_size=12)
+
+
+@given(
+    st.text(alphabet=st.sampled_from("run 1(finshed)"), min_size=1, max_size=30),
+    st.lists(_CELLS.filter(bool), min_size=1, max_size=6),
+    st.data(),
+    st.integers(min_value=20, max_value=120),
+)
+@settings(max_examples=300, deadline=None)
+def test_the_plain_status_table_is_what_rich_writes(
+    title: str, columns: list[str], data: st.DataObject, width: int
+) -> None:
+    from sharin.interfaces.cli import _table_text
+
+    rows = data.draw(st.lists(st.lists(_CELLS, min_size=len(columns), max_size=len(columns))))
+    text = _table_text(title, columns, rows, width)
+    if text is not None:  # else rich writes it
+        assert text == _rich_table(title, columns, rows, width)
+
+
+def test_the_plain_status_table_is_taken_for_a_usual_run() -> None:
+    from sharin.interfaces.cli import _table_text
+
+    cols = ["component", "type", "state", "attempt", "exit", "time", "message"]
+    rows = [["hello", "task", "finished", "1", "0", "0.0s", ""]]
+    rows.append(["wf/flaky", "task", "failed", "2", "9", "12.5s", "exit code 9"])
+    text = _table_text("run 3 (failed)", cols, rows, 80)
+    assert text is not None and text == _rich_table("run 3 (failed)", cols, rows, 80)

@@ -7,8 +7,10 @@ running its ``parameterParser.js`` under Node.js.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import json
+import os
 import random
 import tracemalloc
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ from typing import Any
 
 import jinja2
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sharin.errors import ProjectError
 from sharin.model import _paramstudy
@@ -860,3 +864,37 @@ def test_copy_exclusions(ps_dir: Path) -> None:
 def test_exports() -> None:
     for name in _paramstudy.__all__:
         assert hasattr(_paramstudy, name), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Matching a gather's or scatter's name
+
+
+@pytest.fixture(scope="module")
+def match_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Files, a hidden file, a directory and a dangling link to match names against."""
+    d = tmp_path_factory.mktemp("match")
+    (d / "a").mkdir()
+    (d / "a" / "f.txt").write_text("x")
+    (d / "a" / ".h").write_text("x")
+    (d / "f").write_text("x")
+    os.symlink("nowhere", d / "dangling")
+    return d
+
+
+@given(
+    st.lists(
+        st.sampled_from(["a", "f", "f.txt", ".h", "dangling", "missing", ".", "..", "", "x y"]),
+        min_size=1,
+        max_size=4,
+    ),
+    st.booleans(),
+)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_name_without_glob_characters_matches_as_glob_matches_it(
+    match_tree: Path, parts: list[str], slash: bool
+) -> None:
+    name = "/".join(parts) + ("/" if slash else "")
+    assert _paramstudy._matches(name, match_tree) == sorted(
+        glob.glob(name, root_dir=match_tree, recursive=True)
+    )

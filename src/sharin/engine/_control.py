@@ -20,6 +20,7 @@ viewer and storage (WHEEL's semantics, with the differences noted in the model's
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
 import re
@@ -719,10 +720,6 @@ _CACHE_MAX = 16 << 20
 #: stands for an instance's name in the serialized text of its ``cmp.wheel.json``
 _NAME_MARK = "\x00sharin-instance-name\x00"
 
-#: the temporary name of an instance's ``cmp.wheel.json`` while it is written (a name that
-#: ``_transient`` recognises, as those of ``write_json_atomic``)
-_MARK_TMP = ".tmp-instance.json"
-
 #: a file modified less than this long before it is read is read again for the next instance
 #: (a change within the file system's timestamp granularity could keep size and time alike)
 _RACY_NS = 100_000_000
@@ -842,9 +839,12 @@ class _InstanceMaker:
             for src_path, dst_path in copy_pairs(rule, self.cdir, dst_dir, bounds=self.bounds):
                 copy_path(src_path, dst_path, merge=True, bounds=self.bounds)
         if fresh and not vector.files and not self.setting.scatter and self._mark_text:
-            self._mark(base, idir.name, self._mark_text)  # it has no cmp.wheel.json yet
-        else:
-            write_json_atomic(idir / COMPONENT_FILE, {**self.mark_data, "name": idir.name})
+            try:
+                self._mark(base, idir.name, self._mark_text)  # it has no cmp.wheel.json yet
+                return
+            except FileExistsError:  # a target file of that name
+                pass
+        write_json_atomic(idir / COMPONENT_FILE, {**self.mark_data, "name": idir.name})
 
     def _copy(self, src: str, dst: str, fresh: bool) -> None:
         """``shutil.copy(src, dst)``: content and permission bits."""
@@ -890,17 +890,20 @@ class _InstanceMaker:
         return text
 
     def _mark(self, base: str, name: str, text: tuple[str, str]) -> None:
-        """The instance's own JSON (see :func:`_mark_instance`), written as
-        :func:`write_json_atomic` writes a new file: through a temporary name and a rename."""
-        tmp = f"{base}/{_MARK_TMP}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        """The instance's own JSON (see :func:`_mark_instance`) in a directory just made: the
+        file is created (it cannot be there yet) and written in one ``write``, with the mode
+        :func:`write_json_atomic` gives. A run that dies before the write leaves it empty in an
+        instance the journal does not know as started, which is made again."""
+        fd = os.open(
+            f"{base}/{COMPONENT_FILE}",
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+            NEW_FILE_MODE,
+        )
         try:
-            named = json.dumps(name, ensure_ascii=False).join(text)
-            _write_all(fd, named.encode())
-            os.fchmod(fd, NEW_FILE_MODE)
+            os.fchmod(fd, NEW_FILE_MODE)  # whatever the umask
+            _write_all(fd, json.dumps(name, ensure_ascii=False).join(text).encode())
         finally:
             os.close(fd)
-        os.replace(tmp, f"{base}/{COMPONENT_FILE}")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -936,7 +939,50 @@ def gather(
     for rule in resolve_gather(setting, vector):
         src_dir = idir / _node_dir(None, node_dirs, rule.node, "gather", "srcNode")
         for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):
-            copy_path(src_path, dst_path, merge=True, bounds=bounds)
+            if not _copy_to_new_file(src_path, dst_path):
+                copy_path(src_path, dst_path, merge=True, bounds=bounds)
+
+
+def _copy_to_new_file(src: Path, dst: Path) -> bool:
+    """Copy the regular file ``src`` to ``dst`` when nothing is at ``dst`` yet (what each
+    instance gathers, usually): written in place, as :func:`shutil.copyfile` writes it, since
+    there is nothing there to keep whole; a copy that fails leaves nothing. False, having done
+    nothing, for anything else (a directory, a special file, something at ``dst``, a missing
+    directory on the way), which :func:`copy_path` copies."""
+    try:
+        fd_in = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False  # copy_path says what is wrong
+    try:
+        if not stat.S_ISREG(os.fstat(fd_in).st_mode):
+            return False
+        try:
+            fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except (FileExistsError, FileNotFoundError, NotADirectoryError):
+            return False
+        try:
+            try:
+                while os.sendfile(fd_out, fd_in, None, _SENDFILE_CHUNK):
+                    pass
+            except OSError as e:  # a file system without sendfile: read and write
+                if e.errno not in _NO_SENDFILE or os.lseek(fd_out, 0, os.SEEK_CUR):
+                    raise
+                while chunk := os.read(fd_in, _SENDFILE_CHUNK):
+                    _write_all(fd_out, chunk)
+        except BaseException:
+            os.close(fd_out)
+            os.unlink(dst)
+            raise
+        os.close(fd_out)
+    finally:
+        os.close(fd_in)
+    return True
+
+
+#: bytes one ``sendfile`` call copies at most
+_SENDFILE_CHUNK = 1 << 23
+#: what ``sendfile`` fails with where a file system does not offer it (before it copied anything)
+_NO_SENDFILE = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
 def _node_dir(

@@ -999,7 +999,7 @@ def copy_pairs(
     dst_bounds = bounds or Bounds.of(find_root(dst_dir))
     pairs: list[tuple[Path, Path]] = []
     try:
-        for match in sorted(glob.glob(rule.src_glob, root_dir=src_dir, recursive=True)):
+        for match in _matches(rule.src_glob, src_dir):
             src = src_dir / match
             check_real(src, src_bounds, what="source", shown=match, named_ok=False)
             if rule.dst_is_dir:
@@ -1012,6 +1012,17 @@ def copy_pairs(
     except UnsafePathError as e:
         raise ProjectError(str(e)) from None
     return pairs
+
+
+def _matches(pattern: str, directory: Path) -> list[str]:
+    """``sorted(glob.glob(pattern, root_dir=directory, recursive=True))``; a name without glob
+    characters (the usual gather of one file per instance) is looked up once instead of
+    matched."""
+    if glob.has_magic(pattern):
+        return sorted(glob.glob(pattern, root_dir=directory, recursive=True))
+    path = os.path.join(directory, pattern)
+    found = os.path.isdir(path) if pattern.endswith(("/", os.sep)) else os.path.lexists(path)
+    return [pattern] if found and pattern else []
 
 
 def _inside(name: str, what: str, root: Path, *, empty_ok: bool = False) -> None:
