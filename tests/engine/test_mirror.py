@@ -119,6 +119,8 @@ def test_the_mirror_with_spares_writes_every_state_and_leaves_no_spare(tmp_path:
     dirs = [tmp_path / f"t{i}" for i in range(20)]
     for d in dirs:
         _component(d, {"name": d.name})
+    (tmp_path / ".sharin" / "spares").mkdir(parents=True)
+    (tmp_path / ".sharin" / "spares" / "1-1").write_text("{}")  # a killed engine's
     mirror = StateMirror(tmp_path / ".sharin" / "spares")
     try:
         for d in dirs:

@@ -89,6 +89,7 @@ class _Spares:
             except OSError:
                 self._ok = False
                 return
+            self._remove_left()
         self._made += 1
         spare = os.path.join(self.dir, f"{os.getpid()}-{self._made}")
         try:
@@ -159,6 +160,16 @@ class _Spares:
                 fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
             except OSError:
                 pass
+
+    def _remove_left(self) -> None:
+        """Remove the spares an engine that was killed left (the engine that owns the
+        directory holds the project's lock: no other one uses it now)."""
+        try:
+            with os.scandir(self.dir) as entries:
+                for e in entries:
+                    _unlink(e.path)
+        except OSError:
+            pass
 
     def close(self) -> None:
         for spare in self._free:
