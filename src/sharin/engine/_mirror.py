@@ -75,7 +75,8 @@ class _Spares:
         self.dir = directory
         self._free: list[str] = []
         self._made = 0
-        self._ok = True  #: False once this file system refused a link, a lease or a rename
+        #: False once this file system refused a link, a lease or a rename (leases: Linux)
+        self._ok = hasattr(fcntl, "F_SETLEASE") and hasattr(fcntl, "F_SETSIG")
         self.new_mode = 0o666 & ~_umask()  #: the mode a new file gets
 
     def keep(self, path: str, ino: int) -> None:
