@@ -508,7 +508,8 @@ class LocalExecutor(Executor):
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
         """The attempt an engine started and died before journaling: found by the pid record
         the supervisor wrote before it answered; None when it was never started."""
-        record = _find_pid_record(spec)
+        # reads every record file of the run: not on the event loop
+        record = await asyncio.to_thread(_find_pid_record, spec)
         if record is None:
             return None
         pid, start = record
