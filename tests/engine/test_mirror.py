@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -58,3 +59,83 @@ def test_a_directory_forgotten_is_not_written_again(tmp_path: Path) -> None:
     assert not (trip / "t" / "status.wheel.txt").exists()
     shutil.rmtree(trip)
     assert json.loads((kept / "cmp.wheel.json").read_text()) == {"state": "finished"}
+
+
+def _component(d: Path, data: dict[str, Any]) -> Path:
+    d.mkdir(parents=True)
+    (d / "cmp.wheel.json").write_text(json.dumps(data))
+    return d / "cmp.wheel.json"
+
+
+def test_a_replaced_component_file_is_written_again_as_another_ones(tmp_path: Path) -> None:
+    from sharin.engine._mirror import _Spares, _update, _write_status
+
+    a = _component(tmp_path / "a", {"name": "a"})
+    b = _component(tmp_path / "b", {"name": "b"})
+    (tmp_path / "c").mkdir()
+    spares = _Spares(tmp_path / "spares")
+    old_a = a.stat().st_ino
+    assert _update(a, {"state": "running"}, spares)
+    old_b = b.stat().st_ino
+    assert _update(b, {"state": "finished"}, spares)
+    assert b.stat().st_ino == old_a  # a's old file, rewritten: no file made
+    _write_status(tmp_path / "c" / "status.wheel.txt", "finished\n0\n0\n", spares)
+    status = tmp_path / "c" / "status.wheel.txt"
+    assert status.stat().st_ino == old_b and status.read_text() == "finished\n0\n0\n"
+    assert status.stat().st_mode & 0o777 == spares.new_mode
+    assert json.loads(a.read_text()) == {"name": "a", "state": "running"}
+    assert json.loads(b.read_text()) == {"name": "b", "state": "finished"}
+    assert a.stat().st_mode & 0o777 == b.stat().st_mode & 0o777 == 0o644
+    spares.close()
+    assert not (tmp_path / "spares").exists()
+
+
+def test_a_replaced_file_someone_still_reads_or_another_name_has_is_never_rewritten(
+    tmp_path: Path,
+) -> None:
+    from sharin.engine._mirror import _Spares, _update
+
+    a = _component(tmp_path / "a", {"name": "a"})
+    b = _component(tmp_path / "b", {"name": "b"})
+    c = _component(tmp_path / "c", {"name": "c"})
+    d = _component(tmp_path / "d", {"name": "d"})
+    spares = _Spares(tmp_path / "spares")
+    with a.open("rb") as reader:  # opened before the replacement, read after it
+        assert _update(a, {"state": "running"}, spares)
+        assert _update(b, {"state": "running"}, spares)
+        assert reader.read() == b'{"name": "a"}'
+    assert json.loads(b.read_text()) == {"name": "b", "state": "running"}
+    copy = tmp_path / "copy.json"
+    os.link(c, copy)  # a hard-linked copy of the project has the same file
+    assert _update(c, {"state": "running"}, spares)
+    assert _update(d, {"state": "running"}, spares)
+    assert json.loads(copy.read_text()) == {"name": "c"}
+    assert json.loads(c.read_text()) == {"name": "c", "state": "running"}
+    assert json.loads(d.read_text()) == {"name": "d", "state": "running"}
+    spares.close()
+
+
+def test_the_mirror_with_spares_writes_every_state_and_leaves_no_spare(tmp_path: Path) -> None:
+    dirs = [tmp_path / f"t{i}" for i in range(20)]
+    for d in dirs:
+        _component(d, {"name": d.name})
+    (tmp_path / ".sharin" / "spares").mkdir(parents=True)
+    (tmp_path / ".sharin" / "spares" / "1-1").write_text("{}")  # a killed engine's
+    mirror = StateMirror(tmp_path / ".sharin" / "spares")
+    try:
+        for d in dirs:
+            mirror.set(d, {"state": "running"})
+        mirror.close()  # written
+        mirror = StateMirror(tmp_path / ".sharin" / "spares")
+        for d in dirs:
+            mirror.set(d, {"state": "finished"}, "finished\n0\n0\n")
+    finally:
+        mirror.close()
+    for d in dirs:
+        assert json.loads((d / "cmp.wheel.json").read_text()) == {
+            "name": d.name,
+            "state": "finished",
+        }
+        assert (d / "status.wheel.txt").read_text() == "finished\n0\n0\n"
+        assert sorted(p.name for p in d.iterdir()) == ["cmp.wheel.json", "status.wheel.txt"]
+    assert not (tmp_path / ".sharin" / "spares").exists()

@@ -81,8 +81,8 @@ def test_spare_files_made_ahead_become_logs_and_records_and_go_at_the_end(
         second = _spec(tmp_path, "b", 0)
         for spec in (again, second):
             await ex.wait(await ex.submit(spec), spec)
-        # the first file made after that is the retry's pid record: from the spares
-        inodes = [Path(str(again.rc_path).replace(".rc", ".pid")).stat().st_ino]
+        # the first files made after that are the next task's logs: from the spares
+        inodes = [second.stdout_path.stat().st_ino, second.stderr_path.stat().st_ino]
         assert ex._sup is not None
         pid = ex._sup.pid
         await ex.close()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import signal
+import time
 from pathlib import Path
 
 from sharin.engine import JobHandle, JobResult, TaskSpec
@@ -48,8 +51,52 @@ def test_the_script_is_the_supervisors_child_with_no_shell_between(tmp_path: Pat
     handle, result = asyncio.run(asyncio.wait_for(go(), 15))
     assert result == JobResult(7, "exit code 7")
     assert spec.rc_path.read_text() == "7\n"
-    pid, start = spec.rc_path.with_suffix(".pid").read_text().split()
-    assert (pid, int(start)) == (handle.native_id, handle.data["start"])
+    (records,) = spec.log_dir.glob("supervisor-*.pids")
+    (line,) = records.read_text().splitlines()
+    record = json.loads(line)
+    assert (record["task"], record["pid"], record["start"]) == (
+        "wf%2Ft.1",
+        int(handle.native_id),
+        handle.data["start"],
+    )
+    assert not list(spec.log_dir.glob("*.pid"))  # no file per task
+
+
+def test_recover_finds_the_record_of_the_attempt(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "true")
+    spec = dataclasses.replace(spec, attempt=2)
+    spec.log_dir.mkdir()
+    lines = [
+        {"task": "wf%2Ft.1", "pid": 12, "start": 6, "time": 300.0},
+        {"task": "wf%2Ft.2", "pid": 13, "start": None, "time": 200.0},
+    ]
+    text = "".join(json.dumps(x) + "\n" for x in lines)
+    # the last line is not whole: a supervisor killed while it wrote it
+    (spec.log_dir / "supervisor-1.pids").write_text(text + '{"task": "wf%2Ft.3", "pid": 1')
+    ex = LocalExecutor()
+    handle = asyncio.run(ex.recover(spec))
+    assert handle is not None and (handle.native_id, handle.data["start"]) == ("13", None)
+    assert asyncio.run(ex.recover(dataclasses.replace(spec, attempt=3))) is None
+
+
+def test_an_attempt_named_in_an_earlier_record_starts_afresh(tmp_path: Path) -> None:
+    """After a journal that lost its last records, an attempt may run again under a number
+    an earlier supervisor recorded: the next engine must find the new process, never the old."""
+    spec = make_spec(tmp_path, "true")
+    spec.log_dir.mkdir()
+    old = {"task": "wf%2Ft.1", "pid": 1, "start": 1, "time": time.time() + 3600}
+    (spec.log_dir / "supervisor-1.pids").write_text(json.dumps(old) + "\n")
+
+    async def go() -> JobHandle:
+        ex = LocalExecutor()
+        handle = await ex.submit(spec)
+        await ex.wait(handle, spec)
+        await ex.close()
+        return handle
+
+    handle = asyncio.run(asyncio.wait_for(go(), 15))
+    found = asyncio.run(LocalExecutor().recover(spec))
+    assert found is not None and found.native_id == handle.native_id
 
 
 def test_a_script_without_a_shebang_runs_in_sh(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ def edited_files(root: Path) -> dict[str, object]:
             continue
         if path.name.endswith(".wheel.json"):
             data = read_json(path)
-            for name in sharin.model.RUN_FIELDS:
+            for name in (*sharin.model.RUN_FIELDS, "state"):
                 data.pop(name, None)
             out[str(rel)] = data
         else:

@@ -179,7 +179,7 @@ class Engine:
         self._log_dir = self.dir
         self._run_tag = ""
         self._lock_fd: int | None = None
-        self._mirror = StateMirror()
+        self._mirror = StateMirror(self.dir / "mirror-spares")
         self._stamped: set[str] = set()  #: tasks whose dispatch WHEEL's way is written
         self._failed_tasks: list[str] = []  #: WHEEL's failedTasks: tasks that failed the run
         #: the last finished fingerprint of each component (since the last clean)

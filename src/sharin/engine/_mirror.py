@@ -5,12 +5,30 @@ writes a whole component file it loaded earlier: it re-reads the file as it is n
 the keys the engine owns (``state`` and WHEEL's run bookkeeping: ``initialized``,
 ``currentIndex``, ``ancestorsName`` ...) and replaces the file atomically, so an edit the user
 made to another field while the run went on is kept.
+
+**Recycled files.** Creating a file costs far more than anything else the mirror does (on a
+local ext4 file system tens to hundreds of microseconds of CPU; on a shared file system a
+metadata server's round trip), and an atomic replacement needs a new file each time. So when
+the mirror has a directory for spare files (the engine gives it one in ``.sharin/``), the file a
+replacement displaces is kept there under a name of its own (a hard link) and becomes the
+temporary file of a later replacement, or a new ``status.wheel.txt``: no file is created while
+there are spares. A spare is written only while the mirror holds a write lease on it
+(``fcntl(F_SETLEASE)``), which the kernel grants only when no other process (nor any other
+descriptor) has the file open: someone still reading the old version of a component file never
+sees it change. A spare with another name elsewhere (a hard-linked copy of the project) is not
+used; where leases or hard links are not available (another owner, a file system without
+them), files are made new, as without spares.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
+import os
 import shutil
+import signal
+import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,6 +51,226 @@ DELETE: Final = _Delete()
 #: seconds the mirror waits so that quick successive states of a component are written once
 MIRROR_DELAY = 0.1
 
+#: spare files kept at most (more are removed as they come)
+MAX_SPARES = 64
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` sets it for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+class _Spares:
+    """Files displaced by replacements, kept (hard links in ``directory``) to be written again
+    as the temporary file of another replacement or as a new file. Used by one thread."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self._free: list[str] = []
+        self._made = 0
+        #: False once this file system refused a link, a lease or a rename (leases: Linux)
+        self._ok = hasattr(fcntl, "F_SETLEASE") and hasattr(fcntl, "F_SETSIG")
+        self.new_mode = 0o666 & ~_umask()  #: the mode a new file gets
+
+    def keep(self, path: str, ino: int) -> None:
+        """Keep the file ``path`` names now (the inode ``ino``, about to be replaced) as a
+        spare; nothing happens when it is another file by then, or when there are enough."""
+        if not self._ok or len(self._free) >= MAX_SPARES:
+            return
+        if self._made == 0:
+            try:
+                self.dir.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                self._ok = False
+                return
+            self._remove_left()
+        self._made += 1
+        spare = os.path.join(self.dir, f"{os.getpid()}-{self._made}")
+        try:
+            os.link(path, spare, follow_symlinks=False)
+        except OSError:
+            self._ok = False  # another file system, no hard links there: files are made new
+            return
+        try:
+            same = os.lstat(spare).st_ino == ino
+        except OSError:
+            same = False
+        if same:
+            self._free.append(spare)
+        else:
+            _unlink(spare)
+
+    def place(self, text: bytes, mode: int, path: str, displaced: int | None = None) -> bool:
+        """Write ``text`` into a spare with ``mode`` and rename it to ``path`` (replacing what
+        is there at once); the file it replaces, the inode ``displaced``, is kept as a spare.
+        False when no spare could be used: then nothing changed at ``path``."""
+        while self._free:
+            spare = self._free.pop()
+            try:
+                fd = os.open(spare, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError:
+                continue  # removed meanwhile (a clean of .sharin/)
+            try:
+                if not self._write(fd, text, mode):
+                    _unlink(spare)
+                    continue
+            finally:
+                os.close(fd)
+            if displaced is not None:
+                self.keep(path, displaced)
+            try:
+                os.rename(spare, path)
+            except OSError:
+                _unlink(spare)
+                self._ok = False  # another file system (a linked directory): files made new
+                return False
+            return True
+        return False
+
+    def _write(self, fd: int, text: bytes, mode: int) -> bool:
+        """Rewrite the spare open at ``fd`` under a write lease: False when another process
+        (or another descriptor) has it open, when it has another name too, or when leases are
+        not available here."""
+        try:
+            # a lease broken by someone opening the file signals this process: SIGURG is
+            # ignored unless handled (the opener waits until the lease is released below)
+            fcntl.fcntl(fd, fcntl.F_SETSIG, signal.SIGURG)
+            fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_WRLCK)
+        except OSError as e:
+            if e.errno != errno.EAGAIN:  # open elsewhere; anything else: no leases here
+                self._ok = False
+            return False
+        try:
+            if os.fstat(fd).st_nlink != 1:
+                return False  # a hard-linked copy has it too
+            os.ftruncate(fd, 0)
+            _write_all(fd, text)
+            os.fchmod(fd, mode)
+            return True
+        except OSError:
+            return False
+        finally:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+            except OSError:
+                pass
+
+    def _remove_left(self) -> None:
+        """Remove the spares an engine that was killed left (the engine that owns the
+        directory holds the project's lock: no other one uses it now)."""
+        try:
+            with os.scandir(self.dir) as entries:
+                for e in entries:
+                    _unlink(e.path)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for spare in self._free:
+            _unlink(spare)
+        self._free.clear()
+        if self._made:
+            try:
+                self.dir.rmdir()
+            except OSError:
+                pass  # another engine's spares, or something else the user keeps there
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _update(path: Path, fields: Mapping[str, Any], spares: _Spares) -> bool:
+    """:func:`update_json` through spare files: the replaced file becomes a spare."""
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        st = os.fstat(fd)
+        chunks = []
+        while chunk := os.read(fd, max(st.st_size + 1, 1 << 14)):
+            chunks.append(chunk)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    try:
+        data = json.loads(b"".join(chunks).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    if not isinstance(data, dict) or not _apply(data, fields):
+        return isinstance(data, dict)
+    text = (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    mode = st.st_mode & 0o7777
+    if not spares.place(text, mode, name, st.st_ino):
+        # no spare yet: a new temporary file, as write_json_atomic makes; the file it
+        # replaces is the next spare
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        try:
+            try:
+                _write_all(fd, text)
+                os.fchmod(fd, mode)
+            finally:
+                os.close(fd)
+            spares.keep(name, st.st_ino)
+            os.replace(tmp, name)
+        except BaseException:
+            _unlink(tmp)
+            raise
+    return True
+
+
+def _apply(data: dict[str, Any], fields: Mapping[str, Any]) -> bool:
+    """Set or remove ``fields`` in ``data``; True when something changed."""
+    changed = False
+    for key, value in fields.items():
+        if value is DELETE:
+            if key in data:
+                del data[key]
+                changed = True
+        elif key not in data or data[key] != value:
+            data[key] = value
+            changed = True
+    return changed
+
+
+def _write_status(path: Path, text: str, spares: _Spares | None) -> None:
+    """``status.wheel.txt``: written into the file there (as WHEEL does), or, when there is
+    none, a spare renamed to its name."""
+    name = os.fspath(path)
+    data = text.encode()
+    if spares is not None:
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if spares.place(data, spares.new_mode, name):
+                return
+        else:
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            return
+    path.write_bytes(data)
+
 
 def update_json(path: Path, fields: Mapping[str, Any]) -> bool:
     """Set (or, with :data:`DELETE`, remove) ``fields`` in the JSON object in ``path``, keeping
@@ -44,16 +282,7 @@ def update_json(path: Path, fields: Mapping[str, Any]) -> bool:
         return False
     if not isinstance(data, dict):
         return False
-    changed = False
-    for key, value in fields.items():
-        if value is DELETE:
-            if key in data:
-                del data[key]
-                changed = True
-        elif key not in data or data[key] != value:
-            data[key] = value
-            changed = True
-    if changed:
+    if _apply(data, fields):
         write_json_atomic(path, data)
     return True
 
@@ -61,9 +290,11 @@ def update_json(path: Path, fields: Mapping[str, Any]) -> bool:
 class StateMirror:
     """Writes component states and WHEEL's bookkeeping fields from a thread of its own, so the
     event loop never waits on the file system. Writes coalesce: a task that goes from running to
-    finished before the thread gets to it is written once."""
+    finished before the thread gets to it is written once. With ``spare_dir``, replaced files
+    are kept there and written again instead of new ones (see the module's docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spare_dir: Path | None = None) -> None:
+        self._spares = _Spares(spare_dir) if spare_dir is not None else None
         self._pending: dict[Path, tuple[dict[str, Any], str | None]] = {}
         # one lock, never held during a write: set() and forget() never wait on the file system
         self._lock = threading.Lock()
@@ -107,8 +338,12 @@ class StateMirror:
                         continue
                     self._writing = path
                 try:
-                    if update_json(path, fields) and status is not None:
-                        (path.parent / STATUS_FILE).write_text(status)
+                    if self._spares is None:
+                        written = update_json(path, fields)
+                    else:
+                        written = _update(path, fields, self._spares)
+                    if written and status is not None:
+                        _write_status(path.parent / STATUS_FILE, status, self._spares)
                 except OSError:
                     pass  # the journal holds the truth; a write may fail on a full disk
                 finally:
@@ -116,6 +351,8 @@ class StateMirror:
                         self._writing = None
                         self._idle.notify_all()
             if closed and not batch:
+                if self._spares is not None:
+                    self._spares.close()
                 return
 
     def forget(self, directory: Path) -> None:

@@ -3,17 +3,21 @@
 It is started as a file (``python -I -S _supervisor.py``), imports only the standard library and
 talks to the engine over a socket on its standard input, one JSON object a line:
 
-engine → supervisor: ``{"id", "exe", "argv", "cwd", "env", "out", "err", "rc", "pid"}`` —
-    start ``exe`` with ``argv`` in ``cwd`` (a session of its own, stdin ``/dev/null``, stdout and
-    stderr appended to ``out`` and ``err``), no shell in between.
+engine → supervisor: ``{"id", "exe", "argv", "cwd", "env", "out", "err", "rc", "pids", "task"}``
+    — start ``exe`` with ``argv`` in ``cwd`` (a session of its own, stdin ``/dev/null``, stdout
+    and stderr appended to ``out`` and ``err``), no shell in between.
 supervisor → engine: ``{"id", "pid", "start"}`` once it runs (or ``{"id", "error"}``), then
     ``{"exited": pid, "status": wait_status}`` when it ended.
 
-Before it answers, the supervisor records the task's pid and start time in the file ``pid``;
-when the task exits it writes the exit code to the file ``rc`` before anything else (a task
-killed by a signal leaves none: how it ended is then told only to the engine that watches). Both are written to a temporary name and renamed, so a reader sees all or
-nothing; an exit code the supervisor already wrote in that directory is instead a hard link to
-that file (the same content, a new name at once, and much cheaper than a new file). So an engine that is killed learns nothing less: the next one finds the pid record
+Before it answers, the supervisor records the task's pid and start time: one line of JSON
+``{"task", "pid", "start", "time"}`` appended to the record file ``pids`` (one such file per
+supervisor and log directory, so no file is made per task; a line is written whole, by one
+``write`` of a file opened for appending, and a reader takes only lines that end). When the task
+exits it writes the exit code to the file ``rc`` before anything else (a task killed by a signal
+leaves none: how it ended is then told only to the engine that watches); that file is written
+to a temporary name and renamed, so a reader sees all or nothing, and an exit code the
+supervisor already wrote in that directory is instead a hard link to that file (the same
+content, a new name at once, and much cheaper than a new file). So an engine that is killed learns nothing less: the next one finds the pid record
 (``recover``), waits on the pid and reads the exit code (``attach``). When the engine's end of
 the socket closes, the supervisor goes on until its last task has ended, then exits; a request
 it reads after the engine died is not carried out (that engine never learnt of the task, and the
@@ -29,6 +33,7 @@ import selectors
 import signal
 import socket
 import sys
+import time
 
 #: signals Python or the supervisor ignore, which a task would otherwise inherit ignored
 _DEFAULT_SIGNALS = (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE, signal.SIGXFSZ)
@@ -49,6 +54,22 @@ def _start_time(pid: int) -> int | None:
         return int(data[data.rfind(b")") + 2 :].split()[19])
     except (IndexError, ValueError):
         return None
+
+
+#: the record files of pids (path → a descriptor open for appending)
+_records: dict[str, int] = {}
+
+
+def _append_record(path: str, line: bytes) -> None:
+    fd = _records.get(path)
+    if fd is not None and os.fstat(fd).st_nlink == 0:  # removed (a clean): a new file
+        os.close(fd)
+        del _records[path]
+        fd = None
+    if fd is None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        _records[path] = fd
+    os.write(fd, line)
 
 
 #: empty files made ahead in the directories tasks' logs and records go to, while the supervisor
@@ -203,7 +224,8 @@ def _spawn(req: dict[str, object]) -> tuple[int, int | None]:
     finally:
         os.chdir("/")
     start = _start_time(pid)
-    _write_record(str(req["pid"]), f"{pid} {start}\n")
+    record = {"task": req["task"], "pid": pid, "start": start, "time": time.time()}
+    _append_record(str(req["pids"]), json.dumps(record).encode() + b"\n")
     return pid, start
 
 

@@ -11,8 +11,9 @@ So an engine started after a crash learns everything the old one would have: a t
 was journaled is re-attached by :meth:`LocalExecutor.attach`, which waits on the pid (checked
 against its start time, so a reused pid is not mistaken for it) and reads the exit-code file; a
 task started in the instant before its handle could be journaled (the journal says ``queued``)
-is found by :meth:`LocalExecutor.recover` from the supervisor's pid record and re-attached, not
-started again. The supervisor outlives a killed engine until its last task has ended. If the
+is found by :meth:`LocalExecutor.recover` from the supervisor's pid record (a line in the
+supervisor's record file ``supervisor-<pid>.pids`` in the run's log directory) and re-attached,
+not started again. The supervisor outlives a killed engine until its last task has ended. If the
 supervisor itself is killed, its tasks run on: they are still found by pid and start time, but
 how they ended is not known (a re-attaching engine treats them as lost, the running engine as
 failed). Tasks run in sessions of their own; :meth:`LocalExecutor.cancel` signals the process
@@ -114,8 +115,85 @@ def _read_pid_record(path: Path) -> tuple[int, int | None] | None:
         return None
 
 
+def _drop_records(log_dir: Path, task: str) -> None:
+    """Remove the lines of ``task`` from the record files in ``log_dir`` (each rewritten
+    through a temporary file and a rename: a reader sees the old file or the new one). Their
+    supervisors append no more: their engines are gone."""
+    for path in _record_files(log_dir):
+        try:
+            with open(path, "rb") as f:
+                lines = f.read().split(b"\n")
+        except OSError:
+            continue
+        keep = [x for x in lines[:-1] if _task_of(x) != task]
+        if len(keep) == len(lines) - 1:
+            continue
+        tmp = f"{path}.tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(b"".join(x + b"\n" for x in keep))
+            os.replace(tmp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _task_of(line: bytes) -> str | None:
+    try:
+        return str(json.loads(line)["task"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def _pid_path(spec: TaskSpec) -> Path:
+    """Where a supervisor before the record files kept an attempt's pid record."""
     return spec.rc_path.with_suffix(".pid")
+
+
+#: the supervisors' record files of pids in a log directory end with this
+_RECORDS = ".pids"
+
+
+def _record_files(log_dir: Path) -> list[str]:
+    try:
+        with os.scandir(log_dir) as entries:
+            return [e.path for e in entries if e.name.endswith(_RECORDS)]
+    except OSError:
+        return []
+
+
+def _records(log_dir: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Every whole line of the record files in ``log_dir``: (task, record)."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for path in _record_files(log_dir):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        for line in data.split(b"\n")[:-1]:  # the last one is not whole (or empty)
+            try:
+                rec = json.loads(line)
+                out.append((str(rec["task"]), rec))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return out
+
+
+def _find_pid_record(spec: TaskSpec) -> tuple[int, int | None] | None:
+    """The record of the attempt's pid: in a supervisor's record file (or, written by a
+    supervisor before those files, in a file of its own); None when there is none. (An
+    attempt has one record: an earlier one of the same number is dropped before it starts.)"""
+    task = f"{spec.log_stem}.{spec.attempt}"
+    found = [rec for name, rec in _records(spec.log_dir) if name == task]
+    if not found:
+        return _read_pid_record(_pid_path(spec))
+    rec = found[-1]
+    try:
+        start = rec.get("start")
+        return int(rec["pid"]), (None if start is None else int(start))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _result(code: int | None) -> JobResult:
@@ -377,23 +455,30 @@ class LocalExecutor(Executor):
                 stale = self._log_dirs[spec.log_dir] = {
                     e.name for e in entries if e.name.endswith((".rc", ".pid"))
                 }
+            # the attempts an earlier supervisor's record files name
+            stale.update(f"{task}.pid" for task, _ in _records(spec.log_dir))
         # the names as strings: spec.rc_path and the others each build a Path
         logs = os.fspath(spec.log_dir) + os.sep
         stem = spec.log_stem
-        rc_name = f"{stem}.{spec.attempt}.rc"
+        task = f"{stem}.{spec.attempt}"
+        rc_name = f"{task}.rc"
         rc_path = logs + rc_name
-        pid_path = logs + f"{stem}.{spec.attempt}.pid"
-        for name in (rc_name, f"{stem}.{spec.attempt}.pid"):
+        sup = self._supervisor()
+        pids = f"{logs}supervisor-{sup.pid}{_RECORDS}"
+        for name in (rc_name, f"{task}.pid"):
             if name in stale:
                 stale.discard(name)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(logs + name)
+                if name.endswith(".pid"):
+                    # an earlier record of this attempt's number (after a journal that lost
+                    # its last records): the next engine must find this attempt's or none
+                    _drop_records(spec.log_dir, task)
         if sourced is None:
             exe = "./" + spec.script  # in cwd, as a shell runs it: $0 is ./SCRIPT
             argv = [exe]
         else:
             exe, argv = "/bin/sh", ["/bin/sh", "-c", _SOURCING, "sh", sourced, spec.script]
-        sup = self._supervisor()
         reply = await sup.spawn(
             {
                 "exe": exe,
@@ -403,7 +488,8 @@ class LocalExecutor(Executor):
                 "out": f"{logs}{stem}.out",
                 "err": f"{logs}{stem}.err",
                 "rc": rc_path,
-                "pid": pid_path,
+                "pids": pids,
+                "task": task,
             }
         )
         if "pid" not in reply:
@@ -422,7 +508,8 @@ class LocalExecutor(Executor):
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
         """The attempt an engine started and died before journaling: found by the pid record
         the supervisor wrote before it answered; None when it was never started."""
-        record = _read_pid_record(_pid_path(spec))
+        # reads every record file of the run: not on the event loop
+        record = await asyncio.to_thread(_find_pid_record, spec)
         if record is None:
             return None
         pid, start = record
