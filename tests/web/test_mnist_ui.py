@@ -15,7 +15,17 @@ from typing import Any
 import pytest
 
 from .conftest import start_server
-from .test_ui import _add_task, _drag, _node, _page, _select, _set, _shot, _write_script
+from .test_ui import (
+    _add_component,
+    _add_task,
+    _drag,
+    _node,
+    _page,
+    _select,
+    _set,
+    _shot,
+    _write_script,
+)
 
 #: the learning curve, drawn from what Keras wrote to learn.log (each epoch's last line holds
 #: its accuracy and val_accuracy)
@@ -40,19 +50,6 @@ fig.savefig('curve.png', dpi=80)
 print(len(rows), 'epochs')
 EOF
 """
-
-
-def _add(page: Any, ctype: str, x: int, y: int, name: str) -> None:
-    """Drag a component of type ``ctype`` from the palette onto the graph and rename it."""
-    before = page.locator(".node").count()
-    page.locator(f".palette-item[data-type={ctype}]").drag_to(
-        page.locator(".flow"), target_position={"x": x, "y": y}
-    )
-    page.wait_for_function(f"document.querySelectorAll('.node').length === {before + 1}")
-    page.wait_for_selector("[data-test=properties]")
-    page.fill("[data-test=prop-name]", name)
-    page.press("[data-test=prop-name]", "Enter")
-    _node(page, name).wait_for()
 
 
 def _output(page: Any, component: str, name: str) -> None:
@@ -140,7 +137,7 @@ def test_the_mnist_tutorial_built_in_the_browser_reaches_its_accuracy(
         _write_script(page, "curve", CURVE)
         _select(page, "curve")
         _set(page, "script", "run.sh")
-        _add(page, "viewer", 520, 480, "show")
+        _add_component(page, "viewer", 520, 480, "show")
         _output(page, "train", "learn.log")
         _file_edge(page, "train", "learn.log", "curve")
         _output(page, "curve", "curve.png")

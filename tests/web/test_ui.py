@@ -54,8 +54,13 @@ def _node(page: Any, name: str) -> Any:
 
 def _add_task(page: Any, x: int, y: int, name: str) -> None:
     """Drag a task from the palette onto the graph at (x, y) and rename it."""
+    _add_component(page, "task", x, y, name)
+
+
+def _add_component(page: Any, ctype: str, x: int, y: int, name: str) -> None:
+    """Drag a component of type ``ctype`` from the palette onto the graph and rename it."""
     before = page.locator(".node").count()
-    page.locator(".palette-item[data-type=task]").drag_to(
+    page.locator(f".palette-item[data-type={ctype}]").drag_to(
         page.locator(".flow"), target_position={"x": x, "y": y}
     )
     page.wait_for_function(f"document.querySelectorAll('.node').length === {before + 1}")
