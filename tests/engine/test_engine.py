@@ -12,7 +12,6 @@ import sharin
 from sharin import Project, RunOptions
 from sharin.engine import Engine, Event, EventBus, evaluate_condition
 from sharin.executors import ExecutorRegistry
-from sharin.model import load_hosts
 
 from ..helpers import another_engine, edit_json, journal_tasks, lines, log_line, read_json
 
@@ -373,19 +372,11 @@ def test_evaluate_condition(tmp_path: Path) -> None:
         asyncio.run(evaluate_condition("missing.sh", tmp_path, {}))
 
 
-def test_a_task_on_an_ssh_host_without_a_path_is_refused_with_a_clear_message(
+def test_a_task_on_an_ssh_host_without_a_path_is_accepted(
     project: Project, config_dir: Path
 ) -> None:
+    """As in WHEEL (OPEN-WHEEL's entries have no path): its tasks run under the login
+    directory there (tests/remote/test_wheel_hosts.py runs one)."""
     (config_dir / "remotehost.json").write_text('[{"name": "cluster", "host": "c.example"}]')
     sharin.add_task(project, "t", "true", host="cluster")
-    [problem] = sharin.validate(project)
-    assert (problem.file, problem.field) == ("t/cmp.wheel.json", "host")
-    assert "has no path in remotehost.json" in problem.message
-    with pytest.raises(sharin.errors.ValidationError):
-        sharin.run(project)
-    # an engine given the project anyway fails the task with the same message
-    result = asyncio.run(
-        Engine(sharin.open_project(project.root), ExecutorRegistry(load_hosts())).run()
-    )
-    assert result.state == "failed"
-    assert "has no path in remotehost.json" in result.failed[0]
+    assert sharin.validate(project) == []

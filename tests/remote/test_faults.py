@@ -10,6 +10,7 @@ as short as the test allows.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -56,7 +57,14 @@ def _tasks(project: Project, host: WatchedHost, n: int, body: str) -> list[str]:
 
 def _run(project: Project) -> tuple[sharin.RunResult, BatchExecutor]:
     registry = ExecutorRegistry(model.load_hosts(), schedulers=load_schedulers())
-    result = sharin.run(project.root, executors=registry)
+
+    async def go() -> sharin.RunResult:
+        try:
+            return await sharin.run_async(project.root, executors=registry)
+        finally:
+            await registry.close()  # a provider given to a run is its giver's to close
+
+    result = asyncio.run(go())
     ex = registry.executor_for("ci-ssh", True)
     assert isinstance(ex, BatchExecutor)
     return result, ex

@@ -118,7 +118,14 @@ def test_outputs_logs_and_exit_codes_come_back_in_one_check_per_poll(
     registry = ExecutorRegistry(load_hosts())
 
     started = time.monotonic()
-    result = asyncio.run(sharin.run_async(project.root, executors=registry))
+
+    async def go() -> sharin.RunResult:
+        try:
+            return await sharin.run_async(project.root, executors=registry)
+        finally:
+            await registry.close()  # a provider given to a run is its giver's to close
+
+    result = asyncio.run(go())
     elapsed = time.monotonic() - started
 
     states = {t.key: t.state for t in sharin.status(project.root).tasks}
@@ -296,8 +303,9 @@ def test_a_dropped_connection_mid_task_does_not_stop_it(
 
     def drop() -> None:
         dropped = 0
+        loop = asyncio.get_running_loop()
         for link in list(POOL._links.values()):
-            if link.conn is not None:
+            if link.conn is not None and link.loop is loop:  # not another test's loop's
                 link.conn.abort()  # as a network failure would: no goodbye
                 dropped += 1
         assert dropped == 1
@@ -325,8 +333,9 @@ def test_a_command_cut_by_a_dropped_connection_is_a_transport_error(
         )
         while not count.exists():
             await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
         for link in list(POOL._links.values()):
-            if link.conn is not None:
+            if link.conn is not None and link.loop is loop:  # not another test's loop's
                 link.conn.abort()  # mid-command
         try:
             return await running

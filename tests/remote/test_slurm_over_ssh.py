@@ -60,11 +60,3 @@ def test_a_task_runs_as_a_slurm_job_over_ssh_and_its_outputs_come_back(
     assert [f for f in logs if f.name != "run.sh" and f.suffix != ".sh"], sorted(
         str(f.relative_to(project.root)) for f in project.root.rglob("*") if f.is_file()
     )
-
-
-def test_an_ssh_host_without_a_path_is_refused_clearly(project: Project, config_dir: Path) -> None:
-    _host(config_dir, path="")
-    sharin.add_task(project, "t", "true", host="ci-ssh")
-    [problem] = sharin.validate(project)
-    assert (problem.file, problem.field) == ("t/cmp.wheel.json", "host")
-    assert "no path" in problem.message and "ci-ssh" in problem.message

@@ -144,6 +144,10 @@ def test_arrays_dependencies_and_qdel(pbs: Pbs) -> None:
     )  # afterany: not after a deleted job
     assert pbs.run("qstat", "-x", num).returncode == 153  # an array is named with its brackets
     long = pbs.run("qsub", pbs.script("d.sh", "sleep 30")).stdout.strip()
+    deadline = time.monotonic() + 60  # deleted while it runs (a queued one has no exit status)
+    while "job_state = R" not in pbs.run("qstat", "-x", "-f", long.split(".")[0]).stdout:
+        assert time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.2)
     pbs.run("qdel", long.split(".")[0])
     killed = blocks(pbs.full(long.split(".")[0]))[long]
     assert killed["substate"] == "91" and killed["Exit_status"] in ("0", "271")
