@@ -43,6 +43,9 @@ __all__ = ["BatchExecutor"]
 #: for how long at least (some schedulers show a job only a second or so after accepting it)
 _MISSES = 3
 _MISS_SECONDS = 2.0
+#: ... and for a job seen in the queue whose scheduler keeps a history: its accounting may lag
+#: behind the queue (slurmdbd writes a big array's rows a while after they left squeue)
+_SEEN_MISS_SECONDS = 60.0
 #: first line of a submission record; the last one, ``<tag>-end <exit status>``, says that the
 #: submit command has ended
 _RECORD_TAG = "sharin-submit"
@@ -563,7 +566,12 @@ class BatchExecutor(JobSets, Executor):
                 now = time.monotonic()
                 if w.first_miss is None:
                     w.first_miss = now
-                if w.misses >= _MISSES and now - w.first_miss >= _MISS_SECONDS + 2 * self.interval:
+                patience = (
+                    _SEEN_MISS_SECONDS
+                    if w.seen and self.scheduler.history_command([job_id]) is not None
+                    else _MISS_SECONDS
+                )
+                if w.misses >= _MISSES and now - w.first_miss >= patience + 2 * self.interval:
                     w.future.set_result(
                         JobResult(None, self._no_record(job_id), lost=w.attach and not w.seen)
                     )
