@@ -21,6 +21,7 @@ from typing import Any
 
 from ..engine import JobHandle, JobResult, TaskSpec
 from ..model import COMPONENT_FILE
+from ._poller import Poller
 from ._scheduler import (
     JobState,
     Outcome,
@@ -41,7 +42,7 @@ class JobSets:
     kind: str
     host: str
     scheduler: SchedulerDefinition
-    _watches: dict[str, Any]
+    _poller: Poller[Any, Any]
     #: how each job watched here ended: (ok, deleted by a dependency statement)
     _outcomes: dict[str, tuple[bool, bool]]
     #: PJM steps decided here, never submitted (their step job had ended): their codes
@@ -265,7 +266,7 @@ class JobSets:
         s = self.scheduler
         assert s.family is not None
         base = s.family.array_base
-        span = getattr(self._watches.get(job_id), "span", None)
+        span = getattr(self._poller.watches.get(job_id), "span", None)
         if not subs or any(x.state != DONE for x in subs.values()):
             return None
         if any(x.returncode is None and s.status_ok(x.status) for x in subs.values()):

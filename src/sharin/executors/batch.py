@@ -25,6 +25,7 @@ from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
 from . import _hostdir
 from ._jobsets import JobSets
+from ._poller import Poller, Watch
 from ._scheduler import (
     JobState,
     Outcome,
@@ -62,11 +63,10 @@ _PROBE = 60.0
 
 
 @dataclass
-class _Watch:
-    job_id: str
-    bulk: bool
-    attach: bool
-    future: asyncio.Future[JobResult]
+class _Watch(Watch):
+    """A job watched: its key is its job id."""
+
+    bulk: bool = False
     #: told when the scheduler first reports the job running (it is queued until then)
     on_running: Callable[[], None] | None = None
     misses: int = 0
@@ -74,6 +74,11 @@ class _Watch:
     seen: bool = False
     #: a bulk job's sub job numbers, when known
     span: tuple[int, int] | None = None
+
+
+#: what one check says of a job: its state while queued or running, how it ended, or None when
+#: it left the queue and the scheduler has no record of it (yet)
+_Row = JobState | JobResult | None
 
 
 class BatchExecutor(JobSets, Executor):
@@ -89,16 +94,17 @@ class BatchExecutor(JobSets, Executor):
         self.config = host
         self.scheduler = scheduler
         self.transport = transport
-        self.interval = max(0.05, float(host.status_check_interval))
-        self.max_errors = int(host.raw.get("maxStatusCheckError") or 10)
-        self._watches: dict[str, _Watch] = {}
-        self._poller: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._errors = 0
+        self._poller: Poller[_Watch, _Row] = Poller(
+            host=host.name,
+            interval=max(0.05, float(host.status_check_interval)),
+            max_errors=int(host.raw.get("maxStatusCheckError") or 10),
+            ask=self._rows,
+            settle=self._settle,
+            what="the status command",
+            check="the scheduler on the host",
+        )
         #: per task key: the script submitted (with directives added) and whether it sets its queue
         self._scripts: dict[str, tuple[str, bool]] = {}
-        #: how many status queries were run (for tests and benchmarks: one per interval)
-        self.queries = 0
         #: how each job watched here ended: (ok, deleted by a dependency statement)
         self._outcomes: dict[str, tuple[bool, bool]] = {}
         #: steps decided here, never submitted (their step job had ended): their codes
@@ -110,6 +116,21 @@ class BatchExecutor(JobSets, Executor):
         self._refused: dict[str, int] = {}  #: per task: refusals while no job of ours was held
         self._not_before = 0.0  #: monotonic time before which no submission is tried
         self._job_end = asyncio.Event()  #: set (and replaced) whenever a watched job ends
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two status checks of the host's jobs."""
+        return self._poller.interval
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        self._poller.interval = seconds
+
+    @property
+    def queries(self) -> int:
+        """How many status queries were run (for tests and benchmarks: one per interval, and
+        at most one history query after each)."""
+        return self._poller.queries
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
@@ -218,7 +239,7 @@ class BatchExecutor(JobSets, Executor):
 
     def _held(self) -> int:
         """Jobs of this executor the scheduler holds (watched and not seen ending)."""
-        return sum(1 for w in self._watches.values() if not w.future.done())
+        return len(self._poller.pending())
 
     def _job_ended(self) -> None:
         self._job_end.set()
@@ -385,49 +406,26 @@ class BatchExecutor(JobSets, Executor):
         loop = asyncio.get_running_loop()
         w = _Watch(
             handle.native_id,
-            bool(handle.data.get("bulk")),
             attach,
             loop.create_future(),
-            _once(spec.on_running, self.describe(handle)),
+            bulk=bool(handle.data.get("bulk")),
+            on_running=_once(spec.on_running, self.describe(handle)),
         )
         span = handle.data.get("range")
         if isinstance(span, list) and len(span) == 2 and all(isinstance(x, int) for x in span):
             w.span = (span[0], span[1])
-        self._watches[w.job_id] = w
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.ensure_future(self._poll())
         try:
-            result = await asyncio.shield(w.future)
+            result = await self._poller.watch(w)
         finally:
-            self._watches.pop(w.job_id, None)
             self._job_ended()
         result = self._ended(handle, result)
         await self._collect_logs(handle, spec)
         return result
 
-    async def _poll(self) -> None:
-        while self._watches:
-            try:
-                await self._check()
-            except Exception as e:  # noqa: BLE001 - every watch must learn of it, not hang
-                for w in list(self._watches.values()):
-                    if not w.future.done():
-                        w.future.set_exception(e)
-                return
-            if not self._watches:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
-            self._wake.clear()
-
     async def _query(self, command: str) -> CommandResult | None:
-        self.queries += 1
-        try:
-            res = await self.transport.run(command, idempotent=True)
-        except TransportError as e:
-            res = CommandResult(255, "", str(e))
+        res = await self._poller.run(self.transport, command)
         if self.scheduler.answered(res.returncode, res.stderr):
-            self._errors = 0
+            self._poller.answered()
             return res
         self._failed(command, res.output.strip() or f"exit {res.returncode}")
         return None
@@ -435,16 +433,7 @@ class BatchExecutor(JobSets, Executor):
     def _failed(self, command: str, said: str) -> None:
         """One more status check that gave no answer; past ``maxStatusCheckError`` every
         watched job becomes unknown (the engine re-attaches on the next run)."""
-        self._errors += 1
-        if self._errors > self.max_errors:
-            msg = (
-                f"host {self.host!r}: the status command failed {self._errors} times in a row "
-                f"({command.split()[0]}: {said}); "
-                "check the scheduler on the host, then `sharin run` again to re-attach"
-            )
-            for w in list(self._watches.values()):
-                if not w.future.done():
-                    w.future.set_result(JobResult(None, msg, unknown=True))
+        self._poller.failed(f"{command.split()[0]}: {said}")
 
     async def _table(
         self, command: str | None, ids: list[str], *, after: bool
@@ -538,43 +527,45 @@ class BatchExecutor(JobSets, Executor):
             return live, None
         return live, {i: self._bulk_result(after, i) for i in ended}
 
-    async def _check(self) -> None:
+    async def _rows(self, group: list[_Watch]) -> dict[str, _Row]:
+        """The poller's query: the plain jobs' states in one status query (and one history
+        query for those that left the queue), then the bulk jobs' likewise."""
+        rows: dict[str, _Row] = {}
         for bulk in (False, True):
-            group = {
-                w.job_id: w
-                for w in self._watches.values()
-                if w.bulk == bulk and not w.future.done()
-            }
-            if not group:
+            ids = [w.key for w in group if w.bulk == bulk and not w.future.done()]
+            if not ids:
                 continue
-            answer = await self._ask(list(group), bulk=bulk)
+            answer = await self._ask(ids, bulk=bulk)
             if answer is None:
                 continue
             live, ended = answer
-            for job_id, st in live.items():
-                w = group[job_id]
-                w.seen = True
-                if st.state == RUNNING and w.on_running is not None:
-                    w.on_running()
-                    w.on_running = None
-            for job_id, result in (ended or {}).items():
-                w = group[job_id]
-                if result is not None:
-                    w.future.set_result(result)
-                    continue
-                w.misses += 1
-                now = time.monotonic()
-                if w.first_miss is None:
-                    w.first_miss = now
-                patience = (
-                    _SEEN_MISS_SECONDS
-                    if w.seen and self.scheduler.history_command([job_id]) is not None
-                    else _MISS_SECONDS
-                )
-                if w.misses >= _MISSES and now - w.first_miss >= patience + 2 * self.interval:
-                    w.future.set_result(
-                        JobResult(None, self._no_record(job_id), lost=w.attach and not w.seen)
-                    )
+            rows.update(live)
+            rows.update(ended or {})
+        return rows
+
+    def _settle(self, w: _Watch, row: _Row) -> JobResult | None:
+        """What a job's row means: how it ended, or None while it is queued or running, or
+        while a job that left the queue may still get its record."""
+        if isinstance(row, JobState):
+            w.seen = True
+            if row.state == RUNNING and w.on_running is not None:
+                w.on_running()
+                w.on_running = None
+            return None
+        if row is not None:
+            return row
+        w.misses += 1
+        now = time.monotonic()
+        if w.first_miss is None:
+            w.first_miss = now
+        patience = (
+            _SEEN_MISS_SECONDS
+            if w.seen and self.scheduler.history_command([w.key]) is not None
+            else _MISS_SECONDS
+        )
+        if w.misses >= _MISSES and now - w.first_miss >= patience + 2 * self.interval:
+            return JobResult(None, self._no_record(w.key), lost=w.attach and not w.seen)
+        return None
 
     def _no_record(self, job_id: str) -> str:
         s = self.scheduler
@@ -676,10 +667,7 @@ class BatchExecutor(JobSets, Executor):
         return answer
 
     async def close(self) -> None:
-        if self._poller is not None and not self._poller.done():
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await self._poller.close()
         await self.transport.close()
 
 

@@ -42,6 +42,7 @@ from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import HostConfig
 from . import _hostdir
+from ._poller import Poller, Watch
 from ._transport import CommandResult, Transport
 from .local import _KILL_AFTER_SPAWN, prepare_task_script, source_script
 
@@ -81,11 +82,15 @@ _CANCEL_GRACE = 5
 
 
 @dataclass
-class _Watch:
-    record: str
-    attach: bool
-    future: asyncio.Future[JobResult]
+class _Watch(Watch):
+    """A task watched: its key is its record directory on the host."""
+
     first_starting: float | None = None
+
+
+#: what one check says of a record: a word (``running``, ``rc``, ``starting``, ``gone``,
+#: ``none``) and, after ``rc``, the exit code
+_Row = tuple[str, int | None]
 
 
 def _env_words(spec: TaskSpec) -> str:
@@ -108,13 +113,29 @@ class RemoteShellExecutor(Executor):
         super().__init__(host=host.name, max_concurrent=host.num_job)
         self.config = host
         self.transport = transport
-        self.interval = max(0.05, float(host.status_check_interval))
-        self.max_errors = int(host.raw.get("maxStatusCheckError") or 10)
-        self._watches: dict[str, _Watch] = {}
-        self._poller: asyncio.Task[None] | None = None
-        self._errors = 0
-        #: how many watch commands were run (one per interval for all tasks)
-        self.queries = 0
+        self._poller: Poller[_Watch, _Row] = Poller(
+            host=host.name,
+            interval=max(0.05, float(host.status_check_interval)),
+            max_errors=int(host.raw.get("maxStatusCheckError") or 10),
+            ask=self._rows,
+            settle=self._settle,
+            what="checking its tasks",
+            check="the host",
+        )
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two checks of the host's tasks."""
+        return self._poller.interval
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        self._poller.interval = seconds
+
+    @property
+    def queries(self) -> int:
+        """How many watch commands were run (one per interval for all tasks)."""
+        return self._poller.queries
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
@@ -228,41 +249,17 @@ class RemoteShellExecutor(Executor):
     async def _watch(self, handle: JobHandle, spec: TaskSpec, *, attach: bool) -> JobResult:
         loop = asyncio.get_running_loop()
         w = _Watch(self._record(handle), attach, loop.create_future())
-        self._watches[w.record] = w
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.ensure_future(self._poll())
-        try:
-            result = await asyncio.shield(w.future)
-        finally:
-            self._watches.pop(w.record, None)
+        result = await self._poller.watch(w)
         if not result.unknown:
-            await self._collect_logs(w.record, spec)
+            await self._collect_logs(w.key, spec)
         return result
 
-    async def _poll(self) -> None:
-        while self._watches:
-            try:
-                await self._check()
-            except Exception as e:  # noqa: BLE001 - every watch must learn of it, not hang
-                for w in list(self._watches.values()):
-                    if not w.future.done():
-                        w.future.set_exception(e)
-                return
-            if not self._watches:
-                return
-            await asyncio.sleep(self.interval)
-
-    async def _ask(self, records: list[str]) -> list[tuple[str, int | None]] | None:
+    async def _ask(self, records: list[str]) -> list[_Row] | None:
         """One command for every record: ``(word, exit code)`` for each, in order; None when
         the host did not answer."""
         lines = [_CHECK, *(f"w {i} {shlex.quote(r)}" for i, r in enumerate(records))]
-        self.queries += 1
-        try:
-            res = await self.transport.run("\n".join(lines), idempotent=True, timeout=60)
-        except TransportError as e:
-            self._failed(str(e))
-            return None
-        found: dict[int, tuple[str, int | None]] = {}
+        res = await self._poller.run(self.transport, "\n".join(lines), timeout=60)
+        found: dict[int, _Row] = {}
         for line in res.stdout.splitlines():
             words = line.split()
             if len(words) < 2 or not words[0].isdigit():
@@ -275,46 +272,34 @@ class RemoteShellExecutor(Executor):
                     rc = None
             found[int(words[0])] = (words[1], rc)
         if res.returncode != 0 or len(found) != len(records):
-            self._failed(res.output.strip() or f"exit {res.returncode}")
+            self._poller.failed(res.output.strip() or f"exit {res.returncode}")
             return None
-        self._errors = 0
+        self._poller.answered()
         return [found[i] for i in range(len(records))]
 
-    def _failed(self, said: str) -> None:
-        """One more check that gave no answer; past ``maxStatusCheckError`` every watched task
-        becomes unknown (the next ``sharin run`` re-attaches)."""
-        self._errors += 1
-        if self._errors > self.max_errors:
-            msg = (
-                f"host {self.host!r}: checking its tasks failed {self._errors} times in a row "
-                f"({said}); check the host, then `sharin run` again to re-attach"
-            )
-            for w in list(self._watches.values()):
-                if not w.future.done():
-                    w.future.set_result(JobResult(None, msg, unknown=True))
+    async def _rows(self, group: list[_Watch]) -> dict[str, _Row]:
+        """The poller's query: one command for all the watched tasks, a row per record."""
+        records = [w.key for w in group]
+        answer = await self._ask(records)
+        return dict(zip(records, answer, strict=True)) if answer is not None else {}
 
-    async def _check(self) -> None:
-        group = [w for w in self._watches.values() if not w.future.done()]
-        if not group:
-            return
-        answer = await self._ask([w.record for w in group])
-        if answer is None:
-            return
-        now = time.monotonic()
-        for w, (word, rc) in zip(group, answer, strict=True):
-            if word == "running":
-                continue
-            if word == "rc":
-                w.future.set_result(_result(rc))
-            elif word == "starting":
-                if w.first_starting is None:
-                    w.first_starting = now
-                if now - w.first_starting > _STARTING_GRACE:
-                    w.future.set_result(self._gone(w, "never recorded its pid"))
-            elif word == "gone":
-                w.future.set_result(self._gone(w, "ended without an exit code (killed?)"))
-            else:
-                w.future.set_result(self._gone(w, f"left no record in {w.record}"))
+    def _settle(self, w: _Watch, row: _Row) -> JobResult | None:
+        """What a task's row means: its result, or None while it runs (or starts)."""
+        word, rc = row
+        if word == "running":
+            return None
+        if word == "rc":
+            return _result(rc)
+        if word == "starting":
+            now = time.monotonic()
+            if w.first_starting is None:
+                w.first_starting = now
+            if now - w.first_starting > _STARTING_GRACE:
+                return self._gone(w, "never recorded its pid")
+            return None
+        if word == "gone":
+            return self._gone(w, "ended without an exit code (killed?)")
+        return self._gone(w, f"left no record in {w.key}")
 
     def _gone(self, w: _Watch, why: str) -> JobResult:
         return JobResult(None, f"the task on {self.host!r} {why}", lost=w.attach)
@@ -365,10 +350,7 @@ class RemoteShellExecutor(Executor):
         return out
 
     async def close(self) -> None:
-        if self._poller is not None and not self._poller.done():
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await self._poller.close()
         await self.transport.close()
 
 
