@@ -415,35 +415,53 @@ def _kv(text: str) -> tuple[str, Any]:
     return k.strip(), _parse_value(v)
 
 
-@cli.command()
-@click.argument("project", type=click.Path(path_type=Path))
-@click.argument("src")
-@click.argument("dst")
-@click.option(
-    "--file",
-    "files",
-    multiple=True,
-    metavar="OUT:IN",
-    help="A file edge: SRC's output OUT becomes DST's input IN (repeatable). "
+def _edge_command(file_help: str, else_help: str) -> Callable[[Callable[..., None]], Any]:
+    """``connect`` and ``disconnect``: PROJECT SRC DST, ``--file OUT:IN`` and ``--else``."""
+
+    def decorate(f: Callable[..., None]) -> Any:
+        for option in (
+            click.option("--else", "else_", is_flag=True, help=else_help),
+            click.option("--file", "files", multiple=True, metavar="OUT:IN", help=file_help),
+            click.argument("dst"),
+            click.argument("src"),
+            click.argument("project", type=click.Path(path_type=Path)),
+        ):
+            f = option(f)
+        return cli.command()(f)
+
+    return decorate
+
+
+def _edit_edges(
+    project: Path, src: str, dst: str, files: tuple[str, ...], else_: bool, *, remove: bool
+) -> None:
+    """Add (or remove) the flow edge SRC → DST, or with ``files`` those file edges, each
+    ``OUT:IN`` checked before any edge is written."""
+    from . import api
+
+    specs = _file_specs(files)
+    said = "removed " if remove else ""
+    with api.editing(project) as p:
+        if not files:
+            (api.disconnect if remove else api.connect)(p, src, dst, else_=else_)
+            console.print(escape(f"{said}{src} → {dst}" + (" (else)" if else_ else "")))
+            return
+        for out, inp in specs:
+            (api.disconnect_files if remove else api.connect_files)(p, src, out, dst, inp)
+            console.print(escape(f"{said}{src}:{out} → {dst}:{inp}"))
+
+
+@_edge_command(
+    "A file edge: SRC's output OUT becomes DST's input IN (repeatable). "
     "Without --file, a flow edge.",
+    "Connect the else branch of an if component.",
 )
-@click.option("--else", "else_", is_flag=True, help="Connect the else branch of an if component.")
 def connect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bool) -> None:
     """Connect component SRC to DST: run after it, or pass it files with --file.
 
     SRC and DST are component paths (wf/task), unique names or IDs.
     """
-    from . import api
-
-    specs = _file_specs(files)
-    with api.editing(project) as p:
-        if not files:
-            api.connect(p, src, dst, else_=else_)
-            console.print(escape(f"{src} → {dst}" + (" (else)" if else_ else "")))
-            return
-        for out, inp in specs:
-            api.connect_files(p, src, out, dst, inp)
-            console.print(escape(f"{src}:{out} → {dst}:{inp}"))
+    _edit_edges(project, src, dst, files, else_, remove=False)
 
 
 def _file_specs(files: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -461,32 +479,14 @@ def _file_specs(files: tuple[str, ...]) -> list[tuple[str, str]]:
     return out
 
 
-@cli.command()
-@click.argument("project", type=click.Path(path_type=Path))
-@click.argument("src")
-@click.argument("dst")
-@click.option(
-    "--file",
-    "files",
-    multiple=True,
-    metavar="OUT:IN",
-    help="Remove the file edge from SRC's output OUT to DST's input IN (repeatable). "
+@_edge_command(
+    "Remove the file edge from SRC's output OUT to DST's input IN (repeatable). "
     "Without --file, the flow edge.",
+    "Remove the else edge of an if component.",
 )
-@click.option("--else", "else_", is_flag=True, help="Remove the else edge of an if component.")
 def disconnect(project: Path, src: str, dst: str, files: tuple[str, ...], else_: bool) -> None:
     """Remove the edge from component SRC to DST (the opposite of `connect`)."""
-    from . import api
-
-    specs = _file_specs(files)
-    with api.editing(project) as p:
-        if not files:
-            api.disconnect(p, src, dst, else_=else_)
-            console.print(escape(f"removed {src} → {dst}" + (" (else)" if else_ else "")))
-            return
-        for out, inp in specs:
-            api.disconnect_files(p, src, out, dst, inp)
-            console.print(escape(f"removed {src}:{out} → {dst}:{inp}"))
+    _edit_edges(project, src, dst, files, else_, remove=True)
 
 
 @cli.command()
