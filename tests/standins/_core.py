@@ -1,4 +1,5 @@
-"""The job-running part the LSF and PBS Pro stand-ins share (see lsf/README.md, pbspro/README.md).
+"""The job-running part the LSF and PBS Pro stand-ins share, and their reading of a script's
+directives (see lsf/README.md, pbspro/README.md).
 
 No daemon: the submit command writes a job record and starts one detached runner process per
 job. The runner waits for the job's start delay and its dependencies, then runs the job's
@@ -21,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -138,6 +140,21 @@ def dependency_state(store: Store, deps: list[list[Any]], *, any_after_deleted: 
 
 def finish(e: Job, how: str, ec: int | None = None, sig: int | None = None) -> None:
     e.update(st="ended", how=how, ec=ec, sig=sig, end=time.time(), pid=None)
+
+
+def directives(text: str, prefix: str) -> list[str]:
+    """The ``prefix`` lines (``#BSUB``, ``#PBS``) of a script's leading comment block, as one
+    argument list."""
+    out: list[str] = []
+    for n, line in enumerate(text.splitlines()):
+        s = line.strip()
+        if n == 0 and s.startswith("#!") or not s:
+            continue
+        if s.startswith(prefix):
+            out += shlex.split(s[len(prefix) :], comments=True)
+        elif not s.startswith("#"):
+            break
+    return out
 
 
 def pid_alive(pid: int | None) -> bool:

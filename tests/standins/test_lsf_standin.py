@@ -1,84 +1,17 @@
-"""The LSF stand-in (tests/standins/lsf/bin): LSF's formats, and sharin running tasks, a bulk job
-(one job array) and a step job (a chain of dependent jobs) through it."""
+"""The LSF stand-in (tests/standins/lsf/bin): LSF's formats, and sharin running a bulk job
+(one job array) and a step job (a chain of dependent jobs) through it (a plain task:
+test_standins.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 import sharin
 from sharin import Project
-from sharin.engine import JobHandle, RunOptions
+from sharin.engine import JobHandle
 
 from ..helpers import journal_tasks, lines, log_line
-
-BIN = Path(__file__).resolve().parent / "lsf" / "bin"
-
-
-class Lsf:
-    def __init__(self, tmp_path: Path, config_dir: Path) -> None:
-        self.home = tmp_path / "lsf-home"
-        self.workdir = tmp_path / "lsf-work"
-        self.workdir.mkdir()
-        self.config_dir = config_dir
-
-    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            list(args),
-            cwd=self.workdir,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-
-    def host(self) -> None:
-        entry = {
-            "name": "lsf",
-            "host": "localhost",
-            "transport": "local",
-            "jobScheduler": "LSF",
-            "statusCheckInterval": 0.2,
-            "numJob": 8,
-            "useStepjob": True,
-            "useBulkjob": True,
-        }
-        (self.config_dir / "remotehost.json").write_text(json.dumps([entry]))
-
-    def jobs(self) -> list[dict[str, object]]:
-        return [json.loads(p.read_text()) for p in sorted((self.home / "jobs").glob("*.json"))]
-
-    def wait_ended(self, *ids: str) -> str:
-        deadline = time.monotonic() + 60  # a loaded machine runs them late
-        while True:
-            out = self.run("bjobs", "-a", "-noheader", "-o", "jobid jobindex stat exit_code", *ids)
-            if not any(w in out.stdout for w in ("PEND", "RUN")) or time.monotonic() > deadline:
-                return out.stdout
-            time.sleep(0.2)
+from .conftest import Lsf
 
 
-@pytest.fixture
-def lsf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> Iterator[Lsf]:
-    x = Lsf(tmp_path, config_dir)
-    monkeypatch.setenv(
-        "PATH", os.pathsep.join([str(BIN), os.path.dirname(sys.executable), os.environ["PATH"]])
-    )
-    monkeypatch.setenv("LSF_STANDIN_HOME", str(x.home))
-    monkeypatch.setenv("LSF_STANDIN_START_DELAY", "0.2")
-    monkeypatch.setenv("LSF_STANDIN_KILL_GRACE", "0.5")
-    yield x
-    x.run("bkill", "0")
-
-
-# ---------------------------------------------------------------------- the commands themselves
 def test_bsub_bjobs_formats(lsf: Lsf) -> None:
     script = "#!/bin/sh\n#BSUB -o out.%J\necho hello\nexit 3\n"
     sub = lsf.run("bsub", stdin=script)
@@ -141,21 +74,6 @@ def test_job_arrays_dependencies_and_bkill(lsf: Lsf) -> None:
 
 
 # ---------------------------------------------------------------------- sharin through it
-def test_a_task_runs_as_an_lsf_job(project: Project, lsf: Lsf) -> None:
-    lsf.host()
-    sharin.add_task(project, "t", "echo made > made.txt; exit 0", host="lsf")
-    sharin.set_property(project, "t", "useJobScheduler", True)
-    sharin.add_task(project, "bad", "exit 4", host="lsf")
-    sharin.set_property(project, "bad", "useJobScheduler", True)
-
-    result = sharin.run(project, options=RunOptions(keep_going=True))
-
-    tasks = journal_tasks(project.root, 1)
-    assert tasks["t"].state == "finished" and (project.root / "t" / "made.txt").exists()
-    assert tasks["bad"].state == "failed" and "exit code 4" in (tasks["bad"].message or "")
-    assert result.state == "failed"
-
-
 def test_a_bulk_job_is_one_lsf_job_array(project: Project, lsf: Lsf) -> None:
     lsf.host()
     c = sharin.add_component(

@@ -1,85 +1,20 @@
 """The PBS Pro stand-in (tests/standins/pbspro/bin): PBS Pro's formats with job history, and sharin
-running tasks, a bulk job (one ``-J`` job array) and a step job (``-W depend`` chain) through it."""
+running a bulk job (one ``-J`` job array) and a step job (``-W depend`` chain) through it (a plain
+task: test_standins.py)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 import sharin
 from sharin import Project
-from sharin.engine import JobHandle, RunOptions
+from sharin.engine import JobHandle
 from sharin.executors import load_schedulers
 
 from ..conftest import Processes
 from ..helpers import journal_tasks, lines, log_line, wait_for
-
-BIN = Path(__file__).resolve().parent / "pbspro" / "bin"
-SERVER = "pbs-standin"
-
-
-class Pbs:
-    def __init__(self, tmp_path: Path, config_dir: Path) -> None:
-        self.home = tmp_path / "pbs-home"
-        self.workdir = tmp_path / "pbs-work"
-        self.workdir.mkdir()
-        self.config_dir = config_dir
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            list(args), cwd=self.workdir, capture_output=True, text=True, timeout=30, check=False
-        )
-
-    def host(self, scheduler: str = "PBSPro") -> None:
-        entry = {
-            "name": "pbs",
-            "host": "localhost",
-            "transport": "local",
-            "jobScheduler": scheduler,
-            "statusCheckInterval": 0.2,
-            "numJob": 8,
-            "useStepjob": True,
-            "useBulkjob": True,
-        }
-        (self.config_dir / "remotehost.json").write_text(json.dumps([entry]))
-
-    def jobs(self) -> list[dict[str, object]]:
-        return [json.loads(p.read_text()) for p in sorted((self.home / "jobs").glob("*.json"))]
-
-    def script(self, name: str, body: str) -> str:
-        (self.workdir / name).write_text('#!/bin/sh\ncd "$PBS_O_WORKDIR"\n' + body + "\n")
-        return name
-
-    def full(self, *ids: str) -> str:
-        deadline = time.monotonic() + 60  # a loaded machine runs them late
-        while True:
-            out = self.run("qstat", "-x", "-f", "-t", *ids).stdout
-            states = [ln.split()[-1] for ln in out.splitlines() if "job_state =" in ln]
-            if all(s in "FX" for s in states) or time.monotonic() > deadline:
-                return out
-            time.sleep(0.2)
-
-
-@pytest.fixture
-def pbs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, config_dir: Path) -> Iterator[Pbs]:
-    x = Pbs(tmp_path, config_dir)
-    path = [str(BIN), os.path.dirname(sys.executable), os.environ["PATH"]]
-    monkeypatch.setenv("PATH", os.pathsep.join(path))
-    monkeypatch.setenv("PBS_STANDIN_HOME", str(x.home))
-    monkeypatch.setenv("PBS_STANDIN_SERVER", SERVER)
-    monkeypatch.setenv("PBS_STANDIN_START_DELAY", "0.2")
-    monkeypatch.setenv("PBS_STANDIN_KILL_GRACE", "0.5")
-    yield x
-    for job in x.jobs():
-        ident = f"{job['id']}[]" if job["array"] else str(job["id"])
-        x.run("qdel", ident)
+from .conftest import PBS_SERVER as SERVER
+from .conftest import Pbs
 
 
 def attrs(block: str) -> dict[str, str]:
@@ -156,21 +91,6 @@ def test_arrays_dependencies_and_qdel(pbs: Pbs) -> None:
 
 
 # ---------------------------------------------------------------------- sharin through it
-def test_a_task_runs_as_a_pbs_pro_job(project: Project, pbs: Pbs) -> None:
-    pbs.host()
-    sharin.add_task(project, "t", 'cd "$PBS_O_WORKDIR"; echo made > made.txt', host="pbs")
-    sharin.set_property(project, "t", "useJobScheduler", True)
-    sharin.add_task(project, "bad", "exit 4", host="pbs")
-    sharin.set_property(project, "bad", "useJobScheduler", True)
-
-    result = sharin.run(project, options=RunOptions(keep_going=True))
-
-    tasks = journal_tasks(project.root, 1)
-    assert tasks["t"].state == "finished" and (project.root / "t" / "made.txt").exists()
-    assert tasks["bad"].state == "failed" and "exit code 4" in (tasks["bad"].message or "")
-    assert result.state == "failed"
-
-
 def test_a_bulk_job_is_one_pbs_pro_job_array(project: Project, pbs: Pbs) -> None:
     pbs.host()
     c = sharin.add_component(

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _core import Job, Store, cancel, new_element, reap, submit
+from _core import Job, Store, cancel, directives, new_element, reap, submit
 
 MAX_ARRAY_INDEX = 1000  # LSF's default MAX_JOB_ARRAY_SIZE
 _VALUE = {
@@ -107,19 +107,6 @@ def _options(args: list[str], *, directive: bool = False) -> tuple[dict[str, Any
     return opts, []
 
 
-def _directives(text: str) -> list[str]:
-    out: list[str] = []
-    for n, line in enumerate(text.splitlines()):
-        s = line.strip()
-        if n == 0 and s.startswith("#!") or not s:
-            continue
-        if s.startswith("#BSUB"):
-            out += shlex.split(s[5:], comments=True)
-        elif not s.startswith("#"):
-            break
-    return out
-
-
 def _indices(spec: str) -> list[int]:
     """``1-10``, ``1-10:2``, ``1,3,5-7`` (a ``%limit`` after the bracket is ignored)."""
     out: list[int] = []
@@ -155,7 +142,7 @@ def bsub(argv: list[str]) -> int:
         text = "#!/bin/sh\n" + " ".join(shlex.quote(x) for x in command) + "\n"
     else:
         text = sys.stdin.read()
-    opts = {**_options(_directives(text), directive=True)[0], **cli}
+    opts = {**_options(directives(text, "#BSUB"), directive=True)[0], **cli}
     name = str(opts.get("-J") or (command[0] if command else "NONAME"))
     indices: list[int] | None = None
     m = re.fullmatch(r"([^\[\]]*)\[([^\]]*)\](?:%\d+)?", name)

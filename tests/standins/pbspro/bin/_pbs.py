@@ -12,14 +12,13 @@ import getpass
 import os
 import pwd
 import re
-import shlex
 import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from _core import Job, Store, cancel, ended, new_element, reap, submit
+from _core import Job, Store, cancel, directives, ended, new_element, reap, submit
 
 _VALUE = {
     "-q",
@@ -105,19 +104,6 @@ def _options(args: list[str]) -> tuple[dict[str, Any], list[str]]:
     return opts, []
 
 
-def _directives(text: str) -> list[str]:
-    out: list[str] = []
-    for n, line in enumerate(text.splitlines()):
-        s = line.strip()
-        if n == 0 and s.startswith("#!") or not s:
-            continue
-        if s.startswith("#PBS"):
-            out += shlex.split(s[4:], comments=True)
-        elif not s.startswith("#"):
-            break
-    return out
-
-
 def _range(spec: str) -> list[int]:
     m = re.fullmatch(r"(\d+)-(\d+)(?::(\d+))?", spec.strip())
     if m is None or int(m.group(1)) > int(m.group(2)) or int(m.group(3) or 1) < 1:
@@ -155,10 +141,10 @@ def qsub(argv: list[str]) -> int:
         except OSError:
             raise Refused(f"script file:: No such file or directory: {operands[0]}") from None
         base = path.name
-    directives, _ = _options(_directives(text))
-    opts = {**directives, **cli}
+    found, _ = _options(directives(text, "#PBS"))
+    opts = {**found, **cli}
     for key in ("-l", "-W", "-v"):
-        opts[key] = directives.get(key, []) + cli.get(key, [])
+        opts[key] = found.get(key, []) + cli.get(key, [])
     name = str(opts.get("-N") or base)[:236]
     indices = _range(str(opts["-J"])) if "-J" in opts else None
     queue = str(opts.get("-q") or "workq")
