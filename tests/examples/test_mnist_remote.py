@@ -7,12 +7,9 @@ environment modules would give them), written by the fixture and restored afterw
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import re
-import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,7 +20,7 @@ import pytest
 import sharin
 
 from ..helpers import read_json
-from ..remote.hostshell import ssh
+from ..remote.hostshell import own_dir, ssh, write_host
 from ..services.available import service_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -109,29 +106,12 @@ def remote_login_env() -> Iterator[dict[str, str]]:
 
 @pytest.fixture
 def remote_path() -> Iterator[Path]:
-    home = Path(pwd.getpwnam(service_env()["TEST_SSH_USER"]).pw_dir)
-    path = home / "sharin-jobs" / f"mnist-{secrets.token_hex(4)}"
-    ssh(f"mkdir -p {path}")
-    try:
+    with own_dir("mnist") as path:
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _host(config_dir: Path, path: Path, **extra: object) -> None:
-    env = service_env()
-    entry = {
-        "name": "ci-ssh",
-        "host": env["TEST_SSH_HOST"],
-        "port": int(env["TEST_SSH_PORT"]),
-        "username": env["TEST_SSH_USER"],
-        "keyFile": env["TEST_SSH_KEY"],
-        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
-        "path": str(path),
-        "statusCheckInterval": 2,
-        **extra,
-    }
-    (config_dir / "remotehost.json").write_text(json.dumps([entry]))
+    write_host(config_dir, path=str(path), statusCheckInterval=2, **extra)
 
 
 def _run_remote(tmp_path: Path, *, use_job_scheduler: bool) -> Path:

@@ -6,11 +6,7 @@ after the engine was killed, and finished through a dropped connection."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import pwd
-import secrets
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -29,8 +25,7 @@ from sharin.model import Project, load_hosts
 
 from ..conftest import Processes
 from ..helpers import journal_tasks
-from ..services.available import service_env
-from .hostshell import ssh
+from .hostshell import own_dir, ssh, write_host
 
 pytestmark = [pytest.mark.sshd]
 
@@ -40,30 +35,12 @@ T = TypeVar("T")
 @pytest.fixture
 def remote_path() -> Iterator[Path]:
     """A directory of this test's own on the host (the host shares this file system)."""
-    home = Path(pwd.getpwnam(service_env()["TEST_SSH_USER"]).pw_dir)
-    path = home / "sharin-jobs" / f"rshell-{secrets.token_hex(4)}"
-    ssh(f"mkdir -p {path}")
-    try:
+    with own_dir("rshell") as path:
         yield path
-    finally:
-        ssh(f"pkill -KILL -f -- {path}/ || true", check=False)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _host(config_dir: Path, path: Path, **extra: object) -> None:
-    env = service_env()
-    entry = {
-        "name": "ci-ssh",
-        "host": env["TEST_SSH_HOST"],
-        "port": int(env["TEST_SSH_PORT"]),
-        "username": env["TEST_SSH_USER"],
-        "keyFile": env["TEST_SSH_KEY"],
-        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
-        "path": str(path),
-        "statusCheckInterval": 0.5,
-        **extra,
-    }
-    (config_dir / "remotehost.json").write_text(json.dumps([entry]))
+    write_host(config_dir, path=str(path), statusCheckInterval=0.5, **extra)
 
 
 def _task(p: Project, name: str, script: str, *, outputs: tuple[str, ...] = ()) -> None:

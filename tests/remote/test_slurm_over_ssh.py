@@ -4,8 +4,6 @@ files and logs brought back — against the real sshd and Slurm of ``scripts/ser
 
 from __future__ import annotations
 
-import json
-import pwd
 from pathlib import Path
 
 import pytest
@@ -13,27 +11,15 @@ import pytest
 import sharin
 from sharin.model import Project
 
-from ..services.available import service_env
+from .hostshell import home, write_host
 
 pytestmark = [pytest.mark.sshd, pytest.mark.slurm]
 
 
 def _host(config_dir: Path, **extra: object) -> None:
-    env = service_env()
-    entry = {
-        "name": "ci-ssh",
-        "host": env["TEST_SSH_HOST"],
-        "port": int(env["TEST_SSH_PORT"]),
-        "username": env["TEST_SSH_USER"],
-        "keyFile": env["TEST_SSH_KEY"],
-        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
-        # the test host shares this machine's file system: its user's home is a local path
-        "path": f"{pwd.getpwnam(env['TEST_SSH_USER']).pw_dir}/sharin-jobs",
-        "jobScheduler": "SLURM",
-        "statusCheckInterval": 1,
-        **extra,
-    }
-    (config_dir / "remotehost.json").write_text(json.dumps([entry]))
+    # the test host shares this machine's file system: its user's home is a local path
+    path = f"{home()}/sharin-jobs"
+    write_host(config_dir, path=path, jobScheduler="SLURM", statusCheckInterval=1, **extra)
 
 
 def test_a_task_runs_as_a_slurm_job_over_ssh_and_its_outputs_come_back(
