@@ -8,11 +8,14 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sharin.engine import JobHandle, TaskSpec
+from sharin.engine import JobHandle, JobResult, TaskSpec
+from sharin.errors import TransportError
 from sharin.executors import LocalTransport, RemoteShellExecutor
+from sharin.executors._transport import CommandResult
 from sharin.model import HostConfig
 
 
@@ -138,3 +141,55 @@ def test_an_attempt_whose_wrapper_was_killed_is_lost_on_attach(tmp_path: Path) -
 
     lost, message = asyncio.run(go())
     assert lost and "without an exit code" in message
+
+
+class _Silent(LocalTransport):
+    """This machine, until it stops answering the checks (a host whose link went down)."""
+
+    answering = True
+
+    async def run(self, command: str, **kwargs: Any) -> CommandResult:
+        if not self.answering and command.startswith("w() {"):
+            raise TransportError("connection lost", host="h", transient=True)
+        return await super().run(command, **kwargs)
+
+
+def test_checks_that_fail_past_max_status_check_error_leave_the_tasks_unknown(
+    tmp_path: Path,
+) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    transport = _Silent()
+    cfg = HostConfig(
+        name="h",
+        host="h",
+        path=str(host),
+        status_check_interval=0.05,
+        raw={"maxStatusCheckError": 3},
+    )
+    ex = RemoteShellExecutor(cfg, transport)
+    specs = [_spec(tmp_path, n, "sleep 30") for n in ("a", "b")]
+
+    async def go() -> list[JobResult]:
+        try:
+            handles = []
+            for spec in specs:
+                await ex.stage_in(spec)
+                handles.append(await ex.submit(spec))
+            transport.answering = False
+            results = await asyncio.gather(
+                *(ex.wait(h, s) for h, s in zip(handles, specs, strict=True))
+            )
+            for h in handles:
+                await ex.cancel(h)
+            return list(results)
+        finally:
+            await ex.close()
+
+    results = asyncio.run(go())
+
+    assert all(r.unknown for r in results), results
+    assert "checking its tasks failed 4 times in a row" in results[0].message
+    assert "connection lost" in results[0].message
+    assert "`sharin run` again to re-attach" in results[0].message
+    assert ex.queries == 4  # one check a round for both tasks
