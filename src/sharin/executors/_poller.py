@@ -18,13 +18,13 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..engine import JobResult
 from ..errors import TransportError
 from ._transport import CommandResult, Transport
 
-__all__ = ["Poller", "Watch"]
+__all__ = ["Polled", "Poller", "Watch"]
 
 
 @dataclass
@@ -141,3 +141,24 @@ class Poller(Generic[W, R]):
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class Polled:
+    """What an executor that watches through a :class:`Poller` shows of it (a mixin)."""
+
+    _poller: Poller[Any, Any]
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two checks of the host's jobs or tasks."""
+        return self._poller.interval
+
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        self._poller.interval = seconds
+
+    @property
+    def queries(self) -> int:
+        """How many queries the checks ran (for tests and benchmarks: one per interval for
+        all that is watched, and for batch jobs at most one history query after each)."""
+        return self._poller.queries

@@ -25,7 +25,7 @@ from ..errors import ExecutorError, TransportError
 from ..model import COMPONENT_FILE, HostConfig, read_json_object
 from . import _hostdir
 from ._jobsets import JobSets
-from ._poller import Poller, Watch
+from ._poller import Polled, Poller, Watch
 from ._scheduler import (
     JobState,
     Outcome,
@@ -81,7 +81,7 @@ class _Watch(Watch):
 _Row = JobState | JobResult | None
 
 
-class BatchExecutor(JobSets, Executor):
+class BatchExecutor(JobSets, Polled, Executor):
     """Submits task scripts as batch jobs on one host and watches them in batches."""
 
     kind = "batch"
@@ -116,21 +116,6 @@ class BatchExecutor(JobSets, Executor):
         self._refused: dict[str, int] = {}  #: per task: refusals while no job of ours was held
         self._not_before = 0.0  #: monotonic time before which no submission is tried
         self._job_end = asyncio.Event()  #: set (and replaced) whenever a watched job ends
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two status checks of the host's jobs."""
-        return self._poller.interval
-
-    @interval.setter
-    def interval(self, seconds: float) -> None:
-        self._poller.interval = seconds
-
-    @property
-    def queries(self) -> int:
-        """How many status queries were run (for tests and benchmarks: one per interval, and
-        at most one history query after each)."""
-        return self._poller.queries
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:

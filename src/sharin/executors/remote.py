@@ -42,7 +42,7 @@ from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..errors import ExecutorError, TransportError
 from ..model import HostConfig
 from . import _hostdir
-from ._poller import Poller, Watch
+from ._poller import Polled, Poller, Watch
 from ._transport import CommandResult, Transport
 from .local import _KILL_AFTER_SPAWN, prepare_task_script, source_script
 
@@ -104,7 +104,7 @@ def _code(result: CommandResult) -> str:
     return result.output.strip() or f"exit status {result.returncode}"
 
 
-class RemoteShellExecutor(Executor):
+class RemoteShellExecutor(Polled, Executor):
     """Task scripts as detached processes on one SSH host, watched in one command per poll."""
 
     kind = "remote"
@@ -122,20 +122,6 @@ class RemoteShellExecutor(Executor):
             what="checking its tasks",
             check="the host",
         )
-
-    @property
-    def interval(self) -> float:
-        """Seconds between two checks of the host's tasks."""
-        return self._poller.interval
-
-    @interval.setter
-    def interval(self, seconds: float) -> None:
-        self._poller.interval = seconds
-
-    @property
-    def queries(self) -> int:
-        """How many watch commands were run (one per interval for all tasks)."""
-        return self._poller.queries
 
     # ------------------------------------------------------------------ files
     def job_dir(self, spec: TaskSpec) -> str:
