@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from ..engine import JobResult
 from ..errors import TransportError
+from ..model import HostConfig
 from ._transport import CommandResult, Transport
 
 __all__ = ["Polled", "Poller", "Watch"]
@@ -47,18 +48,17 @@ class Poller(Generic[W, R]):
 
     def __init__(
         self,
+        host: HostConfig,
         *,
-        host: str,
-        interval: float,
-        max_errors: int,
         ask: Callable[[list[W]], Awaitable[Mapping[str, R]]],
         settle: Callable[[W, R], JobResult | None],
         what: str,
         check: str,
     ) -> None:
-        self.host = host
-        self.interval = interval
-        self.max_errors = max_errors
+        self.host = host.name
+        #: the host's ``statusCheckInterval`` (at least 0.05 s) and ``maxStatusCheckError``
+        self.interval = max(0.05, float(host.status_check_interval))
+        self.max_errors = int(host.raw.get("maxStatusCheckError") or 10)
         self._ask = ask
         self._settle = settle
         #: for the message after too many failed checks: what failed, what to look at

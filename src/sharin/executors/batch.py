@@ -95,9 +95,7 @@ class BatchExecutor(JobSets, Polled, Executor):
         self.scheduler = scheduler
         self.transport = transport
         self._poller: Poller[_Watch, _Row] = Poller(
-            host=host.name,
-            interval=max(0.05, float(host.status_check_interval)),
-            max_errors=int(host.raw.get("maxStatusCheckError") or 10),
+            host,
             ask=self._rows,
             settle=self._settle,
             what="the status command",

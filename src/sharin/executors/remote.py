@@ -114,9 +114,7 @@ class RemoteShellExecutor(Polled, Executor):
         self.config = host
         self.transport = transport
         self._poller: Poller[_Watch, _Row] = Poller(
-            host=host.name,
-            interval=max(0.05, float(host.status_check_interval)),
-            max_errors=int(host.raw.get("maxStatusCheckError") or 10),
+            host,
             ask=self._rows,
             settle=self._settle,
             what="checking its tasks",
