@@ -511,7 +511,8 @@ def test_leaving_a_stream_ends_the_command(host: HostConfig) -> None:
             if len(got) == 3:
                 break
         await asyncio.sleep(0.5)
-        left = await t.run("ps -eo args | grep '[t]ick' || true")
+        # the loop's own words: a browser's --launch-time-ticks=... matches "tick" alone
+        left = await t.run("ps -eo args | grep '[e]cho tick' || true")
         return got, left.stdout
 
     got, left = run_with(pool, go)
