@@ -530,3 +530,94 @@ def test_testing_an_unknown_host_is_one_clear_error(client: TestClient) -> None:
     with client.websocket_connect("ws://127.0.0.1:8123/api/hosts/nowhere/test") as ws:
         m = ws.receive_json()
     assert m["type"] == "error" and "nowhere" in m["error"]
+
+
+def _host(client: TestClient, **entry: Any) -> None:
+    r = client.post("/api/hosts", json=entry)
+    assert r.status_code == 201, r.text
+
+
+def test_a_host_is_edited_in_place_in_its_file(client: TestClient, config_dir: Path) -> None:
+    _host(client, name="a", host="a.example.org", user="me", path="/work/a")
+    _host(client, name="b", host="b.example.org")
+    file = config_dir / "remotehost.json"
+    before = json.loads(file.read_text())
+    edited = {**before[0], "path": "/scratch/a", "queue": "small,large", "numJob": 20}
+    del edited["id"]  # the entry's id is kept when the edit does not send it
+    r = client.put("/api/hosts/a", json=edited)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "a"}
+    after = json.loads(file.read_text())
+    assert [e["name"] for e in after] == ["a", "b"]
+    assert after[0] == {**before[0], "path": "/scratch/a", "queue": "small,large", "numJob": 20}
+    got = {h["config"]["name"]: h["config"] for h in client.get("/api/hosts").json()}
+    assert got["a"]["path"] == "/scratch/a" and got["a"]["queues"] == ["small", "large"]
+    assert not [p.name for p in config_dir.iterdir() if p.name != "remotehost.json"]
+
+
+def test_a_host_is_renamed_but_not_onto_another_host(client: TestClient, config_dir: Path) -> None:
+    _host(client, name="a", host="a.example.org")
+    _host(client, name="b", host="b.example.org")
+    file = config_dir / "remotehost.json"
+    r = client.put("/api/hosts/a", json={"name": "b", "host": "x"})
+    assert r.status_code == 400 and "'b' exists already" in r.json()["error"]
+    r = client.put("/api/hosts/a", json={"name": "c", "host": "c.example.org"})
+    assert r.status_code == 200 and r.json() == {"name": "c"}
+    assert [(e["name"], e["host"]) for e in json.loads(file.read_text())] == [
+        ("c", "c.example.org"),
+        ("b", "b.example.org"),
+    ]
+
+
+def test_a_bad_field_of_an_edited_host_is_named_and_nothing_changes(
+    client: TestClient, config_dir: Path
+) -> None:
+    _host(client, name="a", host="a.example.org")
+    file = config_dir / "remotehost.json"
+    before = file.read_bytes()
+    r = client.put("/api/hosts/a", json={"name": "a", "host": "a", "port": 99999})
+    assert r.status_code == 400
+    assert "[a.port]" in r.json()["error"] and "Traceback" not in r.text
+    r = client.put("/api/hosts/a", json={"name": "", "host": "a"})
+    assert r.status_code == 400 and "name" in r.json()["error"]
+    assert file.read_bytes() == before
+
+
+def test_editing_an_unknown_host_is_404(client: TestClient) -> None:
+    r = client.put("/api/hosts/nowhere", json={"name": "nowhere", "host": "x"})
+    assert r.status_code == 404 and "nowhere" in r.json()["error"]
+
+
+def test_an_archive_with_unknown_hosts_asks_for_a_mapping_then_imports_with_it(
+    client: TestClient, workspace: Path
+) -> None:
+    from tests.archives import wheel_archive
+
+    _host(client, name="cluster", host="login.example.org")
+    data = wheel_archive("mapped", {"pre": "fugaku", "post": "localhost", "sim": "oakforest"})
+    upload = [("archive", ("WHEEL_project_mapped.tgz", data, "application/gzip"))]
+    r = client.post("/api/projects/import", files=upload)
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["unknown_hosts"] == ["fugaku", "oakforest"]
+    assert body["hosts"] == ["localhost", "cluster"]
+    assert list(workspace.iterdir()) == []  # nothing imported, the upload not kept
+    # a mapping naming a host this machine lacks: one clear error
+    bad = {"host_map": json.dumps({"fugaku": "cluster", "oakforest": "nowhere"})}
+    r = client.post("/api/projects/import", files=upload, data=bad)
+    assert r.status_code == 400 and "oakforest=nowhere" in r.json()["error"]
+    for junk in ("[1]", '{"fugaku": 1}', "not json"):
+        r = client.post("/api/projects/import", files=upload, data={"host_map": junk})
+        assert r.status_code == 400 and r.json()["error"].startswith("host_map:"), junk
+    # half a mapping: asked again for the rest
+    half = {"host_map": json.dumps({"fugaku": "cluster"})}
+    r = client.post("/api/projects/import", files=upload, data=half)
+    assert r.status_code == 409 and r.json()["unknown_hosts"] == ["oakforest"]
+    assert list(workspace.iterdir()) == []
+    full = {"host_map": json.dumps({"fugaku": "cluster", "oakforest": "localhost"})}
+    r = client.post("/api/projects/import", files=upload, data=full)
+    assert r.status_code == 201, r.text
+    hosts = {c["name"]: c["properties"]["host"] for c in r.json()["workflow"]["children"]}
+    assert hosts == {"pre": "cluster", "post": "localhost", "sim": "localhost"}
+    root = Path(r.json()["root"])
+    assert json.loads((root / "pre" / "cmp.wheel.json").read_text())["host"] == "cluster"
