@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
 from sharin.interfaces.server import ServerConfig, create_app
@@ -621,3 +623,70 @@ def test_an_archive_with_unknown_hosts_asks_for_a_mapping_then_imports_with_it(
     assert hosts == {"pre": "cluster", "post": "localhost", "sim": "localhost"}
     root = Path(r.json()["root"])
     assert json.loads((root / "pre" / "cmp.wheel.json").read_text())["host"] == "cluster"
+
+
+_labels = st.text(min_size=0, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(json.dumps, st.dictionaries(_labels, st.sampled_from(["localhost", "c", "x"]))),
+        st.builds(
+            json.dumps,
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | _labels,
+                lambda inner: (
+                    st.lists(inner, max_size=3) | st.dictionaries(_labels, inner, max_size=3)
+                ),
+                max_leaves=8,
+            ),
+        ),
+        st.integers(1, 5000).map(lambda n: "[" * n + "]" * n),
+    )
+)
+def test_an_import_host_map_is_a_mapping_onto_known_hosts_or_one_clear_error(text: str) -> None:
+    from sharin.errors import ProjectError
+    from sharin.interfaces.server._app import _host_map
+
+    known = ["localhost", "c"]
+    try:
+        got = _host_map(text, known)
+    except ProjectError as e:
+        assert str(e).startswith("host_map")
+        assert "Traceback" not in str(e) and "NoneType" not in str(e)
+        return
+    assert all(isinstance(k, str) and v in known for k, v in got.items())
+    assert got == (json.loads(text) if text.strip() else {})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "host", "user", "port", "path", "numJob", "queue", "useBulkjob"]),
+        st.none()
+        | st.booleans()
+        | st.integers(-5, 70000)
+        | st.text(max_size=8)
+        | st.lists(st.text(max_size=3), max_size=2),
+    )
+)
+def test_an_edited_host_is_written_whole_or_refused_naming_a_field(entry: dict[str, Any]) -> None:
+    from sharin.errors import ProjectError
+    from sharin.interfaces import api
+    from sharin.model._hosts import hosts_file
+
+    file = hosts_file()
+    file.write_text(json.dumps([{"name": "a", "host": "h", "id": "1"}, {"name": "b", "host": "h"}]))
+    before = file.read_bytes()
+    try:
+        cfg = api.replace_host("a", entry)
+    except ProjectError as e:
+        assert file.read_bytes() == before
+        assert "[" in str(e) or "exists already" in str(e), str(e)
+        assert "NoneType" not in str(e) and "Traceback" not in str(e)
+        return
+    written = json.loads(file.read_text())
+    assert written[0] == {**entry, "id": "1"} and written[1]["name"] == "b"
+    assert cfg.name == entry["name"] != "b"
