@@ -497,6 +497,7 @@ def test_a_host_is_edited_in_its_row_and_the_table_shows_the_change(
     browser: Any, server: Server, tmp_path: Path, config_dir: Path
 ) -> None:
     _api(server, "POST", "/api/hosts", {"name": "cluster", "host": "login", "path": "/work/me"})
+    _api(server, "POST", "/api/hosts", {"name": "storage", "host": "files"})
     page = _page(browser, server, tmp_path)
     page.click("text=Hosts")
     row = page.locator("[data-host=cluster]")
@@ -508,18 +509,28 @@ def test_a_host_is_edited_in_its_row_and_the_table_shows_the_change(
     form.locator("[data-test=edit-path]").fill("/scratch/me")
     form.locator("[data-test=edit-numJob]").fill("12")
     form.locator("[data-test=edit-useBulkjob]").check()
+    assert form.locator("[data-test=edit-sharedHost] option").all_inner_texts() == [
+        "(none)",
+        "storage",
+    ]
+    form.locator("[data-test=edit-sharedHost]").select_option("storage")
     _shot(page, tmp_path, "host-edit")
     form.locator("[data-test=host-save]").click()
     page.wait_for_selector("[data-host=cluster]:has-text('/scratch/me')")
     page.wait_for_selector("[data-host-edit=cluster]", state="detached")
-    [entry] = json.loads((config_dir / "remotehost.json").read_text())
-    assert (entry["path"], entry["numJob"], entry["useBulkjob"]) == ("/scratch/me", 12, True)
+    entry, _ = json.loads((config_dir / "remotehost.json").read_text())
+    assert (entry["path"], entry["numJob"], entry["useBulkjob"], entry["sharedHost"]) == (
+        "/scratch/me",
+        12,
+        True,
+        "storage",
+    )
     # a bad value: the server's words naming the field, the form stays open, nothing written
     row.locator("[data-test=host-edit]").click()
     form.locator("[data-test=edit-port]").fill("99999")
     form.locator("[data-test=host-save]").click()
     page.wait_for_selector("[data-test=error]:has-text('port')")
-    assert json.loads((config_dir / "remotehost.json").read_text()) == [entry]
+    assert json.loads((config_dir / "remotehost.json").read_text())[0] == entry
     form.locator("[data-test=host-cancel]").click()
     page.wait_for_selector("[data-host-edit=cluster]", state="detached")
     assert page._sharin_errors == []

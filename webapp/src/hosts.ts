@@ -1,7 +1,7 @@
 // The hosts screen's logic: the host form (a remotehost.json entry, WHEEL's field names), the
 // connection test over the server's WebSocket, and the host mapping of an archive's import.
 
-export type FieldKind = 'text' | 'number' | 'flag'
+export type FieldKind = 'text' | 'number' | 'flag' | 'host' // host: another host's label
 
 export interface HostField {
   key: string // the remotehost.json field
@@ -22,12 +22,13 @@ export const HOST_FIELDS: HostField[] = [
   { key: 'jobScheduler', label: 'Job scheduler', kind: 'text', placeholder: 'Slurm, PBSPro, Fugaku …' },
   { key: 'queue', label: 'Queues (comma separated)', kind: 'text' },
   { key: 'numJob', label: 'Jobs at once (numJob)', kind: 'number', placeholder: '5' },
-  { key: 'sharedHost', label: 'Shares its files with host', kind: 'text' },
+  { key: 'sharedHost', label: 'Shares its files with host', kind: 'host' },
   { key: 'statusCheckInterval', label: 'Status check interval (s)', kind: 'number', placeholder: '10' },
   { key: 'maxStatusCheckError', label: 'Status check failures allowed', kind: 'number' },
   { key: 'renewInterval', label: 'Renew the connection after (min)', kind: 'number', placeholder: '0: never' },
   { key: 'readyTimeout', label: 'Connection timeout (ms)', kind: 'number', placeholder: '20000' },
   { key: 'keepaliveInterval', label: 'Keep-alive interval (ms)', kind: 'number', placeholder: '30000' },
+  { key: 'knownHostsFile', label: 'known_hosts file', kind: 'text', placeholder: '~/.ssh/known_hosts' },
   { key: 'useStepjob', label: 'Step jobs', kind: 'flag' },
   { key: 'useBulkjob', label: 'Bulk jobs', kind: 'flag' },
 ]
