@@ -59,10 +59,12 @@ export function formFromEntry(raw: Record<string, unknown>): HostForm {
  * is sent as typed, for the server to name it. */
 export function entryFromForm(form: HostForm, base: Record<string, unknown> = {}): Record<string, unknown> {
   const entry: Record<string, unknown> = { ...base }
-  if ('user' in form) delete entry.username // the form's user replaces WHEEL 2022's field
+  // WHEEL 2022 calls the user `username`: an entry written so keeps that name
+  const userKey = 'username' in base && !('user' in base) ? 'username' : 'user'
   for (const d of HOST_FIELDS) {
     const v = form[d.key]
-    delete entry[d.key]
+    const key = d.key === 'user' ? userKey : d.key
+    delete entry[key]
     if (d.kind === 'flag') {
       if (v === true) entry[d.key] = true
       else if (base[d.key] !== undefined) entry[d.key] = false
@@ -70,10 +72,10 @@ export function entryFromForm(form: HostForm, base: Record<string, unknown> = {}
     }
     const s = String(v ?? '').trim()
     if (!s) continue
-    if (d.kind === 'number') entry[d.key] = /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s
+    if (d.kind === 'number') entry[key] = /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s
     else if (d.key === 'queue' && Array.isArray(base.queue)) {
-      entry[d.key] = s.split(',').map((q) => q.trim()).filter(Boolean) // OPEN-WHEEL 2025's list
-    } else entry[d.key] = s
+      entry[key] = s.split(',').map((q) => q.trim()).filter(Boolean) // OPEN-WHEEL 2025's list
+    } else entry[key] = s
   }
   return entry
 }

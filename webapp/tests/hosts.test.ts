@@ -32,7 +32,7 @@ describe('the host form', () => {
       id: 'abc',
       name: 'c',
       host: 'login',
-      user: 'me', // WHEEL 2022's username becomes user
+      username: 'me', // an entry of WHEEL 2022 keeps its field name
       port: 2222,
       path: '/work/me',
       queue: ['a', 'b', 'c'], // a list stays a list
@@ -49,6 +49,7 @@ describe('the host form', () => {
     expect(Object.keys(emptyForm())).toEqual(HOST_FIELDS.map((d) => d.key))
     const edited = entryFromForm({ ...formFromEntry({ name: 'n', host: 'h', path: '/p' }), path: '' }, { name: 'n', host: 'h', path: '/p' })
     expect(edited).toEqual({ name: 'n', host: 'h' })
+    expect(entryFromForm({ ...emptyForm(), name: 'n', host: 'h', user: 'u' }, { username: 'old', user: 'x' })).toEqual({ username: 'old', name: 'n', host: 'h', user: 'u' })
   })
 })
 
