@@ -603,6 +603,10 @@ def test_an_archive_with_unknown_hosts_asks_for_a_mapping_then_imports_with_it(
     body = r.json()
     assert body["unknown_hosts"] == ["fugaku", "oakforest"]
     assert body["hosts"] == ["localhost", "cluster"]
+    assert body["error"] == (
+        "the archive uses hosts this machine does not know: fugaku, oakforest; send host_map "
+        "mapping each to one of: localhost, cluster"
+    )
     assert list(workspace.iterdir()) == []  # nothing imported, the upload not kept
     # a mapping naming a host this machine lacks: one clear error
     bad = {"host_map": json.dumps({"fugaku": "cluster", "oakforest": "nowhere"})}

@@ -365,11 +365,15 @@ def create_app(config: ServerConfig) -> Any:
             _write_atomic(src, _chunks(archive.file), config.upload_limit)
             try:
                 p = api.import_project(src, state.workspace, host_map=mapping, ask_host=ask_host)
-            except ProjectError as e:
+            except ProjectError:
                 if not unknown:
                     raise
+                error = (
+                    f"the archive uses hosts this machine does not know: {', '.join(unknown)}; "
+                    f"send host_map mapping each to one of: {', '.join(known)}"
+                )
                 return JSONResponse(
-                    {"error": str(e), "unknown_hosts": unknown, "hosts": known}, status_code=409
+                    {"error": error, "unknown_hosts": unknown, "hosts": known}, status_code=409
                 )
         return _project_json(state.add(p.root), p)
 
