@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
 from sharin.interfaces.server import ServerConfig, create_app
@@ -530,3 +532,165 @@ def test_testing_an_unknown_host_is_one_clear_error(client: TestClient) -> None:
     with client.websocket_connect("ws://127.0.0.1:8123/api/hosts/nowhere/test") as ws:
         m = ws.receive_json()
     assert m["type"] == "error" and "nowhere" in m["error"]
+
+
+def _host(client: TestClient, **entry: Any) -> None:
+    r = client.post("/api/hosts", json=entry)
+    assert r.status_code == 201, r.text
+
+
+def test_a_host_is_edited_in_place_in_its_file(client: TestClient, config_dir: Path) -> None:
+    _host(client, name="a", host="a.example.org", user="me", path="/work/a")
+    _host(client, name="b", host="b.example.org")
+    file = config_dir / "remotehost.json"
+    before = json.loads(file.read_text())
+    edited = {**before[0], "path": "/scratch/a", "queue": "small,large", "numJob": 20}
+    del edited["id"]  # the entry's id is kept when the edit does not send it
+    r = client.put("/api/hosts/a", json=edited)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"name": "a"}
+    after = json.loads(file.read_text())
+    assert [e["name"] for e in after] == ["a", "b"]
+    assert after[0] == {**before[0], "path": "/scratch/a", "queue": "small,large", "numJob": 20}
+    got = {h["config"]["name"]: h["config"] for h in client.get("/api/hosts").json()}
+    assert got["a"]["path"] == "/scratch/a" and got["a"]["queues"] == ["small", "large"]
+    assert not [p.name for p in config_dir.iterdir() if p.name != "remotehost.json"]
+
+
+def test_a_host_is_renamed_but_not_onto_another_host(client: TestClient, config_dir: Path) -> None:
+    _host(client, name="a", host="a.example.org")
+    _host(client, name="b", host="b.example.org")
+    file = config_dir / "remotehost.json"
+    r = client.put("/api/hosts/a", json={"name": "b", "host": "x"})
+    assert r.status_code == 400 and "'b' exists already" in r.json()["error"]
+    r = client.put("/api/hosts/a", json={"name": "c", "host": "c.example.org"})
+    assert r.status_code == 200 and r.json() == {"name": "c"}
+    assert [(e["name"], e["host"]) for e in json.loads(file.read_text())] == [
+        ("c", "c.example.org"),
+        ("b", "b.example.org"),
+    ]
+
+
+def test_a_bad_field_of_an_edited_host_is_named_and_nothing_changes(
+    client: TestClient, config_dir: Path
+) -> None:
+    _host(client, name="a", host="a.example.org")
+    file = config_dir / "remotehost.json"
+    before = file.read_bytes()
+    r = client.put("/api/hosts/a", json={"name": "a", "host": "a", "port": 99999})
+    assert r.status_code == 400
+    assert "[a.port]" in r.json()["error"] and "Traceback" not in r.text
+    r = client.put("/api/hosts/a", json={"name": "", "host": "a"})
+    assert r.status_code == 400 and "name" in r.json()["error"]
+    assert file.read_bytes() == before
+
+
+def test_editing_an_unknown_host_is_404(client: TestClient) -> None:
+    r = client.put("/api/hosts/nowhere", json={"name": "nowhere", "host": "x"})
+    assert r.status_code == 404 and "nowhere" in r.json()["error"]
+
+
+def test_an_archive_with_unknown_hosts_asks_for_a_mapping_then_imports_with_it(
+    client: TestClient, workspace: Path
+) -> None:
+    from tests.archives import wheel_archive
+
+    _host(client, name="cluster", host="login.example.org")
+    data = wheel_archive("mapped", {"pre": "fugaku", "post": "localhost", "sim": "oakforest"})
+    upload = [("archive", ("WHEEL_project_mapped.tgz", data, "application/gzip"))]
+    r = client.post("/api/projects/import", files=upload)
+    assert r.status_code == 409, r.text
+    body = r.json()
+    assert body["unknown_hosts"] == ["fugaku", "oakforest"]
+    assert body["hosts"] == ["localhost", "cluster"]
+    assert body["error"] == (
+        "the archive uses hosts this machine does not know: fugaku, oakforest; send host_map "
+        "mapping each to one of: localhost, cluster"
+    )
+    assert list(workspace.iterdir()) == []  # nothing imported, the upload not kept
+    # a mapping naming a host this machine lacks: one clear error
+    bad = {"host_map": json.dumps({"fugaku": "cluster", "oakforest": "nowhere"})}
+    r = client.post("/api/projects/import", files=upload, data=bad)
+    assert r.status_code == 400 and "oakforest=nowhere" in r.json()["error"]
+    for junk in ("[1]", '{"fugaku": 1}', "not json"):
+        r = client.post("/api/projects/import", files=upload, data={"host_map": junk})
+        assert r.status_code == 400 and r.json()["error"].startswith("host_map:"), junk
+    # half a mapping: asked again for the rest
+    half = {"host_map": json.dumps({"fugaku": "cluster"})}
+    r = client.post("/api/projects/import", files=upload, data=half)
+    assert r.status_code == 409 and r.json()["unknown_hosts"] == ["oakforest"]
+    assert list(workspace.iterdir()) == []
+    full = {"host_map": json.dumps({"fugaku": "cluster", "oakforest": "localhost"})}
+    r = client.post("/api/projects/import", files=upload, data=full)
+    assert r.status_code == 201, r.text
+    hosts = {c["name"]: c["properties"]["host"] for c in r.json()["workflow"]["children"]}
+    assert hosts == {"pre": "cluster", "post": "localhost", "sim": "localhost"}
+    root = Path(r.json()["root"])
+    assert json.loads((root / "pre" / "cmp.wheel.json").read_text())["host"] == "cluster"
+
+
+_labels = st.text(min_size=0, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=40),
+        st.builds(json.dumps, st.dictionaries(_labels, st.sampled_from(["localhost", "c", "x"]))),
+        st.builds(
+            json.dumps,
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | _labels,
+                lambda inner: (
+                    st.lists(inner, max_size=3) | st.dictionaries(_labels, inner, max_size=3)
+                ),
+                max_leaves=8,
+            ),
+        ),
+        st.integers(1, 5000).map(lambda n: "[" * n + "]" * n),
+    )
+)
+def test_an_import_host_map_is_a_mapping_onto_known_hosts_or_one_clear_error(text: str) -> None:
+    from sharin.errors import ProjectError
+    from sharin.interfaces.server._app import _host_map
+
+    known = ["localhost", "c"]
+    try:
+        got = _host_map(text, known)
+    except ProjectError as e:
+        assert str(e).startswith("host_map")
+        assert "Traceback" not in str(e) and "NoneType" not in str(e)
+        return
+    assert all(isinstance(k, str) and v in known for k, v in got.items())
+    assert got == (json.loads(text) if text.strip() else {})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from(["name", "host", "user", "port", "path", "numJob", "queue", "useBulkjob"]),
+        st.none()
+        | st.booleans()
+        | st.integers(-5, 70000)
+        | st.text(max_size=8)
+        | st.lists(st.text(max_size=3), max_size=2),
+    )
+)
+def test_an_edited_host_is_written_whole_or_refused_naming_a_field(entry: dict[str, Any]) -> None:
+    from sharin.errors import ProjectError
+    from sharin.interfaces import api
+    from sharin.model._hosts import hosts_file
+
+    file = hosts_file()
+    file.write_text(json.dumps([{"name": "a", "host": "h", "id": "1"}, {"name": "b", "host": "h"}]))
+    before = file.read_bytes()
+    try:
+        cfg = api.replace_host("a", entry)
+    except ProjectError as e:
+        assert file.read_bytes() == before
+        assert "[" in str(e) or "exists already" in str(e), str(e)
+        assert "NoneType" not in str(e) and "Traceback" not in str(e)
+        return
+    written = json.loads(file.read_text())
+    assert written[0] == {**entry, "id": "1"} and written[1]["name"] == "b"
+    assert cfg.name == entry["name"] != "b"

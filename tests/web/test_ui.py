@@ -491,3 +491,127 @@ def test_problems_are_listed_by_check_and_a_run_refused_with_them(
     assert "Traceback" not in page.locator("[data-test=error]").inner_text()
     _shot(page, tmp_path, "problems")
     assert page._sharin_errors == []
+
+
+def test_a_host_is_edited_in_its_row_and_the_table_shows_the_change(
+    browser: Any, server: Server, tmp_path: Path, config_dir: Path
+) -> None:
+    _api(server, "POST", "/api/hosts", {"name": "cluster", "host": "login", "path": "/work/me"})
+    _api(server, "POST", "/api/hosts", {"name": "storage", "host": "files"})
+    page = _page(browser, server, tmp_path)
+    page.click("text=Hosts")
+    row = page.locator("[data-host=cluster]")
+    row.wait_for()
+    row.locator("[data-test=host-edit]").click()
+    form = page.locator("[data-host-edit=cluster]")
+    assert form.locator("[data-test=edit-path]").input_value() == "/work/me"
+    assert form.locator("[data-test=edit-host]").input_value() == "login"
+    form.locator("[data-test=edit-path]").fill("/scratch/me")
+    form.locator("[data-test=edit-numJob]").fill("12")
+    form.locator("[data-test=edit-useBulkjob]").check()
+    assert form.locator("[data-test=edit-sharedHost] option").all_inner_texts() == [
+        "(none)",
+        "storage",
+    ]
+    form.locator("[data-test=edit-sharedHost]").select_option("storage")
+    _shot(page, tmp_path, "host-edit")
+    form.locator("[data-test=host-save]").click()
+    page.wait_for_selector("[data-host=cluster]:has-text('/scratch/me')")
+    page.wait_for_selector("[data-host-edit=cluster]", state="detached")
+    entry, _ = json.loads((config_dir / "remotehost.json").read_text())
+    assert (entry["path"], entry["numJob"], entry["useBulkjob"], entry["sharedHost"]) == (
+        "/scratch/me",
+        12,
+        True,
+        "storage",
+    )
+    # a bad value: the server's words naming the field, the form stays open, nothing written
+    row.locator("[data-test=host-edit]").click()
+    form.locator("[data-test=edit-port]").fill("99999")
+    form.locator("[data-test=host-save]").click()
+    page.wait_for_selector("[data-test=error]:has-text('port')")
+    assert json.loads((config_dir / "remotehost.json").read_text())[0] == entry
+    form.locator("[data-test=host-cancel]").click()
+    page.wait_for_selector("[data-host-edit=cluster]", state="detached")
+    assert page._sharin_errors == []
+
+
+def test_an_archive_naming_an_unknown_host_is_imported_after_mapping_it(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    from tests.archives import wheel_archive
+
+    _api(server, "POST", "/api/hosts", {"name": "cluster", "host": "login.example.org"})
+    archive = tmp_path / "WHEEL_project_faraway.tgz"
+    archive.write_bytes(wheel_archive("faraway", {"sim": "fugaku"}))
+    page = _page(browser, server, tmp_path)
+    page.set_input_files("[data-test=import]", str(archive))
+    dialog = page.locator("[data-test=host-map]")
+    dialog.wait_for()
+    assert not (server.workspace / "faraway.wheel").exists()  # nothing imported yet
+    choices = dialog.locator("[data-map=fugaku] option").all_inner_texts()
+    assert choices == ["localhost", "cluster"]
+    dialog.locator("[data-map=fugaku]").select_option("cluster")
+    _shot(page, tmp_path, "host-map")
+    dialog.locator("[data-test=host-map-ok]").click()
+    page.wait_for_selector("[data-project=faraway]")
+    page.wait_for_selector("[data-test=host-map]", state="detached")
+    page.locator("[data-project=faraway] a.project-name").click()
+    _node(page, "sim").wait_for()
+    _select(page, "sim")
+    page.wait_for_function("document.querySelector('[data-test=prop-host]').value === 'cluster'")
+    data = json.loads((server.workspace / "faraway.wheel" / "sim" / "cmp.wheel.json").read_text())
+    assert data["host"] == "cluster"
+    assert page._sharin_errors == []
+
+
+@pytest.mark.sshd
+def test_a_host_is_tested_with_its_passphrase_typed_in_a_dialog(
+    browser: Any, server: Server, tmp_path: Path, config_dir: Path
+) -> None:
+    import subprocess
+
+    from tests.services.available import service_env
+
+    env = service_env()
+    key = tmp_path / "enc"
+    key.write_bytes(Path(env["TEST_SSH_KEY"]).read_bytes())
+    key.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "pass-phrase", "-f", key], check=True)
+    entry = {
+        "name": "ci",
+        "host": env["TEST_SSH_HOST"],
+        "port": int(env["TEST_SSH_PORT"]),
+        "username": env["TEST_SSH_USER"],
+        "keyFile": str(key),
+        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
+    }
+    _api(server, "POST", "/api/hosts", entry)
+    page = _page(browser, server, tmp_path)
+    page.click("text=Hosts")
+    row = page.locator("[data-host=ci]")
+    row.locator("[data-test=host-test]").click()
+    field = page.locator("[data-test=dialog-input]")
+    field.wait_for()
+    assert "passphrase" in page.locator(".dialog p").inner_text()
+    assert field.get_attribute("type") == "password"
+    field.fill("pass-phrase")
+    _shot(page, tmp_path, "host-test-ask")
+    page.click("[data-test=dialog-ok]")
+    done = page.locator("[data-host-test=ci][data-state=ok]")
+    done.wait_for(timeout=WAIT)
+    assert "round trip" in done.inner_text() and "sbatch" in done.inner_text()
+    stored = "".join(p.read_text() for p in config_dir.rglob("*") if p.is_file())
+    assert "pass-phrase" not in stored
+    # asked again (never stored); Cancel closes the test
+    row.locator("[data-test=host-test]").click()
+    page.locator("[data-test=dialog-input]").wait_for()
+    assert page.locator("[data-test=dialog-input]").input_value() == ""
+    page.locator(".dialog button", has_text="Cancel").click()
+    page.wait_for_selector("[data-host-test=ci]:has-text('test cancelled')")
+    # a wrong passphrase: the error in the row
+    row.locator("[data-test=host-test]").click()
+    page.fill("[data-test=dialog-input]", "wrong")
+    page.click("[data-test=dialog-ok]")
+    page.wait_for_selector("[data-host-test=ci][data-state=failed]", timeout=WAIT)
+    assert page._sharin_errors == []

@@ -72,6 +72,7 @@ export class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly problems: unknown[] = [],
+    readonly data: any = null, // the answer's JSON body, when it had one
   ) {
     super(message)
     this.name = 'ApiError'
@@ -146,7 +147,7 @@ export class Client {
       } catch {
         data = null
       }
-      throw new ApiError(r.status, explain(r.status, data, `${method} ${path} failed`), data?.problems ?? [])
+      throw new ApiError(r.status, explain(r.status, data, `${method} ${path} failed`), data?.problems ?? [], data)
     }
     return r
   }
@@ -169,9 +170,13 @@ export class Client {
   openProject(path: string): Promise<Project> {
     return this.json('POST', '/api/projects/open', { json: { path } })
   }
-  importArchive(file: Blob, filename: string): Promise<Project> {
+  /** Import a WHEEL archive. When it uses host labels this machine does not know and
+   * `hostMap` does not map them all, the server answers 409: an ApiError whose `data` has
+   * `unknown_hosts` and the `hosts` to choose from (see hosts.ts). */
+  importArchive(file: Blob, filename: string, hostMap?: Record<string, string>): Promise<Project> {
     const form = new FormData()
     form.append('archive', file, filename)
+    if (hostMap) form.append('host_map', JSON.stringify(hostMap))
     return this.json('POST', '/api/projects/import', { body: form })
   }
   exportUrl(pid: string): string {
@@ -284,6 +289,15 @@ export class Client {
    * path, keyFile, jobScheduler, queue …). */
   addHost(entry: Record<string, unknown>): Promise<{ name: string }> {
     return this.json('POST', '/api/hosts', { json: entry })
+  }
+  /** Replace a host's entry (WHEEL's field names, as for addHost); `entry.name` may rename it. */
+  replaceHost(name: string, entry: Record<string, unknown>): Promise<{ name: string }> {
+    return this.json('PUT', `/api/hosts/${encodeURIComponent(name)}`, { json: entry })
+  }
+  /** The WebSocket URL that tests a host (see hosts.ts's testHost). */
+  hostTestUrl(name: string): string {
+    const base = this.base || globalThis.location?.origin || ''
+    return `${base.replace(/^http/, 'ws')}/api/hosts/${encodeURIComponent(name)}/test`
   }
   removeHost(name: string): Promise<{ removed: string }> {
     return this.json('DELETE', `/api/hosts/${encodeURIComponent(name)}`)

@@ -51,13 +51,23 @@ export const dialog = reactive({
   text: '',
   action: 'OK',
   input: null as string | null, // a text field when not null
+  kind: 'text' as DialogInput, // the field's kind: a password field hides what is typed
   resolve: (_: string | null) => {},
 })
 
-/** Asks the user; resolves to the text typed (or "" without a field), or null for Cancel. */
-export function ask(title: string, text: string, action = 'OK', input: string | null = null): Promise<string | null> {
+export type DialogInput = 'text' | 'password'
+
+/** Asks the user; resolves to the text typed (or "" without a field), or null for Cancel.
+ * With `kind` 'password' the field hides what is typed (a passphrase, a one-time code). */
+export function ask(
+  title: string,
+  text: string,
+  action = 'OK',
+  input: string | null = null,
+  kind: DialogInput = 'text',
+): Promise<string | null> {
   return new Promise((resolve) => {
-    Object.assign(dialog, { open: true, title, text, action, input, resolve })
+    Object.assign(dialog, { open: true, title, text, action, input, kind, resolve })
   })
 }
 

@@ -81,6 +81,7 @@ __all__ = [
     "remove_component",
     "remove_host",
     "removal_preview",
+    "replace_host",
     "revert",
     "run",
     "run_async",
@@ -1259,6 +1260,34 @@ def add_host(entry: Mapping[str, Any]) -> HostConfig:
         raise ProjectError("must hold a JSON array of host objects", path=path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, [*entries, data])
+    return cfg
+
+
+def replace_host(name: str, entry: Mapping[str, Any]) -> HostConfig:
+    """Replace the host labelled ``name`` by ``entry`` (a remotehost.json entry, as for
+    :func:`add_host`), in the file it is in and at its place there; ``entry`` may rename it
+    to a label no other host has. The entry's ``id`` is kept when ``entry`` has none."""
+    from ..model._jsonio import read_json, write_json_atomic
+
+    found = host_entry(name)  # a ProjectError listing the known ones
+    data = dict(entry)
+    old_id = found.config.raw.get("id")
+    if old_id is not None:
+        data.setdefault("id", old_id)
+    cfg = model.HostConfig.from_json(data)  # a ProjectError names every wrong field
+    if cfg.name != name and any(e.config.name == cfg.name for e in host_entries()):
+        raise ProjectError(
+            f"a host named {cfg.name!r} exists already ({host_entry(cfg.name).file}); "
+            "choose another name"
+        )
+    entries = read_json(found.file)
+    if not isinstance(entries, list):
+        raise ProjectError("must hold a JSON array of host objects", path=found.file)
+    at = [i for i, e in enumerate(entries) if isinstance(e, dict) and e.get("name") == name]
+    if not at:  # changed on disk since it was read
+        raise ProjectError(f"has no host {name!r} any more; reload the hosts", path=found.file)
+    entries[at[0]] = data
+    write_json_atomic(found.file, entries)
     return cfg
 
 

@@ -11,6 +11,7 @@ import asyncio
 import codecs
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
@@ -19,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, File, Query, Request, UploadFile, WebSocket
+from fastapi import Body, FastAPI, File, Form, Query, Request, UploadFile, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
@@ -211,6 +212,31 @@ def _write_atomic(target: Path, chunks: Any, limit: int) -> int:
     return size
 
 
+def _host_map(text: str | None, known: list[str]) -> dict[str, str]:
+    """The ``host_map`` form field of an import: a JSON object from the archive's host labels
+    to hosts of this machine."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ProjectError(
+            "host_map: give a JSON object from each host label of the archive to a host of "
+            'this machine, e.g. {"cluster": "localhost"}'
+        )
+    bad = sorted(f"{k}={v}" for k, v in value.items() if v not in known)
+    if bad:
+        raise ProjectError(
+            f"host_map names hosts this machine does not know: {', '.join(bad)}; use one of: "
+            f"{', '.join(known)}"
+        )
+    return dict(value)
+
+
 # ---------------------------------------------------------------------- app
 def create_app(config: ServerConfig) -> Any:
     """The ASGI application (FastAPI wrapped in the token gate)."""
@@ -312,13 +338,43 @@ def create_app(config: ServerConfig) -> Any:
         pid = state.add(root)
         return _project_json(pid, project(pid))
 
-    @app.post("/api/projects/import", status_code=201)
-    def import_archive(archive: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    @app.post(
+        "/api/projects/import",
+        status_code=201,
+        responses={409: {"description": "the archive names hosts to map (`unknown_hosts`)"}},
+    )
+    def import_archive(
+        archive: Annotated[UploadFile, File()],
+        host_map: Annotated[str | None, Form()] = None,
+    ) -> Any:
+        """Import a WHEEL archive. Host labels it uses that this machine does not know must be
+        mapped: without a mapping for each, the answer is 409 with ``unknown_hosts`` and the
+        ``hosts`` to choose from, and nothing is imported; ``host_map`` (a JSON object, label
+        to host) maps them."""
+        known = ["localhost", *(h.config.name for h in api.host_entries())]
+        mapping = _host_map(host_map, known)
+        unknown: list[str] = []
+
+        def ask_host(label: str, _files: list[str]) -> str:
+            unknown.append(label)
+            return ""  # unmapped: the import stops before writing anything
+
         with tempfile.TemporaryDirectory(prefix="sharin-upload-") as tmp:
             name = os.path.basename(archive.filename or "upload.tgz") or "upload.tgz"
             src = Path(tmp) / name
             _write_atomic(src, _chunks(archive.file), config.upload_limit)
-            p = api.import_project(src, state.workspace)
+            try:
+                p = api.import_project(src, state.workspace, host_map=mapping, ask_host=ask_host)
+            except ProjectError:
+                if not unknown:
+                    raise
+                error = (
+                    f"the archive uses hosts this machine does not know: {', '.join(unknown)}; "
+                    f"send host_map mapping each to one of: {', '.join(known)}"
+                )
+                return JSONResponse(
+                    {"error": error, "unknown_hosts": unknown, "hosts": known}, status_code=409
+                )
         return _project_json(state.add(p.root), p)
 
     @app.get("/api/projects/{pid}")
@@ -658,6 +714,15 @@ def create_app(config: ServerConfig) -> Any:
     @app.post("/api/hosts", status_code=201)
     def add_host(entry: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         cfg = api.add_host(entry)
+        return {"name": cfg.name}
+
+    @app.put("/api/hosts/{name}")
+    def replace_host(name: str, entry: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+        """Replace a host's entry (WHEEL's field names, as for adding one); ``name`` in the
+        entry may rename it."""
+        if all(h.config.name != name for h in api.host_entries()):
+            raise NotFound(f"no host {name!r} in remotehost.json; add it first")
+        cfg = api.replace_host(name, entry)
         return {"name": cfg.name}
 
     @app.websocket("/api/hosts/{name}/test")
