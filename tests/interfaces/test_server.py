@@ -694,3 +694,13 @@ def test_an_edited_host_is_written_whole_or_refused_naming_a_field(entry: dict[s
     written = json.loads(file.read_text())
     assert written[0] == {**entry, "id": "1"} and written[1]["name"] == "b"
     assert cfg.name == entry["name"] != "b"
+
+
+@pytest.mark.parametrize("component", ["a\0b", "\0", "x/\0/y"])
+def test_cleaning_a_component_named_with_a_nul_is_one_clear_error(
+    client: TestClient, component: str
+) -> None:
+    pid = _new(client, "nul")["id"]
+    r = client.post(f"/api/projects/{pid}/clean", json={"component": component})
+    assert r.status_code == 400, r.text
+    assert "NUL" in r.json()["error"] and "Traceback" not in r.text

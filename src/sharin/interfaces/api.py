@@ -1056,6 +1056,10 @@ def _clean_prefix(root: Path, project: ProjectRef, component: Component | str | 
     ref = component.strip().strip("/")
     if ref in ("", "."):
         return ""
+    if "\0" in ref:
+        raise ProjectError(
+            f"component {component!r}: a NUL character is in the name; give its name, id or path"
+        )
     norm = os.path.normpath(ref)
     if not norm.startswith("..") and not os.path.isabs(norm):
         cfile = root / norm / COMPONENT_FILE
