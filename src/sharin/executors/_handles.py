@@ -10,16 +10,14 @@ msgspec into the fields it shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
 __all__ = ["JobRef", "job_ref"]
 
 
-@dataclass(frozen=True)
-class JobRef:
+class JobRef(NamedTuple):
     """Where a task's process or job is: ``job_id`` as its host knows it."""
 
     executor: str  #: ``local``, ``remote`` or ``batch``
