@@ -664,6 +664,9 @@ def test_the_list_view_of_an_unknown_run_is_one_clear_error(client: TestClient) 
     r = client.get(f"/api/projects/{pid}/tasks", params={"run": 7})
     assert r.status_code == 404 and "no run 7; its only run is 1" in r.json()["error"]
     assert client.get(f"/api/projects/{pid}/tasks", params={"run": "x"}).status_code == 422
+    for beyond in (0, -1, 1 << 63, 10**30):  # nothing SQLite could hold either
+        r = client.get(f"/api/projects/{pid}/tasks", params={"run": beyond})
+        assert r.status_code == 404 and f"no run {beyond};" in r.json()["error"]
     assert client.get("/api/projects/0123456789abcdef/tasks").status_code == 404
 
 

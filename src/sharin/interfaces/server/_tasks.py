@@ -159,7 +159,10 @@ def task_rows(project: Project, run_id: int | None = None) -> dict[str, Any]:
         journal = Journal.open_readonly(path)
     try:
         if journal is not None:
-            rec = journal.run(run_id) if run_id is not None else journal.last_run()
+            if run_id is None:
+                rec = journal.last_run()
+            elif 0 < run_id < 1 << 63:  # what SQLite can hold (a larger one is no run either)
+                rec = journal.run(run_id)
         if run_id is not None and rec is None:
             have = [r.id for r in journal.runs()] if journal is not None else []
             said = (
