@@ -672,35 +672,60 @@ def test_the_list_view_of_an_unknown_run_is_one_clear_error(client: TestClient) 
 
 def test_after_a_clean_the_list_view_shows_the_states_of_the_files(client: TestClient) -> None:
     pid = _new(client)["id"]
-    _task(client, pid, "a", "true\n")
+    a = _task(client, pid, "a", "true\n")
+    _task(client, pid, "b", "true\n")
     assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
     _wait_state(client, pid, "finished")
     assert _rows(client, pid)["a"]["state"] == "finished"
+    # one component cleaned: its row only
+    r = client.post(f"/api/projects/{pid}/clean", json={"component": a["id"], "unsaved": "keep"})
+    assert r.status_code == 200, r.text
+    rows = _rows(client, pid)
+    assert (rows["a"]["state"], rows["a"]["started"], rows["a"]["job_id"]) == (
+        "not-started",
+        None,
+        None,
+    )
+    assert rows["b"]["state"] == "finished" and rows["b"]["job_id"] is not None
     r = client.post(f"/api/projects/{pid}/clean", json={"unsaved": "keep"})
     assert r.status_code == 200, r.text
     got = client.get(f"/api/projects/{pid}/tasks").json()
     assert got["cleaned"] is True and got["run"]["id"] == 1
-    assert got["rows"][0]["state"] == "not-started" and got["rows"][0]["started"] is None
+    assert [(x["key"], x["state"], x["started"]) for x in got["rows"]] == [
+        ("a", "not-started", None),
+        ("b", "not-started", None),
+    ]
     # the run itself is still there when asked for
     assert _rows(client, pid, run=1)["a"]["state"] == "finished"
 
 
 @pytest.mark.slow
 def test_the_list_view_of_a_study_of_2000_instances_comes_back_at_once(
-    client: TestClient,
+    client: TestClient, workspace: Path
 ) -> None:
+    import msgspec
+
+    import sharin
+    from sharin.interfaces.server._tasks import task_rows
+
     pid = _new(client)["id"]
     _study(client, pid, 2000, script="true\n")
     assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
     _wait_state(client, pid, "finished", timeout=600)
     client.get(f"/api/projects/{pid}/tasks")  # the project read once, as any view would
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall = time.perf_counter()
     r = client.get(f"/api/projects/{pid}/tasks")
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    wall = time.perf_counter() - wall
     rows = r.json()["rows"]
     assert len(rows) == 1 + 2 * 2000
     assert sum(x["trip"] is not None for x in rows) == 2000
     assert all(x["state"] == "finished" for x in rows)
-    # 4,001 rows (10,000 instances would be 20,001: five times this), no file read per row;
-    # CPU time, which a loaded machine changes less than the wall time
-    assert cpu < 0.2 and wall < 2.0, (cpu, wall)
+    assert wall < 5.0, wall  # on a loaded machine; the work itself is measured below
+    # what the endpoint does, on this thread's CPU clock (which other threads and a loaded
+    # machine change little): 4,001 rows, and 10,000 instances would be five times that
+    project = sharin.open_project(workspace / "demo.wheel")
+    cpu = time.thread_time()
+    body = msgspec.json.encode(task_rows(project))
+    cpu = time.thread_time() - cpu
+    assert msgspec.json.decode(body) == r.json()
+    assert cpu < 0.15, cpu
