@@ -566,6 +566,11 @@ def test_the_list_view_shows_every_loop_trip_and_study_instance_of_a_run(
     page.wait_for_function("document.querySelectorAll('tbody tr[data-component]').length === 1")
     assert page.locator("tbody tr[data-component]").get_attribute("data-component") == "loop_1/t"
     page.fill("[data-test=filter]", "")
+    # a trip's log, from its row
+    page.locator("tr[data-component='loop_1/t'] a:has-text('logs')").click()
+    page.wait_for_selector("[data-test=stdout]:has-text('trip 1')")
+    assert page.locator("[data-test=log-task]").input_value() == "loop_1/t"
+    page.click("[data-test=tab-list]")
     # folding the study leaves its instances out
     page.click("[data-test='fold-ps']")
     page.wait_for_selector("tr[data-component='ps_K_2']", state="detached")
