@@ -614,4 +614,86 @@ def test_a_host_is_tested_with_its_passphrase_typed_in_a_dialog(
     page.fill("[data-test=dialog-input]", "wrong")
     page.click("[data-test=dialog-ok]")
     page.wait_for_selector("[data-host-test=ci][data-state=failed]", timeout=WAIT)
+def test_the_list_view_shows_every_loop_trip_and_study_instance_of_a_run(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    pid = _api(server, "POST", "/api/projects", {"name": "trips"})["id"]
+
+    def add(ctype: str, name: str, parent: str | None = None, **props: Any) -> str:
+        c = _api(
+            server,
+            "POST",
+            f"/api/projects/{pid}/components",
+            {"type": ctype, "name": name, "parent": parent},
+        )
+        if props:
+            _api(
+                server, "PATCH", f"/api/projects/{pid}/components/{c['id']}", {"properties": props}
+            )
+        return c["id"]  # type: ignore[no-any-return]
+
+    def put(path: str, text: str) -> None:
+        _api(server, "PUT", f"/api/projects/{pid}/files/content?path={path}", raw=text.encode())
+
+    loop = add("for", "loop", start=0, end=2, step=1)
+    t = add("task", "t", loop)
+    # the second trip long enough to be seen running (the rows are read at most every 2 s)
+    trip = '[ "$WHEEL_CURRENT_INDEX" = 1 ] && sleep 4\necho trip $WHEEL_CURRENT_INDEX\n'
+    put("loop/t/run.sh", trip)
+    ps = add("parameterStudy", "ps")
+    u = add("task", "u", ps)
+    put("ps/u/run.sh", "sleep 0.3\ncat in.txt\n")
+    put("ps/u/in.txt", "k={{ K }}\n")
+    for cid in (t, u):
+        _api(
+            server,
+            "PATCH",
+            f"/api/projects/{pid}/components/{cid}",
+            {"properties": {"script": "run.sh"}},
+        )
+    setting = {
+        "version": 2,
+        "targetFiles": [{"targetNode": u, "targetName": "in.txt"}],
+        "params": [{"keyword": "K", "min": 1, "max": 3, "step": 1}],
+    }
+    put("ps/parameterSetting.json", json.dumps(setting))
+
+    page = _page(browser, server, tmp_path)
+    page.goto(server.base + f"/#/p/{pid}/list")
+    # before the run: the components, not started
+    page.wait_for_selector("tr[data-component='loop/t']")
+    assert page.locator("tr[data-component='ps/u'] .state").inner_text() == "not-started"
+    page.click("[data-test=run]")
+    # while the run goes on, a trip that began after the rows were read appears (they are
+    # read again for it), running
+    page.locator("tr[data-component='loop_1/t'] .state:has-text('running')").wait_for(timeout=WAIT)
+    assert page.locator("[data-test=project-state]").inner_text() == "running"
+    page.wait_for_selector("[data-test=project-state]:has-text('finished')", timeout=WAIT)
+    rows = [f"loop_{i}" for i in range(3)] + [f"ps_K_{k}" for k in range(1, 4)]
+    for key in rows + [f"{k}/{'t' if k.startswith('loop') else 'u'}" for k in rows]:
+        row = page.locator(f"tr[data-component='{key}']")
+        row.locator(".state:has-text('finished')").wait_for(timeout=WAIT)
+        assert row.locator("[data-test=started]").inner_text().strip() != "", key
+        assert row.locator("[data-test=ended]").inner_text().strip() != "", key
+    # the template rows are gone: each trip and instance stands for them
+    assert page.locator("tr[data-component='loop/t']").count() == 0
+    assert page.locator("tr[data-component='loop_1']").get_attribute("data-trip") == "1"
+    _shot(page, tmp_path, "list-view-trips-and-instances")
+
+    # the filter narrows to one row: a trip's task by its job id (its pid)
+    job = page.locator("tr[data-component='loop_1/t'] td.job-id").inner_text().strip()
+    assert job.isdigit()
+    page.fill("[data-test=filter]", job)
+    page.wait_for_function("document.querySelectorAll('tbody tr[data-component]').length === 1")
+    assert page.locator("tbody tr[data-component]").get_attribute("data-component") == "loop_1/t"
+    page.fill("[data-test=filter]", "")
+    # a trip's log, from its row
+    page.locator("tr[data-component='loop_1/t'] a:has-text('logs')").click()
+    page.wait_for_selector("[data-test=stdout]:has-text('trip 1')")
+    assert page.locator("[data-test=log-task]").input_value() == "loop_1/t"
+    page.click("[data-test=tab-list]")
+    # folding the study leaves its instances out
+    page.click("[data-test='fold-ps']")
+    page.wait_for_selector("tr[data-component='ps_K_2']", state="detached")
+    assert page.locator("tr[data-component='loop_2/t']").count() == 1
     assert page._sharin_errors == []

@@ -246,6 +246,11 @@ export class Client {
   runs(pid: string): Promise<Record<string, any>[]> {
     return this.json('GET', `/api/projects/${pid}/runs`)
   }
+  /** The list view's rows: every component, loop trip and parameter-study instance of a run
+   * (default: the last) with state, host, job id and times. */
+  tasks(pid: string, run?: number): Promise<import('./rows').TaskList> {
+    return this.json('GET', `/api/projects/${pid}/tasks`, { query: { run } })
+  }
   log(pid: string, key: string, stream: 'out' | 'err' = 'out'): Promise<string> {
     return this.text(`/api/projects/${pid}/logs/${key.split('/').map(encodeURIComponent).join('/')}`, { stream })
   }

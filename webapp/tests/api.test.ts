@@ -76,6 +76,11 @@ describe('the API client', () => {
     expect(await client.readFile(p.id, 'b/copy.txt')).toBe('hi\n')
     expect(await client.log(p.id, 'a')).toBe('to-stdout\n')
     expect((await client.runs(p.id)).length).toBe(1)
+    const list = await client.tasks(p.id)
+    expect(list.run?.id).toBe(1)
+    expect(list.rows.map((r) => [r.key, r.state, r.host]).sort()).toEqual([['a', 'finished', 'localhost'], ['b', 'finished', 'localhost']])
+    expect(list.rows.every((r) => /^\d+$/.test(r.job_id ?? '') && r.started !== null)).toBe(true)
+    expect((await client.tasks(p.id, 2).catch((x) => x)).status).toBe(404)
     const listing = await client.listFiles(p.id, 'a')
     expect(listing.entries?.map((e) => e.name)).toContain('out.txt')
 

@@ -21,6 +21,7 @@ from ..model import LOCALHOST, HostConfig
 if TYPE_CHECKING:
     from ..engine import Executor
     from ..model import Project
+    from ._handles import JobRef, job_ref
     from ._scheduler import SchedulerDefinition, load_schedulers
     from ._transport import LocalTransport, Transport
     from .batch import BatchExecutor
@@ -30,11 +31,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchExecutor",
     "ExecutorRegistry",
+    "JobRef",
     "LocalExecutor",
     "LocalTransport",
     "RemoteShellExecutor",
     "SchedulerDefinition",
     "Transport",
+    "job_ref",
     "load_schedulers",
     "prepare_script",
     "step_and_bulk_hosts",
@@ -52,6 +55,8 @@ _LAZY: dict[str, str] = {
     "Transport": "_transport",
     "SchedulerDefinition": "_scheduler",
     "load_schedulers": "_scheduler",
+    "JobRef": "_handles",
+    "job_ref": "_handles",
 }
 
 if not TYPE_CHECKING:  # type checkers see the imports above; the names exist at run time

@@ -531,6 +531,18 @@ def create_app(config: ServerConfig) -> Any:
     def runs(pid: str) -> list[dict[str, Any]]:
         return [_plain(r) for r in api.runs(state.root(pid))]
 
+    @app.get("/api/projects/{pid}/tasks", response_class=JSONResponse)
+    def tasks(pid: str, run: int | None = None) -> Response:
+        """The list view's rows: every component, loop trip and parameter-study instance of
+        a run (default: the last), with state, host, job id and times (epoch seconds)."""
+        import msgspec
+
+        from ._tasks import task_rows
+
+        # encoded at once: tens of thousands of rows through FastAPI's encoder take seconds
+        body = msgspec.json.encode(task_rows(project(pid), run))
+        return Response(body, media_type="application/json")
+
     @app.get("/api/projects/{pid}/logs/{key:path}")
     def log(
         pid: str,
