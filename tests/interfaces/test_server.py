@@ -704,6 +704,8 @@ def test_cleaning_a_component_named_with_a_nul_is_one_clear_error(
     r = client.post(f"/api/projects/{pid}/clean", json={"component": component})
     assert r.status_code == 400, r.text
     assert "NUL" in r.json()["error"] and "Traceback" not in r.text
+
+
 # ---------------------------------------------------------------------- the list view's rows
 def _add(client: TestClient, pid: str, ctype: str, name: str, parent: str | None = None) -> str:
     r = client.post(

@@ -614,6 +614,8 @@ def test_a_host_is_tested_with_its_passphrase_typed_in_a_dialog(
     page.fill("[data-test=dialog-input]", "wrong")
     page.click("[data-test=dialog-ok]")
     page.wait_for_selector("[data-host-test=ci][data-state=failed]", timeout=WAIT)
+
+
 def test_the_list_view_shows_every_loop_trip_and_study_instance_of_a_run(
     browser: Any, server: Server, tmp_path: Path
 ) -> None:
