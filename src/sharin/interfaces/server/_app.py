@@ -220,8 +220,9 @@ _PS_TYPES = ("parameterStudy", "bulkjobTask")
 #: the fields of a version-2 parameter file, by where they are (WHEEL's editor also writes
 #: ``dstNodeName``/``srcNodeName``, the node's path, beside scatter and gather rules)
 _PS_FIELDS: dict[str, frozenset[str]] = {
-    "": frozenset({"version", "targetFiles", "target_file", "params", "target_param"})
-    | {"scatter", "gather"},
+    "": frozenset(
+        {"version", "targetFiles", "target_file", "params", "target_param", "scatter", "gather"}
+    ),
     "targetFiles": frozenset({"targetName", "targetNode"}),
     "params": frozenset({"keyword", "type", "min", "max", "step", "list", "files"}),
     "scatter": frozenset({"srcName", "dstName", "dstNode", "dstNodeName"}),
