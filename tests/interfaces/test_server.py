@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
@@ -903,3 +903,260 @@ def test_the_list_view_of_a_study_of_2000_instances_comes_back_at_once(
     cpu = time.thread_time() - cpu
     assert msgspec.json.decode(body) == r.json()
     assert cpu < 0.15, cpu
+
+
+# ---------------------------------------------------------------------- parameter files
+def _study(client: TestClient, pid: str, name: str = "sweep") -> dict[str, Any]:
+    r = client.post(
+        f"/api/projects/{pid}/components", json={"type": "parameterStudy", "name": name}
+    )
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _setting(inner: str) -> dict[str, Any]:
+    """A study of 3 x 2 instances: a range, a list and a gather rule from task ``inner``."""
+    return {
+        "version": 2,
+        "targetFiles": [{"targetName": "input.txt"}],
+        "params": [
+            {"keyword": "n", "type": "min-max-step", "min": 1, "max": 3, "step": 1},
+            {"keyword": "mode", "type": "list", "list": ["fast", "slow"]},
+        ],
+        "scatter": [],
+        "gather": [
+            {"srcName": "out.txt", "srcNode": inner, "dstName": "results/{{ n }}_{{ mode }}"}
+        ],
+    }
+
+
+def test_a_parameter_setting_is_read_and_written_in_wheels_form(
+    client: TestClient, workspace: Path
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    got = client.get(url).json()
+    assert got["file"] == "sweep/parameterSetting.json" and got["exists"]
+    assert got["setting"] == {
+        "version": 2,
+        "targetFiles": [],
+        "params": [],
+        "scatter": [],
+        "gather": [],
+    }
+    assert got["instances"] is None and got["problems"][0]["field"] == "params"
+    inner = client.post(
+        f"/api/projects/{pid}/components", json={"type": "task", "name": "t", "parent": ps["id"]}
+    ).json()
+    (workspace / "demo.wheel" / "sweep" / "input.txt").write_text("n={{ n }}\n")
+    setting = _setting(inner["id"])
+    r = client.put(url, json=setting)
+    assert r.status_code == 200, r.text
+    assert r.json()["instances"] == 6 and r.json()["problems"] == [] == r.json()["warnings"]
+    path = workspace / "demo.wheel" / "sweep" / "parameterSetting.json"
+    assert json.loads(path.read_text()) == setting  # the file's own form, as sent
+    again = client.get(url).json()
+    assert again["setting"] == setting and again["instances"] == 6
+    # a dry run counts without writing
+    bigger = {**setting, "params": [{**setting["params"][0], "max": 10}, setting["params"][1]]}
+    r = client.put(url, params={"dry_run": True}, json=bigger)
+    assert r.status_code == 200 and r.json()["instances"] == 20
+    assert json.loads(path.read_text()) == setting
+    # a missing file reads as an empty setting
+    path.unlink()
+    assert client.get(url).json()["exists"] is False
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"step": 0}, "params[0].step"),
+        ({"step": -1}, "params[0].step"),
+        ({"min": "one"}, "params[0].min"),
+        ({"colour": "red"}, "params[0].colour"),
+    ],
+)
+def test_a_bad_parameter_setting_is_refused_naming_the_field_and_nothing_written(
+    client: TestClient, workspace: Path, change: dict[str, Any], field: str
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    path = workspace / "demo.wheel" / "sweep" / "parameterSetting.json"
+    before = path.read_bytes()
+    setting = _setting("")
+    setting["gather"] = []
+    setting["params"][0].update(change)
+    r = client.put(url, json=setting)
+    assert r.status_code == 400, r.text
+    problems = r.json()["problems"]
+    assert [p["field"] for p in problems] == [field]
+    assert problems[0]["file"] == "sweep/parameterSetting.json"
+    assert "NoneType" not in r.text and "Traceback" not in r.text
+    assert path.read_bytes() == before
+
+
+def test_a_parameter_setting_naming_no_component_of_the_study_or_a_top_field_is_refused(
+    client: TestClient, workspace: Path
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    outside = _task(client, pid, "outside", "true\n")
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    path = workspace / "demo.wheel" / "sweep" / "parameterSetting.json"
+    before = path.read_bytes()
+    r = client.put(url, json={**_setting(outside["id"]), "extra": 1})
+    assert r.status_code == 400
+    assert sorted(p["field"] for p in r.json()["problems"]) == ["extra", "gather[0].srcNode"]
+    assert path.read_bytes() == before
+
+
+def test_a_parameter_setting_is_not_written_while_the_project_runs(
+    client: TestClient, workspace: Path
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    _task(client, pid, "slow", "sleep 30\n")
+    path = workspace / "demo.wheel" / "sweep" / "parameterSetting.json"
+    before = path.read_bytes()
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    small = {"version": 2, "params": [{"keyword": "n", "min": 1, "max": 2, "step": 1}]}
+    assert client.put(url, json=small).status_code == 200
+    before = path.read_bytes()
+    setting = {**_setting(""), "gather": []}
+    # the study (nothing inside) ends at once; the slow task holds the run
+    assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
+    try:
+        r = client.put(url, json=setting)
+        assert r.status_code == 409, r.text
+        assert "run" in r.json()["error"]
+        assert path.read_bytes() == before
+    finally:
+        assert client.post(f"/api/projects/{pid}/stop").json() == {"stopped": True}
+        _wait_state(client, pid, "stopped")
+
+
+def test_a_bulk_jobs_parameter_file_has_no_scatter_and_other_types_none(
+    client: TestClient, workspace: Path
+) -> None:
+    pid = _new(client)["id"]
+    bulk = client.post(
+        f"/api/projects/{pid}/components", json={"type": "bulkjobTask", "name": "bulk"}
+    ).json()
+    url = f"/api/projects/{pid}/components/{bulk['id']}/parameters"
+    got = client.get(url).json()
+    assert got["exists"] is False and got["file"] == "bulk/parameterSetting.json"
+    setting = {**_setting(""), "gather": [{"srcName": "a", "dstName": "b"}]}
+    r = client.put(url, json=setting)
+    assert r.status_code == 400 and [p["field"] for p in r.json()["problems"]] == ["gather"]
+    assert not (workspace / "demo.wheel" / "bulk" / "parameterSetting.json").exists()
+    r = client.put(url, json={**setting, "gather": []})
+    assert r.status_code == 200 and r.json()["instances"] == 6
+    assert (workspace / "demo.wheel" / "bulk" / "parameterSetting.json").is_file()
+    task = _task(client, pid, "plain", "true\n")
+    r = client.get(f"/api/projects/{pid}/components/{task['id']}/parameters")
+    assert r.status_code == 400 and "parameterStudy" in r.json()["error"]
+
+
+def test_a_parameter_file_linked_out_of_the_project_is_neither_read_nor_written(
+    client: TestClient, workspace: Path, tmp_path: Path
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"version": 2, "params": [{"keyword": "k", "list": ["v"]}]}')
+    path = workspace / "demo.wheel" / "sweep" / "parameterSetting.json"
+    path.unlink()
+    path.symlink_to(secret)
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    r = client.get(url)
+    assert r.status_code == 403 and "keyword" not in r.text  # its content is not shown
+    r = client.put(url, json={**_setting(""), "gather": []})
+    assert r.status_code == 403
+    assert path.is_symlink()
+    assert json.loads(secret.read_text())["params"][0]["keyword"] == "k"
+
+
+def test_a_parameter_file_that_is_not_json_is_not_replaced(
+    client: TestClient, workspace: Path
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    path = workspace / "demo.wheel" / "sweep" / "parameterSetting.json"
+    path.write_text("{ my notes, not JSON")
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    r = client.get(url)
+    assert r.status_code == 400 and "parameterSetting.json" in r.json()["error"]
+    r = client.put(url, json={**_setting(""), "gather": []})
+    assert r.status_code == 400 and "not replaced" in r.json()["error"]
+    assert path.read_text() == "{ my notes, not JSON"
+
+
+def test_the_runs_say_how_many_tasks_ended_in_each_state(client: TestClient) -> None:
+    pid = _new(client)["id"]
+    _task(client, pid, "good", "true\n")
+    _task(client, pid, "bad", "exit 3\n")
+    assert client.post(f"/api/projects/{pid}/run", json={"keep_going": True}).status_code == 202
+    _wait_state(client, pid, "failed")
+    runs = client.get(f"/api/projects/{pid}/runs").json()
+    assert [(r["id"], r["state"], r["tasks"]) for r in runs] == [
+        (1, "failed", {"finished": 1, "failed": 1})
+    ]
+    assert runs[0]["ended"] >= runs[0]["started"]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_AXIS = st.fixed_dictionaries(
+    {"keyword": st.sampled_from(["a", "b", "if", "", "1x"])},
+    optional={
+        "type": st.sampled_from(["min-max-step", "list", "files", "integer", "bogus"]),
+        "min": _JSON,
+        "max": _JSON,
+        "step": _JSON,
+        "list": _JSON,
+        "files": _JSON,
+    },
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    body=st.fixed_dictionaries(
+        {"version": st.sampled_from([2, 1, "2", None])},
+        optional={
+            "params": st.lists(_AXIS | _JSON, max_size=3),
+            "targetFiles": _JSON,
+            "scatter": _JSON,
+            "gather": _JSON,
+            "other": _JSON,
+        },
+    )
+)
+def test_any_parameter_setting_is_written_whole_or_refused_with_named_fields(
+    client: TestClient, workspace: Path, body: dict[str, Any]
+) -> None:
+    if not hasattr(client, "_study"):
+        pid = _new(client)["id"]
+        client._study = (pid, _study(client, pid)["id"])  # type: ignore[attr-defined]
+    pid, cid = client._study  # type: ignore[attr-defined]
+    path = workspace / "demo.wheel" / "sweep" / "parameterSetting.json"
+    before = path.read_bytes()
+    r = client.put(f"/api/projects/{pid}/components/{cid}/parameters", json=body)
+    assert r.status_code in (200, 400), r.text
+    if r.status_code == 400:
+        problems = r.json()["problems"]
+        assert problems and all(p["field"] and p["message"] for p in problems)
+        assert not any(w in r.text for w in ("NoneType", "Traceback", "found None"))
+        assert path.read_bytes() == before
+    else:
+        assert json.loads(path.read_text()) == body

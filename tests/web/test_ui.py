@@ -698,4 +698,95 @@ def test_the_list_view_shows_every_loop_trip_and_study_instance_of_a_run(
     page.click("[data-test='fold-ps']")
     page.wait_for_selector("tr[data-component='ps_K_2']", state="detached")
     assert page.locator("tr[data-component='loop_2/t']").count() == 1
+
+
+def test_a_parameter_study_is_set_in_its_form_run_and_seen_in_the_history(
+    browser: Any, server: Server, tmp_path: Path
+) -> None:
+    pid = _api(server, "POST", "/api/projects", {"name": "study"})["id"]
+    root = server.workspace / "study.wheel"
+    page = _page(browser, server, tmp_path)
+    page.goto(server.base + f"/#/p/{pid}/graph")
+    page.wait_for_selector(".vue-flow")
+    _add_component(page, "parameterStudy", 200, 120, "sweep")
+    _api(
+        server, "PUT", f"/api/projects/{pid}/files/content?path=sweep/input.txt", raw=b"n={{ n }}\n"
+    )
+    page.wait_for_selector("[data-test=ps-form] [data-test=ps-count]")
+    assert page.locator("[data-test=ps-count]").inner_text() == "?"  # no parameter yet
+
+    # a target file and a range parameter 1..3
+    page.click("[data-test=ps-add-target]")
+    page.fill("[data-test=ps-target-name]", "input.txt")
+    page.click("[data-test=ps-add-param]")
+    page.wait_for_selector("[data-test=ps-param] .field-error:has-text('placeholder')")
+    page.fill("[data-test=ps-keyword]", "n")
+    page.fill("[data-test=ps-min]", "1")
+    page.fill("[data-test=ps-max]", "3")
+    page.fill("[data-test=ps-step]", "0")
+    page.wait_for_selector("[data-field='params[0]']:has-text('step: must not be 0')")
+    assert page.locator("[data-test=ps-save]").is_disabled()
+    page.fill("[data-test=ps-step]", "1")
+    page.wait_for_selector("[data-test=ps-count]:has-text('3')")
+    page.wait_for_selector("[data-field='params[0]']", state="detached")
+    page.locator("[data-test=ps-json-details] summary").click()
+    page.wait_for_selector("[data-test=ps-json]:has-text('\"step\": 1')")
+    _shot(page, tmp_path, "parameter-study-form")
+    # what only the server knows, beside its field: two values giving one directory name
+    page.click("[data-test=ps-add-param]")
+    page.locator("[data-test=ps-keyword]").nth(1).fill("mode")
+    page.locator("[data-test=ps-kind]").nth(1).select_option("list")
+    page.fill("[data-test=ps-list]", "a/b\na_b")
+    page.press("[data-test=ps-list]", "Tab")
+    page.wait_for_selector("[data-field='params[1]']:has-text('same instance directory name')")
+    page.click("[data-test=ps-save]")
+    page.wait_for_selector("[data-test=error]:has-text('same instance directory name')")
+    assert json.loads((root / "sweep" / "parameterSetting.json").read_text())["params"] == []
+    page.locator("[data-test=ps-param]").nth(1).locator(
+        "button[title='remove this parameter']"
+    ).click()
+    page.wait_for_selector("[data-field='params[1]']", state="detached")
+    page.click("[data-test=ps-save]")
+    page.wait_for_selector(
+        "[role=status]:has-text('saved sweep/parameterSetting.json: 3 instances')"
+    )
+    setting = json.loads((root / "sweep" / "parameterSetting.json").read_text())
+    assert setting["targetFiles"] == [{"targetName": "input.txt"}]
+    assert setting["params"] == [
+        {"keyword": "n", "type": "min-max-step", "min": 1, "max": 3, "step": 1}
+    ]
+
+    # a task inside the study, run
+    _node(page, "sweep").dblclick()
+    page.wait_for_selector("[data-test=breadcrumb]:has-text('sweep')")
+    _add_task(page, 200, 150, "work")
+    _api(
+        server,
+        "PUT",
+        f"/api/projects/{pid}/files/content?path=sweep/work/run.sh",
+        raw=b"cat ../input.txt > seen.txt\n",
+    )
+    _set(page, "script", "run.sh")
+    page.wait_for_function(
+        f"fetch('/api/projects/{pid}').then(r => r.json()).then(p => "
+        "p.workflow.children[0].children[0].properties.script === 'run.sh')"
+    )
+    page.click("[data-test=run]")
+    page.wait_for_selector("[data-test=project-state]:has-text('finished')", timeout=WAIT)
+    page.locator("[data-test=breadcrumb] a", has_text="study").click()
+    _wait_node_state(page, "sweep", "finished")
+    for n in (1, 2, 3):
+        assert (root / f"sweep_n_{n}" / "work" / "seen.txt").read_text() == f"n={n}\n"
+
+    # the history: the run, finished, with its three tasks
+    page.click("[data-test=history-toggle]")
+    row = page.locator("[data-test=history] tr[data-run='1']")
+    row.locator("[data-test=history-state]:has-text('finished')").wait_for(timeout=WAIT)
+    assert row.locator("[data-test=history-tasks]").inner_text() == "3 finished"
+    _shot(page, tmp_path, "run-history")
+    # a second run (nothing changed) comes first when it ends
+    page.click("[data-test=run]")
+    page.wait_for_selector(
+        "[data-test=history] tbody tr:first-child[data-run='2'] :text('finished')", timeout=WAIT
+    )
     assert page._sharin_errors == []

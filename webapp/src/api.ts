@@ -66,6 +66,31 @@ export interface Host {
   file: string
 }
 
+/** A parameter study's (or bulk job's) parameter file: `setting` as written (WHEEL's form),
+ * the instances it makes (null when unknown), what is wrong with it and with the files it names. */
+export interface ParameterFile {
+  component: string
+  type: string
+  file: string // its path in the project
+  exists: boolean
+  used: boolean // false for a bulkjobTask whose usePSSettingFile is off
+  setting: Record<string, unknown>
+  instances: number | null
+  problems: { file: string; field: string; message: string }[]
+  warnings: { file: string; field: string; message: string }[]
+}
+
+/** One run of the project, as `sharin runs` lists it; `tasks` counts its tasks by state. */
+export interface RunInfo {
+  id: number
+  started: number
+  ended: number | null
+  state: string
+  pid: number | null
+  info: Record<string, any>
+  tasks?: Record<string, number>
+}
+
 /** An answer of the server other than success: its message, as the server wrote it. */
 export class ApiError extends Error {
   constructor(
@@ -219,6 +244,16 @@ export class Client {
   }
   validate(pid: string): Promise<Record<string, any>[]> {
     return this.json('GET', `/api/projects/${pid}/validate`)
+  }
+
+  // -------------------------------------------------------------- parameter files
+  parameters(pid: string, cid: string): Promise<ParameterFile> {
+    return this.json('GET', `/api/projects/${pid}/components/${cid}/parameters`)
+  }
+  /** Write the parameter file (`dryRun`: only check it and count the instances); a 400's
+   * `problems` name the fields. */
+  putParameters(pid: string, cid: string, setting: Record<string, unknown>, dryRun = false): Promise<ParameterFile> {
+    return this.json('PUT', `/api/projects/${pid}/components/${cid}/parameters`, { json: setting, query: { dry_run: dryRun || undefined } })
   }
 
   // -------------------------------------------------------------- versions and runs

@@ -295,6 +295,22 @@ class Journal:
         ).fetchall()
         return [RunRecord(r[0], r[1], r[2], r[3], r[4], json.loads(r[5] or "{}")) for r in rows]
 
+    def task_counts(self, kinds: Iterable[str]) -> dict[int, dict[str, int]]:
+        """``{run: {state: number}}`` of the task records of ``kinds`` (loop trips and study
+        instances included), every run at once."""
+        wanted = sorted(set(kinds))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        rows = self._db.execute(
+            f"SELECT run, state, COUNT(*) FROM tasks WHERE kind IN ({marks}) GROUP BY run, state",
+            wanted,
+        ).fetchall()
+        out: dict[int, dict[str, int]] = {}
+        for run, state, n in rows:
+            out.setdefault(run, {})[state] = n
+        return out
+
     def run(self, run: int) -> RunRecord | None:
         r = self._db.execute(
             "SELECT id, started, ended, state, pid, info FROM runs WHERE id=?", (run,)

@@ -810,6 +810,18 @@ def runs(project: ProjectRef) -> list[RunRecord]:
         j.close()
 
 
+def run_task_counts(project: ProjectRef) -> dict[int, dict[str, int]]:
+    """For every run, how many tasks (``task``, ``stepjobTask``, ``bulkjobTask`` records, the
+    trips and instances inside loops and studies included) ended in each state: one query."""
+    j = _journal(_root(project))
+    if j is None:
+        return {}
+    try:
+        return j.task_counts(("task", "stepjobTask", "bulkjobTask"))
+    finally:
+        j.close()
+
+
 def viewer_images(project: ProjectRef, component: Component | str) -> list[Path]:
     """The images a viewer component collected in its directory (links followed), sorted."""
     p = _project(project)

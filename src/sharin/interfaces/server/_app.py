@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 import webbrowser
@@ -26,8 +27,9 @@ from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
 from ... import model
-from ...errors import BusyError, ProjectError, SharinError, ValidationError
+from ...errors import BusyError, Problem, ProjectError, SharinError, ValidationError
 from ...model import Component, Project
+from ...model._jsonio import read_json_object, write_json_atomic
 from ...model._paths import Bounds, UnsafePathError, name_problem, resolve_inside
 from .. import api
 from .._hub import Change, EventHub, Snapshot
@@ -235,6 +237,136 @@ def _host_map(text: str | None, known: list[str]) -> dict[str, str]:
             f"{', '.join(known)}"
         )
     return dict(value)
+
+
+# ---------------------------------------------------------------------- parameter files
+#: the component types whose parameter file the parameters endpoints read and write
+_PS_TYPES = ("parameterStudy", "bulkjobTask")
+
+#: the fields of a version-2 parameter file, by where they are (WHEEL's editor also writes
+#: ``dstNodeName``/``srcNodeName``, the node's path, beside scatter and gather rules)
+_PS_FIELDS: dict[str, frozenset[str]] = {
+    "": frozenset(
+        {"version", "targetFiles", "target_file", "params", "target_param", "scatter", "gather"}
+    ),
+    "targetFiles": frozenset({"targetName", "targetNode"}),
+    "params": frozenset({"keyword", "type", "min", "max", "step", "list", "files"}),
+    "scatter": frozenset({"srcName", "dstName", "dstNode", "dstNodeName"}),
+    "gather": frozenset({"srcName", "dstName", "srcNode", "srcNodeName"}),
+}
+_PS_LISTS = {
+    "targetFiles": "targetFiles",
+    "target_file": "targetFiles",
+    "params": "params",
+    "target_param": "params",
+    "scatter": "scatter",
+    "gather": "gather",
+}
+_RE_FIELD = re.compile(r"([A-Za-z_]\w*(?:\[\d+\])?(?:\.[A-Za-z_]\w*(?:\[\d+\])?)*): (.*)", re.S)
+
+
+def _ps_unknown_fields(data: dict[str, Any], file: str) -> list[Problem]:
+    """A problem for each field a parameter file does not have (WHEEL's fields are listed in
+    ``_PS_FIELDS``)."""
+    out = []
+    for key in data:
+        if key not in _PS_FIELDS[""]:
+            out.append(
+                Problem(
+                    file,
+                    key,
+                    "unknown field of a parameter file; use version, targetFiles, params, "
+                    "scatter and gather",
+                )
+            )
+    for key, kind in _PS_LISTS.items():
+        items = data.get(key)
+        if not isinstance(items, list):
+            continue
+        known = _PS_FIELDS[kind]
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            for field in item:
+                if field not in known:
+                    out.append(
+                        Problem(
+                            file,
+                            f"{key}[{i}].{field}",
+                            f"unknown field; {kind} entries have {', '.join(sorted(known))}",
+                        )
+                    )
+    return out
+
+
+def _ps_problem(e: ProjectError, file: str) -> Problem:
+    """A parse error of a parameter file as a problem naming its field."""
+    text = str(e)
+    prefix = f"{e.path}: " if e.path is not None else ""
+    text = text.removeprefix(prefix)
+    m = _RE_FIELD.fullmatch(text)
+    return Problem(file, m.group(1), m.group(2)) if m else Problem(file, "", text)
+
+
+def _ps_check(
+    c: Component, data: dict[str, Any], file: str
+) -> tuple[list[Problem], list[Problem], int | None]:
+    """``(problems, warnings, instances)`` of a parameter file's content for component ``c``:
+    problems make it unfit to be written (its fields, the components it names); warnings are
+    about the files it names (a target file not there yet), and ``instances`` is the number
+    of instances (sub jobs) it makes in the component's directory now, None when unknown."""
+    from ...model._paramstudy import (
+        check_instance_names,
+        count_vectors,
+        parse_parameter_setting,
+        setting_problems,
+    )
+
+    problems = _ps_unknown_fields(data, file)
+    try:
+        setting = parse_parameter_setting(data, file)
+    except ProjectError as e:
+        return [*problems, _ps_problem(e, file)], [], None
+    study = c.type == "parameterStudy"
+    if not study:
+        for i, t in enumerate(setting.target_files):
+            if t.node is not None:
+                key = "targetFiles" if "targetFiles" in data else "target_file"
+                problems.append(
+                    Problem(
+                        file,
+                        f"{key}[{i}].targetNode",
+                        "a bulkjobTask renders its target files in its own directory; "
+                        "leave targetNode empty",
+                    )
+                )
+        for key, rules in (("scatter", setting.scatter), ("gather", setting.gather)):
+            if rules:
+                problems.append(
+                    Problem(
+                        file,
+                        key,
+                        f"a bulkjobTask has no {key} (its sub jobs share its directory); "
+                        "remove the rules",
+                    )
+                )
+    else:
+        try:
+            check_instance_names(setting, c.name)
+        except ProjectError as e:
+            problems.append(Problem(file, "params", str(e).removeprefix(f"{e.path}: ")))
+    node_dirs = {x.id: x.rel[len(c.rel) + 1 :] for x in c.walk()[1:]} if study else {}
+    warnings: list[Problem] = []
+    for field, message in setting_problems(setting, c.directory, node_dirs):
+        (problems if field.endswith("Node") else warnings).append(Problem(file, field, message))
+    if problems:
+        return problems, warnings, None
+    try:
+        instances: int | None = count_vectors(setting, c.directory)
+    except ProjectError as e:
+        instances = None
+        warnings.append(_ps_problem(e, file))
+    return problems, warnings, instances
 
 
 # ---------------------------------------------------------------------- app
@@ -489,6 +621,79 @@ def create_app(config: ServerConfig) -> Any:
     def validate(pid: str) -> list[dict[str, Any]]:
         return [_plain(x) for x in api.validate(project(pid))]
 
+    # ------------------------------------------------------------ parameter files
+    def ps_component(pid: str, cid: str) -> tuple[Project, Component, str, Path]:
+        """The component, its parameter file's path in the project and on disk."""
+        p = project(pid)
+        c = component(p, cid)
+        if c.type not in _PS_TYPES:
+            raise ProjectError(
+                f"{c.rel} is a {c.type}; only a parameterStudy and a bulkjobTask have a "
+                "parameter file"
+            )
+        name = c.data.get("parameterFile") or model.PARAMETER_FILE
+        if not isinstance(name, str):
+            raise ProjectError(
+                f"{c.rel}/cmp.wheel.json [parameterFile]: must be a file name; set it first"
+            )
+        rel = f"{c.rel}/{name}" if c.rel else name
+        return p, c, rel, _inside(p.root, rel, what="parameter file")
+
+    def ps_answer(
+        c: Component, rel: str, path: Path, data: dict[str, Any], *, exists: bool
+    ) -> dict[str, Any]:
+        problems, warnings, instances = _ps_check(c, data, rel)
+        return {
+            "component": c.id,
+            "type": c.type,
+            "file": rel,
+            "exists": exists,
+            "used": c.type == "parameterStudy" or c.data.get("usePSSettingFile", True) is not False,
+            "setting": data,
+            "instances": instances,
+            "problems": [_plain(x) for x in problems],
+            "warnings": [_plain(x) for x in warnings],
+        }
+
+    @app.get("/api/projects/{pid}/components/{cid}/parameters")
+    def get_parameters(pid: str, cid: str) -> dict[str, Any]:
+        """A parameter study's (or bulk job's) parameter file as it is written (WHEEL's form),
+        with the number of instances it makes and what is wrong with it; a missing file is an
+        empty setting."""
+        _, c, rel, path = ps_component(pid, cid)
+        if not path.exists():
+            empty = {"version": 2, "targetFiles": [], "params": [], "scatter": [], "gather": []}
+            return ps_answer(c, rel, path, empty, exists=False)
+        return ps_answer(c, rel, path, read_json_object(path), exists=True)
+
+    @app.put("/api/projects/{pid}/components/{cid}/parameters")
+    def put_parameters(
+        pid: str,
+        cid: str,
+        setting: Annotated[dict[str, Any], Body()],
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
+        """Check a parameter file's content (every problem a 400 naming its field, nothing
+        written) and write it to the component's parameter file atomically, refused while the
+        project runs; ``dry_run`` only checks it and counts the instances."""
+        p, c, rel, path = ps_component(pid, cid)
+        problems, _, _ = _ps_check(c, setting, rel)
+        if problems:
+            raise ValidationError(problems)
+        if dry_run:
+            return ps_answer(c, rel, path, setting, exists=path.exists())
+        with model.edit_lock(p.root):  # refused while a run holds the project
+            if path.exists():
+                try:
+                    read_json_object(path)
+                except ProjectError as e:
+                    raise ProjectError(
+                        f"{e}; it was not replaced: fix or remove it in the file view first"
+                    ) from None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(path, setting)
+        return ps_answer(c, rel, path, setting, exists=True)
+
     # ------------------------------------------------------------ versions
     @app.post("/api/projects/{pid}/save")
     def save(pid: str, body: SaveRequest) -> dict[str, bool]:
@@ -529,7 +734,9 @@ def create_app(config: ServerConfig) -> Any:
 
     @app.get("/api/projects/{pid}/runs")
     def runs(pid: str) -> list[dict[str, Any]]:
-        return [_plain(r) for r in api.runs(state.root(pid))]
+        root = state.root(pid)
+        counts = api.run_task_counts(root)  # tasks ended in each state, every run in one query
+        return [{**_plain(r), "tasks": counts.get(r.id, {})} for r in api.runs(root)]
 
     @app.get("/api/projects/{pid}/tasks", response_class=JSONResponse)
     def tasks(pid: str, run: int | None = None) -> Response:
