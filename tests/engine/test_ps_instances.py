@@ -276,3 +276,73 @@ def test_the_in_place_copy_reads_and_writes_where_sendfile_is_refused(tmp_path: 
     dst = tmp_path / "status.txt"
     assert _control._copy_to_new_file(Path("/proc/self/status"), dst)
     assert dst.read_text().startswith("Name:")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o000], ids=["022", "077", "000"])
+def test_instance_files_get_the_modes_a_plain_copy_gives_under_any_umask(
+    project: Project, umask: int
+) -> None:
+    """Template files keep their mode (``shutil.copy``), a rendered target gets what
+    ``open(path, "w")`` gives, the instance's JSON what ``write_json_atomic`` gives, whether
+    the umask takes bits from them or not."""
+    ps, t = study(project)
+    (t.directory / "tool.sh").write_text("#!/bin/sh\n")
+    (t.directory / "tool.sh").chmod(0o751)
+    (t.directory / "shared.dat").write_text("s")
+    (t.directory / "shared.dat").chmod(0o666)
+    (t.directory / "in.txt").write_text("k={{ K }} ü\n")
+    expected = project.root / "expected.json"
+    old = os.umask(umask)
+    try:
+        write_json_atomic(expected, {"x": 1})
+        plain = project.root / "plain.txt"
+        with open(plain, "w") as f:
+            f.write("x")
+        assert sharin.run(project.root).ok
+    finally:
+        os.umask(old)
+    inst = project.root / "ps_K_2"
+    assert mode(inst / "t" / "tool.sh") == 0o751
+    assert mode(inst / "t" / "shared.dat") == 0o666
+    assert mode(inst / "t" / "in.txt") == mode(plain) == 0o666 & ~umask
+    assert (inst / "t" / "in.txt").read_bytes() == "k=2 ü\n".encode()
+    assert mode(inst / "cmp.wheel.json") == mode(expected)
+
+
+def test_a_gathered_file_that_leads_out_of_the_project_is_not_copied(
+    project: Project, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("secret\n")
+    study(project, f"ln -s {secret} out.txt")
+    result = sharin.run(project.root)
+    assert not result.ok
+    message = journal_tasks(project.root, result.run)["ps_K_1"].message or ""
+    assert message.startswith("gather: ") and "outside the project" in message
+    assert not list((project.root / "ps").glob("out_*"))
+
+
+def test_a_gathered_link_inside_the_project_and_a_missing_file_are_as_before(
+    project: Project,
+) -> None:
+    ps, t = study(project, 'if [ "$WHEEL_PS_PARAM_K" = 2 ]; then ln -s in.txt out.txt; fi; true')
+    result = sharin.run(project.root)
+    assert result.ok, result.failed
+    got = ps.directory / "out_2.txt"
+    assert not got.is_symlink() and got.read_text() == "k=2\n"  # the link's file, copied
+    # an instance without the file gathers nothing (a name without glob characters that
+    # matches nothing is no error, as in WHEEL)
+    assert not (ps.directory / "out_1.txt").exists()
+    assert not (ps.directory / "out_3.txt").exists()
+
+
+def test_gather_rules_each_rendered_before_any_is_copied(project: Project) -> None:
+    ps, t = study(project)
+    setting = read_json(ps.directory / "parameterSetting.json")
+    setting["gather"].append({"srcName": "out.txt", "srcNode": t.id, "dstName": "{{ nope }}"})
+    write_json(ps.directory / "parameterSetting.json", setting)
+    result = sharin.run(project.root)
+    assert not result.ok
+    message = journal_tasks(project.root, result.run)["ps_K_1"].message or ""
+    assert message.startswith("gather: ") and "nope" in message
+    assert not list(ps.directory.glob("out_*"))  # the first rule copied nothing either
