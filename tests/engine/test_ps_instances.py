@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin import Component, Project, RunOptions
 from sharin.engine import _control
+from sharin.errors import ProjectError
 from sharin.model import write_json_atomic
 
 from ..helpers import journal_tasks, read_json, write_json
@@ -346,3 +349,71 @@ def test_gather_rules_each_rendered_before_any_is_copied(project: Project) -> No
     message = journal_tasks(project.root, result.run)["ps_K_1"].message or ""
     assert message.startswith("gather: ") and "nope" in message
     assert not list(ps.directory.glob("out_*"))  # the first rule copied nothing either
+
+
+_NAME_PART = st.sampled_from(
+    ["out.txt", "sub", "a b", ".", "..", "", "*.txt", "ü", "x\\y", "{x}", "{{ K }}.txt"]
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    src=st.lists(_NAME_PART, min_size=1, max_size=3).map("/".join),
+    dst=st.lists(_NAME_PART, min_size=1, max_size=3).map("/".join),
+    dst_taken=st.booleans(),
+)
+def test_the_study_gather_does_what_the_general_gather_does(
+    tmp_path_factory: pytest.TempPathFactory, src: str, dst: str, dst_taken: bool
+) -> None:
+    """Whatever the rule's names, the study's gather (strings, prepared once) copies what
+    :func:`_control.gather` copies, or fails with the same message."""
+    from sharin.model import ParameterSetting, expand_space
+    from sharin.model._paramstudy import parse_parameter_setting
+    from sharin.model._paths import Bounds
+
+    outcomes = []
+    for way in ("general", "study"):
+        root = tmp_path_factory.mktemp(way) / "p"
+        (root / ".sharin").mkdir(parents=True)
+        inst = root / "ps_K_1"
+        for rel in (
+            "t/out.txt",
+            "t/sub/out.txt",
+            "t/a b",
+            "t/ü",
+            "t/x\\y",
+            "t/{x}",
+            "t/z.txt",
+            "t/1.txt",
+        ):
+            (inst / rel).parent.mkdir(parents=True, exist_ok=True)
+            (inst / rel).write_text(rel)
+        cdir = root / "ps"
+        (cdir / "sub").mkdir(parents=True)
+        if dst_taken:
+            (cdir / "out.txt").write_text("there before")
+        try:
+            setting: ParameterSetting = parse_parameter_setting(
+                {
+                    "version": 2,
+                    "params": [{"keyword": "K", "list": ["1"]}],
+                    "gather": [{"srcName": src, "srcNode": "tid", "dstName": dst}],
+                },
+                cdir / "parameterSetting.json",
+            )
+        except ProjectError:
+            assume(False)  # a rule the parameter file may not hold
+        [vector] = list(expand_space(setting, cdir))
+        bounds = Bounds.of(root)
+        try:
+            if way == "general":
+                _control.gather(root, setting, vector, inst, cdir, {"tid": "t"}, bounds)
+            else:
+                _control._Gatherer(root, setting, cdir, {"tid": "t"}, bounds)(vector, inst)
+            outcome = ("ok", tree(cdir))
+        except Exception as e:  # noqa: BLE001 - compared, not handled
+            outcome = (type(e).__name__, str(e).replace(str(root), "ROOT"))
+        outcomes.append(outcome)
+    assert outcomes[0] == outcomes[1]
