@@ -6,7 +6,8 @@ Builds a project with one ``parameterStudy`` (a range axis 1..N, one target file
 instance, one gather rule) holding one task (``cat input.txt > out.txt``), then runs it in a fresh
 engine process and prints the wall time, the time from the start of the run to the first
 instance's task running, the engine's peak RSS (``ru_maxrss`` of the engine process alone), its
-CPU time and that of the task processes.
+CPU time (and that of each of its threads until the study ended, from ``/proc``) and that of
+the task processes.
 
 Beside it, in the same run, the shell floor: the same N instance directories made with
 ``cp -r`` of the template (the study's directory as an instance gets it) and the same rendered
@@ -42,7 +43,7 @@ import time
 from pathlib import Path
 
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, threading, time
 import sharin
 from sharin.engine import RunOptions
 
@@ -50,12 +51,28 @@ first = []
 t0 = time.monotonic()
 
 study_rss = []
+threads = {}  # the engine's threads' CPU (user, system) when the study ended, by name
+
+def thread_cpu():
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "other")
+        user, system = threads.get(name, (0.0, 0.0))
+        threads[name] = (user + int(fields[11]) / tick, system + int(fields[12]) / tick)
 
 def on_event(ev):
     if not first and ev.kind == "task" and ev.state == "running":
         first.append(time.monotonic() - t0)
     if ev.key == "ps" and ev.state == "finished":  # every instance ended and was gathered
         study_rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        if os.path.isdir("/proc/self/task"):
+            thread_cpu()
 
 result = sharin.run(sys.argv[1], options=RunOptions(max_local=int(sys.argv[2])), on_event=on_event)
 wall = time.monotonic() - t0
@@ -66,7 +83,7 @@ print(json.dumps({
     "first": first[0] if first else None, "rss_mb": ru.ru_maxrss / 1024,
     "study_rss_mb": study_rss[0] if study_rss else None,
     "cpu": ru.ru_utime + ru.ru_stime, "cpu_user": ru.ru_utime, "cpu_sys": ru.ru_stime,
-    "cpu_tasks": kids.ru_utime + kids.ru_stime,
+    "cpu_tasks": kids.ru_utime + kids.ru_stime, "threads": threads,
 }))
 """
 
@@ -230,6 +247,15 @@ def main() -> int:
             f"| all CPU time | {cpu_all:.2f} s | {show(fmed('cpu'))} "
             f"| {show(cpu_all / fmed('cpu'), '×')} | |"
         )
+        for name in sorted(runs[0].get("threads") or {}):
+            cpu = [r["threads"][name] for r in runs if name in (r.get("threads") or {})]
+            user = statistics.median(c[0] for c in cpu)
+            system = statistics.median(c[1] for c in cpu)
+            print(
+                f"| · engine thread {name} until the study ended (user + system) "
+                f"| {user + system:.2f} s ({user:.2f} + {system:.2f}): "
+                f"{(user + system) / args.instances * 1000:.2f} ms per instance | | | |"
+            )
         print(f"| building the project (API, not timed above) | {build_s:.2f} s | | | |")
         print(f"| file creation probe (before the runs) | {probe_us:.0f} µs | | | |")
         return 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import locale
 import os
 import re
 import shutil
@@ -62,17 +63,19 @@ from ..model import (
     while_trip,
     write_json_atomic,
 )
+from ..model._paramstudy import FileRule, _render_name
 from ..model._paths import (
     Bounds,
     UnsafePathError,
     check_real,
     condition_script,
     find_root,
+    name_problem,
     real_path,
     resolve_inside,
 )
 from ._context import RunContext, TripControl, start_component
-from ._files import check_tree, copy_path, storage_path
+from ._files import check_tree, copy_path, has_magic, storage_path
 from ._mirror import DELETE, StateMirror, update_json
 
 if TYPE_CHECKING:
@@ -592,6 +595,7 @@ async def run_ps(
     }
     run.mirror.set(cdir, progress)
     maker = _InstanceMaker(c, cdir, setting, template, node_dirs, progress)
+    gatherer = _Gatherer(run.project_root, setting, cdir, node_dirs, inside)
     counts = {"finished": 0, "failed": 0}
     window = asyncio.Semaphore(max(1, run.launch_window))
     running: set[asyncio.Task[bool]] = set()
@@ -617,9 +621,7 @@ async def run_ps(
             ok = await run.run_container(c, idir, ikey, {**base_env, **instance_env(vector)})
             if ok:
                 try:
-                    await files.call(
-                        gather, run.project_root, setting, vector, idir, cdir, node_dirs, inside
-                    )
+                    await files.call(gatherer, vector, idir)
                 except (SharinError, OSError) as e:
                     run.record(
                         c, ikey, State.FAILED, persist=False, ended=True, message=f"gather: {e}"
@@ -793,6 +795,10 @@ class _InstanceMaker:
         self._contents: dict[str, tuple[_FileKey, bytes]] = {}
         self._texts: dict[str, tuple[_FileKey, str]] = {}
         self._cached = 0
+        #: the process's umask, read once (None: unknown, every new file gets ``fchmod``)
+        self._umask = _read_umask()
+        #: how ``open(path, "w")`` encodes a rendered target file
+        self._encoding = locale.getpreferredencoding(False)
 
     def make(self, idir: Path, vector: ParamVector, remake: bool, force: bool) -> None:
         """Make ``idir`` unless an earlier attempt made it (``remake`` False and it exists);
@@ -828,6 +834,8 @@ class _InstanceMaker:
                 ) from None
             rendered = render_template(text, vector, source=Path(src))
             parent = rel.rpartition("/")[0]
+            if fresh and parent in self._made_dirs and self._create(f"{base}/{rel}", rendered):
+                continue
             if not (fresh and parent in self._made_dirs):
                 Path(base, parent).mkdir(parents=True, exist_ok=True)
             with open(f"{base}/{rel}", "w") as out:  # as Path.write_text
@@ -866,16 +874,40 @@ class _InstanceMaker:
             if _settled(key) and self._cached + len(content) <= _CACHE_MAX:
                 self._contents[src] = (key, content)
                 self._cached += len(content)
+        mode = stat.S_IMODE(st.st_mode)
+        # created with its mode when the umask takes nothing from it (no fchmod needed), else
+        # private until fchmod gives it its mode
+        exact = self._umask is not None and not mode & (self._umask | ~0o777)
         try:
-            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            fd = os.open(
+                dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode if exact else 0o600
+            )
         except FileExistsError:
             shutil.copy(src, dst)  # not ours to assume anything about
             return
         try:
             _write_all(fd, content)
-            os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            if not exact:
+                os.fchmod(fd, mode)
         finally:
             os.close(fd)
+
+    def _create(self, path: str, text: str) -> bool:
+        """A rendered target file in a directory just made, as ``open(path, "w")`` writes it:
+        created (it cannot be there yet) and written in one ``write``. False, having done
+        nothing, when something is at ``path`` already (the general way writes over it)."""
+        data = (text if os.linesep == "\n" else text.replace("\n", os.linesep)).encode(
+            self._encoding
+        )
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        except FileExistsError:
+            return False
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+        return True
 
     def _text(self, src: str) -> str:
         """The text of a target file (as ``Path.read_text``), read again when it changed."""
@@ -900,10 +932,24 @@ class _InstanceMaker:
             NEW_FILE_MODE,
         )
         try:
-            os.fchmod(fd, NEW_FILE_MODE)  # whatever the umask
+            if self._umask is None or NEW_FILE_MODE & self._umask:
+                os.fchmod(fd, NEW_FILE_MODE)  # whatever the umask
             _write_all(fd, json.dumps(name, ensure_ascii=False).join(text).encode())
         finally:
             os.close(fd)
+
+
+def _read_umask() -> int | None:
+    """This process's umask, read without changing it (``os.umask`` would set it for every
+    thread meanwhile); None where ``/proc`` does not tell it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -938,12 +984,102 @@ def gather(
     bounds = bounds or Bounds.of(root)
     for rule in resolve_gather(setting, vector):
         src_dir = idir / _node_dir(None, node_dirs, rule.node, "gather", "srcNode")
-        for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):
-            if not _copy_to_new_file(src_path, dst_path):
-                copy_path(src_path, dst_path, merge=True, bounds=bounds)
+        _gather_rule(rule, src_dir, cdir, bounds)
 
 
-def _copy_to_new_file(src: Path, dst: Path) -> bool:
+class _Gatherer:
+    """:func:`gather` for the instances of one study, what is the same for all of them done
+    once: the rules' node directories, and their names when they have no placeholder.
+
+    The usual rule (one file named without glob characters, copied to a new file of the
+    study's directory) is followed on plain strings, with the checks :func:`copy_pairs` makes;
+    anything else (a glob, a directory, a name that needs a closer look, a file that is not
+    there or leads out, something at the destination) is left to :func:`gather`'s general
+    way, which copies it or says what is wrong as it always does.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        setting: ParameterSetting,
+        cdir: Path,
+        node_dirs: Mapping[str, str],
+        bounds: Bounds,
+    ) -> None:
+        self.root, self.setting, self.cdir = root, setting, cdir
+        self.node_dirs, self.bounds = node_dirs, bounds
+        self._cdir = str(cdir)
+        #: per rule: its index, the node's directory (None: left to the general way), and its
+        #: names when they are the same for every instance
+        self.rules: list[tuple[int, str | None, str | None, str | None]] = []
+        for i, rule in enumerate(setting.gather):
+            try:
+                node = _node_dir(None, node_dirs, rule.src_node, "gather", "srcNode")
+            except RunError:
+                node = None  # said by the general way, for each instance
+            self.rules.append((i, node, _constant(rule.src_name), _constant(rule.dst_name)))
+
+    def __call__(self, vector: ParamVector, idir: Path) -> None:
+        setting, base = self.setting, str(idir)
+        rendered_names = []  # every rule's names first, as resolve_gather renders them
+        for i, node, src_name, dst_name in self.rules:
+            rule = setting.gather[i]
+            if src_name is None:
+                src_name = _render_name(setting, rule.src_name, vector, f"gather[{i}].srcName")
+            if dst_name is None:
+                dst_name = _render_name(setting, rule.dst_name, vector, f"gather[{i}].dstName")
+            rendered_names.append((rule, node, src_name, dst_name))
+        for rule, node, src_name, dst_name in rendered_names:
+            if node is None or not self._one_file(base, node, src_name, dst_name):
+                rendered = FileRule(src_name, rule.src_node, dst_name)
+                src_dir = idir / _node_dir(None, self.node_dirs, rule.src_node, "gather", "srcNode")
+                _gather_rule(rendered, src_dir, self.cdir, self.bounds)
+
+    def _one_file(self, base: str, node: str, src_name: str, dst_name: str) -> bool:
+        """Copy the regular file ``src_name`` of the instance's ``node`` to ``dst_name`` of the
+        study's directory, where nothing is yet; False, having done nothing, for anything else."""
+        if not (_plain_name(src_name) and _plain_name(dst_name)):
+            return False
+        src = f"{base}/{node}/{src_name}" if node else f"{base}/{src_name}"
+        bounds = self.bounds
+        if not bounds.contains(bounds.real(src), named_ok=False):
+            return False
+        try:
+            if not stat.S_ISREG(os.stat(src).st_mode):
+                return False
+        except OSError:
+            return False
+        dst = f"{self._cdir}/{dst_name}"
+        parent, _, name = dst.rpartition("/")
+        if not bounds.contains(os.path.join(bounds.real(parent), name), named_ok=False):
+            return False
+        return _copy_to_new_file(src, dst)
+
+
+def _constant(name: str) -> str | None:
+    """A gather rule's name as every instance renders it, or None when it has a placeholder."""
+    return name if "{" not in name else None
+
+
+def _plain_name(name: str) -> bool:
+    """A relative name of one file that the string paths above join as pathlib would: no glob,
+    no empty, ``.`` or ``..`` part, no ``\\``, nothing :func:`name_problem` finds."""
+    return (
+        bool(name)
+        and "\\" not in name
+        and not has_magic(name)
+        and all(part not in ("", ".", "..") for part in name.split("/"))
+        and name_problem(name) is None
+    )
+
+
+def _gather_rule(rule: FileRule, src_dir: Path, cdir: Path, bounds: Bounds) -> None:
+    for src_path, dst_path in copy_pairs(rule, src_dir, cdir, bounds=bounds):
+        if not _copy_to_new_file(src_path, dst_path):
+            copy_path(src_path, dst_path, merge=True, bounds=bounds)
+
+
+def _copy_to_new_file(src: Path | str, dst: Path | str) -> bool:
     """Copy the regular file ``src`` to ``dst`` when nothing is at ``dst`` yet (what each
     instance gathers, usually): written in place, as :func:`shutil.copyfile` writes it, since
     there is nothing there to keep whole; a copy that fails leaves nothing. False, having done
@@ -954,7 +1090,8 @@ def _copy_to_new_file(src: Path, dst: Path) -> bool:
     except OSError:
         return False  # copy_path says what is wrong
     try:
-        if not stat.S_ISREG(os.fstat(fd_in).st_mode):
+        st = os.fstat(fd_in)
+        if not stat.S_ISREG(st.st_mode):
             return False
         try:
             fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
@@ -962,8 +1099,13 @@ def _copy_to_new_file(src: Path, dst: Path) -> bool:
             return False
         try:
             try:
-                while os.sendfile(fd_out, fd_in, None, _SENDFILE_CHUNK):
-                    pass
+                # to the end of the file, and past the size it had when opened if it grew; a
+                # file that did not grow needs no last call that finds its end
+                copied = 0
+                while sent := os.sendfile(fd_out, fd_in, None, _SENDFILE_CHUNK):
+                    copied += sent
+                    if copied == st.st_size and sent < _SENDFILE_CHUNK:
+                        break
             except OSError as e:  # a file system without sendfile: read and write
                 if e.errno not in _NO_SENDFILE or os.lseek(fd_out, 0, os.SEEK_CUR):
                     raise
