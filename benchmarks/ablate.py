@@ -296,8 +296,10 @@ def main(argv: Sequence[str]) -> int:
         templates.mkdir(exist_ok=True)
         scratch = bench.Scratch(base / "runs")
         bench.set_child_env(base / "pycache")
-        bench.log(f"building W1 ({len(tasks)} tasks)")
-        template, _ = bench.build(templates, "w1", tasks)
+        template = templates / "w1.wheel"
+        if not (template / "prj.wheel.json").exists():  # built by an earlier run: --workdir
+            bench.log(f"building W1 ({len(tasks)} tasks)")
+            template, _ = bench.build(templates, "w1", tasks)
         for i in range(args.repeat):
             bench.log(f"repetition {i + 1}/{args.repeat}")
             for v in chosen:
