@@ -257,39 +257,3 @@ asyncio.run(go())
         "i1": ("running", None),
         "i1/t": ("running", "h1"),
     }
-
-
-def test_a_handle_the_executor_can_recover_waits_like_a_report(tmp_path: Path) -> None:
-    """The handle of an attempt whose executor recorded it itself (``recoverable``) is committed
-    at the loop's next step, after its committed ``queued`` record; any other handle at once."""
-    path = tmp_path / "j.sqlite"
-    j = Journal(path)
-    run = j.new_run({})
-    seen: dict[str, dict[str, str]] = {}
-
-    async def go() -> None:
-        j.set_task(run, "a", "task", "queued", attempt=1, started=True)
-        j.set_task(run, "a", "task", "running", handle='{"pid": 1}', recoverable=True)
-        seen["recoverable"] = committed(path)
-        await asyncio.sleep(0)
-        seen["next step"] = committed(path)
-        j.set_task(run, "b", "task", "queued", attempt=1, started=True)
-        j.set_task(run, "b", "task", "running", handle='{"job": 2}')
-        seen["other"] = committed(path)
-        # a handle in a state that cannot wait is committed at once all the same
-        j.set_task(run, "c", "task", "queued", handle='{"job": 3}', recoverable=True)
-        seen["queued handle"] = committed(path)
-
-    try:
-        asyncio.run(go())
-    finally:
-        j.close()
-    assert seen["recoverable"] == {"a": "queued"}
-    assert seen["next step"] == {"a": "running"}
-    assert seen["other"]["b"] == "running"
-    assert seen["queued handle"]["c"] == "queued"
-    j = Journal(path)
-    try:
-        assert j.tasks(run)["a"].handle == '{"pid": 1}'
-    finally:
-        j.close()

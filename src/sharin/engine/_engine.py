@@ -1132,7 +1132,6 @@ class Engine:
                             persist=persist,
                             handle=handle.to_json(),
                             message=ex.describe(handle) or None,
-                            recoverable=ex.records_submissions,
                         )
                         if submitted is not None:
                             submitted(handle)

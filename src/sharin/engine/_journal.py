@@ -11,10 +11,7 @@ calling thread, and that transaction is committed at the loop's next step (or ea
 next record that cannot wait). Every other record (``queued`` — the intent to submit, written
 before the executor starts anything —, any record with a handle, ``waiting``, ``stage-in``,
 ``stage-out``, ``unknown``, handles cleared, runs begun and ended) is committed before
-:meth:`Journal.set_task` returns, together with all the records before it. The exception is the
-handle of a running attempt whose executor recorded the attempt itself before returning the
-handle (local tasks: the supervisor's pid record): it waits like a report, since an engine that
-dies first leaves the attempt ``queued``, which the next engine recovers from that record. One connection writes
+:meth:`Journal.set_task` returns, together with all the records before it. One connection writes
 them in order, so after a crash the journal is always a prefix of what the engine wrote: at worst
 the last reports of the step the engine died in are missing, which is what a crash one step
 earlier would have left. Without a running event loop (tools, tests) every record is committed
@@ -324,15 +321,11 @@ class Journal:
         message: str | None = None,
         started: bool = False,
         ended: bool = False,
-        recoverable: bool = False,
     ) -> None:
         """Insert or update one task instance; only the given fields change.
 
         Committed before this returns unless the record only reports (see the module's
-        docstring), or is the handle of a running attempt the executor can find again without
-        it (``recoverable``: the attempt's ``queued`` record was committed, and the executor
-        recorded the attempt itself before it returned the handle): then at the end of the
-        event loop's step at the latest."""
+        docstring): then at the end of the event loop's step at the latest."""
         now = time.time()
         self._write(
             """
@@ -362,7 +355,7 @@ class Journal:
                 handle is not None,
                 rc is not None or ended,
             ),
-            defer=(handle is None or recoverable) and state in _DEFERRABLE,
+            defer=handle is None and state in _DEFERRABLE,
         )
 
     def clear_handle(self, run: int, key: str) -> None:

@@ -197,11 +197,6 @@ class Executor(abc.ABC):
     #: a submitted attempt waits in a scheduler's queue first: the engine journals it
     #: ``queued`` (with its handle) until the executor calls ``spec.on_running``
     queues: bool = False
-    #: before :meth:`submit` returns, the executor has durably recorded the attempt where
-    #: :meth:`recover` finds it: the engine commits the handle with its next commit (at the end
-    #: of the event loop's step at the latest) instead of at once, since an engine that dies
-    #: before then leaves the attempt ``queued`` and the next one recovers it
-    records_submissions: bool = False
 
     def __init__(self, *, host: str = "localhost", max_concurrent: int = 1) -> None:
         self.host = host

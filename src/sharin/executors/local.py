@@ -427,8 +427,6 @@ class LocalExecutor(Executor):
     """Scripts as child processes of a supervisor process, at most ``max_concurrent`` at once."""
 
     kind = "local"
-    #: the supervisor appends the pid record before it answers (see the module's docstring)
-    records_submissions = True
 
     def __init__(self, *, max_concurrent: int | None = None) -> None:
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
