@@ -139,3 +139,33 @@ def test_the_mirror_with_spares_writes_every_state_and_leaves_no_spare(tmp_path:
         assert (d / "status.wheel.txt").read_text() == "finished\n0\n0\n"
         assert sorted(p.name for p in d.iterdir()) == ["cmp.wheel.json", "status.wheel.txt"]
     assert not (tmp_path / ".sharin" / "spares").exists()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    first=st.text(max_size=300),
+    second=st.text(max_size=300),
+    mode=st.sampled_from([0o600, 0o644, 0o664]),
+)
+def test_a_spare_rewritten_holds_exactly_the_new_text_and_mode(
+    tmp_path_factory: Any, first: str, second: str, mode: int
+) -> None:
+    """A spare is written over from its start: longer old content is cut where the new text
+    ends, shorter is overwritten whole, and the mode is the replaced file's."""
+    from sharin.engine._mirror import _Spares, _update
+
+    tmp = tmp_path_factory.mktemp("s")
+    a = _component(tmp / "a", {"name": "a", "pad": first})
+    b = _component(tmp / "b", {"name": "b", "pad": second})
+    os.chmod(b, mode)
+    spares = _Spares(tmp / "spares")
+    old_a = a.stat().st_ino
+    try:
+        assert _update(a, {"state": "running"}, spares)  # a's old file becomes a spare
+        assert _update(b, {"state": "finished"}, spares)  # b is written into it
+        assert b.stat().st_ino == old_a
+        assert json.loads(b.read_bytes()) == {"name": "b", "pad": second, "state": "finished"}
+        assert b.read_text().endswith("}\n")
+        assert b.stat().st_mode & 0o777 == mode
+    finally:
+        spares.close()

@@ -639,6 +639,7 @@ class Engine:
         if cand is None:
             if prev is not None:
                 self._finished_before(c, key)
+                self._mirror_finished(c, key, prev, own)
                 self._reused_if(c, key, prev.message)
                 if c.type in _TASK_TYPES:
                     self._count(State.FINISHED)
@@ -656,6 +657,8 @@ class Engine:
             reason = "no usable record" if old is None else _fingerprint.explain(c, old, now)
         if reason is None:
             message = prev.message if prev is not None else None
+            if prev is not None:
+                self._mirror_finished(c, key, prev, own)
             if prev is None:
                 old_rec = self.journal.task(cand.run, key) if c.type == ComponentType.IF else None
                 message = old_rec.message if old_rec is not None else None
@@ -677,6 +680,21 @@ class Engine:
             self._prev[key] = dataclasses.replace(prev, state=State.NOT_STARTED.value, handle=None)
         self._mark_ran(key)
         return False
+
+    def _mirror_finished(self, c: Component, key: str, prev: TaskRecord, own: bool) -> None:
+        """A component this run's journal has finished while its file does not say so: the
+        mirror writes a state from its thread a moment after the journal has it, so an engine
+        killed in between left the file behind the journal. Written as the run would have."""
+        shown = wheel_state(State.FINISHED)
+        if not own or c.data.get("state") == shown or c.type == ComponentType.WORKFLOW:
+            return
+        c.data["state"] = shown
+        fields: dict[str, object] = {"state": shown}
+        code = ""
+        if c.type in _TASK_TYPES and prev.rc is not None:
+            fields["rt"] = prev.rc
+            code = str(prev.rc)
+        self._mirror.set(self.project.root / key, fields, f"{shown}\n{code}\n{code}\n")
 
     def _forget_below(self, key: str) -> None:
         """Forget this run's records of what ran inside ``key`` (a trip or instance made again)."""

@@ -168,6 +168,8 @@ def _walk_entries(
             if e.is_symlink():
                 out[rel] = "link:" + os.readlink(e.path)
                 continue
+            if top and name == COMPONENT_FILE and e.is_file(follow_symlinks=False):
+                continue  # the component's own properties: ``def`` (known without a stat)
             st = e.stat(follow_symlinks=False)
         except OSError:
             continue

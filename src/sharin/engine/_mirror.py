@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import tempfile
 import threading
 from collections.abc import Mapping
@@ -148,11 +149,16 @@ class _Spares:
                 self._ok = False
             return False
         try:
-            if os.fstat(fd).st_nlink != 1:
+            st = os.fstat(fd)
+            if st.st_nlink != 1:
                 return False  # a hard-linked copy has it too
-            os.ftruncate(fd, 0)
+            # nobody else has it open (the lease): written over from the start, then cut
+            # where the text ends (no truncation when it is as long as the old content)
             _write_all(fd, text)
-            os.fchmod(fd, mode)
+            if st.st_size > len(text):
+                os.ftruncate(fd, len(text))
+            if st.st_mode & 0o7777 != mode:
+                os.fchmod(fd, mode)
             return True
         except OSError:
             return False
@@ -208,6 +214,8 @@ def _update(path: Path, fields: Mapping[str, Any], spares: _Spares) -> bool:
         chunks = []
         while chunk := os.read(fd, max(st.st_size + 1, 1 << 14)):
             chunks.append(chunk)
+            if len(chunk) == st.st_size and stat.S_ISREG(st.st_mode):
+                break  # the whole file at once: no second read to see its end
     except OSError:
         return False
     finally:

@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -410,6 +411,8 @@ def prepare_script(path: Path) -> None:
         chunks = []
         while chunk := os.read(fd, max(st.st_size + 1, 1 << 16)):
             chunks.append(chunk)
+            if len(chunk) == st.st_size and stat.S_ISREG(st.st_mode):
+                break  # the whole file at once: no second read to see its end
     finally:
         os.close(fd)
     data = b"".join(chunks)
