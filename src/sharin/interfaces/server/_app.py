@@ -261,6 +261,7 @@ def create_app(config: ServerConfig) -> Any:
         try:
             yield
         finally:
+            state.prompts.close()
             if state.feed is not None:
                 await state.feed.close()
 
@@ -600,7 +601,7 @@ def create_app(config: ServerConfig) -> Any:
             while (m := await ws.receive())["type"] != "websocket.disconnect":
                 text = m.get("text")
                 if text:  # a prompt's answer or cancel; anything else is not needed
-                    with contextlib.suppress(ValueError):
+                    with contextlib.suppress(ValueError, RecursionError):
                         prompts().reply(watcher.project, json.loads(text))
 
         detach = prompts().attach(watcher.project, asks.put_nowait)

@@ -95,6 +95,17 @@ class PromptBroker:
             p.answer.set_result(None)
         return True
 
+    def close(self) -> None:
+        """Give up every pending prompt (the server stops): their logins fail."""
+        for p in self._pending.values():
+            if not p.answer.done():
+                p.answer.set_exception(
+                    PromptUnanswered(
+                        f"{p.prompt.strip().rstrip(':')}: the server stopped before anyone "
+                        "answered the prompt; start `sharin ui` again and run again"
+                    )
+                )
+
     def pending(self, project: str) -> int:
         """Prompts of ``project`` waiting for an answer."""
         return sum(1 for p in self._pending.values() if p.project == project)
@@ -128,9 +139,10 @@ class PromptBroker:
         """The ``ask(prompt, echo)`` of a run of ``project``, for a worker thread."""
 
         def ask(prompt: str, echo: bool) -> str:
-            return asyncio.run_coroutine_threadsafe(
+            asked = asyncio.run_coroutine_threadsafe(
                 self.ask_async(project, prompt, echo), self._loop
-            ).result()
+            )
+            return asked.result(self.timeout + 30)  # the loop answers first, unless it is gone
 
         return ask
 
