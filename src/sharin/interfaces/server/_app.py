@@ -580,7 +580,7 @@ def create_app(config: ServerConfig) -> Any:
         await ws.accept()
         await feed().sync(root)  # the last run's states, when no engine here runs it
         snap, watcher = hub().watch(root)
-        feed().follow(root)  # and a run of another process's engine, live
+        await feed().follow(root)  # and a run of another process's engine, and outside edits
         sending = asyncio.Lock()  # the changes and the prompts take turns on the socket
         asks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 

@@ -115,7 +115,10 @@ def _project_stamp(paths: list[str]) -> _Stamp:
 def _running(root: Path) -> bool:
     from .. import api
 
-    return local_run(root) is not None or api.engine_pid(root) is not None
+    if local_run(root) is not None:
+        return True
+    pid = api.engine_pid(root)
+    return pid is not None and pid > 0  # a negative one: the lock of an edit (the CLI's), no run
 
 
 def _differs(a: Event | None, b: Event) -> bool:
@@ -173,19 +176,25 @@ class JournalFeed:
         if not new_run and _differs(current, run):  # its end after its tasks' ends
             self.hub.publish(root, run)
 
-    def follow(self, root: Path) -> None:
-        """While watched, follow a run that another process's engine runs: the journal's files
-        are looked at (``stat``) every half second and read when they changed."""
+    async def follow(self, root: Path) -> None:
+        """While watched, follow a run that another process's engine runs and edits made
+        outside the server: the journal's and the project's files are looked at (``stat``)
+        every half second, the journal read when it changed. Returns once they were first
+        looked at: what changes after that is seen."""
         name = self.hub.name(root)
         t = self._polls.get(name)
         if t is None or t.done():
-            self._polls[name] = asyncio.ensure_future(self._poll(root))
+            stamp = await asyncio.to_thread(_journal_stamp, root)
+            paths = await asyncio.to_thread(_project_paths, root)
+            files = await asyncio.to_thread(_project_stamp, paths)
+            t = self._polls.get(name)
+            if t is None or t.done():  # another client did not start one meanwhile
+                self._polls[name] = asyncio.ensure_future(self._poll(root, stamp, paths, files))
 
-    async def _poll(self, root: Path) -> None:
+    async def _poll(
+        self, root: Path, stamp: tuple[tuple[int, int], ...], paths: list[str], files: _Stamp
+    ) -> None:
         name = self.hub.name(root)
-        stamp = await asyncio.to_thread(_journal_stamp, root)
-        paths = await asyncio.to_thread(_project_paths, root)
-        files = await asyncio.to_thread(_project_stamp, paths)
         ran_at = -1e9  #: when an engine was last seen running the project
         while self.hub.watchers(root):
             await asyncio.sleep(POLL)
