@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,9 +133,9 @@ class JournalFeed:
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
         self._polls: dict[str, asyncio.Task[None]] = {}
-        #: edits of this server under way, by project, and when the last one ended
+        #: edits of this server under way, by project, and how many have ended
         self._editing: dict[str, int] = {}
-        self._edited_at: dict[str, float] = {}
+        self._edits_done: dict[str, int] = {}
 
     @contextlib.contextmanager
     def editing(self, root: Path) -> Iterator[None]:
@@ -148,12 +147,7 @@ class JournalFeed:
             yield
         finally:
             self._editing[name] -= 1
-            self._edited_at[name] = time.monotonic()
-
-    def _own(self, name: str) -> bool:
-        """An edit of this server is under way or just ended (within two beats)."""
-        busy = self._editing.get(name, 0) > 0
-        return busy or time.monotonic() - self._edited_at.get(name, -1e9) < 2 * POLL
+            self._edits_done[name] = self._edits_done.get(name, 0) + 1
 
     async def sync(self, root: Path) -> None:
         """Publish what the journal says that the hub does not know yet (nothing while an engine
@@ -195,9 +189,15 @@ class JournalFeed:
         self, root: Path, stamp: tuple[tuple[int, int], ...], paths: list[str], files: _Stamp
     ) -> None:
         name = self.hub.name(root)
-        ran_at = -1e9  #: when an engine was last seen running the project
+        # told apart by beats, not by time (a beat may take long on a busy machine): a change is
+        # this server's own while one of its edits is under way or ended since the last beat
+        # began, and a run's while an engine runs the project or ran it at the last beat
+        ran = await asyncio.to_thread(_running, root)
+        mark = self._edits_done.get(name, 0)
         while self.hub.watchers(root):
             await asyncio.sleep(POLL)
+            since, mark = mark, self._edits_done.get(name, 0)  # edits ended before the last beat
+            ran_before, ran = ran, await asyncio.to_thread(_running, root)
             now = await asyncio.to_thread(_journal_stamp, root)
             if now != stamp:  # something wrote to the journal: an engine here or elsewhere
                 stamp = now
@@ -205,12 +205,10 @@ class JournalFeed:
             seen = await asyncio.to_thread(_project_stamp, paths)
             if seen == files:
                 continue
-            if await asyncio.to_thread(_running, root):
-                ran_at = time.monotonic()
-            own = self._own(name)
+            own = self._editing.get(name, 0) > 0 or self._edits_done.get(name, 0) != since
             paths = await asyncio.to_thread(_project_paths, root)  # components may have come
             files = await asyncio.to_thread(_project_stamp, paths)
-            if not own and time.monotonic() - ran_at > 2 * POLL:  # not a run's last writes
+            if not (own or ran or ran_before):  # nor a run's writes, its last ones included
                 self.hub.edited(name, "external")
 
     async def close(self) -> None:
