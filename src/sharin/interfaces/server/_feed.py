@@ -206,6 +206,9 @@ class JournalFeed:
             if seen == files:
                 continue
             own = self._editing.get(name, 0) > 0 or self._edits_done.get(name, 0) != since
+            ran = ran or await asyncio.to_thread(
+                _running, root
+            )  # a run begun since the beat's start
             paths = await asyncio.to_thread(_project_paths, root)  # components may have come
             files = await asyncio.to_thread(_project_stamp, paths)
             if not (own or ran or ran_before):  # nor a run's writes, its last ones included
