@@ -162,3 +162,26 @@ def test_snapshot_plus_changes_equals_the_final_state(
         assert (states, run, seq) == (final.states, final.run, final.seq)
 
     asyncio.run(go())
+
+
+def test_edits_are_numbered_with_the_state_changes_and_the_snapshot_has_the_last(
+    tmp_path: Path,
+) -> None:
+    from sharin.interfaces._hub import Edit
+
+    async def go() -> None:
+        hub = EventHub()
+        hub.publish(tmp_path, ev("a", "running"))
+        hub.edited(tmp_path, "add", by="tab-1")
+        snap, w = hub.watch(tmp_path)
+        assert (snap.seq, snap.edit) == (2, 2)
+        assert snap.states["a"].state == "running"  # an edit leaves the states alone
+        hub.publish(tmp_path, ev("a", "finished"))
+        await asyncio.to_thread(hub.edited, tmp_path, "properties", component="c1")  # a thread
+        got = [await w.next(timeout=1), await w.next(timeout=1)]
+        assert isinstance(got[0], Change) and got[0].seq == 3
+        assert got[1] == Edit(4, hub.name(tmp_path), "properties", "c1", None)
+        assert hub.snapshot(tmp_path).edit == 4 and hub.snapshot(tmp_path / "x").edit == 0
+        w.close()
+
+    asyncio.run(go())

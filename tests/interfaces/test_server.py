@@ -180,7 +180,7 @@ def test_a_run_from_the_server_is_seen_live_on_two_websockets_and_logs_read(
     _task(client, pid, "b", "echo from-b\n")
     url = f"ws://127.0.0.1:8123/api/projects/{pid}/events"
     with client.websocket_connect(url) as one, client.websocket_connect(url) as two:
-        assert one.receive_json()["type"] == "snapshot" and two.receive_json()["seq"] == 0
+        assert one.receive_json()["type"] == "snapshot" and two.receive_json()["run"] is None
         assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
         for ws in (one, two):
             seen: list[tuple[str, str]] = []
@@ -1160,3 +1160,190 @@ def test_any_parameter_setting_is_written_whole_or_refused_with_named_fields(
         assert path.read_bytes() == before
     else:
         assert json.loads(path.read_text()) == body
+
+
+# ---------------------------------------------------------------------- edits seen by every tab
+def _next_edit(ws: Any) -> dict[str, Any]:
+    while True:
+        m = ws.receive_json()
+        if m["type"] == "edit":
+            return m  # type: ignore[no-any-return]
+
+
+def test_an_edit_in_one_tab_is_an_edit_change_for_every_tab(client: TestClient) -> None:
+    pid = _new(client)["id"]
+    url = f"ws://127.0.0.1:8123/api/projects/{pid}/events"
+    mine = {"X-Sharin-Client": "tab-a"}
+    with client.websocket_connect(url) as one, client.websocket_connect(url) as two:
+        seq = one.receive_json()["seq"]
+        assert two.receive_json()["edit"] == 0
+        r = client.post(
+            f"/api/projects/{pid}/components", json={"type": "task", "name": "t"}, headers=mine
+        )
+        assert r.status_code == 201
+        cid = r.json()["id"]
+        for ws in (one, two):
+            m = ws.receive_json()
+            assert m == {"type": "edit", "seq": seq + 1, "what": "add", "component": None,
+                         "by": "tab-a"}  # fmt: skip
+        # a failed edit is no edit; the next one follows without a gap, from another client
+        bad = client.patch(f"/api/projects/{pid}/components/nosuch", json={"properties": {}})
+        assert bad.status_code == 404
+        ok = client.patch(
+            f"/api/projects/{pid}/components/{cid}",
+            json={"properties": {"script": "run.sh"}},
+            headers={"X-Sharin-Client": "../not an id"},
+        )
+        assert ok.status_code == 200
+        m = _next_edit(two)
+        assert (m["seq"], m["what"], m["component"], m["by"]) == (seq + 2, "properties", cid, None)
+        assert _next_edit(one)["seq"] == seq + 2
+        client.put(f"/api/projects/{pid}/files/content", params={"path": "t/run.sh"}, content="")
+        assert _next_edit(one)["what"] == _next_edit(two)["what"] == "file"
+        assert (
+            client.post(f"/api/projects/{pid}/clean", json={"unsaved": "keep"}).status_code == 200
+        )
+        assert _next_edit(one)["what"] == "clean"
+    with client.websocket_connect(url) as late:
+        snap = late.receive_json()
+        assert snap["edit"] == snap["seq"] == seq + 4  # the last edit's number
+
+
+def test_a_rename_tells_the_tabs_the_new_id(client: TestClient) -> None:
+    pid = _new(client, "before")["id"]
+    with client.websocket_connect(f"ws://127.0.0.1:8123/api/projects/{pid}/events") as ws:
+        ws.receive_json()
+        r = client.post(f"/api/projects/{pid}/rename", json={"name": "after"})
+        assert r.status_code == 200
+        m = _next_edit(ws)
+    assert m["what"] == "rename" and m["id"] == r.json()["id"] != pid
+
+
+def test_an_edit_made_outside_the_server_is_seen_by_the_tabs(
+    client: TestClient, workspace: Path
+) -> None:
+    import subprocess
+    import sys
+
+    pid = _new(client)["id"]
+    root = workspace / "demo.wheel"
+    url = f"ws://127.0.0.1:8123/api/projects/{pid}/events"
+    with client.websocket_connect(url) as ws:
+        ws.receive_json()  # sent once the feed looked at the files: what changes now is seen
+        cmd = [sys.executable, "-m", "sharin", "add", str(root), "task", "cli", "--script-text", "true"]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+        m = _next_edit(ws)
+        assert (m["what"], m["by"]) == ("external", None)
+        names = [c["name"] for c in client.get(f"/api/projects/{pid}").json()["workflow"]["children"]]  # fmt: skip
+        assert names == ["cli"]
+        # a component's file saved while another command holds the project's edit lock: an
+        # edit, not a run's writes
+        from sharin import model
+
+        cfile = root / "cli" / "cmp.wheel.json"
+        data = json.loads(cfile.read_text())
+        data["description"] = "from an editor"
+        tmp = cfile.with_name("cmp.wheel.json.tmp")
+        with model.edit_lock(root):
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, cfile)
+            assert _next_edit(ws)["what"] == "external"
+
+
+# ---------------------------------------------------------------------- SSH prompts of UI runs
+def _until_type(ws: Any, kind: str) -> dict[str, Any]:
+    while True:
+        m = ws.receive_json()
+        if m["type"] == kind:
+            return m  # type: ignore[no-any-return]
+        if m["type"] == "change" and m["event"]["kind"] == "run" and not m["event"]["key"]:
+            assert m["event"]["state"] not in ("failed", "finished"), f"no {kind}: {m}"
+
+
+@pytest.mark.sshd
+@pytest.mark.slow
+def test_a_runs_passphrase_is_asked_in_the_projects_tabs_and_nobody_answering_fails_it(
+    workspace: Path, tmp_path: Path, config_dir: Path
+) -> None:
+    import pwd
+    import secrets
+    import shutil
+    import subprocess
+
+    from tests.remote.hostshell import ssh
+    from tests.services.available import service_env
+
+    env = service_env()
+    key = tmp_path / "enc"
+    key.write_bytes(Path(env["TEST_SSH_KEY"]).read_bytes())
+    key.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "pass-phrase", "-f", key], check=True)
+    home = Path(pwd.getpwnam(env["TEST_SSH_USER"]).pw_dir)
+    remote = home / "sharin-jobs" / f"ui-prompt-{secrets.token_hex(4)}"
+    ssh(f"mkdir -p {remote}")
+    config = ServerConfig(workspace=workspace, token=TOKEN, prompt_timeout=3)
+    try:
+        with TestClient(create_app(config), base_url="http://127.0.0.1:8123") as client:
+            client.headers["Authorization"] = f"Bearer {TOKEN}"
+            entry = {
+                "name": "ci",
+                "host": env["TEST_SSH_HOST"],
+                "port": int(env["TEST_SSH_PORT"]),
+                "username": env["TEST_SSH_USER"],
+                "keyFile": str(key),
+                "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
+                "path": str(remote),
+            }
+            assert client.post("/api/hosts", json=entry).status_code == 201
+            pid = _new(client)["id"]
+            c = _task(client, pid, "t", "hostname > where.txt\n")
+            r = client.patch(
+                f"/api/projects/{pid}/components/{c['id']}", json={"properties": {"host": "ci"}}
+            )
+            assert r.status_code == 200, r.text
+            url = f"ws://127.0.0.1:8123/api/projects/{pid}/events"
+            with client.websocket_connect(url) as one, client.websocket_connect(url) as two:
+                one.receive_json(), two.receive_json()
+                assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
+                m = _until_type(one, "ask")
+                assert m == _until_type(two, "ask")  # every tab is asked the same
+                assert "passphrase" in m["prompt"] and m["echo"] is False
+                two.send_json({"type": "answer", "id": m["id"] + 1000, "text": "wrong id"})
+                one.send_json({"type": "answer", "id": m["id"], "text": "pass-phrase"})
+                assert _until_type(two, "asked") == {"type": "asked", "id": m["id"]}
+                assert _until_type(one, "asked")["id"] == m["id"]
+            s = _wait_state(client, pid, "finished", timeout=60)
+            assert {t["key"]: t["state"] for t in s["tasks"]} == {"t": "finished"}
+            stored = "".join(p.read_text() for p in config_dir.rglob("*") if p.is_file())
+            assert "pass-phrase" not in stored
+            # nobody to answer within the limit: the login fails saying what to do
+            assert client.post(f"/api/projects/{pid}/clean", json={"unsaved": "keep"}).is_success
+            assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
+            s = _wait_state(client, pid, "failed", timeout=60)
+            (t,) = s["tasks"]
+            assert t["state"] == "failed"
+            assert "no one answered the passphrase prompt in the UI" in t["message"]
+            assert "open the project's page and run again" in t["message"]
+            assert "Traceback" not in t["message"]
+            logs = client.get(f"/api/projects/{pid}/engine-log").text
+            assert "pass-phrase" not in logs
+    finally:
+        shutil.rmtree(remote, ignore_errors=True)
+
+
+def test_a_saved_parameter_setting_is_an_edit_for_the_tabs_and_a_dry_run_is_not(
+    client: TestClient, workspace: Path
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    inner = client.post(
+        f"/api/projects/{pid}/components", json={"type": "task", "name": "t", "parent": ps["id"]}
+    ).json()
+    (workspace / "demo.wheel" / "sweep" / "input.txt").write_text("n={{ n }}\n")
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    with client.websocket_connect(f"ws://127.0.0.1:8123/api/projects/{pid}/events") as ws:
+        seq = ws.receive_json()["seq"]
+        assert client.put(url, params={"dry_run": "true"}, json=_setting(inner["id"])).is_success
+        assert client.put(url, json=_setting(inner["id"])).is_success
+        m = _next_edit(ws)
+    assert (m["seq"], m["what"], m["component"]) == (seq + 1, "parameters", ps["id"])

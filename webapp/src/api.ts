@@ -108,6 +108,7 @@ export interface ClientOptions {
   base?: string // e.g. "http://127.0.0.1:8000" (default: the page's own origin)
   token?: string // sent as `Authorization: Bearer` (default: none, the cookie is used)
   fetch?: typeof fetch
+  clientId?: string // sent as `X-Sharin-Client`: the edits it makes come back marked as its own
 }
 
 function explain(status: number, body: any, fallback: string): string {
@@ -125,11 +126,13 @@ function explain(status: number, body: any, fallback: string): string {
 export class Client {
   readonly base: string
   readonly token?: string
+  readonly clientId: string
   private readonly doFetch: typeof fetch
 
   constructor(options: ClientOptions = {}) {
     this.base = (options.base ?? '').replace(/\/$/, '')
     this.token = options.token
+    this.clientId = options.clientId ?? Math.random().toString(36).slice(2, 14)
     const f = options.fetch ?? globalThis.fetch
     this.doFetch = f.bind(globalThis)
   }
@@ -154,6 +157,7 @@ export class Client {
   } = {}): Promise<Response> {
     const headers: Record<string, string> = {}
     if (this.token) headers['Authorization'] = `Bearer ${this.token}`
+    headers['X-Sharin-Client'] = this.clientId
     let body = init.body
     if (init.json !== undefined) {
       headers['Content-Type'] = 'application/json'

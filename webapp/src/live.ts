@@ -1,13 +1,37 @@
 // The live states of one project's components, from the server's WebSocket
 // `/api/projects/{id}/events`: first a snapshot, then changes numbered 1, 2, 3 …
 // The rules are the server's hub's: a change of another run than the current one starts the
-// components' states afresh; a snapshot replaces everything.
+// components' states afresh; a snapshot replaces everything. Edits of the project (by any tab,
+// the CLI or an editor) are numbered in the same sequence; SSH login prompts of a run (`ask`,
+// closed by `asked`) come on the same socket, unnumbered, and are answered on it.
 
 import type { RunEvent } from './api'
 
+/** An edit of the project: `by` is the client id of the tab that made it (null: outside the
+ * server, or a client without an id); `id` is the project's new id after a rename. */
+export interface EditMessage {
+  type: 'edit'
+  seq: number
+  what: string
+  component: string | null
+  by: string | null
+  id?: string
+}
+
+/** A run's SSH login asks for a passphrase, password or one-time code (`echo` false: hidden). */
+export interface AskMessage {
+  type: 'ask'
+  id: number
+  prompt: string
+  echo: boolean
+}
+
 export type EventMessage =
-  | { type: 'snapshot'; seq: number; run: RunEvent | null; states: Record<string, RunEvent> }
+  | { type: 'snapshot'; seq: number; run: RunEvent | null; states: Record<string, RunEvent>; edit?: number }
   | { type: 'change'; seq: number; event: RunEvent }
+  | EditMessage
+
+export type PromptMessage = AskMessage | { type: 'asked'; id: number }
 
 /** What applying a message did: applied, ignored (seen already) or a gap (reconnect for a snapshot). */
 export type Applied = 'applied' | 'seen' | 'gap'
@@ -21,10 +45,11 @@ export interface LiveStates {
   // project as last read overrides the state read from its files
   seqOf: Record<string, number>
   runSeq: number
+  edit: number // the number of the last edit of the project (0: none known)
 }
 
 export function emptyStates(): LiveStates {
-  return { seq: -1, current: 0, run: null, states: {}, seqOf: {}, runSeq: -1 }
+  return { seq: -1, current: 0, run: null, states: {}, seqOf: {}, runSeq: -1, edit: 0 }
 }
 
 /** Final states of a run: its components' states are in the project's files by then. */
@@ -47,13 +72,18 @@ export function applyMessage(live: LiveStates, msg: EventMessage): Applied {
     const newer = msg.run !== null && !OVER.has(msg.run.state) ? msg.seq : -1
     live.seqOf = Object.fromEntries(Object.keys(states).map((k) => [k, newer]))
     live.runSeq = newer
+    live.edit = msg.edit ?? 0
     return 'applied'
   }
   if (live.seq < 0) return 'gap' // a change before any snapshot
   if (msg.seq <= live.seq) return 'seen'
   if (msg.seq !== live.seq + 1) return 'gap'
-  const e = msg.event
   live.seq = msg.seq
+  if (msg.type === 'edit') {
+    live.edit = msg.seq
+    return 'applied'
+  }
+  const e = msg.event
   if (e.run !== live.current) {
     live.states = {}
     live.seqOf = {}
@@ -83,14 +113,59 @@ export function runStateOf(live: LiveStates, saved: string, since = -1): string 
   return live.run && live.runSeq > since ? live.run.state : saved
 }
 
+/** What a tab does with the messages besides run states. */
+export interface FollowHandlers {
+  // an edit of the project by another tab or outside the server (not one of `self`'s), or a
+  // snapshot whose last edit is newer than the one seen before it (edits missed while away)
+  onEdit?: (e: EditMessage | null) => void
+  onAsk?: (a: AskMessage) => void // a login prompt to show
+  onAsked?: (id: number) => void // a prompt answered (by any tab) or given up: close it
+  self?: string // this tab's client id (the one its requests send)
+}
+
+/** The function that stops following, and the way to answer a prompt on the same socket. */
+export type Follower = (() => void) & {
+  answer: (id: number, text: string) => boolean
+  cancel: (id: number) => boolean
+}
+
+/** Reads one message: a state change, an edit, a snapshot or a prompt; says whether it was
+ * applied, seen or a gap, and tells `handlers` what concerns them. */
+export function handleMessage(
+  live: LiveStates,
+  msg: EventMessage | PromptMessage,
+  handlers: FollowHandlers = {},
+): Applied {
+  if (msg.type === 'ask') {
+    handlers.onAsk?.(msg)
+    return 'applied'
+  }
+  if (msg.type === 'asked') {
+    handlers.onAsked?.(msg.id)
+    return 'applied'
+  }
+  const before = live.edit
+  const known = live.seq >= 0
+  const got = applyMessage(live, msg)
+  if (got !== 'applied') return got
+  if (msg.type === 'edit') {
+    if (msg.by === null || msg.by !== handlers.self) handlers.onEdit?.(msg)
+  } else if (msg.type === 'snapshot' && known && live.edit > before) {
+    handlers.onEdit?.(null) // a re-sync past edits not seen one by one
+  }
+  return got
+}
+
 /** Keeps a WebSocket to the project's events open and `live` up to date; reconnects on a gap
- * or a dropped connection. Returns the function that closes it. */
+ * or a dropped connection. Returns the function that closes it (with `answer`/`cancel` for the
+ * login prompts `handlers.onAsk` is shown). */
 export function follow(
   url: string,
   live: LiveStates,
   onChange: (e: RunEvent | null) => void = () => {},
   WS: typeof WebSocket = WebSocket,
-): () => void {
+  handlers: FollowHandlers = {},
+): Follower {
   let ws: WebSocket | null = null
   let closed = false
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -98,10 +173,12 @@ export function follow(
     if (closed) return
     ws = new WS(url)
     ws.onmessage = (m) => {
-      const msg = JSON.parse(String(m.data)) as EventMessage
-      const got = applyMessage(live, msg)
+      const msg = JSON.parse(String(m.data)) as EventMessage | PromptMessage
+      const got = handleMessage(live, msg, handlers)
       if (got === 'gap') ws?.close()
-      else if (got === 'applied') onChange(msg.type === 'change' ? msg.event : null)
+      else if (got === 'applied' && (msg.type === 'change' || msg.type === 'snapshot')) {
+        onChange(msg.type === 'change' ? msg.event : null)
+      }
     }
     ws.onclose = () => {
       ws = null
@@ -109,9 +186,18 @@ export function follow(
     }
   }
   open()
-  return () => {
+  const send = (m: object): boolean => {
+    if (!ws || ws.readyState !== 1) return false // not open: the prompt is asked again on reconnect
+    ws.send(JSON.stringify(m))
+    return true
+  }
+  const stop = () => {
     closed = true
     clearTimeout(timer)
     ws?.close()
   }
+  return Object.assign(stop, {
+    answer: (id: number, text: string) => send({ type: 'answer', id, text }),
+    cancel: (id: number) => send({ type: 'cancel', id }),
+  })
 }

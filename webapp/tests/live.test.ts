@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { RunEvent } from '../src/api'
-import { applyMessage, emptyStates, runStateOf, stateOf, type EventMessage } from '../src/live'
+import { applyMessage, emptyStates, follow, handleMessage, runStateOf, stateOf, type EditMessage, type EventMessage } from '../src/live'
 
 function ev(run: number, key: string, state: string, kind = 'task'): RunEvent {
   return { run, key, kind, state, attempt: 0, returncode: null, message: '', time: 0 }
@@ -73,5 +73,84 @@ describe('the live states of a project', () => {
     expect(runStateOf(live, 'not-started')).toBe('not-started')
     applyMessage(live, change(10, ev(3, 'a', 'running')))
     expect(stateOf(live, 'a', 'not-started')).toBe('running') // a new run: live again
+  })
+})
+
+const edit = (seq: number, by: string | null, what = 'add'): EditMessage => ({ type: 'edit', seq, what, component: null, by })
+
+describe('the edits of a project', () => {
+  it('are numbered with the state changes: a missed one is a gap', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 3, run: null, states: {}, edit: 2 })
+    expect(live.edit).toBe(2)
+    expect(applyMessage(live, edit(4, 'tab-b'))).toBe('applied')
+    expect(live.seq).toBe(4)
+    expect(live.edit).toBe(4)
+    expect(applyMessage(live, change(5, ev(1, 'a', 'running')))).toBe('applied')
+    expect(applyMessage(live, edit(5, 'tab-b'))).toBe('seen')
+    expect(applyMessage(live, edit(7, 'tab-b'))).toBe('gap')
+    expect(live.seq).toBe(5)
+    expect(live.states.a.state).toBe('running') // an edit leaves the run's states as they are
+  })
+
+  it('of another tab or from outside are told to the tab, its own are not', () => {
+    const live = emptyStates()
+    const seen: (string | null)[] = []
+    const handlers = { self: 'me', onEdit: (e: EditMessage | null) => seen.push(e ? e.by : 'resync') }
+    handleMessage(live, { type: 'snapshot', seq: 0, run: null, states: {}, edit: 0 }, handlers)
+    handleMessage(live, edit(1, 'me'), handlers)
+    handleMessage(live, edit(2, 'other'), handlers)
+    handleMessage(live, edit(3, null, 'external'), handlers)
+    handleMessage(live, edit(3, 'other'), handlers) // seen already: not told again
+    expect(seen).toEqual(['other', null])
+    // a re-sync whose last edit is newer than the last one seen: edits were missed
+    handleMessage(live, { type: 'snapshot', seq: 9, run: null, states: {}, edit: 8 }, handlers)
+    handleMessage(live, { type: 'snapshot', seq: 10, run: null, states: {}, edit: 8 }, handlers)
+    expect(seen).toEqual(['other', null, 'resync'])
+  })
+
+  it('and the login prompts come on the same socket, unnumbered, answered on it', () => {
+    const sent: string[] = []
+    class FakeWS {
+      static last: FakeWS
+      readyState = 1
+      onmessage: ((m: { data: string }) => void) | null = null
+      onclose: (() => void) | null = null
+      constructor(public url: string) {
+        FakeWS.last = this
+      }
+      send(data: string) {
+        sent.push(data)
+      }
+      close() {
+        this.readyState = 3
+      }
+    }
+    const live = emptyStates()
+    const asks: number[] = []
+    const closed: number[] = []
+    const edits: (EditMessage | null)[] = []
+    const f = follow('ws://x/events', live, () => {}, FakeWS as unknown as typeof WebSocket, {
+      self: 'me',
+      onAsk: (a) => asks.push(a.id),
+      onAsked: (id) => closed.push(id),
+      onEdit: (e) => edits.push(e),
+    })
+    const deliver = (m: object) => FakeWS.last.onmessage?.({ data: JSON.stringify(m) })
+    deliver({ type: 'snapshot', seq: 1, run: null, states: {}, edit: 0 })
+    deliver({ type: 'ask', id: 7, prompt: 'passphrase for key: ', echo: false })
+    expect(asks).toEqual([7])
+    expect(live.seq).toBe(1) // a prompt is no numbered change
+    expect(f.answer(7, 's3cret')).toBe(true)
+    expect(JSON.parse(sent[0])).toEqual({ type: 'answer', id: 7, text: 's3cret' })
+    deliver({ type: 'asked', id: 7 })
+    expect(closed).toEqual([7])
+    expect(f.cancel(8)).toBe(true)
+    expect(JSON.parse(sent[1])).toEqual({ type: 'cancel', id: 8 })
+    deliver(edit(2, 'other', 'rename'))
+    expect(edits.map((e) => e?.what)).toEqual(['rename'])
+    f()
+    expect(f.answer(9, 'late')).toBe(false) // closed: nothing sent
+    expect(sent.length).toBe(2)
   })
 })

@@ -2,7 +2,9 @@
 
 A watcher (a browser tab through the web server, the CLI's progress view, a notebook) first gets a
 :class:`Snapshot` of a project — the last state of each component and of the run, with the number
-of the last change in it — and then each :class:`Change` after that number, in order. The hub
+of the last change in it — and then each :class:`Change` after that number, in order. Edits of the
+project (a component added, a property set, a file written: :meth:`EventHub.edited`) are numbered
+in the same sequence as :class:`Edit` changes, so a watcher that misses one sees the gap. The hub
 outlives runs: a watcher that connects after a run ended still gets its final states, and one that
 stays connected sees the next run begin.
 
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from ..engine import Event, EventBus
 
-__all__ = ["Change", "EventHub", "Snapshot", "Watcher"]
+__all__ = ["Change", "Edit", "EventHub", "Snapshot", "Watcher"]
 
 #: changes a watcher may have unread before it is made to re-sync from a snapshot
 DEFAULT_BUFFER = 2000
@@ -42,6 +44,22 @@ class Change:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """One edit of a project's files: ``what`` was done (``"add"``, ``"properties"``, ``"file"``,
+    ``"external"`` for one made outside the server …) to ``component`` (its ID, or None for the
+    project), by the client ``by`` (the id a browser tab sends, or None). Numbered with the
+    project's state changes."""
+
+    seq: int
+    project: str
+    what: str
+    component: str | None = None
+    by: str | None = None
+    #: the project's new id after a rename (what == "rename"), else None
+    moved: str | None = None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """The last known state of every component of a project (by key) and of its run (``run``).
 
@@ -54,18 +72,20 @@ class Snapshot:
     project: str
     states: dict[str, Event]
     run: Event | None
+    edit: int = 0  #: the number of the last edit (0: none since the hub began)
 
 
 @dataclass
 class _Project:
     seq: int = 0
+    edit: int = 0  #: the number of the last edit
     current: int = 0  #: the run the states are of
     states: dict[str, Event] = field(default_factory=dict)
     run: Event | None = None
     watchers: list[Watcher] = field(default_factory=list)
 
     def snapshot(self, name: str) -> Snapshot:
-        return Snapshot(self.seq, name, dict(self.states), self.run)
+        return Snapshot(self.seq, name, dict(self.states), self.run, self.edit)
 
 
 class Watcher:
@@ -75,13 +95,13 @@ class Watcher:
         self._hub = hub
         self.project = project
         self._limit = buffer
-        self._items: deque[Change] = deque()
+        self._items: deque[Change | Edit] = deque()
         self._wake = asyncio.Event()
         self._lagging = False
         self.resyncs = 0  #: how often this watcher fell behind and was given a snapshot
         self.closed = False
 
-    def _offer(self, change: Change) -> None:
+    def _offer(self, change: Change | Edit) -> None:
         if self.closed:
             return
         if self._lagging:
@@ -98,7 +118,7 @@ class Watcher:
         """Changes published and not yet read."""
         return len(self._items)
 
-    async def next(self, timeout: float | None = None) -> Change | Snapshot | None:
+    async def next(self, timeout: float | None = None) -> Change | Edit | Snapshot | None:
         """The next change, or a snapshot after falling behind; None on ``timeout`` or once
         closed."""
         while not self._items and not self._lagging:
@@ -168,6 +188,33 @@ class EventHub:
         change = Change(p.seq, name, event)
         for w in p.watchers:
             w._offer(change)
+
+    def edited(
+        self,
+        project: str | Path,
+        what: str,
+        *,
+        component: str | None = None,
+        by: str | None = None,
+        moved: str | None = None,
+    ) -> None:
+        """Record an edit of ``project``'s files and hand it to every watcher (from any thread;
+        never waits)."""
+        name = self.name(project) if isinstance(project, Path) else project
+        if threading.get_ident() != self._thread:
+            self._loop.call_soon_threadsafe(self._edited, name, what, component, by, moved)
+        else:
+            self._edited(name, what, component, by, moved)
+
+    def _edited(
+        self, name: str, what: str, component: str | None, by: str | None, moved: str | None
+    ) -> None:
+        p = self._project(name)
+        p.seq += 1
+        p.edit = p.seq
+        edit = Edit(p.seq, name, what, component, by, moved)
+        for w in p.watchers:
+            w._offer(edit)
 
     def attach(self, bus: EventBus, project: str | Path) -> Callable[[], None]:
         """Feed ``bus``'s events of ``project`` into the hub; returns the function that stops it."""

@@ -21,9 +21,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, File, Form, Query, Request, UploadFile, WebSocket
+from fastapi import Body, Depends, FastAPI, File, Form, Query, Request, UploadFile, WebSocket
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
 from ... import model
@@ -32,9 +33,10 @@ from ...model import Component, Project
 from ...model._jsonio import read_json_object, write_json_atomic
 from ...model._paths import Bounds, UnsafePathError, name_problem, resolve_inside
 from .. import api
-from .._hub import Change, EventHub, Snapshot
+from .._hub import Change, Edit, EventHub, Snapshot
 from ._auth import TokenGate
 from ._feed import JournalFeed
+from ._prompts import PromptBroker
 from ._state import NotFound, ServerConfig, ServerState
 from ._static import add_static_routes
 
@@ -45,6 +47,29 @@ _LIVE = ("running", "queued", "stage-in", "stage-out", "waiting", "not-started")
 
 #: the project's own directories, never listed, read or written through the file endpoints
 _PRIVATE = (".git", ".sharin")
+
+#: the endpoints that edit a project (by function name) and what their ``edit`` message says
+_EDITS = {
+    "rename_project": "rename",
+    "delete_project": "delete",
+    "add_component": "add",
+    "set_properties": "properties",
+    "remove_component": "remove",
+    "connect": "connect",
+    "disconnect": "disconnect",
+    "connect_files": "connect",
+    "disconnect_files": "disconnect",
+    "save": "save",
+    "revert": "revert",
+    "clean": "clean",
+    "write_file": "file",
+    "upload": "upload",
+    "put_parameters": "parameters",
+}
+
+#: the header a browser tab names itself with (its edits come back to it marked as its own)
+CLIENT_HEADER = "X-Sharin-Client"
+_CLIENT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 # ---------------------------------------------------------------------- bodies
@@ -146,10 +171,22 @@ def _snapshot_json(s: Snapshot) -> dict[str, Any]:
         "seq": s.seq,
         "run": _event_json(s.run) if s.run else None,
         "states": {k: _event_json(v) for k, v in s.states.items()},
+        "edit": s.edit,
     }
 
 
-def _change_json(c: Change) -> dict[str, Any]:
+def _change_json(c: Change | Edit) -> dict[str, Any]:
+    if isinstance(c, Edit):
+        out: dict[str, Any] = {
+            "type": "edit",
+            "seq": c.seq,
+            "what": c.what,
+            "component": c.component,
+            "by": c.by,
+        }
+        if c.moved is not None:
+            out["id"] = c.moved  # the project's id after a rename
+        return out
     return {"type": "change", "seq": c.seq, "event": _event_json(c.event)}
 
 
@@ -377,17 +414,47 @@ def create_app(config: ServerConfig) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.hub = EventHub(buffer=config.watch_buffer)
+        state.prompts = PromptBroker(config.prompt_timeout)
         try:
             yield
         finally:
+            state.prompts.close()
             if state.feed is not None:
                 await state.feed.close()
+
+    async def publish_edits(conn: HTTPConnection) -> AsyncIterator[None]:
+        """Around every request: one that edits a project (an endpoint of ``_EDITS``) and
+        succeeds is published to the project's watchers as an ``edit`` (by the client named in
+        the ``X-Sharin-Client`` header)."""
+        what = _EDITS.get(getattr(conn.scope.get("route"), "name", ""))
+        pid = conn.path_params.get("pid")
+        dry = conn.query_params.get("dry_run", "").lower() in ("1", "true", "yes")
+        if what is None or dry or not isinstance(pid, str) or conn.scope["type"] != "http":
+            yield
+            return
+        try:
+            root = await asyncio.to_thread(state.root, pid)
+        except NotFound:
+            yield  # the endpoint says so
+            return
+        with feed().editing(root):
+            yield  # an endpoint that fails raises here: nothing is published
+        by = conn.headers.get(CLIENT_HEADER)
+        cid = conn.path_params.get("cid")
+        hub().edited(
+            root,
+            what,
+            component=cid if isinstance(cid, str) else None,
+            by=by if by is not None and _CLIENT_ID.fullmatch(by) else None,
+            moved=state.renamed.pop(pid, None),
+        )
 
     app = FastAPI(
         title="sharin",
         version="1",
         description="The API of sharin's browser UI. Every request needs the server's token.",
         lifespan=lifespan,
+        dependencies=[Depends(publish_edits)],
     )
     app.state.sharin = state
 
@@ -400,6 +467,11 @@ def create_app(config: ServerConfig) -> Any:
         if state.feed is None:
             state.feed = JournalFeed(hub())
         return state.feed
+
+    def prompts() -> PromptBroker:
+        if state.prompts is None:
+            state.prompts = PromptBroker(config.prompt_timeout)
+        return state.prompts
 
     # ------------------------------------------------------------ errors
     @app.exception_handler(SharinError)
@@ -533,6 +605,7 @@ def create_app(config: ServerConfig) -> Any:
             os.rename(root, new)
         state.forget(pid)
         new_pid = state.add(new)
+        state.renamed[pid] = new_pid  # told to the tabs of the old id
         return _project_json(new_pid, project(new_pid))
 
     @app.delete("/api/projects/{pid}")
@@ -718,7 +791,9 @@ def create_app(config: ServerConfig) -> Any:
 
         root = state.root(pid)
         handle = await api.start_run(
-            root, options=RunOptions(resume=not body.restart, keep_going=body.keep_going)
+            root,
+            options=RunOptions(resume=not body.restart, keep_going=body.keep_going),
+            ask=prompts().asker(hub().name(root)),  # SSH prompts: asked in the project's tabs
         )
         hub().attach(handle.events, root)
         return {"project": pid, "started": True}
@@ -780,23 +855,40 @@ def create_app(config: ServerConfig) -> Any:
         await ws.accept()
         await feed().sync(root)  # the last run's states, when no engine here runs it
         snap, watcher = hub().watch(root)
-        feed().follow(root)  # and a run of another process's engine, live
+        await feed().follow(root)  # and a run of another process's engine, and outside edits
+        sending = asyncio.Lock()  # the changes and the prompts take turns on the socket
+        asks: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        async def send(message: dict[str, Any]) -> None:
+            async with sending:
+                await ws.send_json(message)
 
         async def pump() -> None:
-            await ws.send_json(_snapshot_json(snap))
+            await send(_snapshot_json(snap))
             while (got := await watcher.next()) is not None:
-                await ws.send_json(
-                    _snapshot_json(got) if isinstance(got, Snapshot) else _change_json(got)
-                )
+                await send(_snapshot_json(got) if isinstance(got, Snapshot) else _change_json(got))
+
+        async def prompting() -> None:  # the SSH prompts of this project's runs, and their end
+            while True:
+                await send(await asks.get())
 
         async def until_gone() -> None:
-            while (await ws.receive())["type"] != "websocket.disconnect":
-                pass  # what a client sends is not needed: it only keeps the socket busy
+            while (m := await ws.receive())["type"] != "websocket.disconnect":
+                text = m.get("text")
+                if text:  # a prompt's answer or cancel; anything else is not needed
+                    with contextlib.suppress(ValueError, RecursionError):
+                        prompts().reply(watcher.project, json.loads(text))
 
-        tasks = [asyncio.ensure_future(pump()), asyncio.ensure_future(until_gone())]
+        detach = prompts().attach(watcher.project, asks.put_nowait)
+        tasks = [
+            asyncio.ensure_future(pump()),
+            asyncio.ensure_future(prompting()),
+            asyncio.ensure_future(until_gone()),
+        ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            detach()
             watcher.close()  # a client gone is forgotten at once, not at the next change
             for t in tasks:
                 t.cancel()

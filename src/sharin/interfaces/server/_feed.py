@@ -4,6 +4,13 @@ A client that opens a project gets, in its first snapshot, the states of the pro
 as the journal holds them (a server started after a run still shows it). While an engine of
 another process (`sharin run` in a terminal) runs a watched project, its journal is read every
 half second and what changed is published to the hub, so the tabs follow that run live too.
+
+The project's own files are looked at in the same beat: ``prj.wheel.json`` and, for each
+component, its ``cmp.wheel.json`` and its directory (``stat`` only; a directory's time changes
+when an entry in it is made, removed or replaced, so an added component or a file saved by an
+editor shows there). A change that no edit of this server made — the CLI, an editor — is
+published as an ``external`` edit. While an engine runs the project its state writes are not
+edits and are passed over.
 """
 
 from __future__ import annotations
@@ -11,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from ...engine import Event
 from ...engine._layout import RunLayout
-from ...errors import JournalError
+from ...errors import JournalError, SharinError
+from ...model import COMPONENT_FILE, PROJECT_FILE, Project
 from .._hub import EventHub
 from .._runs import local_run
 
@@ -74,6 +83,43 @@ def _journal_stamp(root: Path) -> tuple[tuple[int, int], ...]:
     return tuple(out)
 
 
+#: what is looked at of a project's files: each path with its inode, size and modification time
+_Stamp = tuple[tuple[str, int, int, int], ...]
+
+
+def _project_paths(root: Path) -> list[str]:
+    """The files and directories whose stamps tell that the project was edited."""
+    paths = [str(root / PROJECT_FILE)]
+    try:
+        p = Project.open(root, cached=True)
+    except (SharinError, OSError):
+        return [*paths, str(root), str(root / COMPONENT_FILE)]
+    for c in p.root_component.walk():
+        paths += [str(c.directory), str(c.directory / COMPONENT_FILE)]
+    return paths
+
+
+def _project_stamp(paths: list[str]) -> _Stamp:
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append((path, 0, 0, 0))
+        else:
+            out.append((path, st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _running(root: Path) -> bool:
+    from .. import api
+
+    if local_run(root) is not None:
+        return True
+    pid = api.engine_pid(root)
+    return pid is not None and pid > 0  # a negative one: the lock of an edit (the CLI's), no run
+
+
 def _differs(a: Event | None, b: Event) -> bool:
     return a is None or (a.run, a.state, a.attempt, a.returncode) != (
         b.run,
@@ -87,6 +133,21 @@ class JournalFeed:
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
         self._polls: dict[str, asyncio.Task[None]] = {}
+        #: edits of this server under way, by project, and how many have ended
+        self._editing: dict[str, int] = {}
+        self._edits_done: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def editing(self, root: Path) -> Iterator[None]:
+        """Around an edit this server makes (and publishes itself): the file changes it makes
+        are not taken for an edit from outside."""
+        name = self.hub.name(root)
+        self._editing[name] = self._editing.get(name, 0) + 1
+        try:
+            yield
+        finally:
+            self._editing[name] -= 1
+            self._edits_done[name] = self._edits_done.get(name, 0) + 1
 
     async def sync(self, root: Path) -> None:
         """Publish what the journal says that the hub does not know yet (nothing while an engine
@@ -109,22 +170,49 @@ class JournalFeed:
         if not new_run and _differs(current, run):  # its end after its tasks' ends
             self.hub.publish(root, run)
 
-    def follow(self, root: Path) -> None:
-        """While watched, follow a run that another process's engine runs: the journal's files
-        are looked at (``stat``) every half second and read when they changed."""
+    async def follow(self, root: Path) -> None:
+        """While watched, follow a run that another process's engine runs and edits made
+        outside the server: the journal's and the project's files are looked at (``stat``)
+        every half second, the journal read when it changed. Returns once they were first
+        looked at: what changes after that is seen."""
         name = self.hub.name(root)
         t = self._polls.get(name)
         if t is None or t.done():
-            self._polls[name] = asyncio.ensure_future(self._poll(root))
+            stamp = await asyncio.to_thread(_journal_stamp, root)
+            paths = await asyncio.to_thread(_project_paths, root)
+            files = await asyncio.to_thread(_project_stamp, paths)
+            t = self._polls.get(name)
+            if t is None or t.done():  # another client did not start one meanwhile
+                self._polls[name] = asyncio.ensure_future(self._poll(root, stamp, paths, files))
 
-    async def _poll(self, root: Path) -> None:
-        stamp = await asyncio.to_thread(_journal_stamp, root)
+    async def _poll(
+        self, root: Path, stamp: tuple[tuple[int, int], ...], paths: list[str], files: _Stamp
+    ) -> None:
+        name = self.hub.name(root)
+        # told apart by beats, not by time (a beat may take long on a busy machine): a change is
+        # this server's own while one of its edits is under way or ended since the last beat
+        # began, and a run's while an engine runs the project or ran it at the last beat
+        ran = await asyncio.to_thread(_running, root)
+        mark = self._edits_done.get(name, 0)
         while self.hub.watchers(root):
             await asyncio.sleep(POLL)
+            since, mark = mark, self._edits_done.get(name, 0)  # edits ended before the last beat
+            ran_before, ran = ran, await asyncio.to_thread(_running, root)
             now = await asyncio.to_thread(_journal_stamp, root)
             if now != stamp:  # something wrote to the journal: an engine here or elsewhere
                 stamp = now
                 await self.sync(root)
+            seen = await asyncio.to_thread(_project_stamp, paths)
+            if seen == files:
+                continue
+            own = self._editing.get(name, 0) > 0 or self._edits_done.get(name, 0) != since
+            ran = ran or await asyncio.to_thread(
+                _running, root
+            )  # a run begun since the beat's start
+            paths = await asyncio.to_thread(_project_paths, root)  # components may have come
+            files = await asyncio.to_thread(_project_stamp, paths)
+            if not (own or ran or ran_before):  # nor a run's writes, its last ones included
+                self.hub.edited(name, "external")
 
     async def close(self) -> None:
         for t in self._polls.values():

@@ -12,6 +12,7 @@ from ...errors import ProjectError
 from ...model import PROJECT_FILE
 from .._hub import EventHub
 from ._feed import JournalFeed
+from ._prompts import DEFAULT_TIMEOUT, PromptBroker
 
 __all__ = ["NotFound", "ServerConfig", "ServerState", "project_id"]
 
@@ -43,6 +44,8 @@ class ServerConfig:
     hosts: tuple[str, ...] = ()
     #: changes a WebSocket client may have unsent before it is re-synced from a snapshot
     watch_buffer: int = 2000
+    #: seconds an SSH passphrase or code prompt of a run waits for an answer from a tab
+    prompt_timeout: float = DEFAULT_TIMEOUT
 
 
 class ServerState:
@@ -54,6 +57,9 @@ class ServerState:
             self.add(p)
         self.hub: EventHub | None = None  #: made in the server's event loop at start-up
         self.feed: JournalFeed | None = None
+        self.prompts: PromptBroker | None = None  #: SSH prompts of runs, asked in the tabs
+        #: a renamed project's new id by its old one, until the rename's edit is published
+        self.renamed: dict[str, str] = {}
 
     def add(self, root: Path) -> str:
         root = root.resolve()
