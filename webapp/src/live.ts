@@ -71,6 +71,65 @@ export function applyMessage(live: LiveStates, msg: EventMessage): Applied {
   return 'applied'
 }
 
+/** Applies the messages in order, as `applyMessage` each, to `live` at once: its `states` and
+ * `seqOf` are replaced once for all of them (not copied per change), so that a reactive `live`
+ * changes once and a view of a thousand rows renders once. Stops at a gap. Returns what each
+ * applied message was (the changes, or null for a snapshot) and whether a gap came. */
+export function applyMessages(
+  live: LiveStates,
+  msgs: EventMessage[],
+): { applied: (RunEvent | null)[]; gap: boolean } {
+  const work: LiveStates = { ...live }
+  let own = false // work.states and work.seqOf are the batch's own (copied, or made anew)
+  const applied: (RunEvent | null)[] = []
+  let gap = false
+  for (const msg of msgs) {
+    const e = msg.type === 'change' ? msg.event : null
+    // a change of a component in the same run is written into the batch's own copies
+    if (e && !(e.kind === 'run' && !e.key) && e.run === work.current && work.seq >= 0 && msg.seq === work.seq + 1) {
+      if (!own) {
+        work.states = { ...work.states }
+        work.seqOf = { ...work.seqOf }
+        own = true
+      }
+      work.seq = msg.seq
+      work.states[e.key] = e
+      work.seqOf[e.key] = msg.seq
+      applied.push(e)
+      continue
+    }
+    const got = applyMessage(work, msg)
+    if (got === 'gap') {
+      gap = true
+      break
+    }
+    if (got === 'applied') applied.push(e)
+    own = work.states !== live.states && work.seqOf !== live.seqOf
+  }
+  if (applied.length) Object.assign(live, work)
+  return { applied, gap }
+}
+
+/** Calls `f` before the next frame is drawn, or within `ms` where no frame comes (a hidden tab,
+ * no `requestAnimationFrame`); returns the function that cancels it. */
+function beforeFrame(f: () => void, ms = 100): () => void {
+  let frame: number | undefined
+  const timer = setTimeout(() => {
+    if (frame !== undefined) cancelAnimationFrame(frame)
+    f()
+  }, ms)
+  if (typeof requestAnimationFrame === 'function') {
+    frame = requestAnimationFrame(() => {
+      clearTimeout(timer)
+      f()
+    })
+  }
+  return () => {
+    clearTimeout(timer)
+    if (frame !== undefined) cancelAnimationFrame(frame)
+  }
+}
+
 /** The state to show for a component: its live one when that came after the project was read
  * (`since`: the number of the last change before that read), else the one read. */
 export function stateOf(live: LiveStates, path: string, saved: string, since = -1): string {
@@ -84,7 +143,12 @@ export function runStateOf(live: LiveStates, saved: string, since = -1): string 
 }
 
 /** Keeps a WebSocket to the project's events open and `live` up to date; reconnects on a gap
- * or a dropped connection. Returns the function that closes it. */
+ * or a dropped connection. It asks the server for frames of several messages (`batch=true`:
+ * each frame a JSON list; a lone message is read too), and applies the messages that arrive
+ * between two frames of the page together, just before the next one (`applyMessages`): a run
+ * of a thousand tasks sends thousands of changes a second, and a page that re-rendered per
+ * change, read from a frame per change, fell minutes behind. Returns the function that closes
+ * it. */
 export function follow(
   url: string,
   live: LiveStates,
@@ -94,14 +158,26 @@ export function follow(
   let ws: WebSocket | null = null
   let closed = false
   let timer: ReturnType<typeof setTimeout> | undefined
+  let queue: EventMessage[] = []
+  let cancel: (() => void) | null = null
+  const drain = () => {
+    cancel = null
+    const msgs = queue
+    queue = []
+    const { applied, gap } = applyMessages(live, msgs)
+    if (gap) ws?.close()
+    for (const e of applied) onChange(e)
+  }
   const open = () => {
     if (closed) return
-    ws = new WS(url)
+    ws = new WS(url + (url.includes('?') ? '&' : '?') + 'batch=true')
     ws.onmessage = (m) => {
-      const msg = JSON.parse(String(m.data)) as EventMessage
-      const got = applyMessage(live, msg)
-      if (got === 'gap') ws?.close()
-      else if (got === 'applied') onChange(msg.type === 'change' ? msg.event : null)
+      if (closed) return
+      // a frame holds the messages the server had queued for this tab (`batch=true`)
+      const got = JSON.parse(String(m.data)) as EventMessage | EventMessage[]
+      if (Array.isArray(got)) queue.push(...got)
+      else queue.push(got)
+      cancel ??= beforeFrame(drain)
     }
     ws.onclose = () => {
       ws = null
@@ -112,6 +188,8 @@ export function follow(
   return () => {
     closed = true
     clearTimeout(timer)
+    cancel?.()
+    queue = []
     ws?.close()
   }
 }

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { reactive, watch } from 'vue'
 import type { RunEvent } from '../src/api'
-import { applyMessage, emptyStates, runStateOf, stateOf, type EventMessage } from '../src/live'
+import { applyMessage, applyMessages, emptyStates, follow, runStateOf, stateOf, type EventMessage } from '../src/live'
 
 function ev(run: number, key: string, state: string, kind = 'task'): RunEvent {
   return { run, key, kind, state, attempt: 0, returncode: null, message: '', time: 0 }
@@ -73,5 +74,124 @@ describe('the live states of a project', () => {
     expect(runStateOf(live, 'not-started')).toBe('not-started')
     applyMessage(live, change(10, ev(3, 'a', 'running')))
     expect(stateOf(live, 'a', 'not-started')).toBe('running') // a new run: live again
+  })
+})
+
+// a WebSocket that the test feeds: `deliver` calls `onmessage` as a browser would, one task each
+class FakeSocket {
+  static last: FakeSocket | null = null
+  onmessage: ((m: { data: string }) => void) | null = null
+  onclose: (() => void) | null = null
+  closed = false
+  constructor(readonly url: string) {
+    FakeSocket.last = this
+  }
+  deliver(msg: EventMessage | EventMessage[]) {
+    this.onmessage?.({ data: JSON.stringify(msg) })
+  }
+  close() {
+    this.closed = true
+    this.onclose?.()
+  }
+}
+
+describe('messages applied together', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+    vi.unstubAllGlobals()
+  })
+
+  it('end in the states that applying them one by one gives', () => {
+    const batches: EventMessage[][] = [
+      [
+        { type: 'snapshot', seq: 2, run: ev(1, '', 'running', 'run'), states: { a: ev(1, 'a', 'running') } },
+        change(3, ev(1, 'a', 'finished')),
+        change(3, ev(1, 'a', 'failed')), // seen already
+        change(4, ev(1, 'b', 'running')),
+        change(5, ev(1, '', 'finished', 'run')),
+        change(6, ev(2, 'a', 'running')), // the next run: afresh
+        change(7, ev(2, 'c', 'queued')),
+      ],
+      [change(1, ev(1, 'a', 'running'))], // before any snapshot: a gap
+      [
+        { type: 'snapshot', seq: 0, run: null, states: {} },
+        change(1, ev(1, 'a', 'running')),
+        change(3, ev(1, 'a', 'finished')), // a gap: the rest is not applied
+        change(4, ev(1, 'b', 'running')),
+      ],
+    ]
+    for (const msgs of batches) {
+      const one = emptyStates()
+      const got: (RunEvent | null)[] = []
+      let gap = false
+      for (const m of msgs) {
+        const r = applyMessage(one, m)
+        if (r === 'gap') {
+          gap = true
+          break
+        }
+        if (r === 'applied') got.push(m.type === 'change' ? m.event : null)
+      }
+      const all = emptyStates()
+      expect(applyMessages(all, msgs)).toEqual({ applied: got, gap })
+      expect(all).toEqual(one)
+    }
+  })
+
+  it('change a reactive view of a thousand components once per frame, not once per change', () => {
+    vi.useFakeTimers()
+    const live = reactive(emptyStates())
+    let renders = 0
+    watch(() => live.states, () => renders++, { flush: 'sync' })
+    const seen: (RunEvent | null)[] = []
+    const stop = follow('ws://x', live, (e) => seen.push(e), FakeSocket as unknown as typeof WebSocket)
+    const ws = FakeSocket.last!
+    expect(ws.url).toBe('ws://x?batch=true') // frames of several messages, please
+    ws.deliver([{ type: 'snapshot', seq: 0, run: ev(1, '', 'running', 'run'), states: {} }])
+    let seq = 0
+    for (const state of ['queued', 'running']) {
+      for (let i = 0; i < 1000; i++) ws.deliver(change(++seq, ev(1, `t${i}`, state)))
+    }
+    // a frame of many, as a server sends what it had queued for a tab that fell behind
+    ws.deliver(Array.from({ length: 1000 }, (_, i) => change(++seq, ev(1, `t${i}`, 'finished'))))
+    expect(renders).toBe(0) // nothing before the frame
+    vi.advanceTimersByTime(100)
+    expect(renders).toBe(1)
+    expect(live.seq).toBe(3000)
+    expect(Object.keys(live.states)).toHaveLength(1000)
+    expect(Object.values(live.states).every((e) => e.state === 'finished')).toBe(true)
+    expect(live.seqOf.t0).toBe(2001)
+    expect(seen).toHaveLength(3001) // the snapshot (null) and every change, in order
+    expect(seen[0]).toBeNull()
+    expect(seen[1]?.state).toBe('queued')
+    ws.deliver(change(++seq, ev(1, '', 'finished', 'run')))
+    vi.advanceTimersByTime(100)
+    expect(live.run?.state).toBe('finished')
+    expect(renders).toBe(1) // the run's own event leaves the components' states alone
+    stop()
+  })
+
+  it('apply them at the next animation frame where there is one, and close the socket on a gap', () => {
+    vi.useFakeTimers()
+    const frames: (() => void)[] = []
+    vi.stubGlobal('requestAnimationFrame', (f: () => void) => frames.push(f))
+    vi.stubGlobal('cancelAnimationFrame', () => {})
+    const live = emptyStates()
+    const stop = follow('ws://x?a=1', live, () => {}, FakeSocket as unknown as typeof WebSocket)
+    const ws = FakeSocket.last!
+    expect(ws.url).toBe('ws://x?a=1&batch=true')
+    ws.deliver({ type: 'snapshot', seq: 5, run: null, states: {} }) // a lone message is read too
+    ws.deliver(change(6, ev(1, 'a', 'running')))
+    expect(frames).toHaveLength(1) // one frame asked for both
+    frames.shift()!()
+    expect(live.states.a?.state).toBe('running')
+    ws.deliver(change(8, ev(1, 'a', 'finished'))) // 7 never came
+    frames.shift()!()
+    expect(ws.closed).toBe(true)
+    expect(live.seq).toBe(6)
+    stop()
+    ws.deliver(change(7, ev(1, 'a', 'finished'))) // after the stop: never applied
+    vi.advanceTimersByTime(1000)
+    expect(live.seq).toBe(6)
   })
 })
