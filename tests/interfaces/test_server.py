@@ -530,3 +530,44 @@ def test_testing_an_unknown_host_is_one_clear_error(client: TestClient) -> None:
     with client.websocket_connect("ws://127.0.0.1:8123/api/hosts/nowhere/test") as ws:
         m = ws.receive_json()
     assert m["type"] == "error" and "nowhere" in m["error"]
+
+
+def test_events_in_batches_come_as_lists_of_every_change_in_order(
+    client: TestClient, workspace: Path
+) -> None:
+    import sharin
+
+    p = sharin.new_project(workspace / "wide")
+    with p.batch():
+        for i in range(40):
+            sharin.add_task(p, f"t{i}", "true")
+    pid = next(x["id"] for x in client.get("/api/projects").json() if x["name"] == "wide")
+    url = f"ws://127.0.0.1:8123/api/projects/{pid}/events"
+    with client.websocket_connect(f"{url}?batch=true") as ws, client.websocket_connect(url) as one:
+        first = ws.receive_json()
+        assert isinstance(first, list) and [m["type"] for m in first] == ["snapshot"]
+        assert one.receive_json()["type"] == "snapshot"  # without batch=true: one message a frame
+        assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
+        frames: list[list[dict[str, Any]]] = []
+        end = ("", "finished")
+        while (
+            not frames or (frames[-1][-1]["event"]["key"], frames[-1][-1]["event"]["state"]) != end
+        ):
+            frames.append(ws.receive_json())
+            assert isinstance(frames[-1], list) and frames[-1]
+        singles = [one.receive_json() for _ in range(sum(len(f) for f in frames))]
+    got = [m for f in frames for m in f]
+    assert all(m["type"] == "change" for m in got)
+    assert [m["seq"] for m in got] == list(range(1, len(got) + 1))  # none lost, none twice
+    assert got[-1]["event"]["state"] == "finished"
+    assert {m["event"]["key"] for m in got if m["event"]["state"] == "finished"} == {
+        "",
+        *(f"t{i}" for i in range(40)),
+    }
+    assert len(frames) < len(got)  # changes published together were sent together
+    assert singles == got  # the same messages, one a frame
+    _wait_state(client, pid, "finished")
+    with pytest.raises(WebSocketDisconnect) as e:
+        with client.websocket_connect(f"{url}?batch=maybe") as bad:
+            bad.receive_json()
+    assert e.value.code == 1008

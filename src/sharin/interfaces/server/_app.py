@@ -496,7 +496,10 @@ def create_app(config: ServerConfig) -> Any:
         return Response(data, media_type="text/plain; charset=utf-8")
 
     @app.websocket("/api/projects/{pid}/events")
-    async def events(ws: WebSocket, pid: str) -> None:
+    async def events(ws: WebSocket, pid: str, batch: bool = False) -> None:
+        """A snapshot of the project's states, then each change. ``batch=true``: every frame is
+        a JSON list of the messages queued for this client when it was sent (a client that
+        falls behind gets them in fewer, larger frames), not one message."""
         try:
             root = state.root(pid)
         except NotFound:
@@ -508,8 +511,19 @@ def create_app(config: ServerConfig) -> Any:
         feed().follow(root)  # and a run of another process's engine, live
 
         async def pump() -> None:
-            await ws.send_json(_snapshot_json(snap))
+            await ws.send_json([_snapshot_json(snap)] if batch else _snapshot_json(snap))
             while (got := await watcher.next()) is not None:
+                if batch:  # with the changes queued behind it: no wait for those
+                    out = [got]
+                    while watcher.pending() and (more := await watcher.next()) is not None:
+                        out.append(more)
+                    await ws.send_json(
+                        [
+                            _snapshot_json(m) if isinstance(m, Snapshot) else _change_json(m)
+                            for m in out
+                        ]
+                    )
+                    continue
                 await ws.send_json(
                     _snapshot_json(got) if isinstance(got, Snapshot) else _change_json(got)
                 )
