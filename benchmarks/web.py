@@ -17,13 +17,16 @@ With ``--browsers B``, B pages of a headless Chromium (Playwright, ``/usr/bin/ch
 (``#/p/<id>/list``), and C Python clients (default 1) follow the events beside them in the same run:
 their latency is the floor of the browser's. Before the run, a ``MutationObserver`` in each page
 records, for each row, the first time (the wall clock, as the engine's ``time.time()``) the row
-shows each state, and the first animation frame after that. A change's browser latency is
+shows each state, and the first animation frame after that, and when each frame of the events
+WebSocket reached the page's script (before the app read it). A change's browser latency is
 that time minus the engine's timestamp of the event; a state the engine reported that a page never
 showed (a later one came first) is counted as *coalesced*. ``--graph`` adds one page on the graph
 view. Reported besides: the run's wall time beside ``sharin run``'s, the server's resident memory
 (VmRSS idle, with the clients and pages, after the run; VmHWM for the peak) and CPU time
 (utime + stime of ``/proc/<pid>/stat``), and the pages' own JavaScript heap, main-thread time (CDP
-``Performance.getMetrics``) and their renderer processes' memory and CPU time.
+``Performance.getMetrics``) and their renderer processes' memory (PSS) and CPU time.
+``--profile FILE`` writes the first page's CPU profile of the run (CDP ``Profiler``, Chrome's
+``.cpuprofile``) and prints its top functions to stderr.
 """
 
 from __future__ import annotations
