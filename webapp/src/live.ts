@@ -110,9 +110,20 @@ export function applyMessages(
   return { applied, gap }
 }
 
-/** Calls `f` before the next frame is drawn, or within `ms` where no frame comes (a hidden tab,
- * no `requestAnimationFrame`); returns the function that cancels it. */
+/** Calls `f` before the next frame is drawn, or within `ms` where no frame comes (no
+ * `requestAnimationFrame`); in a hidden tab, which draws no frames and whose timers are slowed,
+ * right after the message that asked (the server batches for a tab that falls behind). Returns
+ * the function that cancels it. */
 function beforeFrame(f: () => void, ms = 100): () => void {
+  if (typeof document !== 'undefined' && document.visibilityState === 'hidden') {
+    let on = true
+    queueMicrotask(() => {
+      if (on) f()
+    })
+    return () => {
+      on = false
+    }
+  }
   let frame: number | undefined
   const timer = setTimeout(() => {
     if (frame !== undefined) cancelAnimationFrame(frame)

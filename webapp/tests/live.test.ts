@@ -171,6 +171,20 @@ describe('messages applied together', () => {
     stop()
   })
 
+  it('apply them right after their frame in a hidden tab, which draws no frames', async () => {
+    vi.useFakeTimers()
+    vi.stubGlobal('document', { visibilityState: 'hidden' })
+    vi.stubGlobal('requestAnimationFrame', () => 0) // never called back
+    vi.stubGlobal('cancelAnimationFrame', () => {})
+    const live = emptyStates()
+    const stop = follow('ws://x', live, () => {}, FakeSocket as unknown as typeof WebSocket)
+    const ws = FakeSocket.last!
+    ws.deliver([{ type: 'snapshot', seq: 0, run: null, states: {} }, change(1, ev(1, 'a', 'running'))])
+    await Promise.resolve()
+    expect(live.states.a?.state).toBe('running') // no timer, no frame needed
+    stop()
+  })
+
   it('apply them at the next animation frame where there is one, and close the socket on a gap', () => {
     vi.useFakeTimers()
     const frames: (() => void)[] = []
