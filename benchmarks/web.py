@@ -293,6 +293,7 @@ class Page:
     receive_latencies: list[float] = field(default_factory=list)  #: ms, every change received
     snapshots: int = 0  #: snapshots the page received during the run (it fell behind)
     ws_frames: int = 0  #: WebSocket frames of the events the page received during the run
+    hidden: bool = False  #: the page's document.visibilityState after the run
     shown: int = 0
     coalesced: int = 0
     unchanged: int = 0  #: a state the row showed already before its event
@@ -541,11 +542,13 @@ def measure(
             got = page.evaluate(
                 "(() => { const b = window.__bench;"
                 " return {dom: b.dom, frame: b.frame, before: b.before, busy: b.busy,"
-                " callbacks: b.callbacks, received: b.received()} })()"
+                " callbacks: b.callbacks, received: b.received(),"
+                " hidden: document.visibilityState === 'hidden'} })()"
             )
             p.dom, p.frame, p.before = got["dom"], got["frame"], got["before"]
             p.received, p.snapshots = got["received"]["got"], got["received"]["snapshots"]
             p.ws_frames = got["received"]["frames"]
+            p.hidden = got["hidden"]
             p.observer_ms, p.callbacks = got["busy"], got["callbacks"]
             m = _metrics(cdp)
             p.heap_after = m.get("JSHeapUsedSize", 0) / 2**20
@@ -623,7 +626,7 @@ def report(r: Result, command: str) -> str:
             " callbacks); snapshots received, all pages | "
             f"{statistics.median(p.ws_frames for p in lists):.0f}, "
             f"{statistics.median(p.callbacks for p in lists):.0f}; "
-            f"{sum(p.snapshots for p in lists)} | |"
+            f"{sum(p.snapshots for p in lists)} | hidden pages: {sum(p.hidden for p in lists)} |"
         )
         shown = sum(p.shown for p in lists) // len(lists)
         coal = sum(p.coalesced for p in lists) // len(lists)
