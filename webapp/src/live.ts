@@ -110,34 +110,17 @@ export function applyMessages(
   return { applied, gap }
 }
 
-/** Calls `f` before the next frame is drawn, or within `ms` where no frame comes (no
- * `requestAnimationFrame`); in a hidden tab, which draws no frames and whose timers are slowed,
- * right after the message that asked (the server batches for a tab that falls behind). Returns
- * the function that cancels it. */
-function beforeFrame(f: () => void, ms = 100): () => void {
-  if (typeof document !== 'undefined' && document.visibilityState === 'hidden') {
-    let on = true
-    queueMicrotask(() => {
-      if (on) f()
-    })
-    return () => {
-      on = false
-    }
-  }
-  let frame: number | undefined
-  const timer = setTimeout(() => {
-    if (frame !== undefined) cancelAnimationFrame(frame)
-    f()
-  }, ms)
-  if (typeof requestAnimationFrame === 'function') {
-    frame = requestAnimationFrame(() => {
-      clearTimeout(timer)
-      f()
-    })
-  }
+/** Calls `f` once the task that asked is over (a microtask): the messages of one frame of the
+ * socket — the server puts in one frame all it had queued for this tab — are applied together.
+ * (Waiting for an animation frame batched more, but a window that draws none, as a second
+ * headless window may, then showed no change.) Returns the function that cancels it. */
+function afterThisTask(f: () => void): () => void {
+  let on = true
+  queueMicrotask(() => {
+    if (on) f()
+  })
   return () => {
-    clearTimeout(timer)
-    if (frame !== undefined) cancelAnimationFrame(frame)
+    on = false
   }
 }
 
@@ -155,9 +138,9 @@ export function runStateOf(live: LiveStates, saved: string, since = -1): string 
 
 /** Keeps a WebSocket to the project's events open and `live` up to date; reconnects on a gap
  * or a dropped connection. It asks the server for frames of several messages (`batch=true`:
- * each frame a JSON list; a lone message is read too), and applies the messages that arrive
- * between two frames of the page together, just before the next one (`applyMessages`): a run
- * of a thousand tasks sends thousands of changes a second, and a page that re-rendered per
+ * each frame a JSON list of what the server had queued for this tab; a lone message is read
+ * too) and applies each frame's messages together (`applyMessages`): a run of a thousand tasks
+ * sends thousands of changes a second, and a page that copied the states and re-rendered per
  * change, read from a frame per change, fell minutes behind. Returns the function that closes
  * it. */
 export function follow(
@@ -188,7 +171,7 @@ export function follow(
       const got = JSON.parse(String(m.data)) as EventMessage | EventMessage[]
       if (Array.isArray(got)) queue.push(...got)
       else queue.push(got)
-      cancel ??= beforeFrame(drain)
+      cancel ??= afterThisTask(drain)
     }
     ws.onclose = () => {
       ws = null
