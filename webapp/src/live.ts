@@ -95,8 +95,10 @@ export function applyMessage(live: LiveStates, msg: EventMessage): Applied {
     live.run = e
     live.runSeq = msg.seq
   } else {
-    live.states = { ...live.states, [e.key]: e }
-    live.seqOf = { ...live.seqOf, [e.key]: msg.seq }
+    // in place: one change costs one key, not a copy of every component's state (a copy per
+    // change made a 1,000-task run fall minutes behind in the browser)
+    live.states[e.key] = e
+    live.seqOf[e.key] = msg.seq
   }
   return 'applied'
 }
@@ -105,7 +107,11 @@ export function applyMessage(live: LiveStates, msg: EventMessage): Applied {
  * (`since`: the number of the last change before that read), else the one read. */
 export function stateOf(live: LiveStates, path: string, saved: string, since = -1): string {
   const e = live.states[path]
-  return e && (live.seqOf[path] ?? -1) > since ? e.state : saved
+  if (!e) return saved
+  if ((live.seqOf[path] ?? -1) > since) return e.state
+  // while a run goes on, what it told is never older than a file read meanwhile (the file may
+  // not have been written yet when it was read; no edit or clean is allowed while it runs)
+  return live.run && !OVER.has(live.run.state) && e.run === live.run.run ? e.state : saved
 }
 
 /** The run's state to show, by the same rule. */
@@ -156,6 +162,9 @@ export function handleMessage(
   return got
 }
 
+/** How long a message waits for the others of its batch (ms). */
+export const BATCH_MS = 16
+
 /** Keeps a WebSocket to the project's events open and `live` up to date; reconnects on a gap
  * or a dropped connection. Returns the function that closes it (with `answer`/`cancel` for the
  * login prompts `handlers.onAsk` is shown). */
@@ -169,20 +178,36 @@ export function follow(
   let ws: WebSocket | null = null
   let closed = false
   let timer: ReturnType<typeof setTimeout> | undefined
-  const open = () => {
-    if (closed) return
-    ws = new WS(url)
-    ws.onmessage = (m) => {
-      const msg = JSON.parse(String(m.data)) as EventMessage | PromptMessage
+  // messages are applied in batches: those that arrived while the page was busy (drawing the
+  // last batch) are applied together, so the views render once per batch, not once per change.
+  // A timer, not an animation frame: a window that draws no frames still gets its changes.
+  let queue: { socket: WebSocket; msg: EventMessage | PromptMessage }[] = []
+  let draining: ReturnType<typeof setTimeout> | undefined
+  const drain = () => {
+    draining = undefined
+    const batch = queue
+    queue = []
+    for (const { socket, msg } of batch) {
+      if (socket !== ws) continue // of a socket closed since (a gap): its successor re-syncs
       const got = handleMessage(live, msg, handlers)
-      if (got === 'gap') ws?.close()
-      else if (got === 'applied' && (msg.type === 'change' || msg.type === 'snapshot')) {
+      if (got === 'gap') {
+        socket.close()
+      } else if (got === 'applied' && (msg.type === 'change' || msg.type === 'snapshot')) {
         onChange(msg.type === 'change' ? msg.event : null)
       }
     }
-    ws.onclose = () => {
-      ws = null
-      if (!closed) timer = setTimeout(open, 1000)
+  }
+  const open = () => {
+    if (closed) return
+    const socket = new WS(url)
+    ws = socket
+    socket.onmessage = (m) => {
+      queue.push({ socket, msg: JSON.parse(String(m.data)) as EventMessage | PromptMessage })
+      if (draining === undefined) draining = setTimeout(drain, BATCH_MS)
+    }
+    socket.onclose = () => {
+      if (ws === socket) ws = null
+      if (!closed && ws === null) timer = setTimeout(open, 1000)
     }
   }
   open()
@@ -194,6 +219,8 @@ export function follow(
   const stop = () => {
     closed = true
     clearTimeout(timer)
+    clearTimeout(draining)
+    queue = []
     ws?.close()
   }
   return Object.assign(stop, {

@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import type { RunEvent } from '../src/api'
-import { applyMessage, emptyStates, follow, handleMessage, runStateOf, stateOf, type EditMessage, type EventMessage } from '../src/live'
+import { applyMessage, BATCH_MS, emptyStates, follow, handleMessage, runStateOf, stateOf, type EditMessage, type EventMessage } from '../src/live'
 
 function ev(run: number, key: string, state: string, kind = 'task'): RunEvent {
   return { run, key, kind, state, attempt: 0, returncode: null, message: '', time: 0 }
@@ -66,6 +66,17 @@ describe('the live states of a project', () => {
     expect(runStateOf(live, 'not-started', 5)).toBe('not-started')
   })
 
+  it('while a run goes on, believe its states over a project read after them', () => {
+    const live = emptyStates()
+    applyMessage(live, { type: 'snapshot', seq: 0, run: null, states: {} })
+    applyMessage(live, change(1, ev(1, '', 'running', 'run')))
+    applyMessage(live, change(2, ev(1, 'a', 'running')))
+    // the project read after change 2, before the state mirror had written a's file
+    expect(stateOf(live, 'a', 'not-started', 2)).toBe('running')
+    applyMessage(live, change(3, ev(1, '', 'finished', 'run')))
+    expect(stateOf(live, 'a', 'not-started', 3)).toBe('not-started') // over: the files say
+  })
+
   it('believe the project’s files over the snapshot of a run that is over', () => {
     const live = emptyStates()
     applyMessage(live, { type: 'snapshot', seq: 9, run: ev(2, '', 'stopped', 'run'), states: { a: ev(2, 'a', 'stopped') } })
@@ -110,6 +121,7 @@ describe('the edits of a project', () => {
   })
 
   it('and the login prompts come on the same socket, unnumbered, answered on it', () => {
+    vi.useFakeTimers()
     const sent: string[] = []
     class FakeWS {
       static last: FakeWS
@@ -136,7 +148,10 @@ describe('the edits of a project', () => {
       onAsked: (id) => closed.push(id),
       onEdit: (e) => edits.push(e),
     })
-    const deliver = (m: object) => FakeWS.last.onmessage?.({ data: JSON.stringify(m) })
+    const deliver = (m: object) => {
+      FakeWS.last.onmessage?.({ data: JSON.stringify(m) })
+      vi.advanceTimersByTime(BATCH_MS)
+    }
     deliver({ type: 'snapshot', seq: 1, run: null, states: {}, edit: 0 })
     deliver({ type: 'ask', id: 7, prompt: 'passphrase for key: ', echo: false })
     expect(asks).toEqual([7])
@@ -152,5 +167,49 @@ describe('the edits of a project', () => {
     f()
     expect(f.answer(9, 'late')).toBe(false) // closed: nothing sent
     expect(sent.length).toBe(2)
+    vi.useRealTimers()
+  })
+
+  it('are applied in batches: the changes that came while the page was busy, in one go', async () => {
+    vi.useFakeTimers()
+    class FakeWS {
+      static last: FakeWS
+      readyState = 1
+      onmessage: ((m: { data: string }) => void) | null = null
+      onclose: (() => void) | null = null
+      constructor(public url: string) {
+        FakeWS.last = this
+      }
+      send() {}
+      close() {
+        this.readyState = 3
+        this.onclose?.()
+      }
+    }
+    const { reactive, watch, nextTick } = await import('vue')
+    const live = reactive(emptyStates())
+    let renders = 0
+    watch(() => Object.values(live.states).map((e) => e.state), () => renders++, { deep: true })
+    const changes: (RunEvent | null)[] = []
+    const f = follow('ws://x/events', live, (e) => changes.push(e), FakeWS as unknown as typeof WebSocket)
+    const deliver = (m: object) => FakeWS.last.onmessage?.({ data: JSON.stringify(m) })
+    deliver({ type: 'snapshot', seq: 0, run: null, states: {}, edit: 0 })
+    for (let i = 1; i <= 3000; i++) deliver(change(i, ev(1, `t${i % 1000}`, i <= 1000 ? 'running' : 'finished')))
+    expect(live.seq).toBe(-1) // nothing applied before the batch's turn
+    vi.advanceTimersByTime(BATCH_MS)
+    await nextTick()
+    expect(live.seq).toBe(3000)
+    expect(Object.keys(live.states).length).toBe(1000)
+    expect(Object.values(live.states).every((e) => e.state === 'finished')).toBe(true)
+    expect(changes.length).toBe(3001) // every change told, in order
+    expect(renders).toBe(1) // one render for the whole batch
+    // a gap closes the socket; what was queued behind it on that socket is dropped
+    deliver(change(3002, ev(1, 't1', 'failed')))
+    deliver(change(3003, ev(1, 't2', 'failed')))
+    vi.advanceTimersByTime(BATCH_MS)
+    expect(live.seq).toBe(3000)
+    expect(live.states.t2.state).toBe('finished')
+    f()
+    vi.useRealTimers()
   })
 })
