@@ -733,7 +733,7 @@ def _inner_task(client: TestClient, pid: str, parent: str, where: str, script: s
     return cid
 
 
-def _study(client: TestClient, pid: str, n: int, script: str = "cat in.txt\n") -> None:
+def _study_of_n(client: TestClient, pid: str, n: int, script: str = "cat in.txt\n") -> None:
     """A parameter study ``ps`` over K = 1..n of a task ``t`` whose in.txt is rendered."""
     ps = _add(client, pid, "parameterStudy", "ps")
     t = _inner_task(client, pid, ps, "ps", script)
@@ -759,7 +759,7 @@ def test_the_list_view_has_a_row_for_every_loop_trip_and_study_instance(
     loop = _add(client, pid, "for", "loop")
     _patch(client, pid, loop, start=0, end=2, step=1)
     _inner_task(client, pid, loop, "loop", 'echo "trip $WHEEL_CURRENT_INDEX"\n')
-    _study(client, pid, 4)
+    _study_of_n(client, pid, 4)
     # before any run: the components, with the states of their files and no times
     before = _rows(client, pid)
     assert sorted(before) == ["loop", "loop/t", "ps", "ps/t"]
@@ -883,7 +883,7 @@ def test_the_list_view_of_a_study_of_2000_instances_comes_back_at_once(
     from sharin.interfaces.server._tasks import task_rows
 
     pid = _new(client)["id"]
-    _study(client, pid, 2000, script="true\n")
+    _study_of_n(client, pid, 2000, script="true\n")
     assert client.post(f"/api/projects/{pid}/run", json={}).status_code == 202
     _wait_state(client, pid, "finished", timeout=600)
     client.get(f"/api/projects/{pid}/tasks")  # the project read once, as any view would
