@@ -498,23 +498,10 @@ def test_opening_a_path_that_is_no_project_is_one_clear_error(
 def test_a_host_is_tested_with_its_passphrase_asked_of_the_client_and_not_stored(
     client: TestClient, tmp_path: Path, config_dir: Path
 ) -> None:
-    import subprocess
+    from tests.remote.hostshell import encrypted_key, host_entry
 
-    from tests.services.available import service_env
-
-    env = service_env()
-    key = tmp_path / "enc"
-    key.write_bytes(Path(env["TEST_SSH_KEY"]).read_bytes())
-    key.chmod(0o600)
-    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "pass-phrase", "-f", key], check=True)
-    entry = {
-        "name": "ci",
-        "host": env["TEST_SSH_HOST"],
-        "port": int(env["TEST_SSH_PORT"]),
-        "username": env["TEST_SSH_USER"],
-        "keyFile": str(key),
-        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
-    }
+    key = encrypted_key(tmp_path)
+    entry = host_entry("ci", keyFile=str(key))
     assert client.post("/api/hosts", json=entry).status_code == 201
     assert [h["config"]["name"] for h in client.get("/api/hosts").json()] == ["ci"]
     with client.websocket_connect("ws://127.0.0.1:8123/api/hosts/ci/test") as ws:
@@ -1268,16 +1255,12 @@ def test_a_runs_passphrase_is_asked_in_the_projects_tabs_and_nobody_answering_fa
     import pwd
     import secrets
     import shutil
-    import subprocess
 
-    from tests.remote.hostshell import ssh
+    from tests.remote.hostshell import encrypted_key, ssh
     from tests.services.available import service_env
 
     env = service_env()
-    key = tmp_path / "enc"
-    key.write_bytes(Path(env["TEST_SSH_KEY"]).read_bytes())
-    key.chmod(0o600)
-    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "pass-phrase", "-f", key], check=True)
+    key = encrypted_key(tmp_path)
     home = Path(pwd.getpwnam(env["TEST_SSH_USER"]).pw_dir)
     remote = home / "sharin-jobs" / f"ui-prompt-{secrets.token_hex(4)}"
     ssh(f"mkdir -p {remote}")

@@ -71,3 +71,28 @@ def own_dir(prefix: str) -> Iterator[Path]:
     finally:
         ssh(f"pkill -KILL -f -- {path}/ || true", check=False)
         shutil.rmtree(path, ignore_errors=True)
+
+
+def encrypted_key(directory: Path, passphrase: str = "pass-phrase") -> Path:
+    """A copy of the test key in ``directory`` (``enc``), encrypted with ``passphrase``: a login
+    with it has to be answered."""
+    key = directory / "enc"
+    key.write_bytes(Path(service_env()["TEST_SSH_KEY"]).read_bytes())
+    key.chmod(0o600)
+    subprocess.run(["ssh-keygen", "-q", "-p", "-N", passphrase, "-f", key], check=True)
+    return key
+
+
+def host_entry(name: str, **fields: object) -> dict[str, object]:
+    """A host entry (WHEEL 2022's form) named ``name`` for the SSH host as its test user, with
+    the test key and known hosts unless ``fields`` say otherwise."""
+    env = service_env()
+    return {
+        "name": name,
+        "host": env["TEST_SSH_HOST"],
+        "port": int(env["TEST_SSH_PORT"]),
+        "username": env["TEST_SSH_USER"],
+        "keyFile": env["TEST_SSH_KEY"],
+        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
+        **fields,
+    }

@@ -88,18 +88,14 @@ def test_a_runs_passphrase_is_typed_in_the_pages_dialog(
     import pwd
     import secrets
     import shutil
-    import subprocess
 
-    from tests.remote.hostshell import ssh
+    from tests.remote.hostshell import encrypted_key, ssh
     from tests.services.available import service_env
 
     from .conftest import start_server
 
     env = service_env()
-    key = tmp_path / "enc"
-    key.write_bytes(Path(env["TEST_SSH_KEY"]).read_bytes())
-    key.chmod(0o600)
-    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "pass-phrase", "-f", key], check=True)
+    key = encrypted_key(tmp_path)
     remote = Path(pwd.getpwnam(env["TEST_SSH_USER"]).pw_dir) / "sharin-jobs"
     remote = remote / f"ui-dialog-{secrets.token_hex(4)}"
     ssh(f"mkdir -p {remote}")

@@ -569,23 +569,10 @@ def test_an_archive_naming_an_unknown_host_is_imported_after_mapping_it(
 def test_a_host_is_tested_with_its_passphrase_typed_in_a_dialog(
     browser: Any, server: Server, tmp_path: Path, config_dir: Path
 ) -> None:
-    import subprocess
+    from tests.remote.hostshell import encrypted_key, host_entry
 
-    from tests.services.available import service_env
-
-    env = service_env()
-    key = tmp_path / "enc"
-    key.write_bytes(Path(env["TEST_SSH_KEY"]).read_bytes())
-    key.chmod(0o600)
-    subprocess.run(["ssh-keygen", "-q", "-p", "-N", "pass-phrase", "-f", key], check=True)
-    entry = {
-        "name": "ci",
-        "host": env["TEST_SSH_HOST"],
-        "port": int(env["TEST_SSH_PORT"]),
-        "username": env["TEST_SSH_USER"],
-        "keyFile": str(key),
-        "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
-    }
+    key = encrypted_key(tmp_path)
+    entry = host_entry("ci", keyFile=str(key))
     _api(server, "POST", "/api/hosts", entry)
     page = _page(browser, server, tmp_path)
     page.click("text=Hosts")

@@ -1,12 +1,10 @@
 // The hosts screen's logic (src/hosts.ts): the host form, the connection test's messages and an
 // import's host mapping; the parts that talk to the server against a real `sharin ui`.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { ApiError, Client } from '../src/api'
+import { describe, expect, it } from 'vitest'
+import { ApiError } from '../src/api'
+import { useServer } from './server'
 import {
   HOST_FIELDS,
   emptyForm,
@@ -124,73 +122,51 @@ describe('a connection test', () => {
 })
 
 // ------------------------------------------------------------------ against a real server
-let server: ChildProcess
-let client: Client
-let dir: string
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'sharin-webapp-hosts-'))
-  server = spawn(process.env.SHARIN_PYTHON ?? 'python', ['-m', 'sharin', 'ui', '--no-browser', '--workspace', dir], {
-    env: { ...process.env, SHARIN_CONFIG_DIR: join(dir, 'config') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const url = await new Promise<string>((resolve, reject) => {
-    server.on('error', reject)
-    server.on('exit', (code) => reject(new Error(`sharin ui exited (${code}); is SHARIN_PYTHON a Python with sharin?`)))
-    createInterface({ input: server.stdout! }).once('line', (line) => resolve(line.replace(/^sharin UI: /, '')))
-  })
-  const [base, token] = url.split('/?token=')
-  client = new Client({ base, token })
-})
-
-afterAll(() => {
-  server?.kill()
-  rmSync(dir, { recursive: true, force: true })
-})
+const srv = useServer('hosts')
 
 describe('the hosts API', () => {
   it('edits and renames a host from the form', async () => {
-    await client.addHost(entryFromForm({ ...emptyForm(), name: 'a', host: 'a.example.org', path: '/work' }))
-    const [h] = await client.hosts()
+    await srv.client.addHost(entryFromForm({ ...emptyForm(), name: 'a', host: 'a.example.org', path: '/work' }))
+    const [h] = await srv.client.hosts()
     const f = formFromEntry(h.config.raw)
     f.name = 'b'
     f.path = '/scratch'
-    expect(await client.replaceHost('a', entryFromForm(f, h.config.raw))).toEqual({ name: 'b' })
-    const [after] = await client.hosts()
+    expect(await srv.client.replaceHost('a', entryFromForm(f, h.config.raw))).toEqual({ name: 'b' })
+    const [after] = await srv.client.hosts()
     expect([after.config.name, after.config.path, after.config.raw.id]).toEqual(['b', '/scratch', h.config.raw.id])
-    const bad = await client.replaceHost('b', { ...after.config.raw, port: 'x22' }).catch((x) => x)
+    const bad = await srv.client.replaceHost('b', { ...after.config.raw, port: 'x22' }).catch((x) => x)
     expect(bad).toBeInstanceOf(ApiError)
     expect(bad.message).toContain('port')
-    const missing = await client.replaceHost('a', { name: 'a', host: 'x' }).catch((x) => x)
+    const missing = await srv.client.replaceHost('a', { name: 'a', host: 'x' }).catch((x) => x)
     expect(missing.status).toBe(404)
-    expect(client.hostTestUrl('a b')).toBe(`${client.base.replace('http', 'ws')}/api/hosts/a%20b/test`)
-    await client.removeHost('b')
+    expect(srv.client.hostTestUrl('a b')).toBe(`${srv.client.base.replace('http', 'ws')}/api/hosts/a%20b/test`)
+    await srv.client.removeHost('b')
   })
 
   it('imports an archive whose host is unknown once it is mapped', async () => {
-    const p = await client.newProject('hosted')
-    const t = await client.addComponent(p.id, 'task', 't')
-    await client.setProperties(p.id, t.id, { host: 'fugaku' })
-    await client.save(p.id, 'v1')
-    const res = await fetch(client.exportUrl(p.id), { headers: { Authorization: `Bearer ${client.token}` } })
+    const p = await srv.client.newProject('hosted')
+    const t = await srv.client.addComponent(p.id, 'task', 't')
+    await srv.client.setProperties(p.id, t.id, { host: 'fugaku' })
+    await srv.client.save(p.id, 'v1')
+    const res = await fetch(srv.client.exportUrl(p.id), { headers: { Authorization: `Bearer ${srv.client.token}` } })
     const archive = new Blob([await res.arrayBuffer()])
-    await client.deleteProject(p.id, 'hosted')
-    const e = await client.importArchive(archive, 'WHEEL_project_hosted.tgz').catch((x) => x)
+    await srv.client.deleteProject(p.id, 'hosted')
+    const e = await srv.client.importArchive(archive, 'WHEEL_project_hosted.tgz').catch((x) => x)
     expect(e).toBeInstanceOf(ApiError)
     expect(e.status).toBe(409)
     expect(isUnknownHosts(e.data)).toBe(true)
     expect(e.data.unknown_hosts).toEqual(['fugaku'])
-    const bad = await client.importArchive(archive, 'a.tgz', { fugaku: 'nowhere' }).catch((x) => x)
+    const bad = await srv.client.importArchive(archive, 'a.tgz', { fugaku: 'nowhere' }).catch((x) => x)
     expect(bad.status).toBe(400)
     expect(bad.message).toContain('fugaku=nowhere')
     const { map } = hostMap(e.data, initialMapping(e.data))
-    const q = await client.importArchive(archive, 'WHEEL_project_hosted.tgz', map)
+    const q = await srv.client.importArchive(archive, 'WHEEL_project_hosted.tgz', map)
     expect(q.workflow.children[0].properties.host).toBe('localhost')
     expect(JSON.parse(readFileSync(join(q.root, 't', 'cmp.wheel.json'), 'utf8')).host).toBe('localhost')
   })
 
   it.skipIf(typeof globalThis.WebSocket === 'undefined')('tests an unknown host over the real WebSocket: one clear error', async () => {
-    const o = await testHost(`${client.hostTestUrl('nowhere')}?token=${client.token}`, async () => null)
+    const o = await testHost(`${srv.client.hostTestUrl('nowhere')}?token=${srv.client.token}`, async () => null)
     expect(o.kind).toBe('error')
     expect(outcomeText(o)).toContain('nowhere')
   })

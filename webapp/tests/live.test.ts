@@ -7,6 +7,25 @@ function ev(run: number, key: string, state: string, kind = 'task'): RunEvent {
 }
 const change = (seq: number, event: RunEvent): EventMessage => ({ type: 'change', seq, event })
 
+/** A WebSocket the test plays the server's side of: `FakeWS.last` is the one opened last. */
+class FakeWS {
+  static last: FakeWS
+  static sent: string[] = []
+  readyState = 1
+  onmessage: ((m: { data: string }) => void) | null = null
+  onclose: (() => void) | null = null
+  constructor(public url: string) {
+    FakeWS.last = this
+  }
+  send(data: string) {
+    FakeWS.sent.push(data)
+  }
+  close() {
+    this.readyState = 3
+    this.onclose?.()
+  }
+}
+
 describe('the live states of a project', () => {
   it('start from the snapshot and apply the numbered changes after it', () => {
     const live = emptyStates()
@@ -122,22 +141,7 @@ describe('the edits of a project', () => {
 
   it('and the login prompts come on the same socket, unnumbered, answered on it', () => {
     vi.useFakeTimers()
-    const sent: string[] = []
-    class FakeWS {
-      static last: FakeWS
-      readyState = 1
-      onmessage: ((m: { data: string }) => void) | null = null
-      onclose: (() => void) | null = null
-      constructor(public url: string) {
-        FakeWS.last = this
-      }
-      send(data: string) {
-        sent.push(data)
-      }
-      close() {
-        this.readyState = 3
-      }
-    }
+    const sent: string[] = (FakeWS.sent = [])
     const live = emptyStates()
     const asks: number[] = []
     const closed: number[] = []
@@ -172,20 +176,6 @@ describe('the edits of a project', () => {
 
   it('are applied in batches: the changes that came while the page was busy, in one go', async () => {
     vi.useFakeTimers()
-    class FakeWS {
-      static last: FakeWS
-      readyState = 1
-      onmessage: ((m: { data: string }) => void) | null = null
-      onclose: (() => void) | null = null
-      constructor(public url: string) {
-        FakeWS.last = this
-      }
-      send() {}
-      close() {
-        this.readyState = 3
-        this.onclose?.()
-      }
-    }
     const { reactive, watch, nextTick } = await import('vue')
     const live = reactive(emptyStates())
     let renders = 0
