@@ -63,6 +63,7 @@ from ..model import (
     while_trip,
     write_json_atomic,
 )
+from ..model._jsonio import current_umask
 from ..model._paramstudy import FileRule, _render_name
 from ..model._paths import (
     Bounds,
@@ -796,7 +797,7 @@ class _InstanceMaker:
         self._texts: dict[str, tuple[_FileKey, str]] = {}
         self._cached = 0
         #: the process's umask, read once (None: unknown, every new file gets ``fchmod``)
-        self._umask = _read_umask()
+        self._umask: int | None = current_umask()
         #: how ``open(path, "w")`` encodes a rendered target file
         self._encoding = locale.getpreferredencoding(False)
 
@@ -937,19 +938,6 @@ class _InstanceMaker:
             _write_all(fd, json.dumps(name, ensure_ascii=False).join(text).encode())
         finally:
             os.close(fd)
-
-
-def _read_umask() -> int | None:
-    """This process's umask, read without changing it (``os.umask`` would set it for every
-    thread meanwhile); None where ``/proc`` does not tell it."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ..model import COMPONENT_FILE, STATUS_FILE, write_json_atomic
+from ..model._jsonio import current_umask
 
 __all__ = ["DELETE", "StateMirror", "update_json"]
 
@@ -56,18 +57,6 @@ MIRROR_DELAY = 0.1
 MAX_SPARES = 64
 
 
-def _umask() -> int:
-    """This process's umask, read without changing it (``os.umask`` sets it for every thread)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
-
-
 class _Spares:
     """Files displaced by replacements, kept (hard links in ``directory``) to be written again
     as the temporary file of another replacement or as a new file. Used by one thread."""
@@ -78,7 +67,7 @@ class _Spares:
         self._made = 0
         #: False once this file system refused a link, a lease or a rename (leases: Linux)
         self._ok = hasattr(fcntl, "F_SETLEASE") and hasattr(fcntl, "F_SETSIG")
-        self.new_mode = 0o666 & ~_umask()  #: the mode a new file gets
+        self.new_mode = 0o666 & ~current_umask()  #: the mode a new file gets
 
     def keep(self, path: str, ino: int) -> None:
         """Keep the file ``path`` names now (the inode ``ino``, about to be replaced) as a

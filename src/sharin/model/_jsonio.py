@@ -28,6 +28,19 @@ os.umask(_UMASK)
 NEW_FILE_MODE = 0o666 & ~_UMASK
 
 
+def current_umask() -> int:
+    """This process's umask now, read without changing it (``os.umask`` would set it for every
+    thread meanwhile); where ``/proc`` does not tell it, the one it had when sharin was loaded."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return _UMASK
+
+
 def read_json_object(path: Path) -> dict[str, Any]:
     """Read a JSON object; every failure names the file, line and column and says what to do."""
     return json_object(read_json(path), path)
