@@ -1252,31 +1252,14 @@ def _until_type(ws: Any, kind: str) -> dict[str, Any]:
 def test_a_runs_passphrase_is_asked_in_the_projects_tabs_and_nobody_answering_fails_it(
     workspace: Path, tmp_path: Path, config_dir: Path
 ) -> None:
-    import pwd
-    import secrets
-    import shutil
+    from tests.remote.hostshell import encrypted_key, host_entry, own_dir
 
-    from tests.remote.hostshell import encrypted_key, ssh
-    from tests.services.available import service_env
-
-    env = service_env()
     key = encrypted_key(tmp_path)
-    home = Path(pwd.getpwnam(env["TEST_SSH_USER"]).pw_dir)
-    remote = home / "sharin-jobs" / f"ui-prompt-{secrets.token_hex(4)}"
-    ssh(f"mkdir -p {remote}")
     config = ServerConfig(workspace=workspace, token=TOKEN, prompt_timeout=3)
-    try:
+    with own_dir("ui-prompt") as remote:
         with TestClient(create_app(config), base_url="http://127.0.0.1:8123") as client:
             client.headers["Authorization"] = f"Bearer {TOKEN}"
-            entry = {
-                "name": "ci",
-                "host": env["TEST_SSH_HOST"],
-                "port": int(env["TEST_SSH_PORT"]),
-                "username": env["TEST_SSH_USER"],
-                "keyFile": str(key),
-                "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
-                "path": str(remote),
-            }
+            entry = host_entry("ci", keyFile=str(key), path=str(remote))
             assert client.post("/api/hosts", json=entry).status_code == 201
             pid = _new(client)["id"]
             c = _task(client, pid, "t", "hostname > where.txt\n")
@@ -1310,8 +1293,6 @@ def test_a_runs_passphrase_is_asked_in_the_projects_tabs_and_nobody_answering_fa
             assert "Traceback" not in t["message"]
             logs = client.get(f"/api/projects/{pid}/engine-log").text
             assert "pass-phrase" not in logs
-    finally:
-        shutil.rmtree(remote, ignore_errors=True)
 
 
 def test_a_saved_parameter_setting_is_an_edit_for_the_tabs_and_a_dry_run_is_not(

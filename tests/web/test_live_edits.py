@@ -85,33 +85,16 @@ def test_an_edit_in_one_browser_is_seen_in_the_other_without_a_reload(
 def test_a_runs_passphrase_is_typed_in_the_pages_dialog(
     browser: Any, tmp_path: Path, config_dir: Path
 ) -> None:
-    import pwd
-    import secrets
-    import shutil
-
-    from tests.remote.hostshell import encrypted_key, ssh
-    from tests.services.available import service_env
+    from tests.remote.hostshell import encrypted_key, host_entry, own_dir
 
     from .conftest import start_server
 
-    env = service_env()
     key = encrypted_key(tmp_path)
-    remote = Path(pwd.getpwnam(env["TEST_SSH_USER"]).pw_dir) / "sharin-jobs"
-    remote = remote / f"ui-dialog-{secrets.token_hex(4)}"
-    ssh(f"mkdir -p {remote}")
     ws = tmp_path / "ws"
     ws.mkdir()
-    try:
+    with own_dir("ui-dialog") as remote:
         with start_server(ws) as server:
-            entry = {
-                "name": "ci",
-                "host": env["TEST_SSH_HOST"],
-                "port": int(env["TEST_SSH_PORT"]),
-                "username": env["TEST_SSH_USER"],
-                "keyFile": str(key),
-                "knownHostsFile": env["TEST_SSH_KNOWN_HOSTS"],
-                "path": str(remote),
-            }
+            entry = host_entry("ci", keyFile=str(key), path=str(remote))
             _api(server, "POST", "/api/hosts", entry)
             pid = _api(server, "POST", "/api/projects", {"name": "remote"})["id"]
             cid = _task(server, pid, "far", "hostname > where.txt\n")
@@ -128,5 +111,3 @@ def test_a_runs_passphrase_is_typed_in_the_pages_dialog(
             page.wait_for_selector("[data-test=prompt]", state="detached")
             _wait_node_state(page, "far", "finished")
             assert page._sharin_errors == []
-    finally:
-        shutil.rmtree(remote, ignore_errors=True)
