@@ -1311,3 +1311,22 @@ def test_a_saved_parameter_setting_is_an_edit_for_the_tabs_and_a_dry_run_is_not(
         assert client.put(url, json=_setting(inner["id"])).is_success
         m = _next_edit(ws)
     assert (m["seq"], m["what"], m["component"]) == (seq + 1, "parameters", ps["id"])
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../outside.json", "a/../../x.json"])
+def test_a_parameter_file_named_outside_its_component_is_neither_read_nor_written(
+    client: TestClient, workspace: Path, name: str
+) -> None:
+    pid = _new(client)["id"]
+    ps = _study(client, pid)
+    cfile = workspace / "demo.wheel" / "sweep" / "cmp.wheel.json"
+    data = json.loads(cfile.read_text())
+    data["parameterFile"] = name  # written by hand: the property endpoint refuses it
+    cfile.write_text(json.dumps(data))
+    before = sorted(str(p) for p in (workspace / "demo.wheel").rglob("*"))
+    url = f"/api/projects/{pid}/components/{ps['id']}/parameters"
+    r = client.get(url)
+    assert r.status_code == 403 and "[parameterFile]" in r.json()["error"]
+    r = client.put(url, json={**_setting(""), "gather": []})
+    assert r.status_code == 403 and "[parameterFile]" in r.json()["error"]
+    assert sorted(str(p) for p in (workspace / "demo.wheel").rglob("*")) == before

@@ -709,6 +709,12 @@ def create_app(config: ServerConfig) -> Any:
             raise ProjectError(
                 f"{c.rel}/cmp.wheel.json [parameterFile]: must be a file name; set it first"
             )
+        problem = name_problem(name)  # the rule validation and the engine apply to it
+        if problem is not None:
+            raise UnsafePathError(
+                f"{c.rel}/cmp.wheel.json [parameterFile]: {name!r} {problem}; set it to a file "
+                "name inside the component's directory"
+            )
         rel = f"{c.rel}/{name}" if c.rel else name
         return p, c, rel, _inside(p.root, rel, what="parameter file")
 
