@@ -316,6 +316,7 @@ def main(argv: Sequence[str]) -> int:
                 bench.check_outputs(proj, tasks)
                 results[v].append(out)
                 scratch.drop(proj)
+        scratch.close()
     load_after = os.getloadavg()
     full = results["full"]
 

@@ -164,11 +164,21 @@ def shell_script(root: Path, tasks: Sequence[TaskDef], listdir: Path) -> str:
 
 # ---------------------------------------------------------------------- running
 class Scratch:
-    """Fresh copies of built projects, removed after use."""
+    """Fresh copies of built projects, removed when the benchmark ends, not after each use.
+
+    Removing a copy between measurements would make the next ones slower for a reason of the
+    file system's, not of what is measured: ext4 without a journal (as on the VMs these figures
+    come from: no ``/proc/fs/jbd2``) will not reuse an inode freed 1–60 s ago (up to 360 s
+    while its inode table block is dirty), and it looks at each such free inode when it
+    allocates one (``recently_deleted()`` in ``fs/ext4/ialloc.c``). After 3,000 files were
+    removed, creating a file took 139 µs of CPU here instead of 9 µs, for a minute. The floors
+    create no files, so only sharin paid it, by an amount that depended on what the benchmark
+    had removed just before."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self.n = 0
+        self._used: list[Path] = []
 
     def new_dir(self, label: str) -> Path:
         self.n += 1
@@ -181,9 +191,14 @@ class Scratch:
         shutil.copytree(template, dst, symlinks=True)
         return dst
 
-    @staticmethod
-    def drop(path: Path) -> None:
-        shutil.rmtree(path.parent if path.name.endswith(".wheel") else path, ignore_errors=True)
+    def drop(self, path: Path) -> None:
+        """``path`` is no longer needed: removed by :meth:`close`."""
+        self._used.append(path.parent if path.name.endswith(".wheel") else path)
+
+    def close(self) -> None:
+        for path in self._used:
+            shutil.rmtree(path, ignore_errors=True)
+        self._used.clear()
 
 
 def sharin_child(
@@ -964,6 +979,7 @@ def main(argv: Sequence[str]) -> int:
         if args.mnist or "MNIST" in only:
             bench_mnist(rep, scratch, reps("MNIST"))
         head = header(argv, base, load_before, git_before)
+        scratch.close()
     print("## sharin benchmarks\n")
     print(head)
     print()

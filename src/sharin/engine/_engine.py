@@ -970,8 +970,8 @@ class Engine:
         if slots is None:
             n = ex.max_concurrent
             if ex.kind == "local" and self.options.max_local:
-                n = self.options.max_local
-            slots = self._slots[id(ex)] = asyncio.Semaphore(n)
+                n = ex.max_concurrent = self.options.max_local
+            slots = self._slots[id(ex)] = asyncio.Semaphore(n + ex.queue_ahead)
         return ex, slots
 
     def _spec(
@@ -1113,7 +1113,9 @@ class Engine:
                             try:
                                 handle = await asyncio.shield(submitting)
                             except asyncio.CancelledError:
-                                # stopped mid-submission: let it end, so the job can be cancelled
+                                # stopped mid-submission: let it end, so the job can be
+                                # cancelled (one the executor holds unstarted is not started)
+                                ex.withdraw(spec)
                                 with contextlib.suppress(
                                     SharinError, OSError, asyncio.CancelledError
                                 ):

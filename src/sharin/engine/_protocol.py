@@ -197,6 +197,10 @@ class Executor(abc.ABC):
     #: a submitted attempt waits in a scheduler's queue first: the engine journals it
     #: ``queued`` (with its handle) until the executor calls ``spec.on_running``
     queues: bool = False
+    #: submissions taken beyond ``max_concurrent``, each held by the executor until one of its
+    #: running attempts ends and then started without waiting for the engine (the engine keeps
+    #: that many more ``submit`` calls under way; :meth:`withdraw` takes one back on a stop)
+    queue_ahead: int = 0
 
     def __init__(self, *, host: str = "localhost", max_concurrent: int = 1) -> None:
         self.host = host
@@ -212,6 +216,12 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     async def submit(self, spec: TaskSpec) -> JobHandle:
         """Start the attempt and return at once with a handle."""
+
+    def withdraw(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
+        """The ``submit`` of ``spec`` under way is not wanted any more (the run is stopping):
+        an attempt held and not started yet is not started, and that ``submit`` raises
+        :class:`~sharin.errors.ExecutorError`; one already started returns its handle as
+        usual. Returns at once."""
 
     @abc.abstractmethod
     async def wait(self, handle: JobHandle, spec: TaskSpec) -> JobResult:

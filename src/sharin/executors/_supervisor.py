@@ -5,9 +5,14 @@ talks to the engine over a socket on its standard input, one JSON object a line:
 
 engine → supervisor: ``{"id", "exe", "argv", "cwd", "env", "out", "err", "rc", "pids", "task"}``
     — start ``exe`` with ``argv`` in ``cwd`` (a session of its own, stdin ``/dev/null``, stdout
-    and stderr appended to ``out`` and ``err``), no shell in between.
-supervisor → engine: ``{"id", "pid", "start"}`` once it runs (or ``{"id", "error"}``), then
-    ``{"exited": pid, "status": wait_status}`` when it ended.
+    and stderr appended to ``out`` and ``err``), no shell in between;
+    ``{"limit": n}`` — from now on at most ``n`` of its tasks run at once: a request beyond
+    that waits, in order, and starts the moment one of them has ended, without a round trip
+    to the engine (none until the first ``limit``);
+    ``{"withdraw": id}`` — the request ``id`` is not wanted any more: not started if it waits.
+supervisor → engine: ``{"id", "pid", "start"}`` once it runs (or ``{"id", "error"}``; a
+    request withdrawn before it started is answered ``{"id", "error", "withdrawn": true}``),
+    then ``{"exited": pid, "status": wait_status}`` when it ended.
 
 Before it answers, the supervisor records the task's pid and start time: one line of JSON
 ``{"task", "pid", "start", "time"}`` appended to the record file ``pids`` (one such file per
@@ -20,12 +25,13 @@ supervisor already wrote in that directory is instead a hard link to that file (
 content, a new name at once, and much cheaper than a new file). So an engine that is killed learns nothing less: the next one finds the pid record
 (``recover``), waits on the pid and reads the exit code (``attach``). When the engine's end of
 the socket closes, the supervisor goes on until its last task has ended, then exits; a request
-it reads after the engine died is not carried out (that engine never learnt of the task, and the
-next one starts it).
+it reads or still holds after the engine died is not carried out (that engine never learnt of
+the task, and the next one starts it).
 """
 
 from __future__ import annotations
 
+import collections
 import errno
 import json
 import os
@@ -245,6 +251,9 @@ def main() -> int:
     sel.register(sock, selectors.EVENT_READ)
     sel.register(rfd, selectors.EVENT_READ)
     rc_files: dict[int, str] = {}
+    #: requests waiting for one of the running tasks to end (at most ``limit`` run at once)
+    held: collections.OrderedDict[int, dict[str, object]] = collections.OrderedDict()
+    limit = 1 << 30
     buf = b""
     out = bytearray()
     connected = True
@@ -295,6 +304,22 @@ def main() -> int:
             if rc_path is not None:
                 send({"exited": pid, "status": status})
 
+    def start_held() -> None:
+        while held and len(rc_files) < limit:
+            _, req = held.popitem(last=False)
+            if os.getppid() != engine:
+                # the engine died after it asked: it never heard of this task, so the next
+                # engine starts it; starting it here too would run it twice
+                held.clear()
+                return
+            try:
+                pid, start = _spawn(req)
+            except OSError as e:
+                send({"id": req["id"], "error": f"{e.strerror or e} ({e.filename or ''})"})
+                continue
+            rc_files[pid] = str(req["rc"])
+            send({"id": req["id"], "pid": pid, "start": start})
+
     while connected or rc_files:
         ready = sel.select(0 if connected and _wanting() else None)
         if not ready and connected:
@@ -315,22 +340,27 @@ def main() -> int:
                     connected = False
                     sel.unregister(sock)
                     out.clear()
+                    held.clear()  # never started: the next engine starts them
                     continue
                 buf += chunk
                 *lines, buf = buf.split(b"\n")
                 for line in lines:
                     req = json.loads(line)
-                    if os.getppid() != engine:
-                        # the engine died after it asked: it never heard of this task, so the
-                        # next engine starts it; starting it here too would run it twice
-                        continue
-                    try:
-                        pid, start = _spawn(req)
-                    except OSError as e:
-                        send({"id": req["id"], "error": f"{e.strerror or e} ({e.filename or ''})"})
-                        continue
-                    rc_files[pid] = str(req["rc"])
-                    send({"id": req["id"], "pid": pid, "start": start})
+                    if "limit" in req:
+                        limit = max(0, int(req["limit"]))
+                    elif "withdraw" in req:
+                        rid = int(req["withdraw"])
+                        if held.pop(rid, None) is not None:
+                            send(
+                                {
+                                    "id": rid,
+                                    "error": "withdrawn before it started",
+                                    "withdrawn": True,
+                                }
+                            )
+                    else:
+                        held[int(req["id"])] = req
+                start_held()
             else:
                 try:
                     while os.read(rfd, 512):
@@ -339,6 +369,8 @@ def main() -> int:
                     pass
             reap()
         reap()
+        if connected:
+            start_held()  # a task ended: the next one starts at once
         flush()
     _remove_spares()
     return 0

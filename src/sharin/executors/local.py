@@ -258,6 +258,7 @@ class _Supervisor:
         self._buf = b""
         self._next = 0
         self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.limit: int | None = None  #: the limit the supervisor was last told
         self.exits: dict[int, asyncio.Future[int | None]] = {}
         self._pidfd = os.pidfd_open(self.pid)
         loop.add_reader(mine.fileno(), self._on_readable)
@@ -309,13 +310,38 @@ class _Supervisor:
             if not fut.done():
                 fut.set_result(None)
 
-    async def spawn(self, request: dict[str, Any]) -> dict[str, Any]:
+    async def spawn(
+        self, request: dict[str, Any], limit: int, ids: dict[str, int], key: str
+    ) -> dict[str, Any]:
+        """Start ``request`` once fewer than ``limit`` of this supervisor's tasks run; its id
+        is in ``ids[key]`` until it has started (or failed to), for :meth:`withdraw`."""
         self._next += 1
-        request["id"] = self._next
+        rid = request["id"] = self._next
         reply: asyncio.Future[dict[str, Any]] = self.loop.create_future()
-        self._replies[self._next] = reply
-        await self.loop.sock_sendall(self.sock, _encode(request) + b"\n")
-        return await reply
+        self._replies[rid] = reply
+        data = _encode(request) + b"\n"
+        if limit != self.limit:
+            self.limit = limit
+            data = _encode({"limit": limit}) + b"\n" + data
+        ids[key] = rid
+        try:
+            await self.loop.sock_sendall(self.sock, data)
+            return await reply
+        finally:
+            ids.pop(key, None)
+
+    async def tell_limit(self, limit: int) -> None:
+        if self.alive and limit != self.limit:
+            self.limit = limit
+            with contextlib.suppress(OSError):
+                await self.loop.sock_sendall(self.sock, _encode({"limit": limit}) + b"\n")
+
+    def withdraw(self, rid: int) -> None:
+        """Ask that request ``rid`` not be started if it still waits (a few bytes on a socket
+        the supervisor reads all the time: sent at once, or not at all when it is full)."""
+        if self.alive:
+            with contextlib.suppress(OSError):
+                self.sock.send(_encode({"withdraw": rid}) + b"\n")
 
     def __del__(self) -> None:
         # an executor dropped without close(), with its event loop: release the descriptors
@@ -424,12 +450,21 @@ def prepare_script(path: Path) -> None:
 
 
 class LocalExecutor(Executor):
-    """Scripts as child processes of a supervisor process, at most ``max_concurrent`` at once."""
+    """Scripts as child processes of a supervisor process, at most ``max_concurrent`` at once.
+
+    The engine may have ``queue_ahead`` (as many as ``max_concurrent``) more submissions under
+    way: the supervisor holds them and starts the next the moment a task ends, so no task
+    waits for the engine to hear of the last one's end and to answer."""
 
     kind = "local"
 
     def __init__(self, *, max_concurrent: int | None = None) -> None:
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
+        self.queue_ahead = self.max_concurrent
+        #: keys of the submissions under way → their request ids (for withdraw)
+        self._submitting: dict[str, int] = {}
+        #: re-attached tasks of an earlier supervisor running now: they count against the limit
+        self._foreign = 0
         self._sup: _Supervisor | None = None
         self._children: dict[int, tuple[_Supervisor, asyncio.Future[int | None]]] = {}
         #: log directories seen, each with the names of the record files it held then
@@ -493,7 +528,10 @@ class LocalExecutor(Executor):
                 "rc": rc_path,
                 "pids": pids,
                 "task": task,
-            }
+            },
+            self._limit(),
+            self._submitting,
+            spec.key,
         )
         if "pid" not in reply:
             raise ExecutorError(f"{spec.key}: cannot start {spec.script}: {reply.get('error')}")
@@ -507,6 +545,15 @@ class LocalExecutor(Executor):
             str(pid),
             {"start": reply.get("start"), "rc": rc_path},
         )
+
+    def _limit(self) -> int:
+        return max(0, self.max_concurrent - self._foreign)
+
+    def withdraw(self, spec: TaskSpec) -> None:
+        rid = self._submitting.get(spec.key)
+        sup = self._sup
+        if rid is not None and sup is not None:
+            sup.withdraw(rid)
 
     async def recover(self, spec: TaskSpec) -> JobHandle | None:
         """The attempt an engine started and died before journaling: found by the pid record
@@ -569,7 +616,13 @@ class LocalExecutor(Executor):
         start = handle.data.get("start")
         if pid <= 1 or start is None or _proc_start_time(pid) != start:
             return False
-        await self._wait_foreign(pid)
+        self._foreign += 1
+        try:
+            await self._wait_foreign(pid)
+        finally:
+            self._foreign -= 1
+            if self._sup is not None:
+                await self._sup.tell_limit(self._limit())
         # ended: a zombie until its supervisor has written the exit code and reaped it
         while _proc_start_time(pid) == start:
             await asyncio.sleep(0.01)
