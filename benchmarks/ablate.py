@@ -295,6 +295,7 @@ def main(argv: Sequence[str]) -> int:
         templates = base / "templates"
         templates.mkdir(exist_ok=True)
         scratch = bench.Scratch(base / "runs")
+        probe_us = bench.creation_probe(base)
         bench.set_child_env(base / "pycache")
         template = templates / "w1.wheel"
         if not (template / "prj.wheel.json").exists():  # built by an earlier run: --workdir
@@ -332,6 +333,7 @@ def main(argv: Sequence[str]) -> int:
         + ", after: "
         + " ".join(f"{x:.2f}" for x in load_after)
     )
+    print(f"- file creation probe before the runs: {probe_us:.0f} µs a file")
     print(f"- {args.repeat} repetitions, interleaved; median (min–max); saving = full − variant\n")
     print(
         "| variant | wall (`sharin.run`) | saving | runner CPU | saving | task-process CPU "

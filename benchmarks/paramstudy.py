@@ -42,6 +42,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import creation_probe  # noqa: E402
+
 CHILD = r"""
 import json, os, resource, sys, threading, time
 import sharin
@@ -151,19 +154,6 @@ def run_floor(root: Path, template: Path, n: int, jobs: int) -> dict[str, float]
         + (after.children_system - before.children_system),
         "cpu_sys": after.children_system - before.children_system,
     }
-
-
-def creation_probe(where: Path, n: int = 300) -> float:
-    """Microseconds to create one empty file in a new directory below ``where`` (median of
-    ``n``)."""
-    probe = where / "probe"
-    probe.mkdir()
-    times = []
-    for i in range(n):
-        t = time.perf_counter()
-        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
 
 
 def main() -> int:

@@ -163,6 +163,21 @@ def shell_script(root: Path, tasks: Sequence[TaskDef], listdir: Path) -> str:
 
 
 # ---------------------------------------------------------------------- running
+def creation_probe(where: Path, n: int = 300) -> float:
+    """Microseconds to create one empty file in a new directory below ``where`` (median of
+    ``n``). About 7 µs on a quiet ext4 here; tens to hundreds of µs while the file system is
+    passing over inodes freed in the last minutes (see :class:`Scratch`): sharin's figures,
+    which create files, then rise while the floors', which create none, do not."""
+    probe = where / f"probe-{os.getpid()}-{time.monotonic_ns()}"
+    probe.mkdir()
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        os.close(os.open(probe / str(i), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
+
+
 class Scratch:
     """Fresh copies of built projects, removed when the benchmark ends, not after each use.
 
@@ -820,7 +835,13 @@ def cpu_model() -> str:
     return platform.processor() or "?"
 
 
-def header(argv: Sequence[str], base: Path, load_before: tuple[float, ...], git_before: str) -> str:
+def header(
+    argv: Sequence[str],
+    base: Path,
+    load_before: tuple[float, ...],
+    git_before: str,
+    probe_us: float,
+) -> str:
     from importlib.metadata import version
 
     load_after = os.getloadavg()
@@ -843,6 +864,8 @@ def header(argv: Sequence[str], base: Path, load_before: tuple[float, ...], git_
             + " ".join(f"{x:.2f}" for x in load_before)
             + ", after: "
             + " ".join(f"{x:.2f}" for x in load_after),
+            f"- file creation probe before the runs: {probe_us:.0f} µs a file (~7 µs on a quiet "
+            "ext4 here; far more while it passes over recently freed inodes)",
             "- figures: median (min–max) over the repetitions; sharin W1–W4 = time inside "
             "`sharin.run()` in a fresh engine process (open + validate + run), asyncio floor = "
             "`asyncio.run(...)` in a fresh process, shell floor = wall time of the `sh` script",
@@ -942,6 +965,7 @@ def main(argv: Sequence[str]) -> int:
         templates = base / "templates"
         templates.mkdir(exist_ok=True)
         scratch = Scratch(base / "runs")
+        probe_us = creation_probe(base)
         if args.bytecode == "cached":
             set_child_env(base / "pycache")
         if "W0" in only:
@@ -978,7 +1002,7 @@ def main(argv: Sequence[str]) -> int:
             bench_w4(rep, templates, scratch, reps("W4"), args.profile)
         if args.mnist or "MNIST" in only:
             bench_mnist(rep, scratch, reps("MNIST"))
-        head = header(argv, base, load_before, git_before)
+        head = header(argv, base, load_before, git_before, probe_us)
         scratch.close()
     print("## sharin benchmarks\n")
     print(head)
