@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import psutil
+import pytest
 
 from sharin import model
 from sharin.engine import _mirror, _mirrorwriter
@@ -284,3 +285,21 @@ def test_a_mirror_that_writes_nothing_starts_no_process() -> None:
     assert mirror.writer_pid is None
     assert {p.pid for p in psutil.Process().children()} == before
     mirror.close()
+
+
+def test_a_writer_that_cannot_be_started_leaves_the_writes_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for bad in ("/nonexistent/python", ""):
+        monkeypatch.setattr(sys, "executable", bad)
+        d = tmp_path / f"t{len(bad)}"
+        _component(d, {"initialized": True})
+        mirror = StateMirror(tmp_path / "spares")
+        try:
+            mirror.set(d, {"state": "finished", "initialized": DELETE}, "finished\n0\n0\n")
+            mirror.remove_tree(tmp_path / "elsewhere")  # answered without a writer
+        finally:
+            mirror.close()
+        assert mirror.writer_pid is None
+        assert _read(d) == {"state": "finished"}
+        assert (d / "status.wheel.txt").read_text() == "finished\n0\n0\n"

@@ -262,6 +262,8 @@ class StateMirror:
 
     def _start(self) -> subprocess.Popen[bytes]:
         spare_dir = os.fspath(self._spare_dir) if self._spare_dir is not None else ""
+        if not sys.executable:
+            raise _Lost("no Python to run the writer with (sys.executable is empty)")
         try:
             # a session of its own: a Ctrl-C of the terminal does not stop it mid-write (it
             # ends when the engine closes its input)
