@@ -872,7 +872,7 @@ def test_keep_prunes_old_trips(project: Project, keep: int | None, left: list[st
 def test_a_template_is_copied_while_its_state_file_is_being_written(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The state mirror thread writes a loop's (or a study's) cmp.wheel.json through a
+    """The state mirror writes a loop's (or a study's) cmp.wheel.json through a
     temporary file and a rename while the engine copies that directory into an instance: the
     temporary file must neither break the copy nor end up in the instance."""
     started: set[Path] = set()

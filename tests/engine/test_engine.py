@@ -6,6 +6,7 @@ import asyncio
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 
 import sharin
@@ -349,14 +350,30 @@ def mirror_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sharin-state-mirror"]
 
 
+def mirror_writers() -> list[int]:
+    """This process's state-mirror writer processes (``engine/_mirrorwriter.py``) still alive."""
+    found = []
+    for p in psutil.Process().children():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and any(
+                a.endswith("_mirrorwriter.py") for a in p.cmdline()
+            ):
+                found.append(p.pid)
+        except psutil.Error:
+            continue  # ended meanwhile
+    return found
+
+
 def test_a_second_engine_is_refused(project: Project) -> None:
     sharin.add_task(project, "t", "true")
     with another_engine(project):
         with pytest.raises(sharin.BusyError, match=r"already running \(engine pid \d+\)"):
             sharin.run(project)
     assert mirror_threads() == []  # a run that never started leaves no thread behind
+    assert mirror_writers() == []  # and started no writer: it had nothing to write
     assert sharin.run(project).ok
     assert mirror_threads() == []
+    assert mirror_writers() == []  # the run's writer has exited
 
 
 def test_evaluate_condition(tmp_path: Path) -> None:

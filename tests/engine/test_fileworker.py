@@ -287,15 +287,18 @@ def _unblock(fd: int) -> None:
     os.close(fd)  # the last writer gone: the reader gets its end of file
 
 
-def _writer_blocked(fifo: Path) -> bool:
-    """The mirror's thread has ``fifo`` open too (and waits in its read)."""
-    opened = 0
-    for fd in os.listdir("/proc/self/fd"):
+def _writer_blocked(mirror: StateMirror, fifo: Path) -> bool:
+    """The mirror's writer process has ``fifo`` open (and waits in its read)."""
+    pid = mirror.writer_pid
+    if pid is None:
+        return False  # not started yet
+    for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
-            opened += os.readlink(f"/proc/self/fd/{fd}") == str(fifo)
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(fifo):
+                return True
         except OSError:
             continue
-    return opened >= 2
+    return False
 
 
 def _wait_until(cond: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -313,7 +316,7 @@ def test_set_and_forget_do_not_wait_for_a_write_in_progress(tmp_path: Path) -> N
     mirror = StateMirror()
     try:
         mirror.set(tmp_path / "slow", {"state": "running"})
-        _wait_until(lambda: _writer_blocked(fifo))
+        _wait_until(lambda: _writer_blocked(mirror, fifo))
 
         def calls() -> None:
             mirror.set(other, {"state": "finished"})
@@ -339,7 +342,7 @@ def test_remove_tree_waits_for_a_write_below_it_then_removes_it(tmp_path: Path) 
     remover = threading.Thread(target=lambda: (mirror.remove_tree(trip), removed.set()))
     try:
         mirror.set(trip / "t", {"state": "running"})
-        _wait_until(lambda: _writer_blocked(fifo))
+        _wait_until(lambda: _writer_blocked(mirror, fifo))
         remover.start()
         assert not removed.wait(0.3)  # the write below it is still under way
         assert trip.exists()

@@ -1,6 +1,6 @@
 """The WHEEL state mirror after ``kill -9`` of the engine: the journal holds states the mirror
-had not written yet (it writes from a thread, a moment later, so that quick successive states
-are written once); the resumed run writes them, and at its end every component file shows its
+had not written yet (its writer gets them a moment later, so that quick successive states are
+written once); the resumed run writes them, and at its end every component file shows its
 final state."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def test_a_finished_state_the_killed_engine_did_not_mirror_is_written_by_the_res
     assert first.returncode == -signal.SIGKILL
     root = project.root
     assert journal_tasks(root, 1)["t1"].state == "finished"
-    # what the mirror's thread had not written when the engine died (it waits a moment to
+    # what the mirror had not written when the engine died (it waits a moment to
     # write a component's successive states once): t1 still shows running, without a status
     data = json.loads((root / "t1" / "cmp.wheel.json").read_text())
     data["state"] = "running"
