@@ -54,7 +54,7 @@ def test_more_submissions_than_the_limit_run_one_after_another(tmp_path: Path) -
 
     async def go() -> list[JobResult]:
         ex = LocalExecutor(max_concurrent=1)
-        assert ex.queue_ahead == 1
+        assert ex.queue_ahead == 2
         try:
 
             async def one(spec: TaskSpec) -> JobResult:

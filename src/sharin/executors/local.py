@@ -452,7 +452,7 @@ def prepare_script(path: Path) -> None:
 class LocalExecutor(Executor):
     """Scripts as child processes of a supervisor process, at most ``max_concurrent`` at once.
 
-    The engine may have ``queue_ahead`` (as many as ``max_concurrent``) more submissions under
+    The engine may have ``queue_ahead`` (twice ``max_concurrent``) more submissions under
     way: the supervisor holds them and starts the next the moment a task ends, so no task
     waits for the engine to hear of the last one's end and to answer."""
 
@@ -460,7 +460,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, *, max_concurrent: int | None = None) -> None:
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
-        self.queue_ahead = self.max_concurrent
+        self.queue_ahead = 2 * self.max_concurrent
         #: keys of the submissions under way → their request ids (for withdraw)
         self._submitting: dict[str, int] = {}
         #: re-attached tasks of an earlier supervisor running now: they count against the limit
