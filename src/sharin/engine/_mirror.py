@@ -113,8 +113,8 @@ class StateMirror:
 
     @property
     def writer_pid(self) -> int | None:
-        """The pid of the writer's process; None before the first write and when the mirror
-        writes in-process."""
+        """The pid of the writer's process; None before the first write, after :meth:`close`
+        and when the mirror writes in-process."""
         proc = self._proc
         return None if proc is None or self._in_process else proc.pid
 
