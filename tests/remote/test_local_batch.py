@@ -160,8 +160,9 @@ def test_a_slurm_job_is_queued_until_slurm_runs_it(
     assert _run("squeue", "-h", "-j", job, "-o", "%T").strip() == "PENDING"
     shown = json.loads(procs.run("status", project.root, "--json").stdout)
     assert {t["key"]: t["state"] for t in shown["tasks"]}["later"] == "queued"
-    cmp = json.loads((project.root / "later" / "cmp.wheel.json").read_text())
-    assert cmp["state"] == "queued"  # where WHEEL reads it
+    # where WHEEL reads it: the state mirror writes it a moment after the journal
+    cmp = project.root / "later" / "cmp.wheel.json"
+    wait_for(lambda: json.loads(cmp.read_text())["state"] == "queued", "mirrored", timeout=5)
     # Slurm starts a job whose begin time passed on its next scheduling pass (up to a minute)
     wait_for(lambda: state() in ("running", "finished"), "running", timeout=120)
     engine.wait(timeout=120)
