@@ -50,7 +50,9 @@ svc_spawn() {
     local name=$1
     shift
     printf '=== %s %s\n' "$(date -u +%FT%TZ)" "$*" >>"$svc_dir/log/$name.log"
-    setsid "$@" </dev/null >>"$svc_dir/log/$name.log" 2>&1 &
+    # from /: a daemon (and every job step it starts) must not keep the caller's directory,
+    # which may be a checkout removed later ("Unable to get current working directory")
+    (cd / && exec setsid "$@") </dev/null >>"$svc_dir/log/$name.log" 2>&1 &
     echo $! >"$svc_dir/run/$name.pid"
 }
 
