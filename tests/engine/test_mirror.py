@@ -73,7 +73,7 @@ def test_a_replaced_component_file_is_written_again_as_another_ones(tmp_path: Pa
     a = _component(tmp_path / "a", {"name": "a"})
     b = _component(tmp_path / "b", {"name": "b"})
     (tmp_path / "c").mkdir()
-    spares = _Spares(tmp_path / "spares")
+    spares = _Spares(tmp_path / "spares", 0o644)
     old_a = a.stat().st_ino
     assert _update(a, {"state": "running"}, spares)
     old_b = b.stat().st_ino
@@ -99,7 +99,7 @@ def test_a_replaced_file_someone_still_reads_or_another_name_has_is_never_rewrit
     b = _component(tmp_path / "b", {"name": "b"})
     c = _component(tmp_path / "c", {"name": "c"})
     d = _component(tmp_path / "d", {"name": "d"})
-    spares = _Spares(tmp_path / "spares")
+    spares = _Spares(tmp_path / "spares", 0o644)
     with a.open("rb") as reader:  # opened before the replacement, read after it
         assert _update(a, {"state": "running"}, spares)
         assert _update(b, {"state": "running"}, spares)
@@ -158,7 +158,7 @@ def test_a_spare_rewritten_holds_exactly_the_new_text_and_mode(
     a = _component(tmp / "a", {"name": "a", "pad": first})
     b = _component(tmp / "b", {"name": "b", "pad": second})
     os.chmod(b, mode)
-    spares = _Spares(tmp / "spares")
+    spares = _Spares(tmp / "spares", 0o644)
     old_a = a.stat().st_ino
     try:
         assert _update(a, {"state": "running"}, spares)  # a's old file becomes a spare

@@ -65,7 +65,7 @@ def _gone(pid: int) -> bool:
 
 def _writer(spare_dir: Path | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-I", "-S", _mirror._WRITER, os.fspath(spare_dir or "")],
+        [sys.executable, "-I", "-S", _mirror._WRITER, os.fspath(spare_dir or ""), "0o644"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )

@@ -74,8 +74,9 @@ def update_json(path: Path, fields: Mapping[str, Any]) -> bool:
     return True
 
 
-def _below(path: str, directory: str) -> bool:
-    return path == directory or path.startswith(directory + os.sep)
+def _new_mode() -> int:
+    """The mode a file the mirror makes gets: this process's umask now applied."""
+    return 0o666 & ~current_umask()
 
 
 class _Lost(Exception):
@@ -139,7 +140,7 @@ class StateMirror:
             self._forget(os.fspath(directory))
 
     def _forget(self, d: str) -> None:
-        for key in [k for k in self._pending if _below(k, d)]:
+        for key in [k for k in self._pending if below(k, {d})]:
             del self._pending[key]
         self._gone.add(d)
 
@@ -268,7 +269,7 @@ class StateMirror:
             # a session of its own: a Ctrl-C of the terminal does not stop it mid-write (it
             # ends when the engine closes its input)
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", _WRITER, spare_dir],
+                [sys.executable, "-I", "-S", _WRITER, spare_dir, oct(_new_mode())],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=True,
@@ -294,7 +295,7 @@ class StateMirror:
 
     def _own_spares(self) -> _Spares | None:
         if self._spares is None and self._spare_dir is not None:
-            self._spares = _Spares(self._spare_dir, 0o666 & ~current_umask())
+            self._spares = _Spares(self._spare_dir, _new_mode())
         return self._spares
 
     def _end(self) -> None:

@@ -2,7 +2,8 @@
 ``cmp.wheel.json`` and ``status.wheel.txt``, and the small process of its own it runs in.
 
 It imports only the standard library and is started as a file,
-``python -I -S _mirrorwriter.py SPARE_DIR`` (an empty ``SPARE_DIR``: no spare files), in a
+``python -I -S _mirrorwriter.py SPARE_DIR MODE`` (an empty ``SPARE_DIR``: no spare files;
+``MODE``, in octal, the mode a file it makes gets: the engine's umask applied), in a
 session of its own and ignoring SIGINT, SIGHUP and SIGPIPE, so that a Ctrl-C of the terminal
 does not stop it in the middle of a write. It reads one JSON object a line on its standard
 input and, single threaded, does what each says, in order:
@@ -70,33 +71,18 @@ DELETE: Final = _Delete()
 MAX_SPARES = 64
 
 
-def _umask() -> int:
-    """This process's umask, from ``/proc`` (or, where it does not tell, by setting it and back:
-    only where no other thread makes files meanwhile, as in the writer's own process)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask
-
-
 class _Spares:
     """Files displaced by replacements, kept (hard links in ``directory``) to be written again
     as the temporary file of another replacement or as a new file. Used by one thread."""
 
-    def __init__(self, directory: Path, new_mode: int | None = None) -> None:
+    def __init__(self, directory: Path, new_mode: int) -> None:
         self.dir = directory
         self._free: list[str] = []
         self._made = 0
         #: False once this file system refused a link, a lease or a rename (leases: Linux)
         self._ok = hasattr(fcntl, "F_SETLEASE") and hasattr(fcntl, "F_SETSIG")
-        #: the mode a new file gets
-        self.new_mode = 0o666 & ~_umask() if new_mode is None else new_mode
+        #: the mode a new file gets (the engine's umask applied: ``model.NEW_FILE_MODE``)
+        self.new_mode = new_mode
 
     def keep(self, path: str, ino: int) -> None:
         """Keep the file ``path`` names now (the inode ``ino``, about to be replaced) as a
@@ -339,7 +325,8 @@ def main() -> int:
     engine = os.getppid()
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
-    spares = _Spares(Path(sys.argv[1])) if len(sys.argv) > 1 and sys.argv[1] else None
+    spare_dir, mode = sys.argv[1], int(sys.argv[2], 8)
+    spares = _Spares(Path(spare_dir), mode) if spare_dir else None
     gone: set[str] = set()
     buf = b""
     while True:
