@@ -629,6 +629,13 @@ def bench_generic(
 
     log(f"{key}: running ({n} repetitions; sharin, asyncio floor, shell floor)")
     interleaved(n, run_sharin, run_floor, run_shell)
+    late = sorted({x for o in m.sharin for x in o.get("late_imports", ())})
+    rep.notes.append(
+        f"{key}: each engine process imported sharin and the modules a local run loads in "
+        f"{fmt([o['import'] for o in m.sharin], 's')} before its clock started, as the asyncio floor "
+        "imports asyncio before its own (W0's CLI rows and W4's process row include it)"
+        + (f"; imported inside the timed run, and counted there: {', '.join(late)}" if late else "")
+    )
     if profile is not None:
         log(f"{key}: one more sharin run under cProfile")
         proj = scratch.copy(template, f"{key}-profile")
