@@ -169,6 +169,27 @@ def test_runs_json_imports_no_rich(tmp_path: Path, finished: Path) -> None:
     assert loaded(imported(tmp_path, "runs", finished, "--json"), ("rich", "asyncio")) == []
 
 
+def test_a_local_run_imports_no_scheduler_nor_remote_executor(tmp_path: Path) -> None:
+    p = sharin.new_project(tmp_path / "local")
+    sharin.add_task(p, "hello", "echo hello > out.txt", outputs=["out.txt"])
+    names = imported(tmp_path, "run", "-q", p.root)
+    assert "sharin.executors.local" in names  # it ran
+    assert (
+        loaded(
+            names,
+            (
+                "sharin.executors._scheduler",
+                "sharin.executors._schedulers",
+                "sharin.executors.batch",
+                "sharin.executors.remote",
+                "sharin.executors._ssh",
+                "asyncssh",
+            ),
+        )
+        == []
+    )
+
+
 def test_validate_imports_no_engine_and_no_journal(tmp_path: Path, finished: Path) -> None:
     for args in ((), ("--json",)):
         names = imported(tmp_path, "validate", finished, *args)

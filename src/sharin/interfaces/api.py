@@ -461,12 +461,16 @@ async def start_run(
     p = project if isinstance(project, Project) else await asyncio.to_thread(_project, project)
     from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
     from ..errors import ValidationError
-    from ..executors import ExecutorRegistry, load_schedulers
+    from ..executors import ExecutorRegistry
     from ._runs import RunHandle, local_run
 
     def prepare() -> tuple[dict[str, HostConfig], dict[str, SchedulerDefinition], list[Problem]]:
         hosts = model.load_hosts()
-        schedulers = load_schedulers() if hosts else {}  # a local-only run reads none
+        schedulers: dict[str, SchedulerDefinition] = {}
+        if hosts:  # a local-only run reads (and imports) none
+            from ..executors import load_schedulers
+
+            schedulers = load_schedulers()
         return hosts, schedulers, _check(p, hosts, schedulers)
 
     # files are read off the event loop: a server's other clients are not held up
