@@ -8,10 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin import Event, Project, RunOptions
 from sharin.engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
+from sharin.errors import ProjectError
 
 from ..helpers import another_engine, edit_json, read_json
 
@@ -228,3 +231,27 @@ def test_open_a_project_wheel_wrote(project: Project) -> None:
     c = reopened.component("t")
     assert (c.retry, c.host) == (2, "localhost")
     assert sharin.validate(reopened) == []
+
+
+@pytest.fixture(scope="module")
+def ran_once(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    p = sharin.new_project(tmp_path_factory.mktemp("once") / "p")
+    sharin.add_task(p, "t", "echo hi")
+    assert sharin.run(p).ok
+    return p
+
+
+@given(run=st.integers())
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_run_number_is_a_run_or_the_error_that_there_is_none(
+    ran_once: sharin.Project, run: int
+) -> None:
+    """A run number from a user (``--run``, ``?run=``) of any size: the run, or one clear
+    error, never SQLite's OverflowError."""
+    for ask in (sharin.status, lambda root, run: sharin.log_paths(root, "t", run)):
+        try:
+            ask(ran_once.root, run)
+        except ProjectError as e:
+            assert f"there is no run {run}" in str(e)
+        else:
+            assert run == 1

@@ -39,6 +39,9 @@ __all__ = ["FingerprintRecord", "Journal", "RunRecord", "TaskRecord", "clean_cov
 
 SCHEMA_VERSION = 1
 
+#: the integers SQLite stores (a larger Python int raises OverflowError when bound)
+_SQL_INT_MIN, _SQL_INT_MAX = -(1 << 63), (1 << 63) - 1
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
@@ -312,6 +315,10 @@ class Journal:
         return out
 
     def run(self, run: int) -> RunRecord | None:
+        """The run numbered ``run``; None when there is none (also for a number no run can
+        have: beyond SQLite's 64-bit integers, which it would refuse to compare)."""
+        if not _SQL_INT_MIN <= run <= _SQL_INT_MAX:
+            return None
         r = self._db.execute(
             "SELECT id, started, ended, state, pid, info FROM runs WHERE id=?", (run,)
         ).fetchone()
