@@ -287,6 +287,28 @@ def test_a_mirror_that_writes_nothing_starts_no_process() -> None:
     mirror.close()
 
 
+def test_a_mirror_asked_to_start_has_its_writer_ready_before_the_first_write(
+    tmp_path: Path,
+) -> None:
+    mirror = StateMirror(tmp_path / "spares")
+    try:
+        mirror.start()
+        _wait_until(lambda: mirror.writer_pid is not None, timeout=5.0)
+        pid = mirror.writer_pid
+        assert pid is not None
+        # the process is up (its Python started), and it writes as one started by a write
+        _wait_until(lambda: psutil.Process(pid).cmdline()[-3:-2] == [_mirror._WRITER])
+        d = tmp_path / "t"
+        _component(d, {"name": "t"})
+        mirror.set(d, {"state": "running"})
+        time.sleep(4 * _mirror.MIRROR_DELAY)
+        assert _read(d) == {"name": "t", "state": "running"}
+        assert mirror.writer_pid == pid  # the same process, not a second one
+    finally:
+        mirror.close()
+    assert _gone(pid)
+
+
 def test_a_writer_that_cannot_be_started_leaves_the_writes_in_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

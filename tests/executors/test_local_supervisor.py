@@ -9,8 +9,13 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
-from sharin.engine import JobHandle, JobResult, TaskSpec
+import psutil
+import pytest
+
+import sharin
+from sharin.engine import JobHandle, JobResult, TaskSpec, _mirror
 from sharin.executors import LocalExecutor
 
 from ..helpers import pid_alive, wait_for
@@ -202,3 +207,58 @@ def test_a_task_ignores_no_signal_the_engine_or_supervisor_ignore(tmp_path: Path
     ignored = int(spec.stdout_path.read_text().split()[1], 16)
     for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP, signal.SIGXFSZ):
         assert not ignored & (1 << (sig - 1)), sig
+
+
+def test_prepare_starts_the_supervisor_before_the_first_submission(tmp_path: Path) -> None:
+    spec = make_spec(tmp_path, "true")
+
+    async def go() -> tuple[int, int]:
+        ex = LocalExecutor()
+        try:
+            assert ex._sup is None  # nothing started before it is asked for
+            ex.prepare()
+            assert ex._sup is not None
+            ready = ex._sup.pid
+            assert psutil.Process(ready).ppid() == os.getpid()
+            await ex.wait(await ex.submit(spec), spec)
+            return ready, ex._sup.pid
+        finally:
+            await ex.close()
+
+    ready, used = asyncio.run(asyncio.wait_for(go(), 15))
+    assert used == ready  # the first task went to the supervisor started ahead
+
+
+def test_a_run_starts_its_supervisor_and_mirror_writer_as_it_begins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both processes are started as the run begins: their start-up overlaps the run's own
+    (git, the journal) instead of delaying the first task and the first state written."""
+    proj = sharin.new_project(tmp_path / "p.wheel")
+    sharin.add_task(proj, "t", "true")
+    order: list[str] = []
+    submit, start, send = (
+        LocalExecutor.submit,
+        _mirror.StateMirror._start,
+        _mirror.StateMirror._send,
+    )
+
+    async def spy_submit(self: LocalExecutor, spec: TaskSpec) -> JobHandle:
+        order.append("submit, supervisor ready" if self._sup is not None else "submit")
+        return await submit(self, spec)
+
+    def spy_start(self: _mirror.StateMirror) -> Any:
+        order.append("writer started")
+        return start(self)
+
+    def spy_send(self: _mirror.StateMirror, lines: list[str], last: int) -> None:
+        order.append("states sent")
+        send(self, lines, last)
+
+    monkeypatch.setattr(LocalExecutor, "submit", spy_submit)
+    monkeypatch.setattr(_mirror.StateMirror, "_start", spy_start)
+    monkeypatch.setattr(_mirror.StateMirror, "_send", spy_send)
+    assert sharin.run(proj.root).ok
+    assert "submit, supervisor ready" in order, order
+    assert "submit" not in order, "the supervisor was started only by the first submission"
+    assert order.index("writer started") < order.index("states sent"), order

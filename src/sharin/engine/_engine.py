@@ -378,15 +378,20 @@ class Engine:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _start_run(self) -> bool:
-        """Open the journal and choose: resume the last run, or begin a new one."""
+    def _open_journal(self) -> None:
+        """Open the journal and read what finished before and may be reused (``--restart``:
+        nothing)."""
         self.journal = Journal(self.layout.journal)
-        last = self.journal.last_run()
         if self.options.resume:
-            # what finished before and may be reused (``--restart``: nothing)
             self._fps = valid_fingerprints(self.journal)
             self._cleaned = set(self.journal.fingerprints()) - set(self._fps)
             self._digests = _fingerprint.DigestCache(self.journal.digests())
+
+    def _start_run(self) -> bool:
+        """Open the journal and choose: resume the last run, or begin a new one."""
+        self._open_journal()
+        assert self.journal is not None
+        last = self.journal.last_run()
         if (
             self.options.resume
             and last is not None
@@ -455,8 +460,12 @@ class Engine:
                     (c.directory / STATUS_FILE).unlink()
 
     async def _run(self, t0: float) -> RunResult:
+        # the processes the run will need start now, while git and the journal are read
+        self._mirror.start()
+        self._prepare_executors()
         self._dirty = await _git_dirty(self.project.root)
-        resumed = self._start_run()
+        # off the event loop: a new run resets the states of every component file
+        resumed = await self._files.call(self._start_run)
         assert self.journal is not None
         root = self.project.root
         self._base_env = dict(os.environ)
@@ -973,6 +982,22 @@ class Engine:
                 n = ex.max_concurrent = self.options.max_local
             slots = self._slots[id(ex)] = asyncio.Semaphore(n + ex.queue_ahead)
         return ex, slots
+
+    def _prepare_executors(self) -> None:
+        """:meth:`Executor.prepare` of each executor the project's tasks name."""
+        seen: set[tuple[str, bool]] = set()
+        for c in self.project.components():
+            if c.type != ComponentType.TASK:
+                continue
+            where = (c.host, c.use_job_scheduler)
+            if where in seen:
+                continue
+            seen.add(where)
+            try:
+                ex, _ = self._executor(*where)
+            except SharinError:
+                continue  # said when the task is run
+            ex.prepare()
 
     def _spec(
         self,

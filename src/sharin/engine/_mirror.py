@@ -15,7 +15,9 @@ waiting for the file system); the mirror's *sender* thread waits :data:`MIRROR_D
 the quick successive states of a task coalesce, then hands the batch to the child as JSON
 lines in one ``write`` (a ``json.dumps`` per change is all the JSON left in the engine), and
 reads the child's answer that the batch is written. The child is started by the sender at the
-first batch: an engine that writes nothing starts no process. :meth:`StateMirror.remove_tree`
+first batch, or earlier when the engine asks for it (:meth:`StateMirror.start`, as a run
+begins: the child's start-up then overlaps the run's own); a mirror that is never asked to
+write nor to start starts no process. :meth:`StateMirror.remove_tree`
 has the sender tell the child to forget the directory and waits for its answer, after which no
 write below it is under way. When the child cannot be started or dies, the sender writes
 itself, in-process, with the same functions, beginning with the batch the child had not
@@ -52,8 +54,10 @@ from ._mirrorwriter import (
 # with the writer's functions the tests use
 __all__ = ["DELETE", "StateMirror", "_Spares", "_update", "_write_status", "update_json"]
 
-#: seconds the mirror waits so that quick successive states of a component are written once
-MIRROR_DELAY = 0.1
+#: seconds the mirror waits so that quick successive states of a component are written once:
+#: long enough for a short task's ``running`` and ``finished`` to fall into one batch, short
+#: enough that what is pending when the run ends (written before it returns) is little
+MIRROR_DELAY = 0.025
 
 #: the writer's process: this file run on its own
 _WRITER = str(Path(__file__).with_name("_mirrorwriter.py"))
@@ -105,6 +109,7 @@ class StateMirror:
         self._asked = 0  #: the last ack number handed out
         self._done = 0  #: everything up to this ack number is written
         self._closed = False
+        self._start_now = False  #: start the child before the first batch (:meth:`start`)
         self._stopped = False  #: the sender has ended
         self._hurry = threading.Event()  #: cuts the sender's wait short (close, forget)
         self._proc: subprocess.Popen[bytes] | None = None
@@ -131,6 +136,13 @@ class StateMirror:
                 old[0].update(fields)
                 if status is not None:
                     self._pending[key] = (old[0], status)
+
+    def start(self) -> None:
+        """Have the writer's process started now, before anything is written (returns at once;
+        the sender thread starts it)."""
+        with self._cond:
+            self._start_now = True
+            self._cond.notify()
 
     def forget(self, directory: Path) -> None:
         """``directory`` is about to be removed (an old loop trip, an instance): nothing below it
@@ -174,9 +186,16 @@ class StateMirror:
         try:
             while True:
                 with self._cond:
-                    while not self._pending and not self._closed and not self._forgets:
+                    while not (self._pending or self._closed or self._forgets or self._start_now):
                         self._cond.wait()
                     hurry = self._closed or bool(self._forgets)
+                    start, self._start_now = self._start_now, False
+                if start and self._proc is None and not self._in_process and not hurry:
+                    try:
+                        self._start()
+                    except _Lost:
+                        self._lose_child()
+                    continue
                 if not hurry:
                     # let the states of short tasks coalesce: one write instead of two or three
                     # (close() and remove_tree() cut the wait short)

@@ -206,6 +206,11 @@ class Executor(abc.ABC):
         self.host = host
         self.max_concurrent = max(1, int(max_concurrent))
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook
+        """A run that may submit here has begun (called on the event loop, must not block):
+        start what a first submission waits for, such as a local supervisor process, so that
+        its start-up overlaps the run's own. Errors are left for :meth:`submit` to raise."""
+
     async def stage_in(self, spec: TaskSpec) -> None:  # noqa: B027 - optional hook
         """Make ``spec.workdir`` available where the task runs (no-op for the local machine)."""
 

@@ -479,6 +479,12 @@ class LocalExecutor(Executor):
             sup = self._sup = _Supervisor(loop)
         return sup
 
+    def prepare(self) -> None:
+        """Start the supervisor now: its Python's start-up (tens of milliseconds) then
+        overlaps the run's start instead of delaying the first task."""
+        with contextlib.suppress(ExecutorError):
+            self._supervisor()
+
     async def submit(self, spec: TaskSpec) -> JobHandle:
         script = task_script(spec, self._roots)
         prepare_script(script)
