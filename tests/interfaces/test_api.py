@@ -103,6 +103,9 @@ class Recorder(Executor):
         self.calls: list[tuple[str, str]] = []
         self.specs: dict[str, TaskSpec] = {}
 
+    def prepare(self) -> None:
+        self.calls.append(("prepare", ""))
+
     async def stage_in(self, spec: TaskSpec) -> None:
         self.calls.append(("stage_in", spec.key))
         self.specs[spec.key] = spec
@@ -153,8 +156,10 @@ def test_a_custom_executor_gets_the_protocol_calls(project: Project) -> None:
 
     assert result.ok  # the scripts would fail, but the recorder runs nothing
     assert not provider.closed  # the caller's provider: the caller closes it
-    assert provider.asked == [("localhost", False), ("localhost", False)]
+    # once as the run begins (prepare: both tasks' one executor), then once for each task
+    assert provider.asked == [("localhost", False)] * 3
     assert recorder.calls == [
+        ("prepare", ""),
         ("stage_in", "a"),
         ("submit", "a"),
         ("wait", "a"),
