@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sharin.engine import _mirrorwriter
 from sharin.engine._mirror import DELETE, StateMirror, update_json
 
 values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
@@ -169,3 +170,21 @@ def test_a_spare_rewritten_holds_exactly_the_new_text_and_mode(
         assert b.stat().st_mode & 0o777 == mode
     finally:
         spares.close()
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and the infinities too: json writes them (NaN, Infinity)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=30,
+)
+
+
+@given(value=_JSON)
+def test_the_writer_lays_out_a_file_as_json_dumps_with_an_indent_of_two(value: Any) -> None:
+    """The writer's own encoder (json's with an indent is in Python and slow) gives the text
+    json.dumps gives, byte for byte, so a component file keeps its layout."""
+    assert _mirrorwriter.dumps_indented(value) == json.dumps(value, indent=2, ensure_ascii=False)
