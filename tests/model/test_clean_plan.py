@@ -106,3 +106,27 @@ def test_a_crashed_attempt_gets_the_files_made_before_its_last_record(tmp_path: 
     cleaning.settle(root, d2, last - 10.0)
     got = cleaning.read_manifest(cleaning.attempt_manifests(d2)[0][2])
     assert got is not None and "a/later.txt" not in got[1] and "a/out.txt" in got[1]
+
+
+_NAME = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+    min_size=1,
+    max_size=12,
+).filter(lambda n: n not in (".", "..", ".git", ".sharin", "wheel.log") and len(n.encode()) < 200)
+
+
+@given(names=st.lists(_NAME, min_size=1, max_size=6, unique=True))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_a_streamed_file_list_reads_back_as_the_walk_found_it(names: list[str]) -> None:
+    """The file list written entry by entry (clean's record of a run) holds every name as the
+    walk found it, whatever characters it has."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp, "p")
+        (root / "d").mkdir(parents=True)
+        for i, name in enumerate(names):
+            (root / ("d" if i % 2 else "") / name).write_text(name)
+        out = Path(tmp, "files.json")
+        cleaning.write_snapshot(out, root)
+        got = cleaning.read_manifest(out)
+        assert got is not None and got[1] == cleaning.snapshot(root)
+        json.loads(out.read_text())  # one JSON document

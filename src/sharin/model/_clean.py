@@ -125,13 +125,16 @@ def write_snapshot(path: Path, root: Path) -> None:
     million files). Atomic as :func:`write_manifest`; the time is taken after the walk."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
-    compact = (",", ":")
+    # each entry as json.dumps(..., separators=(",", ":")) writes it, put together here: that
+    # call makes an encoder each time, most of the walk's cost (twice per run, for every file)
+    quote = json.encoder.encode_basestring_ascii
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write('{"files":{')
             sep = ""
             for rel, st in _walk(root):
-                f.write(f"{sep}{json.dumps(rel)}:{json.dumps(_entry(st), separators=compact)}")
+                kind, size, mtime = _entry(st)
+                f.write(f'{sep}{quote(rel)}:["{kind}",{size},{mtime}]')
                 sep = ","
             f.write(f'}},"time":{json.dumps(time.time())}}}')
         os.replace(tmp, path)
