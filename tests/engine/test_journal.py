@@ -204,6 +204,40 @@ def test_reports_wait_for_the_end_of_the_loop_step_and_the_intent_to_submit_does
     assert committed(path)["ps_K_2/t"] == "waiting"
 
 
+def test_a_handle_its_executor_recovers_waits_for_the_loop_step_and_another_does_not(
+    tmp_path: Path,
+) -> None:
+    """A local attempt's handle (the supervisor's pid record is on disk already) is committed
+    with the loop step's reports; any other handle before ``set_task`` returns."""
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    run = j.new_run({})
+    seen: dict[str, dict[str, str]] = {}
+
+    async def go() -> None:
+        j.set_task(run, "a", "task", "queued", attempt=1, started=True)
+        j.set_task(run, "a", "task", "running", handle='{"id": 1}', recoverable=True)
+        seen["recoverable"] = committed(path)
+        await asyncio.sleep(0)
+        seen["next step"] = committed(path)
+        j.set_task(run, "b", "task", "queued", attempt=1, started=True)
+        j.set_task(run, "b", "task", "running", handle='{"id": 2}')
+        seen["other"] = committed(path)
+
+    try:
+        asyncio.run(go())
+    finally:
+        j.close()
+    assert seen["recoverable"] == {"a": "queued"}  # an engine dying now recovers it from queued
+    assert seen["next step"] == {"a": "running"}
+    assert seen["other"]["b"] == "running"
+    again = Journal(path)
+    try:
+        assert again.tasks(run)["a"].handle == '{"id": 1}'
+    finally:
+        again.close()
+
+
 def test_closing_or_ending_the_run_commits_the_waiting_reports(tmp_path: Path) -> None:
     path = tmp_path / "j.sqlite"
     j = Journal(path)

@@ -1159,6 +1159,7 @@ class Engine:
                             persist=persist,
                             handle=handle.to_json(),
                             message=ex.describe(handle) or None,
+                            recoverable=ex.recovers_started,
                         )
                         if submitted is not None:
                             submitted(handle)

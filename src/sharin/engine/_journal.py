@@ -11,7 +11,11 @@ calling thread, and that transaction is committed at the loop's next step (or ea
 next record that cannot wait). Every other record (``queued`` — the intent to submit, written
 before the executor starts anything —, any record with a handle, ``waiting``, ``stage-in``,
 ``stage-out``, ``unknown``, handles cleared, runs begun and ended) is committed before
-:meth:`Journal.set_task` returns, together with all the records before it. One connection writes
+:meth:`Journal.set_task` returns, together with all the records before it. The one exception
+is the handle of an attempt whose executor finds it again by itself (a local task: the
+supervisor's pid record is on disk before the handle is returned): it may wait for the loop's
+step like a report, since an engine that dies first finds the attempt ``queued`` and
+re-attaches to it through the executor's ``recover``. One connection writes
 them in order, so after a crash the journal is always a prefix of what the engine wrote: at worst
 the last reports of the step the engine died in are missing, which is what a crash one step
 earlier would have left. Without a running event loop (tools, tests) every record is committed
@@ -344,11 +348,15 @@ class Journal:
         message: str | None = None,
         started: bool = False,
         ended: bool = False,
+        recoverable: bool = False,
     ) -> None:
         """Insert or update one task instance; only the given fields change.
 
         Committed before this returns unless the record only reports (see the module's
-        docstring): then at the end of the event loop's step at the latest."""
+        docstring): then at the end of the event loop's step at the latest. ``recoverable``:
+        the record's handle may wait for that too, because the executor that started the
+        attempt finds it again from records of its own, written before it returned the
+        handle (:attr:`~sharin.engine.Executor.recovers_started`)."""
         now = time.time()
         self._write(
             """
@@ -378,7 +386,7 @@ class Journal:
                 handle is not None,
                 rc is not None or ended,
             ),
-            defer=handle is None and state in _DEFERRABLE,
+            defer=(handle is None or recoverable) and state in _DEFERRABLE,
         )
 
     def clear_handle(self, run: int, key: str) -> None:

@@ -201,6 +201,11 @@ class Executor(abc.ABC):
     #: running attempts ends and then started without waiting for the engine (the engine keeps
     #: that many more ``submit`` calls under way; :meth:`withdraw` takes one back on a stop)
     queue_ahead: int = 0
+    #: :meth:`recover` finds every attempt this executor started from records of its own,
+    #: written before :meth:`submit` returned its handle (a local supervisor's pid records):
+    #: the engine then journals the handle with the reports of its loop step instead of
+    #: committing it before it goes on
+    recovers_started: bool = False
 
     def __init__(self, *, host: str = "localhost", max_concurrent: int = 1) -> None:
         self.host = host

@@ -457,6 +457,8 @@ class LocalExecutor(Executor):
     waits for the engine to hear of the last one's end and to answer."""
 
     kind = "local"
+    #: the supervisor records each task's pid before the handle is returned (:meth:`recover`)
+    recovers_started = True
 
     def __init__(self, *, max_concurrent: int | None = None) -> None:
         super().__init__(host="localhost", max_concurrent=max_concurrent or os.cpu_count() or 1)
