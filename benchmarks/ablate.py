@@ -1,10 +1,12 @@
 """What each part of a local task's path costs: W1 run with one part replaced at a time.
 
     python benchmarks/ablate.py [--repeat N] [--only full,no-mirror,...] [--workdir DIR]
+                                [--workload W3]
 
-W1 (``run.py``'s 1,000 independent ``true`` tasks and one gather task) is built once through the
-API; every measurement runs on a fresh copy, in a fresh engine process (``engine_child.py``,
-sharin's bytecode cached as in ``run.py``). In each process ONE part of the engine is replaced
+W1 (``run.py``'s 1,000 independent ``true`` tasks and one gather task; with ``--workload W3``,
+its 1 → 200 → 1 fan-out and fan-in) is built once through the API; every measurement runs on a
+fresh copy, in a fresh engine process (``engine_child.py``, sharin's bytecode cached as in
+``run.py``). In each process ONE part of the engine is replaced
 by a no-op or the cheapest stand-in, by monkeypatching in that process only (never in ``src/``),
 so that the difference to the full engine measured in the same repetitions is what that part
 costs. Variants run interleaved (full, variant 1, variant 2, ..., the asyncio floor, full, ...),
@@ -278,6 +280,9 @@ def main(argv: Sequence[str]) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", default=",".join((*VARIANTS, "floor")))
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--workload", choices=("W1", "W3"), default="W1", help="run.py's W1 (default) or W3"
+    )
     args = ap.parse_args(argv)
     chosen = [v.strip() for v in args.only.split(",") if v.strip()]
     bad = [v for v in chosen if v not in (*VARIANTS, "floor")]
@@ -290,17 +295,18 @@ def main(argv: Sequence[str]) -> int:
     git = bench.git_describe()
     t_start = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     results: dict[str, list[dict[str, Any]]] = {v: [] for v in chosen}
-    tasks = bench.w1_tasks()
+    wl = args.workload
+    tasks = bench.w1_tasks() if wl == "W1" else bench.w3_tasks()
     with bench.scratch_base(args.workdir) as base:
         templates = base / "templates"
         templates.mkdir(exist_ok=True)
         scratch = bench.Scratch(base / "runs")
         probe_us = bench.creation_probe(base)
         bench.set_child_env(base / "pycache")
-        template = templates / "w1.wheel"
+        template = templates / f"{wl.lower()}.wheel"
         if not (template / "prj.wheel.json").exists():  # built by an earlier run: --workdir
-            bench.log(f"building W1 ({len(tasks)} tasks)")
-            template, _ = bench.build(templates, "w1", tasks)
+            bench.log(f"building {wl} ({len(tasks)} tasks)")
+            template, _ = bench.build(templates, wl.lower(), tasks)
         for i in range(args.repeat):
             bench.log(f"repetition {i + 1}/{args.repeat}")
             for v in chosen:
@@ -324,7 +330,7 @@ def main(argv: Sequence[str]) -> int:
     def col(v: str, key: str) -> list[float]:
         return [float(o[key]) for o in results[v] if key in o]
 
-    print("## W1 ablation: what each part of a local task's path costs\n")
+    print(f"## {wl} ablation: what each part of a local task's path costs\n")
     print(f"- command: `python benchmarks/ablate.py {' '.join(argv)}`".rstrip())
     print(f"- date: {t_start}; git {git}; {bench.JOBS} CPUs")
     print(
