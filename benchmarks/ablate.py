@@ -30,7 +30,9 @@ The variants (what the process does instead):
 * ``no-manifest`` — no clean manifest (the project's file lists at the start and the end).
 * ``open-before`` — the project is opened before ``sharin.run`` is timed (its wall saving is
   the time of opening; its CPU is still counted).
-* ``all`` — all of the above at once: what is left is the engine's scheduling itself.
+* ``bare`` — all of the above at once but the supervisor: what is left is the engine's own
+  scheduling of local tasks, through the supervisor.
+* ``all`` — all of the above at once, the supervisor too.
 * ``floor`` — the asyncio floor (``floor.py``) on a copy of the same project.
 
 Each engine process also reports the CPU time of each of its threads (``time.thread_time()``
@@ -66,9 +68,10 @@ VARIANTS = (
     "no-validate",
     "no-manifest",
     "open-before",
+    "bare",
     "all",
 )
-PARTS = VARIANTS[1:-1]
+PARTS = VARIANTS[1:-2]
 
 
 # ---------------------------------------------------------------------- the engine process
@@ -123,7 +126,15 @@ def _no_manifest() -> None:
 def _patch(variant: str, project: str) -> Callable[[Any], Any] | None:
     """Replace one part of sharin in this process (all of them for ``all``); returns a
     replacement of the project argument of ``sharin.run`` (``open-before``), or None."""
-    parts = PARTS if variant == "all" else () if variant == "full" else (variant,)
+    parts = (
+        PARTS
+        if variant == "all"
+        else tuple(p for p in PARTS if p != "no-supervisor")
+        if variant == "bare"
+        else ()
+        if variant == "full"
+        else (variant,)
+    )
     patches: dict[str, Callable[[], None]] = {
         "no-mirror": _no_mirror,
         "no-journal": _no_journal,
@@ -315,7 +326,7 @@ def main(argv: Sequence[str]) -> int:
                 if v == "floor":
                     out = bench.floor_child(proj, tasks, proj.parent)
                 else:
-                    if v in ("null-logs", "all"):
+                    if v in ("null-logs", "bare", "all"):
                         _null_logs(proj, [t.name for t in tasks])
                     out = _engine(v, proj, bench.CHILD_ENV)
                     if out.get("state") != "finished":
