@@ -513,12 +513,14 @@ async def start_run(
         bus.subscribe(attempt.on_event)
 
     async def finish() -> None:
-        try:
-            if owned:
-                await provider.close()
-        finally:
-            if attempt is not None:
-                await attempt.end()
+        # side by side: the executors' ends (the supervisor's exit) and the file list of the
+        # project as the run left it (a walk of the project on a thread) wait on different things
+        ends = [provider.close()] if owned else []
+        if attempt is not None:
+            ends.append(attempt.end())
+        for outcome in await asyncio.gather(*ends, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     handle = RunHandle(p.root, engine, bus, finish)
     handle.start()
