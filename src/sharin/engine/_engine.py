@@ -378,20 +378,15 @@ class Engine:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _open_journal(self) -> None:
-        """Open the journal and read what finished before and may be reused (``--restart``:
-        nothing)."""
+    def _start_run(self) -> bool:
+        """Open the journal and choose: resume the last run, or begin a new one."""
         self.journal = Journal(self.layout.journal)
+        last = self.journal.last_run()
         if self.options.resume:
+            # what finished before and may be reused (``--restart``: nothing)
             self._fps = valid_fingerprints(self.journal)
             self._cleaned = set(self.journal.fingerprints()) - set(self._fps)
             self._digests = _fingerprint.DigestCache(self.journal.digests())
-
-    def _start_run(self) -> bool:
-        """Open the journal and choose: resume the last run, or begin a new one."""
-        self._open_journal()
-        assert self.journal is not None
-        last = self.journal.last_run()
         if (
             self.options.resume
             and last is not None
