@@ -265,9 +265,12 @@ def main() -> int:
     out = bytearray()
     connected = True
 
-    def send(obj: dict[str, object]) -> None:
+    def send_line(line: bytes) -> None:
         if connected:
-            out.extend(json.dumps(obj).encode() + b"\n")
+            out.extend(line)
+
+    def send(obj: dict[str, object]) -> None:
+        send_line(json.dumps(obj).encode() + b"\n")
 
     def flush() -> None:
         nonlocal connected
@@ -308,8 +311,8 @@ def main() -> int:
                 _, status = os.waitpid(pid, 0)
             except ChildProcessError:
                 continue
-            if rc_path is not None and connected:
-                out.extend(b'{"exited": %d, "status": %d}\n' % (pid, status))
+            if rc_path is not None:  # a line of fixed shape, put together without json
+                send_line(b'{"exited": %d, "status": %d}\n' % (pid, status))
 
     def start_held() -> None:
         while held and len(rc_files) < limit:
@@ -325,9 +328,8 @@ def main() -> int:
                 send({"id": req["id"], "error": f"{e.strerror or e} ({e.filename or ''})"})
                 continue
             rc_files[pid] = str(req["rc"])
-            if connected:
-                begun = b"null" if start is None else b"%d" % start
-                out.extend(b'{"id": %d, "pid": %d, "start": %s}\n' % (rid, pid, begun))
+            begun = b"null" if start is None else b"%d" % start
+            send_line(b'{"id": %d, "pid": %d, "start": %s}\n' % (rid, pid, begun))
 
     while connected or rc_files:
         ready = sel.select(0 if connected and _wanting() else None)
