@@ -123,18 +123,19 @@ def _no_manifest() -> None:
     api._FileLists.start = classmethod(none)  # type: ignore[assignment,attr-defined]
 
 
+def _parts(variant: str) -> tuple[str, ...]:
+    """The parts a variant replaces."""
+    if variant == "all":
+        return PARTS
+    if variant == "bare":
+        return tuple(p for p in PARTS if p != "no-supervisor")
+    return () if variant == "full" else (variant,)
+
+
 def _patch(variant: str, project: str) -> Callable[[Any], Any] | None:
-    """Replace one part of sharin in this process (all of them for ``all``); returns a
-    replacement of the project argument of ``sharin.run`` (``open-before``), or None."""
-    parts = (
-        PARTS
-        if variant == "all"
-        else tuple(p for p in PARTS if p != "no-supervisor")
-        if variant == "bare"
-        else ()
-        if variant == "full"
-        else (variant,)
-    )
+    """Replace the parts of sharin ``variant`` names in this process; returns a replacement
+    of the project argument of ``sharin.run`` (``open-before``), or None."""
+    parts = _parts(variant)
     patches: dict[str, Callable[[], None]] = {
         "no-mirror": _no_mirror,
         "no-journal": _no_journal,
@@ -326,7 +327,7 @@ def main(argv: Sequence[str]) -> int:
                 if v == "floor":
                     out = bench.floor_child(proj, tasks, proj.parent)
                 else:
-                    if v in ("null-logs", "bare", "all"):
+                    if "null-logs" in _parts(v):
                         _null_logs(proj, [t.name for t in tasks])
                     out = _engine(v, proj, bench.CHILD_ENV)
                     if out.get("state") != "finished":
