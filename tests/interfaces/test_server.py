@@ -1237,6 +1237,43 @@ def test_an_edit_made_outside_the_server_is_seen_by_the_tabs(
             assert _next_edit(ws)["what"] == "external"
 
 
+def test_a_run_between_two_beats_is_no_edit(
+    client: TestClient, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a busy machine a whole run can fall between two of the feed's looks at the engine's
+    lock: the journal tells that its writes were a run's, not an edit made outside."""
+    import subprocess
+    import sys
+
+    from sharin.interfaces.server import _feed
+
+    pid = _new(client)["id"]
+    root = workspace / "demo.wheel"
+    _task(client, pid, "t", "echo hi > out.txt\n")
+    url = f"ws://127.0.0.1:8123/api/projects/{pid}/events"
+    with client.websocket_connect(url) as ws:
+        edit = ws.receive_json()["edit"]
+        monkeypatch.setattr(_feed, "_running", lambda _root: False)  # every beat misses it
+        cmd = [sys.executable, "-m", "sharin", "run", str(root)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        while True:  # the run's end, read from the journal at a beat that saw the files too
+            m = ws.receive_json()
+            assert m["type"] != "edit", m
+            if (
+                m["type"] == "change"
+                and m["event"]["key"] == ""
+                and m["event"]["state"] != "running"
+            ):
+                break
+        time.sleep(3 * _feed.POLL)
+        with client.websocket_connect(url) as late:
+            assert late.receive_json()["edit"] == edit  # no edit since
+        # and an edit made outside after the run still is one
+        cmd = [sys.executable, "-m", "sharin", "add", str(root), "task", "cli", "--script-text", "true"]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+        assert _next_edit(ws)["what"] == "external"
+
+
 # ---------------------------------------------------------------------- SSH prompts of UI runs
 def _until_type(ws: Any, kind: str) -> dict[str, Any]:
     while True:

@@ -126,6 +126,7 @@ def _watch(served: Served, pid: str, stalled: ClientConnection, reader: ClientCo
             if m["run"]:
                 states[""] = m["run"]["state"]
         else:
+            assert m["type"] == "change", m  # the run's writes are no edit
             states[m["event"]["key"]] = m["event"]["state"]
     assert kinds[0] == "snapshot" and "snapshot" in kinds[1:], kinds[:5]
     assert kinds.count("change") < seqs[-1]  # it skipped changes rather than queue them all

@@ -10,7 +10,8 @@ component, its ``cmp.wheel.json`` and its directory (``stat`` only; a directory'
 when an entry in it is made, removed or replaced, so an added component or a file saved by an
 editor shows there). A change that no edit of this server made — the CLI, an editor — is
 published as an ``external`` edit. While an engine runs the project its state writes are not
-edits and are passed over.
+edits and are passed over, and so are those of a run that the journal says began or ended since
+the files were last looked at (on a busy machine a short run may fall between two looks).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,6 +122,25 @@ def _running(root: Path) -> bool:
     return pid is not None and pid > 0  # a negative one: the lock of an edit (the CLI's), no run
 
 
+def _ran_since(root: Path, since: float) -> bool:
+    """Whether the journal's last run began or ended at ``since`` (a wall-clock time) or later:
+    it was going at some moment since then, however short it was."""
+    from ...engine import Journal
+
+    path = RunLayout(root).journal
+    if not path.exists():
+        return False
+    try:
+        j = Journal.open_readonly(path)
+    except JournalError:
+        return False
+    try:
+        run = j.last_run()
+    finally:
+        j.close()
+    return run is not None and (run.started >= since or (run.ended or 0.0) >= since)
+
+
 def _differs(a: Event | None, b: Event) -> bool:
     return a is None or (a.run, a.state, a.attempt, a.returncode) != (
         b.run,
@@ -179,19 +200,29 @@ class JournalFeed:
         t = self._polls.get(name)
         if t is None or t.done():
             stamp = await asyncio.to_thread(_journal_stamp, root)
+            stamped = time.time()
             paths = await asyncio.to_thread(_project_paths, root)
             files = await asyncio.to_thread(_project_stamp, paths)
             t = self._polls.get(name)
             if t is None or t.done():  # another client did not start one meanwhile
-                self._polls[name] = asyncio.ensure_future(self._poll(root, stamp, paths, files))
+                self._polls[name] = asyncio.ensure_future(
+                    self._poll(root, stamp, paths, files, stamped)
+                )
 
     async def _poll(
-        self, root: Path, stamp: tuple[tuple[int, int], ...], paths: list[str], files: _Stamp
+        self,
+        root: Path,
+        stamp: tuple[tuple[int, int], ...],
+        paths: list[str],
+        files: _Stamp,
+        stamped: float,
     ) -> None:
         name = self.hub.name(root)
         # told apart by beats, not by time (a beat may take long on a busy machine): a change is
         # this server's own while one of its edits is under way or ended since the last beat
-        # began, and a run's while an engine runs the project or ran it at the last beat
+        # began, and a run's while an engine runs the project or ran it at the last beat, or
+        # when the journal's last run was going at some moment since ``files`` were stamped
+        # (``stamped``: a whole run may fall between two beats while the loop is busy)
         ran = await asyncio.to_thread(_running, root)
         mark = self._edits_done.get(name, 0)
         while self.hub.watchers(root):
@@ -209,9 +240,12 @@ class JournalFeed:
             ran = ran or await asyncio.to_thread(
                 _running, root
             )  # a run begun since the beat's start
+            looked, stamped = stamped, time.time()
             paths = await asyncio.to_thread(_project_paths, root)  # components may have come
             files = await asyncio.to_thread(_project_stamp, paths)
-            if not (own or ran or ran_before):  # nor a run's writes, its last ones included
+            if own or ran or ran_before:
+                continue
+            if not await asyncio.to_thread(_ran_since, root, looked):  # nor a run's last writes
                 self.hub.edited(name, "external")
 
     async def close(self) -> None:
