@@ -22,6 +22,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...engine import Event
 from ...engine._layout import RunLayout
@@ -30,30 +31,43 @@ from ...model import COMPONENT_FILE, PROJECT_FILE, Project
 from .._hub import EventHub
 from .._runs import local_run
 
+if TYPE_CHECKING:
+    from ...engine import Journal
+
 __all__ = ["JournalFeed", "journal_events"]
 
 #: seconds between two reads of the journal of a run another process's engine runs
 POLL = 0.5
 
 
-def journal_events(root: Path) -> list[Event]:
-    """The last run and each of its tasks as events (run first), from the journal; [] if none."""
+@contextlib.contextmanager
+def _journal(root: Path) -> Iterator[Journal | None]:
+    """The project's journal opened read-only, closed on leaving; None if there is none to read
+    (never run, or a file that is no journal)."""
     from ...engine import Journal
 
     path = RunLayout(root).journal
     if not path.exists():
-        return []
+        yield None
+        return
     try:
         j = Journal.open_readonly(path)
     except JournalError:
-        return []
+        yield None
+        return
     try:
-        run = j.last_run()
-        if run is None:
-            return []
-        tasks = j.tasks(run.id)
+        yield j
     finally:
         j.close()
+
+
+def journal_events(root: Path) -> list[Event]:
+    """The last run and each of its tasks as events (run first), from the journal; [] if none."""
+    with _journal(root) as j:
+        run = j.last_run() if j is not None else None
+        if j is None or run is None:
+            return []
+        tasks = j.tasks(run.id)
     out = [Event(run.id, "", "run", run.state, time=run.ended or run.started)]
     for t in sorted(tasks.values(), key=lambda t: (t.started or 0.0, t.key)):
         out.append(
@@ -125,19 +139,8 @@ def _running(root: Path) -> bool:
 def _ran_since(root: Path, since: float) -> bool:
     """Whether the journal's last run began or ended at ``since`` (a wall-clock time) or later:
     it was going at some moment since then, however short it was."""
-    from ...engine import Journal
-
-    path = RunLayout(root).journal
-    if not path.exists():
-        return False
-    try:
-        j = Journal.open_readonly(path)
-    except JournalError:
-        return False
-    try:
-        run = j.last_run()
-    finally:
-        j.close()
+    with _journal(root) as j:
+        run = j.last_run() if j is not None else None
     return run is not None and (run.started >= since or (run.ended or 0.0) >= since)
 
 
