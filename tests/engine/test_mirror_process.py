@@ -19,7 +19,7 @@ import psutil
 import pytest
 
 from sharin import model
-from sharin.engine import _mirror, _mirrorwriter
+from sharin.engine import _launch, _mirror, _mirrorwriter
 from sharin.engine._mirror import DELETE, StateMirror
 
 SRC = Path(_mirror.__file__).parents[2]
@@ -297,7 +297,11 @@ def test_a_mirror_asked_to_start_has_its_writer_ready_before_the_first_write(
         pid = mirror.writer_pid
         assert pid is not None
         # the process is up (its Python started), and it writes as one started by a write
-        _wait_until(lambda: psutil.Process(pid).cmdline()[-3:-2] == [_mirror._WRITER])
+        _wait_until(
+            lambda: (
+                psutil.Process(pid).cmdline()[-3:-2] == _launch.helper_argv(_mirror._WRITER)[-1:]
+            )
+        )
         d = tmp_path / "t"
         _component(d, {"name": "t"})
         mirror.set(d, {"state": "running"})

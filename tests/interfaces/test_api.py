@@ -87,10 +87,30 @@ def test_run_async_reports_events(project: Project) -> None:
     assert [e.time for e in events] == sorted(e.time for e in events)
 
 
+def _live_children() -> list[str]:
+    """This process's child processes still running (a zombie has ended), as command lines."""
+    import psutil
+
+    out = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                out.append(" ".join(p.cmdline()))
+        except psutil.Error:
+            continue  # ended meanwhile
+    return out
+
+
 def test_run_async_refuses_an_invalid_project(project: Project) -> None:
     sharin.add_task(project, "a", None)  # run.sh was never written
+    before = _live_children()
     with pytest.raises(sharin.ValidationError, match=r"a/cmp.wheel.json \[script\]"):
         asyncio.run(sharin.run_async(project))
+    # the helpers started beside the checks (supervisor, state writer, git) have all ended,
+    # and nothing of the project was written
+    assert _live_children() == before
+    assert not (project.root / ".sharin" / "journal.sqlite").exists()
+    assert read_json(project.root / "a" / "cmp.wheel.json").get("state") in (None, "not-started")
 
 
 class Recorder(Executor):

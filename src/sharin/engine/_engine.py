@@ -195,6 +195,8 @@ class Engine:
         self._reasons: dict[str, str] = {}
         self._reused = 0
         self._dirty: bool | None = None
+        #: git's look at the work tree, started by :meth:`prepare`
+        self._dirty_check: asyncio.Future[bool | None] | None = None
         self._below: dict[str, list[str]] | None = None  #: ``_prev``'s keys by container
         self._from_wheel = False  #: the run continues what WHEEL left unfinished
 
@@ -211,6 +213,28 @@ class Engine:
     def _forget_task(self, t: asyncio.Task[str]) -> None:
         self._task_futs.pop(t, None)
 
+    def prepare(self) -> None:
+        """Start what the run will need: the WHEEL state writer's process, the executors'
+        helpers (a local supervisor) and git's look at the work tree (whether the project has
+        unsaved changes, kept with the run). Returns at once; their start-up then overlaps what
+        the caller does before :meth:`run` (its checks of the project: on one CPU, while these
+        take another). Nothing of the project is written. :meth:`run` does it when it was not
+        done; an engine prepared and then not run is ended with :meth:`discard`."""
+        if self._dirty_check is not None:
+            return
+        self._mirror.start()
+        self._prepare_executors()
+        self._dirty_check = asyncio.ensure_future(_git_dirty(self.project.root))
+
+    async def discard(self) -> None:
+        """End what :meth:`prepare` started, for an engine that will not run."""
+        if self._dirty_check is not None:
+            self._dirty_check.cancel()
+            with contextlib.suppress(asyncio.CancelledError, SharinError, OSError):
+                await self._dirty_check
+        await asyncio.to_thread(self._mirror.close)
+        self._files.close()
+
     async def run(self) -> RunResult:
         t0 = time.monotonic()
         try:
@@ -221,6 +245,8 @@ class Engine:
                 self._unlock()
         finally:
             self._mirror.close()  # also when the run never started (busy, bad journal)
+            if self._dirty_check is not None and not self._dirty_check.done():
+                self._dirty_check.cancel()  # the lock was refused before it was awaited
 
     # ------------------------------------------------------------------ run context
     @property
@@ -455,10 +481,9 @@ class Engine:
                     (c.directory / STATUS_FILE).unlink()
 
     async def _run(self, t0: float) -> RunResult:
-        # the processes the run will need start now, while git and the journal are read
-        self._mirror.start()
-        self._prepare_executors()
-        self._dirty = await _git_dirty(self.project.root)
+        self.prepare()  # a no-op when the caller did it
+        assert self._dirty_check is not None
+        self._dirty = await self._dirty_check
         # off the event loop: a new run resets the states of every component file
         resumed = await self._files.call(self._start_run)
         assert self.journal is not None

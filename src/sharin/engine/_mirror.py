@@ -40,6 +40,7 @@ from typing import IO, Any
 
 from ..model import write_json_atomic
 from ..model._jsonio import current_umask
+from ._launch import helper_argv
 from ._mirrorwriter import (
     DELETE,
     _apply,
@@ -288,7 +289,7 @@ class StateMirror:
             # a session of its own: a Ctrl-C of the terminal does not stop it mid-write (it
             # ends when the engine closes its input)
             proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", _WRITER, spare_dir, oct(_new_mode())],
+                helper_argv(_WRITER, spare_dir, oct(_new_mode())),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=True,

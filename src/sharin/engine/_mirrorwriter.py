@@ -48,10 +48,13 @@ import os
 import signal
 import stat
 import sys
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, Final
+
+# what only the annotations name is not imported when the writer runs: each module costs the
+# writer's start-up milliseconds (mypy takes the name TYPE_CHECKING as true wherever it is set)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Final
 
 #: the files the writer writes in a component's directory (``sharin.model``'s names)
 COMPONENT_FILE: Final = "cmp.wheel.json"
@@ -75,8 +78,8 @@ class _Spares:
     """Files displaced by replacements, kept (hard links in ``directory``) to be written again
     as the temporary file of another replacement or as a new file. Used by one thread."""
 
-    def __init__(self, directory: Path, new_mode: int) -> None:
-        self.dir = directory
+    def __init__(self, directory: str | os.PathLike[str], new_mode: int) -> None:
+        self.dir = os.fspath(directory)
         self._free: list[str] = []
         self._made = 0
         #: False once this file system refused a link, a lease or a rename (leases: Linux)
@@ -91,7 +94,7 @@ class _Spares:
             return
         if self._made == 0:
             try:
-                self.dir.mkdir(parents=True, exist_ok=True)
+                os.makedirs(self.dir, exist_ok=True)
             except OSError:
                 self._ok = False
                 return
@@ -188,7 +191,7 @@ class _Spares:
         self._free.clear()
         if self._made:
             try:
-                self.dir.rmdir()
+                os.rmdir(self.dir)
             except OSError:
                 pass  # another engine's spares, or something else the user keeps there
 
@@ -320,6 +323,8 @@ def _update(
     if spares is None or not spares.place(text, mode, name, st.st_ino):
         # no spare yet: a new temporary file, as write_json_atomic makes; the file it
         # replaces is the next spare
+        import tempfile  # here: imported only when a file is made new (no spare at hand)
+
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(name))
         try:
             try:
@@ -409,7 +414,7 @@ def main() -> int:
     for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
         signal.signal(sig, signal.SIG_IGN)
     spare_dir, mode = sys.argv[1], int(sys.argv[2], 8)
-    spares = _Spares(Path(spare_dir), mode) if spare_dir else None
+    spares = _Spares(spare_dir, mode) if spare_dir else None
     gone: set[str] = set()
     buf = b""
     while True:

@@ -29,7 +29,6 @@ import os
 import signal
 import socket
 import stat
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from typing import Any
 import msgspec
 
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
+from ..engine._launch import helper_argv
 from ..errors import ExecutorError
 from ..model._paths import Bounds, UnsafePathError, find_root, resolve_inside
 
@@ -234,9 +234,10 @@ class _Supervisor:
         try:
             null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
             try:
+                argv = helper_argv(_SUPERVISOR)
                 self.pid = os.posix_spawn(
-                    sys.executable,
-                    [sys.executable, "-I", "-S", _SUPERVISOR],
+                    argv[0],
+                    argv,
                     dict(os.environ),
                     file_actions=[
                         (os.POSIX_SPAWN_DUP2, theirs.fileno(), 0),

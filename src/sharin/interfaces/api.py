@@ -439,6 +439,25 @@ def _placement_problems(
 
 
 # ---------------------------------------------------------------------- running
+def _refuse_busy(root: Path) -> None:
+    """A clear error when an engine runs the project, or another command is changing it."""
+    from ._runs import local_run
+
+    pid = engine_pid(root)
+    if pid is None and local_run(root) is not None:
+        pid = os.getpid()  # started here a moment ago; its engine has not taken the lock yet
+    if pid is not None and pid < 0:  # the lock is held without an engine's pid: an edit
+        raise BusyError(
+            f"{root}: another sharin command is changing the project now; run it again when "
+            "that is done"
+        )
+    if pid is not None:  # said at once (the engine, taking the lock, says it too)
+        raise BusyError(
+            f"{root}: the project is already running (engine pid {pid}); wait for it, "
+            "watch it with `sharin status`, or stop it with `sharin stop`"
+        )
+
+
 async def start_run(
     project: ProjectRef,
     *,
@@ -462,34 +481,19 @@ async def start_run(
     from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
     from ..errors import ValidationError
     from ..executors import ExecutorRegistry
-    from ._runs import RunHandle, local_run
+    from ._runs import RunHandle
 
-    def prepare() -> tuple[dict[str, HostConfig], dict[str, SchedulerDefinition], list[Problem]]:
+    def configuration() -> tuple[dict[str, HostConfig], dict[str, SchedulerDefinition]]:
         hosts = model.load_hosts()
         schedulers: dict[str, SchedulerDefinition] = {}
         if hosts:  # a local-only run reads (and imports) none
             from ..executors import load_schedulers
 
             schedulers = load_schedulers()
-        return hosts, schedulers, _check(p, hosts, schedulers)
+        return hosts, schedulers
 
     # files are read off the event loop: a server's other clients are not held up
-    hosts, schedulers, problems = await asyncio.to_thread(prepare)
-    if problems:
-        raise ValidationError(problems)
-    pid = engine_pid(p.root)
-    if pid is None and local_run(p.root) is not None:
-        pid = os.getpid()  # started here a moment ago; its engine has not taken the lock yet
-    if pid is not None and pid < 0:  # the lock is held without an engine's pid: an edit
-        raise BusyError(
-            f"{p.root}: another sharin command is changing the project now; run it again when "
-            "that is done"
-        )
-    if pid is not None:  # said at once (the engine, taking the lock, says it too)
-        raise BusyError(
-            f"{p.root}: the project is already running (engine pid {pid}); wait for it, "
-            "watch it with `sharin status`, or stop it with `sharin stop`"
-        )
+    hosts, schedulers = await asyncio.to_thread(configuration)
     opts = options or RunOptions()
     if opts.max_local is None:
         opts.max_local = model.local_job_limit()
@@ -501,14 +505,21 @@ async def start_run(
     if on_event is not None:
         bus.subscribe(on_event)
     engine = Engine(p, provider, options=opts, events=bus)
-    if handle_signals:
-        install_signal_handlers(engine)
+    # the engine's helper processes and its look at git start now, beside the checks below
+    engine.prepare()
     try:
+        problems = await asyncio.to_thread(_check, p, hosts, schedulers)
+        if problems:
+            raise ValidationError(problems)
+        _refuse_busy(p.root)
         attempt = await _FileLists.start(p.root)
     except BaseException:
+        await engine.discard()
         if owned:
             await provider.close()
         raise
+    if handle_signals:
+        install_signal_handlers(engine)
     if attempt is not None:
         bus.subscribe(attempt.on_event)
 
