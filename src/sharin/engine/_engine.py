@@ -242,6 +242,7 @@ class Engine:
             try:
                 return await self._run(t0)
             finally:
+                self._mirror.close()  # its writer has exited before the project is unlocked
                 self._unlock()
         finally:
             self._mirror.close()  # also when the run never started (busy, bad journal)
@@ -507,8 +508,10 @@ class Engine:
                 # as WHEEL: a failure that ignoreFailure let the run go past still fails the run
                 state = State.FINISHED if ok and not self._ignored_failures else State.FAILED
         finally:
-            # also reached on an unexpected error or KeyboardInterrupt: record what we know
-            self._mirror.close()
+            # also reached on an unexpected error or KeyboardInterrupt: record what we know,
+            # the WHEEL states first (the writer's process exits while the journal is closed;
+            # run() waits for it)
+            self._mirror.finish()
             self._files.close()
             with contextlib.suppress(sqlite3.DatabaseError):
                 self.journal.add_digests(self._digests.new)

@@ -113,6 +113,8 @@ class StateMirror:
         self._start_now = False  #: start the child before the first batch (:meth:`start`)
         self._stopped = False  #: the sender has ended
         self._hurry = threading.Event()  #: cuts the sender's wait short (close, forget)
+        #: everything is written and the writer told to end (or the sender has stopped)
+        self._written = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._in_process = False  #: the child could not be started, or died
         self._thread = threading.Thread(target=self._loop, name="sharin-state-mirror", daemon=True)
@@ -174,12 +176,20 @@ class StateMirror:
                     self._answered.wait()
         shutil.rmtree(directory, ignore_errors=True)
 
-    def close(self) -> None:
-        """Write what is pending, end the writer's process and stop the thread (idempotent)."""
+    def finish(self) -> None:
+        """Write what is pending and tell the writer's process to end; returns once all is
+        written, without waiting for that process to exit (its clean-up and exit then overlap
+        what the caller does next). Nothing may be set afterwards; :meth:`close` waits for the
+        end."""
         with self._cond:
             self._closed = True
             self._cond.notify()
             self._hurry.set()
+        self._written.wait()
+
+    def close(self) -> None:
+        """Write what is pending, end the writer's process and stop the thread (idempotent)."""
+        self.finish()
         self._thread.join()
 
     # ------------------------------------------------------------------ the sender thread
@@ -224,6 +234,7 @@ class StateMirror:
             with self._lock:
                 self._stopped = True
                 self._answered.notify_all()
+            self._written.set()
 
     def _deliver(
         self,
@@ -329,6 +340,7 @@ class StateMirror:
                 pass  # it died after its last answer: nothing is lost
             for f in (proc.stdin, proc.stdout):
                 _close(f)
+            self._written.set()  # all was answered before: finish() may return
             proc.wait()
         if self._spares is not None:
             self._spares.close()
