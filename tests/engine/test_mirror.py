@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from sharin.engine import _mirrorwriter
 from sharin.engine._mirror import DELETE, StateMirror, update_json
+from sharin.model._jsonio import current_umask
 
 values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=8))
 objects = st.dictionaries(st.text(min_size=1, max_size=6), values, max_size=6)
@@ -74,17 +75,23 @@ def test_a_replaced_component_file_is_written_again_as_another_ones(tmp_path: Pa
     a = _component(tmp_path / "a", {"name": "a"})
     b = _component(tmp_path / "b", {"name": "b"})
     (tmp_path / "c").mkdir()
-    spares = _Spares(tmp_path / "spares", 0o644)
+    spares = _Spares(tmp_path / "spares")
     old_a = a.stat().st_ino
     assert _update(a, {"state": "running"}, spares)
     old_b = b.stat().st_ino
     assert _update(b, {"state": "finished"}, spares)
     assert b.stat().st_ino == old_a  # a's old file, rewritten: no file made
-    _write_status(tmp_path / "c" / "status.wheel.txt", "finished\n0\n0\n", spares)
+    # a status file is made new (with the mode the umask gives): the spares stay for the
+    # component files, whose next replacement takes b's old file
     status = tmp_path / "c" / "status.wheel.txt"
-    assert status.stat().st_ino == old_b and status.read_text() == "finished\n0\n0\n"
-    assert status.stat().st_mode & 0o777 == spares.new_mode
-    assert json.loads(a.read_text()) == {"name": "a", "state": "running"}
+    _write_status(status, "finished\n0\n0\n")
+    assert status.stat().st_ino not in (old_a, old_b) and status.read_text() == "finished\n0\n0\n"
+    assert status.stat().st_mode & 0o777 == 0o666 & ~current_umask()
+    assert _update(a, {"state": "finished"}, spares)
+    assert a.stat().st_ino == old_b
+    _write_status(status, "failed\n1\n1\n")  # written into the file there
+    assert status.read_text() == "failed\n1\n1\n"
+    assert json.loads(a.read_text()) == {"name": "a", "state": "finished"}
     assert json.loads(b.read_text()) == {"name": "b", "state": "finished"}
     assert a.stat().st_mode & 0o777 == b.stat().st_mode & 0o777 == 0o644
     spares.close()
@@ -100,7 +107,7 @@ def test_a_replaced_file_someone_still_reads_or_another_name_has_is_never_rewrit
     b = _component(tmp_path / "b", {"name": "b"})
     c = _component(tmp_path / "c", {"name": "c"})
     d = _component(tmp_path / "d", {"name": "d"})
-    spares = _Spares(tmp_path / "spares", 0o644)
+    spares = _Spares(tmp_path / "spares")
     with a.open("rb") as reader:  # opened before the replacement, read after it
         assert _update(a, {"state": "running"}, spares)
         assert _update(b, {"state": "running"}, spares)
@@ -159,7 +166,7 @@ def test_a_spare_rewritten_holds_exactly_the_new_text_and_mode(
     a = _component(tmp / "a", {"name": "a", "pad": first})
     b = _component(tmp / "b", {"name": "b", "pad": second})
     os.chmod(b, mode)
-    spares = _Spares(tmp / "spares", 0o644)
+    spares = _Spares(tmp / "spares")
     old_a = a.stat().st_ino
     try:
         assert _update(a, {"state": "running"}, spares)  # a's old file becomes a spare

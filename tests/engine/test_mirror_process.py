@@ -65,7 +65,7 @@ def _gone(pid: int) -> bool:
 
 def _writer(spare_dir: Path | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-I", "-S", _mirror._WRITER, os.fspath(spare_dir or ""), "0o644"],
+        [sys.executable, "-I", "-S", _mirror._WRITER, os.fspath(spare_dir or "")],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -297,11 +297,8 @@ def test_a_mirror_asked_to_start_has_its_writer_ready_before_the_first_write(
         pid = mirror.writer_pid
         assert pid is not None
         # the process is up (its Python started), and it writes as one started by a write
-        _wait_until(
-            lambda: (
-                psutil.Process(pid).cmdline()[-3:-2] == _launch.helper_argv(_mirror._WRITER)[-1:]
-            )
-        )
+        writer = _launch.helper_argv(_mirror._WRITER)  # python -I -S, the writer's file
+        _wait_until(lambda: psutil.Process(pid).cmdline()[: len(writer)] == writer)
         d = tmp_path / "t"
         _component(d, {"name": "t"})
         mirror.set(d, {"state": "running"})

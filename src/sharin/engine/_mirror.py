@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..model import write_json_atomic
-from ..model._jsonio import current_umask
 from ._launch import helper_argv
 from ._mirrorwriter import (
     DELETE,
@@ -77,11 +76,6 @@ def update_json(path: Path, fields: Mapping[str, Any]) -> bool:
     if _apply(data, fields):
         write_json_atomic(path, data)
     return True
-
-
-def _new_mode() -> int:
-    """The mode a file the mirror makes gets: this process's umask now applied."""
-    return 0o666 & ~current_umask()
 
 
 class _Lost(Exception):
@@ -300,7 +294,7 @@ class StateMirror:
             # a session of its own: a Ctrl-C of the terminal does not stop it mid-write (it
             # ends when the engine closes its input)
             proc = subprocess.Popen(
-                helper_argv(_WRITER, spare_dir, oct(_new_mode())),
+                helper_argv(_WRITER, spare_dir),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 start_new_session=True,
@@ -326,7 +320,7 @@ class StateMirror:
 
     def _own_spares(self) -> _Spares | None:
         if self._spares is None and self._spare_dir is not None:
-            self._spares = _Spares(self._spare_dir, _new_mode())
+            self._spares = _Spares(self._spare_dir)
         return self._spares
 
     def _end(self) -> None:
