@@ -9,17 +9,21 @@ validating and running the project), ``late_imports`` (modules of sharin that th
 imported inside ``elapsed``: their time is counted there), ``maxrss_kb`` (peak resident set of
 this process alone: ``RUSAGE_SELF`` does not count the task processes), ``cpu_self`` and
 ``cpu_children`` (user + system CPU seconds of this process, all its threads, and of the task
-processes) and ``state``.
+processes), ``state``, and ``before_first`` and ``after_last`` (seconds from the call of
+``sharin.run`` to the first local task's start, and from the last one's end to the return:
+what the run costs around its tasks).
 With PROFILE_OUT, the run happens under cProfile and the statistics are dumped there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 #: the modules of sharin that running a local project loads (what ``sharin run`` imports
 #: before it runs anything); W0's CLI rows and W4's process row count their import
@@ -46,6 +50,20 @@ RUN_MODULES = (
 )
 
 
+def _task_times(project: str) -> tuple[float | None, float | None]:
+    """When the run's first local task started and its last one ended (wall clock): the
+    supervisor's pid records (each task's start time) and the exit-code files (the time of the
+    last exit written to each)."""
+    runs = Path(project) / ".sharin" / "runs"
+    starts = []
+    for records in runs.glob("*/supervisor-*.pids"):
+        for line in records.read_text().splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                starts.append(float(json.loads(line)["time"]))
+    ends = [p.stat().st_mtime for p in runs.glob("*/*.rc")]
+    return (min(starts) if starts else None), (max(ends) if ends else None)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) not in (3, 4):
         print("usage: python engine_child.py PROJECT JOBS [PROFILE_OUT]", file=sys.stderr)
@@ -68,9 +86,12 @@ def main(argv: list[str]) -> int:
         t3 = time.perf_counter()
         prof.dump_stats(argv[3])
     else:
+        w2 = time.time()
         t2 = time.perf_counter()
         result = sharin.run(project, options=options)
         t3 = time.perf_counter()
+        w3 = time.time()
+        first, last = _task_times(project)
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = {
@@ -84,6 +105,9 @@ def main(argv: list[str]) -> int:
         "state": result.state,
         "counts": result.counts,
     }
+    if len(argv) != 4 and first is not None and last is not None:
+        out["before_first"] = first - w2
+        out["after_last"] = w3 - last
     print(json.dumps(out))
     return 0 if result.ok else 1
 

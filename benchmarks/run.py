@@ -636,6 +636,15 @@ def bench_generic(
         "imports asyncio before its own (W0's CLI rows and W4's process row include it)"
         + (f"; imported inside the timed run, and counted there: {', '.join(late)}" if late else "")
     )
+    around = [o for o in m.sharin if "before_first" in o]
+    if around:
+        rep.notes.append(
+            f"{key}: the first task started {fmt([o['before_first'] for o in around], 's')} "
+            "after `sharin.run()` was called (opening, checking, the journal, the helper "
+            f"processes' start), and `sharin.run()` returned "
+            f"{fmt([o['after_last'] for o in around], 's')} after the last task had ended (its "
+            "states, the journal's end, the supervisor's exit, the project's file list)"
+        )
     if profile is not None:
         log(f"{key}: one more sharin run under cProfile")
         proj = scratch.copy(template, f"{key}-profile")
