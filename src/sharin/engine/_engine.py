@@ -941,6 +941,10 @@ class Engine:
                     continue
                 launch(x)
                 in_flight += 1
+                if in_flight % _LAUNCH_BATCH == 0 and ready:
+                    # let those launched take their first steps: the first of them are handed
+                    # to their executors now, not after hundreds of others have been launched
+                    await asyncio.sleep(0)
             if in_flight == 0:
                 break
             x, state = await done_q.get()
@@ -1581,6 +1585,10 @@ def _git_head(root: Path) -> str | None:
         return None
     return None
 
+
+#: components a container launches before it lets them take their first steps (see
+#: ``_run_container``)
+_LAUNCH_BATCH = 8
 
 #: the message of the run event published when the terminal went away
 HANGUP_MESSAGE = "the terminal closed; the run goes on in the background"
