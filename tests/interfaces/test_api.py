@@ -110,6 +110,7 @@ def test_run_async_refuses_an_invalid_project(project: Project) -> None:
     # and nothing of the project was written
     assert _live_children() == before
     assert not (project.root / ".sharin" / "journal.sqlite").exists()
+    assert not (project.root / ".sharin" / "files-pending.json").exists()  # its start list
     assert read_json(project.root / "a" / "cmp.wheel.json").get("state") in (None, "not-started")
 
 

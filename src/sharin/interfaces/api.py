@@ -507,13 +507,27 @@ async def start_run(
     engine = Engine(p, provider, options=opts, events=bus)
     # the engine's helper processes and its look at git start now, beside the checks below
     engine.prepare()
+    attempt: _FileLists | None = None
     try:
-        problems = await asyncio.to_thread(_check, p, hosts, schedulers)
+        _refuse_busy(p.root)
+        # the project's file list is taken while it is checked: both only read the project
+        got = await asyncio.gather(
+            _FileLists.start(p.root),
+            asyncio.to_thread(_check, p, hosts, schedulers),
+            return_exceptions=True,
+        )
+        if isinstance(got[0], _FileLists):
+            attempt = got[0]
+        for outcome in got:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        problems = got[1]
+        assert isinstance(problems, list)
         if problems:
             raise ValidationError(problems)
-        _refuse_busy(p.root)
-        attempt = await _FileLists.start(p.root)
     except BaseException:
+        if attempt is not None:
+            attempt.abandon()
         await engine.discard()
         if owned:
             await provider.close()
@@ -587,6 +601,11 @@ class _FileLists:
         await asyncio.to_thread(_settle, root)
         await asyncio.to_thread(model.cleaning.write_snapshot, pending, root)
         return cls(root, pending)
+
+    def abandon(self) -> None:
+        """The run does not start after all: the start list is not kept."""
+        with contextlib.suppress(FileNotFoundError):
+            self.pending.unlink()
 
     def on_event(self, ev: Event) -> None:
         """The run began (its id is known, no task started yet): keep the start list with it."""
