@@ -102,7 +102,7 @@ class Stalled:
         self.proto.receive_data(data)
         for ev in self.proto.events_received():
             if isinstance(ev, Frame) and ev.opcode is Opcode.TEXT:
-                self.messages.append(ev.data.decode())
+                self.messages.append(bytes(ev.data).decode())
         self._flush()  # the answers to pings
 
     def recv(self, timeout: float) -> str:
