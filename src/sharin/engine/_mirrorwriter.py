@@ -3,9 +3,10 @@
 
 It imports only the standard library and is started as a file,
 ``python -I -S _mirrorwriter.py SPARE_DIR`` (an empty ``SPARE_DIR``: no spare files; a file
-it makes gets the mode the engine's umask, which it inherits, gives), in a session of its own and ignoring SIGINT, SIGHUP and SIGPIPE, so that a Ctrl-C of the terminal
-does not stop it in the middle of a write. It reads one JSON object a line on its standard
-input and, single threaded, does what each says, in order:
+it makes gets the mode the engine's umask, which it inherits, gives), in a session of its own
+and ignoring SIGINT, SIGHUP and SIGPIPE, so that a Ctrl-C of the terminal does not stop it
+in the middle of a write. It reads one JSON object a line on its standard input and, single
+threaded, does what each says, in order:
 
 ``{"p": DIR, "f": {KEY: VALUE}, "d": [KEY], "t": TEXT or null}``
     set the keys ``f`` and remove the keys ``d`` of ``DIR/cmp.wheel.json`` (the file as it is
@@ -32,12 +33,12 @@ replacement displaces is kept there under a name of its own (a hard link) and be
 temporary file of a later replacement: no component file's replacement creates a file while
 there are spares. (A task's first ``status.wheel.txt`` is a new file, made where it belongs:
 that costs less than a new file renamed over a component file, and a spare spent on it would
-leave the next replacement without one.) A spare is written only while the writer holds a write lease on it
-(``fcntl(F_SETLEASE)``), which the kernel grants only when no other process (nor any other
-descriptor) has the file open: someone still reading the old version of a component file never
-sees it change. A spare with another name elsewhere (a hard-linked copy of the project) is not
-used; where leases or hard links are not available (another owner, a file system without
-them), files are made new, as without spares.
+leave the next replacement without one.) A spare is written only while the writer holds a
+write lease on it (``fcntl(F_SETLEASE)``), which the kernel grants only when no other
+process (nor any other descriptor) has the file open: someone still reading the old version of
+a component file never sees it change. A spare with another name elsewhere (a hard-linked
+copy of the project) is not used; where leases or hard links are not available (another owner,
+a file system without them), files are made new, as without spares.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ MAX_SPARES = 64
 
 class _Spares:
     """Files displaced by replacements, kept (hard links in ``directory``) to be written again
-    as the temporary file of another replacement or as a new file. Used by one thread."""
+    as the temporary file of another replacement. Used by one thread."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = os.fspath(directory)
@@ -114,7 +115,7 @@ class _Spares:
         else:
             _unlink(spare)
 
-    def place(self, text: bytes, mode: int, path: str, displaced: int | None = None) -> bool:
+    def place(self, text: bytes, mode: int, path: str, displaced: int) -> bool:
         """Write ``text`` into a spare with ``mode`` and rename it to ``path`` (replacing what
         is there at once); the file it replaces, the inode ``displaced``, is kept as a spare.
         False when no spare could be used: then nothing changed at ``path``."""
@@ -130,8 +131,7 @@ class _Spares:
                     continue
             finally:
                 os.close(fd)
-            if displaced is not None:
-                self.keep(path, displaced)
+            self.keep(path, displaced)
             try:
                 os.rename(spare, path)
             except OSError:
