@@ -195,3 +195,22 @@ def test_the_writer_lays_out_a_file_as_json_dumps_with_an_indent_of_two(value: A
     """The writer's own encoder (json's with an indent is in Python and slow) gives the text
     json.dumps gives, byte for byte, so a component file keeps its layout."""
     assert _mirrorwriter.dumps_indented(value) == json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def test_a_status_file_that_is_a_symbolic_link_is_replaced_not_written_through(
+    tmp_path: Path,
+) -> None:
+    """``status.wheel.txt`` is written in the component's directory, never where a link there
+    points: neither a file outside (kept as it was) nor a missing one (not made)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept").write_text("the user's\n")
+    for name, target in (("a", outside / "kept"), ("b", outside / "missing")):
+        d = tmp_path / "project" / name
+        _component(d, {"name": name})
+        (d / "status.wheel.txt").symlink_to(target)
+        _mirrorwriter.write_state(str(d), {"state": "finished"}, "finished\n0\n0\n", None)
+        status = d / "status.wheel.txt"
+        assert not status.is_symlink() and status.read_text() == "finished\n0\n0\n"
+    assert (outside / "kept").read_text() == "the user's\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["kept"]
