@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -111,6 +112,58 @@ def test_run_async_refuses_an_invalid_project(project: Project) -> None:
     assert _live_children() == before
     assert not (project.root / ".sharin" / "journal.sqlite").exists()
     assert not (project.root / ".sharin" / "files-pending.json").exists()  # its start list
+    assert read_json(project.root / "a" / "cmp.wheel.json").get("state") in (None, "not-started")
+
+
+def test_the_helpers_start_while_the_project_is_read(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state writer and the local supervisor start from the project's directory alone, so
+    their start-up overlaps reading the project (which the first task waits for)."""
+    import sharin.interfaces.api as api
+
+    sharin.add_task(project, "a", "true\n")
+    read = api._project
+    seen: list[list[str]] = []
+
+    def reading(p: object) -> Project:
+        # the helpers are started by other threads: wait for them, before the project is read
+        deadline = time.monotonic() + 10
+        while True:
+            children = _live_children()
+            started = any("_mirrorwriter" in cmd for cmd in children) and any(
+                "_supervisor" in cmd for cmd in children
+            )
+            if started or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        seen.append(children)
+        return read(p)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api, "_project", reading)
+    result = asyncio.run(sharin.run_async(str(project.root)))
+    assert result.ok
+    assert len(seen) == 1
+    assert any("_mirrorwriter" in cmd for cmd in seen[0]), seen[0]
+    assert any("_supervisor" in cmd for cmd in seen[0]), seen[0]
+
+
+def test_a_project_that_cannot_be_read_leaves_no_helper_running(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sharin.interfaces.api as api
+
+    sharin.add_task(project, "a", "true\n")
+    before = _live_children()
+
+    def unreadable(p: object) -> Project:
+        raise ProjectError("cannot list directory (Permission denied)", path=project.root / "a")
+
+    monkeypatch.setattr(api, "_project", unreadable)
+    with pytest.raises(ProjectError, match="cannot list directory"):
+        asyncio.run(sharin.run_async(str(project.root)))
+    assert _live_children() == before
+    assert not (project.root / ".sharin" / "journal.sqlite").exists()
     assert read_json(project.root / "a" / "cmp.wheel.json").get("state") in (None, "not-started")
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._files import Delivery, deliver, resolve_sources
     from ._journal import Journal, RunRecord, TaskRecord
     from ._layout import SUPPORTED_TYPES, sharin_dir
+    from ._prelude import Prelude
     from ._protocol import (
         BulkRequest,
         Executor,
@@ -58,6 +59,7 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("Delivery", "deliver", "resolve_sources"), "_files"),
     **dict.fromkeys(("Journal", "RunRecord", "TaskRecord"), "_journal"),
     **dict.fromkeys(("SUPPORTED_TYPES", "sharin_dir"), "_layout"),
+    "Prelude": "_prelude",
     **dict.fromkeys(
         (
             "BulkRequest",
@@ -89,6 +91,7 @@ __all__ = [
     "JobStatus",
     "Journal",
     "PlannedStep",
+    "Prelude",
     "RunOptions",
     "RunRecord",
     "RunResult",

@@ -34,7 +34,6 @@ from ..model import (
     HostConfig,
     Project,
     State,
-    git,
     read_json_object,
 )
 from ..model._paths import Bounds
@@ -54,6 +53,7 @@ from ._files import (
 from ._journal import FingerprintRecord, Journal, TaskRecord
 from ._layout import SUPPORTED_TYPES, RunLayout, sharin_dir
 from ._mirror import DELETE, StateMirror, update_json
+from ._prelude import Prelude, git_dirty
 from ._protocol import (
     Executor,
     ExecutorProvider,
@@ -156,7 +156,10 @@ class Engine:
         *,
         options: RunOptions | None = None,
         events: EventBus | None = None,
+        prelude: Prelude | None = None,
     ) -> None:
+        if prelude is not None and prelude.root != project.root:
+            raise ValueError(f"the prelude is of {prelude.root}, not of {project.root}")
         self.project = project
         self.executors = executors
         self.options = options or RunOptions()
@@ -179,7 +182,9 @@ class Engine:
         self._log_dir = self.dir
         self._run_tag = ""
         self._lock_fd: int | None = None
-        self._mirror = StateMirror(self.dir / "mirror-spares")
+        self._mirror = (
+            prelude.mirror if prelude is not None else StateMirror(self.dir / "mirror-spares")
+        )
         self._stamped: set[str] = set()  #: tasks whose dispatch WHEEL's way is written
         self._failed_tasks: list[str] = []  #: WHEEL's failedTasks: tasks that failed the run
         #: the last finished fingerprint of each component (since the last clean)
@@ -195,8 +200,11 @@ class Engine:
         self._reasons: dict[str, str] = {}
         self._reused = 0
         self._dirty: bool | None = None
-        #: git's look at the work tree, started by :meth:`prepare`
-        self._dirty_check: asyncio.Future[bool | None] | None = None
+        #: git's look at the work tree, started by the prelude or by :meth:`prepare`
+        self._dirty_check: asyncio.Future[bool | None] | None = (
+            prelude.dirty if prelude is not None else None
+        )
+        self._prepared = False
         self._below: dict[str, list[str]] | None = None  #: ``_prev``'s keys by container
         self._from_wheel = False  #: the run continues what WHEEL left unfinished
 
@@ -216,15 +224,18 @@ class Engine:
     def prepare(self) -> None:
         """Start what the run will need: the WHEEL state writer's process, the executors'
         helpers (a local supervisor) and git's look at the work tree (whether the project has
-        unsaved changes, kept with the run). Returns at once; their start-up then overlaps what
-        the caller does before :meth:`run` (its checks of the project: on one CPU, while these
-        take another). Nothing of the project is written. :meth:`run` does it when it was not
-        done; an engine prepared and then not run is ended with :meth:`discard`."""
-        if self._dirty_check is not None:
+        unsaved changes, kept with the run), those a :class:`Prelude` did not start already.
+        Returns at once; their start-up then overlaps what the caller does before :meth:`run`
+        (its checks of the project: on one CPU, while these take another). Nothing of the
+        project is written. :meth:`run` does it when it was not done; an engine prepared and
+        then not run is ended with :meth:`discard`."""
+        if self._prepared:
             return
+        self._prepared = True
         self._mirror.start()
         self._prepare_executors()
-        self._dirty_check = asyncio.ensure_future(_git_dirty(self.project.root))
+        if self._dirty_check is None:
+            self._dirty_check = asyncio.ensure_future(git_dirty(self.project.root))
 
     async def discard(self) -> None:
         """End what :meth:`prepare` started, for an engine that will not run."""
@@ -1545,17 +1556,6 @@ def valid_fingerprints(journal: Journal) -> dict[str, FingerprintRecord]:
     if fps:
         fps = {k: r for k, r in fps.items() if not journal.cleaned_after(k, r.ended)}
     return fps
-
-
-async def _git_dirty(root: Path) -> bool | None:
-    """Whether the project has unsaved changes (None: not a git repository, or no git).
-    git runs as every git call of sharin does: nothing the project carries runs."""
-    if not git.is_repo(root):
-        return None
-    try:
-        return await asyncio.to_thread(git.is_dirty, root)
-    except SharinError:
-        return None
 
 
 def _read_int(path: Path) -> int | None:

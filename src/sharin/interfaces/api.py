@@ -477,8 +477,7 @@ async def start_run(
     """
     import asyncio
 
-    p = project if isinstance(project, Project) else await asyncio.to_thread(_project, project)
-    from ..engine import Engine, EventBus, RunOptions, install_signal_handlers
+    from ..engine import Engine, EventBus, Prelude, RunOptions, install_signal_handlers
     from ..errors import ValidationError
     from ..executors import ExecutorRegistry
     from ._runs import RunHandle
@@ -493,6 +492,7 @@ async def start_run(
         return hosts, schedulers
 
     # files are read off the event loop: a server's other clients are not held up
+    root = await asyncio.to_thread(_root, project)
     hosts, schedulers = await asyncio.to_thread(configuration)
     opts = options or RunOptions()
     if opts.max_local is None:
@@ -501,11 +501,22 @@ async def start_run(
     provider = executors or ExecutorRegistry(
         hosts, max_local=opts.max_local, schedulers=schedulers, ask=ask
     )
+    # the run's helper processes and its look at git start now, while the project is read
+    # and checked below (only its directory is needed for them); a caller's executors are
+    # asked only for what the project's tasks name
+    prelude = Prelude(root, provider if owned else None)
+    try:
+        p = project if isinstance(project, Project) else await asyncio.to_thread(_project, project)
+    except BaseException:
+        await prelude.discard()
+        if owned:
+            await provider.close()
+        raise
     bus = EventBus()
     if on_event is not None:
         bus.subscribe(on_event)
-    engine = Engine(p, provider, options=opts, events=bus)
-    # the engine's helper processes and its look at git start now, beside the checks below
+    engine = Engine(p, provider, options=opts, events=bus, prelude=prelude)
+    # the executors the project's tasks name (those the prelude did not start)
     engine.prepare()
     attempt: _FileLists | None = None
     try:
