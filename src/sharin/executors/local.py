@@ -38,7 +38,7 @@ import msgspec
 from ..engine import Executor, JobHandle, JobResult, JobStatus, TaskSpec
 from ..engine._launch import helper_argv
 from ..errors import ExecutorError
-from ..model._paths import Bounds, UnsafePathError, find_root, resolve_inside
+from ..model._paths import Bounds, UnsafePathError, find_root, real_inside
 
 __all__ = ["LocalExecutor", "prepare_script", "prepare_task_script", "task_script"]
 
@@ -397,10 +397,9 @@ def task_script(spec: TaskSpec, roots: dict[Path, Bounds] | None = None) -> Path
         if roots is not None:
             roots[root] = bounds
     try:
-        path = resolve_inside(spec.workdir, spec.script, bounds, what="script", named_ok=False)
+        return Path(real_inside(spec.workdir, spec.script, bounds, what="script", named_ok=False))
     except UnsafePathError as e:
         raise ExecutorError(f"{spec.key}: {e}; the script was not run") from None
-    return Path(bounds.real(path))
 
 
 def prepare_task_script(spec: TaskSpec) -> None:

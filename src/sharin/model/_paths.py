@@ -37,6 +37,7 @@ __all__ = [
     "glob_inside",
     "is_inside",
     "name_problem",
+    "real_inside",
     "real_path",
     "real_path_below",
     "resolve_inside",
@@ -195,12 +196,37 @@ def resolve_inside(
     :class:`UnsafePathError` naming ``what`` otherwise. Returns the path as given (not the
     real one), so that relative links made to it stay relative.
     """
+    path = base / name if name else base
+    _check_inside(path, name, bounds, what, follow, named_ok, empty_ok)
+    return path
+
+
+def real_inside(
+    base: Path,
+    name: str,
+    bounds: Bounds,
+    *,
+    what: str = "file",
+    named_ok: bool = True,
+) -> str:
+    """:func:`resolve_inside`, returning the real path it checked instead (every symbolic
+    link on the way followed)."""
+    return _check_inside(base / name if name else base, name, bounds, what, True, named_ok, False)
+
+
+def _check_inside(
+    path: Path,
+    name: str,
+    bounds: Bounds,
+    what: str,
+    follow: bool,
+    named_ok: bool,
+    empty_ok: bool,
+) -> str:
     problem = name_problem(name, empty_ok=empty_ok)
     if problem is not None:
         raise UnsafePathError(f"{what} {_shown(name)} {problem}")
-    path = base / name if name else base
-    check_real(path, bounds, what=what, shown=name, follow=follow, named_ok=named_ok)
-    return path
+    return check_real(path, bounds, what=what, shown=name, follow=follow, named_ok=named_ok)
 
 
 def check_real(
