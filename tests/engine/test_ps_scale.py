@@ -115,7 +115,9 @@ def test_a_study_of_hundreds_killed_half_way_resumes_only_what_did_not_finish(
     project: Project, procs: Processes
 ) -> None:
     n = 300
-    study(project, n)
+    # 20 ms each: the 200 instances after the first third take 2 s at -j 2, so the kill below
+    # lands half way even when reading the journal to see the third done takes a while
+    study(project, n, script="sleep 0.02\ncat in.txt > out.txt")
     keys = [f"ps_K_{k}/t" for k in range(1, n + 1)]
     engine = procs.start("run", project.root, "-j", "2")
     journal = project.root / ".sharin" / "journal.sqlite"
