@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin import Project
@@ -108,6 +110,26 @@ def test_parameter_variables_wheel_stored_do_not_override_the_instance(project: 
 
 #: OPEN-WHEEL writes times with ``getDateString(true, true)`` (server/app/lib/utility.js)
 WHEEL_TIME = re.compile(r"\d{4}/\d\d/\d\d-\d\d:\d\d:\d\d\.\d{3}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=4_102_444_800_000), min_size=1, max_size=20))
+def test_wheel_time_is_the_local_time_of_each_moment_to_the_millisecond(
+    moments: list[int],
+) -> None:
+    """WHEEL's ``getDateString(true, true)``: the local time of the moment, milliseconds
+    truncated, whatever the moments before it were."""
+    import time as clock
+
+    from sharin.engine import _engine
+
+    for ms in moments:
+        t = ms / 1000
+        want = clock.strftime("%Y/%m/%d-%H:%M:%S", clock.localtime(int(t * 1000) // 1000))
+        want += f".{int(t * 1000) % 1000:03d}"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(_engine.time, "time", lambda t=t: t)
+            assert _engine.wheel_time() == want
 
 
 def wheel_project(project: Project) -> None:
