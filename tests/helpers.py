@@ -16,6 +16,7 @@ from typing import Any
 
 from sharin import Project
 from sharin.engine import Journal, TaskRecord
+from sharin.errors import JournalError
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -71,7 +72,20 @@ def lines(path: Path) -> list[str]:
 
 
 def journal_tasks(root: Path, run: int) -> dict[str, TaskRecord]:
-    j = Journal(root / ".sharin" / "journal.sqlite")
+    """The task records of ``run``, read without writing (a test that polls while an engine
+    runs never waits for the engine's write lock); none when there is no journal yet."""
+    path = root / ".sharin" / "journal.sqlite"
+    if not path.exists():
+        return {}
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            j = Journal.open_readonly(path)
+            break
+        except JournalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # an engine is making it now: its tables are not there yet
     try:
         return j.tasks(run)
     finally:
