@@ -53,7 +53,7 @@ from ._files import (
 from ._journal import FingerprintRecord, Journal, TaskRecord
 from ._layout import SUPPORTED_TYPES, RunLayout, sharin_dir
 from ._mirror import DELETE, StateMirror, update_json
-from ._prelude import Prelude, git_dirty
+from ._prelude import Prelude, end_start, git_dirty
 from ._protocol import (
     Executor,
     ExecutorProvider,
@@ -183,7 +183,7 @@ class Engine:
         self._run_tag = ""
         self._lock_fd: int | None = None
         self._mirror = (
-            prelude.mirror if prelude is not None else StateMirror(self.dir / "mirror-spares")
+            prelude.mirror if prelude is not None else StateMirror(self.layout.mirror_spares)
         )
         self._stamped: set[str] = set()  #: tasks whose dispatch WHEEL's way is written
         self._failed_tasks: list[str] = []  #: WHEEL's failedTasks: tasks that failed the run
@@ -239,11 +239,7 @@ class Engine:
 
     async def discard(self) -> None:
         """End what :meth:`prepare` started, for an engine that will not run."""
-        if self._dirty_check is not None:
-            self._dirty_check.cancel()
-            with contextlib.suppress(asyncio.CancelledError, SharinError, OSError):
-                await self._dirty_check
-        await asyncio.to_thread(self._mirror.close)
+        await end_start(self._dirty_check, self._mirror)
         self._files.close()
 
     async def run(self) -> RunResult:

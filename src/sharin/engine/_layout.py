@@ -90,6 +90,11 @@ class RunLayout:
     def files_pending(self) -> Path:
         return self.dir / "files-pending.json"
 
+    @property
+    def mirror_spares(self) -> Path:
+        """The WHEEL state writer's spare files (see :mod:`sharin.engine._mirrorwriter`)."""
+        return self.dir / "mirror-spares"
+
     def trash(self, tag: str) -> Path:
         """A directory where a clean moves what it removes until it is done."""
         return self.dir / f"trash-{tag}"

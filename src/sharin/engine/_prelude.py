@@ -19,7 +19,7 @@ from ._layout import RunLayout
 from ._mirror import StateMirror
 from ._protocol import ExecutorProvider
 
-__all__ = ["Prelude", "git_dirty"]
+__all__ = ["Prelude", "end_start", "git_dirty"]
 
 
 async def git_dirty(root: Path) -> bool | None:
@@ -42,7 +42,7 @@ class Prelude:
 
     def __init__(self, root: Path, executors: ExecutorProvider | None = None) -> None:
         self.root = root
-        self.mirror = StateMirror(RunLayout(root).dir / "mirror-spares")
+        self.mirror = StateMirror(RunLayout(root).mirror_spares)
         self.mirror.start()
         self.dirty: asyncio.Future[bool | None] = asyncio.ensure_future(git_dirty(root))
         if executors is not None:
@@ -52,7 +52,14 @@ class Prelude:
     async def discard(self) -> None:
         """End what was started, for a run that will not take place (the executors' helpers
         end with the executors)."""
-        self.dirty.cancel()
+        await end_start(self.dirty, self.mirror)
+
+
+async def end_start(dirty: asyncio.Future[bool | None] | None, mirror: StateMirror) -> None:
+    """End git's look (when it was started) and the state writer of a run that will not take
+    place."""
+    if dirty is not None:
+        dirty.cancel()
         with contextlib.suppress(asyncio.CancelledError, SharinError, OSError):
-            await self.dirty
-        await asyncio.to_thread(self.mirror.close)
+            await dirty
+    await asyncio.to_thread(mirror.close)

@@ -506,7 +506,8 @@ async def start_run(
     # asked only for what the project's tasks name
     prelude = Prelude(root, provider if owned else None)
     try:
-        p = project if isinstance(project, Project) else await asyncio.to_thread(_project, project)
+        # from the root found above: the project's directory is not looked for a second time
+        p = project if isinstance(project, Project) else await asyncio.to_thread(_project, root)
     except BaseException:
         await prelude.discard()
         if owned:
