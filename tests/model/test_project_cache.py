@@ -219,7 +219,10 @@ _VALUES = st.none() | st.booleans() | st.integers(-5, 200) | st.text(max_size=8)
 _CHANGES = st.lists(
     st.one_of(
         st.tuples(
-            st.just("edit"), st.integers(0, 9), st.sampled_from(["retry", "x", "name"]), _VALUES
+            st.just("edit"),
+            st.integers(0, 9),
+            st.sampled_from(["retry", "x", "name", "subComponent"]),
+            _VALUES,
         ),
         st.tuples(st.just("rename"), st.integers(0, 9), _NAMES),
         st.tuples(st.just("remove"), st.integers(0, 9)),
@@ -237,8 +240,19 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sharin.add_task(p, "a", "true")
     wf = sharin.add_component(p, "workflow", "wf")
     sharin.add_task(p, "inner", "true", parent=wf)
-    sharin.add_component(p, "for", "loop", parent=wf)
+    loop = sharin.add_component(p, "for", "loop", parent=wf)
+    _instance(loop.directory, "loop_0")
     return p.root
+
+
+def _instance(template: Path, name: str) -> Path:
+    """A copy of the component at ``template`` beside it as a loop's or study's instance."""
+    d = template.parent / name
+    shutil.copytree(template, d)
+    data = json.loads((d / "cmp.wheel.json").read_text())
+    data["subComponent"] = True
+    (d / "cmp.wheel.json").write_text(json.dumps(data))
+    return d
 
 
 def _change(root: Path, change: tuple[object, ...]) -> None:
@@ -300,6 +314,34 @@ def test_a_project_too_large_is_read_every_time(
     p = Project.open(aged.root, cached=True)
     assert aged.root not in project_module._cache
     assert [c.rel for c in p.components()] == ["a", "wf", "wf/inner"]
+
+
+def test_instances_count_for_nothing_in_a_projects_size_and_a_change_in_one_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = sharin.new_project(tmp_path / "s")
+    ps = sharin.add_component(p, "parameterStudy", "ps")
+    sharin.add_task(p, "t", "true", parent=ps)
+    # instances whose files together are far larger than a project the cache may hold
+    instances = [_instance(ps.directory, f"ps_K_{k}") for k in range(20)]
+    for d in instances:
+        f = d / "cmp.wheel.json"
+        f.write_text(json.dumps({**json.loads(f.read_text()), "description": "x" * 2000}))
+    monkeypatch.setattr(project_module, "_CACHE_PROJECT_BYTES", 10_000)
+    age(p.root)
+    first = Project.open(p.root, cached=True)
+    assert p.root in project_module._cache
+    assert project_module._cache[p.root].size < 10_000
+    assert sorted(first.instance_dirs) == sorted(instances)
+    assert [c.rel for c in first.components()] == ["ps", "ps/t"]
+    # an instance made a component by hand: the stamp of its file tells, and it is read
+    f = instances[3] / "cmp.wheel.json"
+    data = json.loads(f.read_text())
+    data.update(subComponent=False, name="ps_K_3", parent=ps.id)
+    f.write_text(json.dumps(data))
+    got = Project.open(p.root, cached=True)
+    assert _seen(got) == _seen(Project.open(p.root))
+    assert "ps_K_3" in [c.rel for c in got.components()]
 
 
 def test_the_cache_keeps_the_projects_used_last(

@@ -715,9 +715,15 @@ class _Reading:
         self.size = 0
         self.stamps: list[tuple[Path, _Stamp]] = []
 
-    def load(self, path: Path, rel: str, kind: str) -> dict[str, Any] | None:
+    def load(
+        self, path: Path, rel: str, kind: str, *, nested: bool = False
+    ) -> dict[str, Any] | None:
         """Read a project file (``kind`` "project" or "component") and type-check every field;
-        problems go into :attr:`problems` (named ``rel``); None when it is not a JSON object."""
+        problems go into :attr:`problems` (named ``rel``); None when it is not a JSON object.
+
+        Its bytes are kept for a snapshot unless it is a loop's or a study's instance (a
+        ``nested`` component file with ``subComponent``): a snapshot needs only the stamps of
+        those, and a study of 10,000 instances stays small enough to cache."""
         from ._schema import check_project_file  # msgspec: when a project is first read
 
         try:
@@ -727,11 +733,12 @@ class _Reading:
             self.problems.append(Problem(rel, "", str(e).removeprefix(f"{path}: ")))
             self.unreadable.add(path)
             return None
-        self.size += len(raw)
-        if self.keep and self.size <= _CACHE_PROJECT_BYTES:
-            self.raw[path] = raw
-        elif self.raw:
-            self.raw.clear()  # too large to cache: not kept while the rest is read
+        if not nested or data.get("subComponent") is not True:
+            self.size += len(raw)
+            if self.keep and self.size <= _CACHE_PROJECT_BYTES:
+                self.raw[path] = raw
+            elif self.raw:
+                self.raw.clear()  # too large to cache: not kept while the rest is read
         self.problems.extend(check_project_file(kind, data, rel))
         return data
 
@@ -766,7 +773,7 @@ class _Reading:
                     continue
                 self.stamps.append((cfile, _stamp(st)))
                 rel = f"{c.rel}/{entry.name}" if c.rel else entry.name
-                cdata = self.load(cfile, f"{rel}/{COMPONENT_FILE}", "component")
+                cdata = self.load(cfile, f"{rel}/{COMPONENT_FILE}", "component", nested=True)
                 if cdata is None:
                     continue
                 if cdata.get("subComponent") is True:
