@@ -32,6 +32,7 @@ view. Reported besides: the run's wall time beside ``sharin run``'s, the server'
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -41,6 +42,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,6 +219,38 @@ def _renderer_use(pids: list[int]) -> tuple[float, float]:
         except OSError:
             continue
     return pss, cpu
+
+
+@contextlib.contextmanager
+def ui_server(ws: Path) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """``sharin ui --no-browser --workspace WS`` running: its process, its URL's base and
+    its token; stopped when the block ends."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "sharin", "ui", "--no-browser", "--workspace", str(ws)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    drain: threading.Thread | None = None
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().split(": ", 1)[1].strip()
+        drain = threading.Thread(target=server.stdout.read, daemon=True)  # never blocks it
+        drain.start()
+        base, token = url.split("/?token=")
+        yield server, base, token
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        if drain is not None:
+            drain.join(10)
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def _build(ws: Path, name: str, n: int) -> Path:
@@ -415,21 +449,10 @@ def measure(
     floor_s = time.perf_counter() - t0
 
     load0 = os.getloadavg()[0]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "sharin", "ui", "--no-browser", "--workspace", str(ws)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    stack = contextlib.ExitStack()
+    server, base, token = stack.enter_context(ui_server(ws))
     pw = browser = None
-    drain: threading.Thread | None = None
     try:
-        assert server.stdout is not None
-        url = server.stdout.readline().split(": ", 1)[1].strip()
-        drain = threading.Thread(target=server.stdout.read, daemon=True)  # never blocks it
-        drain.start()
-        base, token = url.split("/?token=")
         time.sleep(0.5)
         rss_idle, cpu_idle = _rss(server.pid), _cpu(server.pid)
 
@@ -562,16 +585,7 @@ def measure(
             browser.close()
         if pw is not None:
             pw.stop()
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if drain is not None:
-            drain.join(10)
-        if server.stdout is not None:
-            server.stdout.close()
+        stack.close()
     return Result(
         tasks=tasks,
         clients=cs,
