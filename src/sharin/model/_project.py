@@ -54,9 +54,13 @@ def edit_lock(root: Path) -> Iterator[None]:
     An engine holds the same ``flock`` for the whole of a run, so an edit is refused (with
     :class:`BusyError`) while a run goes on, and a run cannot start in the middle of an edit.
     """
-    key = (root.resolve(), threading.get_ident())
+    key = (root, threading.get_ident())
     with _held_guard:
         fd, depth = _held.get(key, (-1, 0))
+    if depth == 0:  # the root as held (a project's root is resolved when opened) or resolved
+        key = (root.resolve(), key[1])
+        with _held_guard:
+            fd, depth = _held.get(key, (-1, 0))
     if depth == 0:
         fd = _take_lock(key[0])
     with _held_guard:
