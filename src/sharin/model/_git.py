@@ -93,11 +93,18 @@ def _safe_args() -> list[str]:
     return out
 
 
-def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _run(
+    argv: list[str], cwd: Path, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
     if shutil.which("git") is None:
         raise ProjectError("git is not installed; install git (e.g. `apt-get install git`)")
     proc = subprocess.run(
-        argv, cwd=cwd, capture_output=True, check=False, env=_env(), stdin=subprocess.DEVNULL
+        argv,
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+        env=_env(),
+        **({"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}),
     )
     # decoded as file names are (no newline translation: a name may hold "\r")
     return subprocess.CompletedProcess(
@@ -148,13 +155,13 @@ def _repo_drivers(root: Path) -> list[str]:
 
 
 def _git(
-    root: Path, *args: str, check: bool = True, repo: bool = True
+    root: Path, *args: str, check: bool = True, repo: bool = True, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run git in ``root``; with ``repo``, on the repository ``root/.git`` and no other."""
     argv = ["git", *_IDENT, *_safe_args()]
     if repo and is_repo(root):
         argv += [*_repo_drivers(root), f"--git-dir={root / '.git'}", f"--work-tree={root}"]
-    proc = _run([*argv, *args], root)
+    proc = _run([*argv, *args], root, stdin)
     if check and proc.returncode != 0:
         raise ProjectError(
             f"`git {' '.join(args)}` failed: {proc.stderr.strip() or proc.stdout.strip()}",
@@ -387,10 +394,47 @@ def clone(src: Path, dst: Path) -> None:
 
 
 def add(root: Path, paths: list[Path]) -> None:
-    """Stage ``paths`` (in chunks, so that 10,000 of them fit on command lines)."""
-    rel = [str(p.relative_to(root)) if p.is_absolute() else str(p) for p in paths]
-    for i in range(0, len(rel), 1000):
-        _git(root, "add", "--", *rel[i : i + 1000])
+    """Stage ``paths`` (files, and directories with every file below them) as ``git add``
+    does: ignored files that are not tracked yet are left out.
+
+    The files are listed here and given to one ``git update-index`` on its standard input:
+    ``git add`` matches every pathspec against every file it looks at, and staging 10,000
+    new components' directories with it takes ~1.6 s (this, ~0.1 s). A directory holding a
+    ``.git`` (a repository of its own) is left to ``git add``, which knows what to make of it.
+    """
+    files: list[str] = []
+    nested: list[str] = []
+    for p in paths:
+        top = p if p.is_absolute() else root / p
+        rel = os.path.relpath(top, root)
+        if top.is_symlink() or not top.is_dir():
+            files.append(rel)
+            continue
+        found: list[str] = []
+        for dirpath, dirnames, filenames in os.walk(top):
+            if ".git" in dirnames or ".git" in filenames:
+                found = []
+                nested.append(rel)
+                break
+            here = os.path.relpath(dirpath, root)
+            for d in dirnames:  # a link to a directory is staged as the link
+                if os.path.islink(os.path.join(dirpath, d)):
+                    found.append(os.path.join(here, d))
+            found.extend(os.path.join(here, f) for f in filenames)
+        files.extend(found)
+    files = list(dict.fromkeys(files))
+    if files:
+        listed = b"".join(os.fsencode(f) + b"\0" for f in files)
+        # exit 1: none of them is ignored
+        ask = _git(root, "check-ignore", "-z", "--stdin", check=False, stdin=listed)
+        if ask.returncode not in (0, 1):
+            raise ProjectError(f"`git check-ignore` failed: {ask.stderr.strip()}", path=root)
+        ignored = set(ask.stdout.split("\0")) - {""}
+        if ignored:
+            listed = b"".join(os.fsencode(f) + b"\0" for f in files if f not in ignored)
+        _git(root, "update-index", "--add", "-z", "--stdin", stdin=listed)
+    for i in range(0, len(nested), 1000):
+        _git(root, "add", "--", *nested[i : i + 1000])
 
 
 def unsaved(root: Path, subdir: str) -> dict[str, bool]:
