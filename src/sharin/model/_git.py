@@ -404,10 +404,12 @@ def add(root: Path, paths: list[Path]) -> None:
     """
     files: list[str] = []
     nested: list[str] = []
+    base = os.fspath(root).rstrip(os.sep) + os.sep
+    cut = len(base)  # a path below the root, made relative to it
     for p in paths:
-        top = p if p.is_absolute() else root / p
-        rel = os.path.relpath(top, root)
-        if top.is_symlink() or not top.is_dir():
+        top = os.fspath(p if p.is_absolute() else root / p)
+        rel = top[cut:] if top.startswith(base) else os.path.relpath(top, root)
+        if os.path.islink(top) or not os.path.isdir(top):
             files.append(rel)
             continue
         found: list[str] = []
@@ -416,11 +418,11 @@ def add(root: Path, paths: list[Path]) -> None:
                 found = []
                 nested.append(rel)
                 break
-            here = os.path.relpath(dirpath, root)
+            here = rel + dirpath[len(top) :]
             for d in dirnames:  # a link to a directory is staged as the link
                 if os.path.islink(os.path.join(dirpath, d)):
-                    found.append(os.path.join(here, d))
-            found.extend(os.path.join(here, f) for f in filenames)
+                    found.append(f"{here}/{d}")
+            found.extend(f"{here}/{f}" for f in filenames)
         files.extend(found)
     files = list(dict.fromkeys(files))
     if files:

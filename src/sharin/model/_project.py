@@ -387,7 +387,8 @@ class Project:
                 if staged:
                     from . import _git
 
-                    _git.add(self.root, staged)
+                    if _git.is_repo(self.root):
+                        _git.add(self.root, staged)
                 for c in dirty:
                     if c is not None:
                         self._write_container(c)
@@ -463,11 +464,9 @@ class Project:
         they are part of the next save and clean never takes them for run outputs."""
         from . import _git  # subprocess: only when the project is changed
 
-        if not paths or not _git.is_repo(self.root):
-            return
         if self._batch_depth:
-            self._batch_stage.extend(paths)
-        else:
+            self._batch_stage.extend(paths)  # staged when the batch ends
+        elif paths and _git.is_repo(self.root):
             _git.add(self.root, list(paths))
 
     @_edit
