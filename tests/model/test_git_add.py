@@ -30,6 +30,13 @@ def _repo(root: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True, params=["git add", "listed"])
+def _way(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test both ways: the few paths given to ``git add``, the many listed by sharin."""
+    if request.param == "listed":
+        monkeypatch.setattr(_git, "ADD_BY_LIST", 0)
+
+
 def _both(tmp_path: Path, build: object, paths: list[str]) -> tuple[list[str], list[str]]:
     """``paths`` staged by ``_git.add`` in one copy and by ``git add`` in another."""
     ours, theirs = _repo(tmp_path / "ours"), tmp_path / "theirs"
@@ -82,7 +89,7 @@ def test_a_directory_holding_a_repository_is_left_to_git_add(tmp_path: Path) -> 
 
 def test_a_path_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
     root = _repo(tmp_path / "p")
-    with pytest.raises(_git.ProjectError, match="update-index"):
+    with pytest.raises(_git.ProjectError, match="missing.txt"):
         _git.add(root, [root / "missing.txt"])
 
 

@@ -393,15 +393,26 @@ def clone(src: Path, dst: Path) -> None:
     _git(dst, "remote", "remove", "origin")
 
 
+#: from this many paths on, :func:`add` lists the files itself (below: one ``git add``)
+ADD_BY_LIST = 64
+
+
 def add(root: Path, paths: list[Path]) -> None:
     """Stage ``paths`` (files, and directories with every file below them) as ``git add``
-    does: ignored files that are not tracked yet are left out.
+    does: ignored files that are not tracked yet are left out, names are taken as they are
+    (no wildcards).
 
-    The files are listed here and given to one ``git update-index`` on its standard input:
-    ``git add`` matches every pathspec against every file it looks at, and staging 10,000
-    new components' directories with it takes ~1.6 s (this, ~0.1 s). A directory holding a
-    ``.git`` (a repository of its own) is left to ``git add``, which knows what to make of it.
+    A few paths go to one ``git add``. Many (a batch of new components) are listed here and
+    given to one ``git update-index`` on its standard input: ``git add`` matches every
+    pathspec against every file it looks at, and staging 10,000 new components' directories
+    with it takes ~1.6 s (this, ~0.1 s). A directory holding a ``.git`` (a repository of its
+    own) is left to ``git add``, which knows what to make of it.
     """
+    if len(paths) < ADD_BY_LIST:
+        given = [str(p.relative_to(root)) if p.is_absolute() else str(p) for p in paths]
+        if given:
+            _git(root, "--literal-pathspecs", "add", "--", *given)
+        return
     files: list[str] = []
     nested: list[str] = []
     base = os.fspath(root).rstrip(os.sep) + os.sep
@@ -436,7 +447,7 @@ def add(root: Path, paths: list[Path]) -> None:
             listed = b"".join(os.fsencode(f) + b"\0" for f in files if f not in ignored)
         _git(root, "update-index", "--add", "-z", "--stdin", stdin=listed)
     for i in range(0, len(nested), 1000):
-        _git(root, "add", "--", *nested[i : i + 1000])
+        _git(root, "--literal-pathspecs", "add", "--", *nested[i : i + 1000])
 
 
 def unsaved(root: Path, subdir: str) -> dict[str, bool]:
