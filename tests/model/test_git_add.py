@@ -87,6 +87,28 @@ def test_a_directory_holding_a_repository_is_left_to_git_add(tmp_path: Path) -> 
     assert any(x.startswith("160000") for x in ours)  # the repository as git records one
 
 
+def test_an_ignored_file_named_is_left_out_and_the_rest_staged(tmp_path: Path) -> None:
+    root = _repo(tmp_path / "p")
+    (root / "c").mkdir()
+    (root / "c" / "cmp.wheel.json").write_text("{}\n")
+    (root / "c" / "run.log").write_text("ignored\n")
+    _git.add(root, [root / "c" / "cmp.wheel.json", root / "c" / "run.log"])
+    assert [x.split("\t")[1] for x in _index(root)] == ["c/cmp.wheel.json"]
+
+
+def test_a_task_whose_script_the_project_ignores_is_added(tmp_path: Path) -> None:
+    """A project whose ``.gitignore`` has ``*.sh``: the task and its script are made (the
+    script not staged: clean never removes a file that was there before a run)."""
+    import sharin
+
+    p = sharin.new_project(tmp_path / "ig")
+    (p.root / ".gitignore").write_text("*.sh\n")
+    t = sharin.add_task(p, "a", "true")
+    assert (t.directory / "run.sh").read_text() == "#!/bin/sh\ntrue\n"
+    staged = [x.split("\t")[1] for x in _index(p.root)]
+    assert [x for x in staged if x.startswith("a/")] == ["a/cmp.wheel.json"]
+
+
 def test_a_path_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
     root = _repo(tmp_path / "p")
     with pytest.raises(_git.ProjectError, match="missing.txt"):

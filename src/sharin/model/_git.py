@@ -399,8 +399,8 @@ ADD_BY_LIST = 64
 
 def add(root: Path, paths: list[Path]) -> None:
     """Stage ``paths`` (files, and directories with every file below them) as ``git add``
-    does: ignored files that are not tracked yet are left out, names are taken as they are
-    (no wildcards).
+    does within a directory: ignored files that are not tracked yet are left out (also when
+    named: ``git add`` would refuse them), names are taken as they are (no wildcards).
 
     A few paths go to one ``git add``. Many (a batch of new components) are listed here and
     given to one ``git update-index`` on its standard input: ``git add`` matches every
@@ -410,9 +410,12 @@ def add(root: Path, paths: list[Path]) -> None:
     """
     if len(paths) < ADD_BY_LIST:
         given = [str(p.relative_to(root)) if p.is_absolute() else str(p) for p in paths]
-        if given:
-            _git(root, "--literal-pathspecs", "add", "--", *given)
-        return
+        if not given:
+            return
+        if _git(root, "--literal-pathspecs", "add", "--", *given, check=False).returncode == 0:
+            return
+        # refused: an ignored file named (git add stages none then), or another error, which
+        # the listed way below reports; an ignored file is left out there, as within a directory
     files: list[str] = []
     nested: list[str] = []
     base = os.fspath(root).rstrip(os.sep) + os.sep
