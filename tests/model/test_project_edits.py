@@ -101,3 +101,66 @@ def test_known_keys_follow_wheels_components() -> None:
     assert {"storagePath", "host"} <= known_keys("storage")
     assert {"parameterFile", "numTotal"} <= known_keys("parameterStudy")
     assert known_keys("nonsense") == frozenset()
+
+
+# ---------------------------------------------------------------------- a failed add
+@pytest.mark.parametrize(
+    ("failing", "batched"),
+    [
+        ("component file", False),
+        ("component file", True),
+        ("script", False),
+        ("script", True),
+        ("staging", False),  # in a batch, staging is done when the batch ends
+    ],
+)
+def test_an_add_that_fails_half_way_leaves_the_project_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str, batched: bool
+) -> None:
+    from sharin.model import _git
+    from sharin.model import _project as project_module
+
+    p = sharin.new_project(tmp_path / "demo")
+    wf = sharin.add_component(p, "workflow", "wf")
+    sharin.add_task(p, "kept", "true", parent=wf)
+    sharin.save(p, "before")
+
+    def files() -> dict[str, object]:  # every entry, with its content (not its mtime)
+        return {
+            k: (v[0], v[-1]) for k, v in tree_snapshot(p.root).items() if not k.startswith(".git")
+        }
+
+    before = files()
+    real_write = Project.write_component
+
+    def broken_write(self: Project, c: object, *a: object, **k: object) -> None:
+        if getattr(c, "name", None) == "new":
+            raise OSError(28, "No space left on device")
+        real_write(self, c, *a, **k)  # type: ignore[arg-type]
+
+    def broken_add(root: Path, paths: list[Path]) -> None:
+        raise sharin.ProjectError("`git add` failed: fatal: index.lock exists", path=root)
+
+    def broken_script(directory: Path, name: str, text: str) -> None:
+        (directory / name).write_text(text[:3])  # half of it written, then the disk is full
+        raise OSError(28, "No space left on device")
+
+    if failing == "component file":
+        monkeypatch.setattr(Project, "write_component", broken_write)
+    elif failing == "staging":
+        monkeypatch.setattr(_git, "add", broken_add)
+    else:
+        monkeypatch.setattr(project_module, "_write_script", broken_script)
+    with pytest.raises((OSError, sharin.ProjectError)):
+        if batched:
+            with p.batch():
+                sharin.add_task(p, "new", "true", parent=wf)
+        else:
+            sharin.add_task(p, "new", "true", parent=wf)
+    monkeypatch.undo()
+    assert files() == before
+    assert sharin.model.git.unsaved(p.root, ".") == {}  # nothing left staged either
+    assert [c.name for c in wf.children] == ["kept"]
+    # and the same task can be added once what failed is gone
+    sharin.add_task(p, "new", "true", parent=wf)
+    assert sorted(c.rel for c in Project.open(p.root).components()) == ["wf", "wf/kept", "wf/new"]

@@ -239,21 +239,16 @@ def add_task(
                 f"{where}/{COMPONENT_FILE} [script]: {script!r} is WHEEL's own file; "
                 "choose another, e.g. run.sh"
             )
-        c = add_component(p, ctype, name, parent=parent, script=script, **props)
-        written = []
+        scripts = {}
         if script_text is not None:
             text = script_text if script_text.startswith("#!") else "#!/bin/sh\n" + script_text
-            path = c.directory / script
-            path.write_text(text if text.endswith("\n") else text + "\n")
-            path.chmod(0o755)
-            written.append(path)
+            scripts[script] = text if text.endswith("\n") else text + "\n"
         outs = list(outputs)
         if outs:
-            c.data["outputFiles"] = [{"name": o, "dst": []} for o in outs]
-            p.write_component(c)
-            written.append(c.file)
-        p.stage(*written)  # with the component: everything sharin wrote is staged together
-        return c
+            props["outputFiles"] = [{"name": o, "dst": []} for o in outs]
+        par = _component(p, parent) if parent is not None else None
+        # one step: a failure at any point leaves no half-made task
+        return p.add_component(ctype, name, par, scripts=scripts, script=script, **props)
 
 
 def connect(

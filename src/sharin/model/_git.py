@@ -453,6 +453,12 @@ def add(root: Path, paths: list[Path]) -> None:
         _git(root, "--literal-pathspecs", "add", "--", *nested[i : i + 1000])
 
 
+def unstage(root: Path, path: Path) -> None:
+    """Take ``path`` (and all below it) out of the index again, as if never staged."""
+    rel = os.path.relpath(path, root)
+    _git(root, "--literal-pathspecs", "rm", "-r", "-q", "--cached", "--ignore-unmatch", "--", rel)
+
+
 def unsaved(root: Path, subdir: str) -> dict[str, bool]:
     """Files below ``subdir`` that differ from the last save: path -> whether the last save
     has the file at all (False: never saved, so `revert` cannot bring it back)."""

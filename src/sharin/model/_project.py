@@ -11,7 +11,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -409,9 +409,15 @@ class Project:
         ctype: str,
         name: str,
         parent: Component | None = None,
+        *,
+        scripts: Mapping[str, str] | None = None,
         **props: Any,
     ) -> Component:
-        """Add a component (its directory and ``cmp.wheel.json``) under ``parent`` (default: root)."""
+        """Add a component (its directory and ``cmp.wheel.json``) under ``parent`` (default: root),
+        with ``scripts`` (file name → text, made executable) written in its directory.
+
+        All of it or nothing: when a step fails, what was done is taken back
+        (:meth:`take_back`) and the error raised."""
         parent = parent or self.root_component
         try:
             ComponentType(ctype)
@@ -445,15 +451,51 @@ class Project:
         rel = f"{parent.rel}/{name}" if parent.rel else name
         comp = Component(data, directory, rel, parent=parent)
         parent.children.append(comp)
-        if "descendants" in parent.data:
-            self._write_container(parent)
-        self.write_component(comp)
         self.by_id[comp.id] = comp
-        if ctype == ComponentType.PARAMETER_STUDY:
-            _write_parameter_skeleton(comp)
-        self._stage(directory)
-        self.touch()
+        mtime = self.data.get("mtime")
+        try:
+            if "descendants" in parent.data:
+                self._write_container(parent)
+            self.write_component(comp)
+            if ctype == ComponentType.PARAMETER_STUDY:
+                _write_parameter_skeleton(comp)
+            for file, text in (scripts or {}).items():
+                _write_script(directory, file, text)
+            self._stage(directory)
+            self.touch()
+        except BaseException:
+            self.data["mtime"] = mtime
+            self.take_back(comp)
+            raise
         return comp
+
+    def take_back(self, comp: Component) -> None:
+        """Undo the adding of ``comp``, which this process has just added and nobody has used
+        yet, when what came after failed: its directory (only sharin's files) is removed and its
+        parent's ``cmp.wheel.json`` written as it was. What cannot be undone is left as it is."""
+        import shutil
+
+        parent = comp.parent
+        if parent is not None:
+            parent.children[:] = [x for x in parent.children if x is not comp]
+        self.by_id.pop(comp.id, None)
+        self._batch_dirty.discard(comp)
+        below = os.fspath(comp.directory) + os.sep
+        self._batch_stage[:] = [
+            x
+            for x in self._batch_stage
+            if x != comp.directory and not os.fspath(x).startswith(below)
+        ]
+        if parent is not None and "descendants" in parent.data:
+            with contextlib.suppress(OSError, ProjectError):
+                self._write_container(parent)
+        shutil.rmtree(comp.directory, ignore_errors=True)
+        if not self._batch_depth:
+            from . import _git
+
+            if _git.is_repo(self.root):
+                with contextlib.suppress(ProjectError):
+                    _git.unstage(self.root, comp.directory)
 
     def _stage(self, path: Path) -> None:
         """``git add`` a new component (as WHEEL does), so that revert removes it again."""
@@ -939,6 +981,17 @@ _CONTAINERS = {t.value for t in ComponentType} & {
     "parameterStudy",
     "stepjob",
 }
+
+
+def _write_script(directory: Path, name: str, text: str) -> None:
+    """A new executable file ``name`` in a component's directory sharin has just made
+    (an existing file, or a name that is not a plain file name, is an error)."""
+    if not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise ProjectError(f"{name!r} is not a file name; give a plain name, e.g. run.sh")
+    fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(directory / name, 0o755, follow_symlinks=False)  # whatever the umask
 
 
 def _check_property(ctype: str, rel: str, key: str, value: Any) -> None:
