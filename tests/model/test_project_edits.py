@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 from pathlib import Path
 
 import pytest
 
 import sharin
-from sharin import Project
+from sharin import Component, Project
 from sharin.model import edit_lock, find_project_root, known_keys
 
 from ..helpers import read_json, tree_snapshot
@@ -164,3 +166,63 @@ def test_an_add_that_fails_half_way_leaves_the_project_as_it_was(
     # and the same task can be added once what failed is gone
     sharin.add_task(p, "new", "true", parent=wf)
     assert sorted(c.rel for c in Project.open(p.root).components()) == ["wf", "wf/kept", "wf/new"]
+
+
+_EDITS = {
+    "connect": lambda p, a, b: p.connect(a, b),
+    "connect_file": lambda p, a, b: p.connect_file(a, "out.txt", b, "in.txt"),
+    "disconnect": lambda p, a, b: p.disconnect(a, b),
+    "disconnect_file": lambda p, a, b: p.disconnect_file(a, "o", b, "i"),
+    "set_property": lambda p, a, b: p.set_property(a, "retry", 3),
+    "rename": lambda p, a, b: p.rename(a, "renamed"),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(_EDITS))
+@pytest.mark.parametrize("failing", ["the second file", "the project file"])
+def test_an_edit_that_fails_half_way_changes_no_file_and_nothing_in_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: str, failing: str
+) -> None:
+    p = sharin.new_project(tmp_path / "demo")
+    a = sharin.add_task(p, "a", "true")
+    b = sharin.add_task(p, "b", "true")
+    p.connect(a, b)
+    p.connect_file(a, "o", b, "i")
+    # a's file as WHEEL might have written it: another layout, kept byte for byte
+    a.file.write_text(json.dumps(a.data, indent=4))
+    p = Project.open(p.root)
+    a, b = p.component("a"), p.component("b")
+    if edit == "connect":
+        p.disconnect(a, b)
+    sharin.save(p, "before")
+
+    def files() -> dict[str, object]:
+        return {
+            k: (v[0], v[-1]) for k, v in tree_snapshot(p.root).items() if not k.startswith(".git")
+        }
+
+    before, memory = files(), [copy.deepcopy(x.data) for x in (a, b)]
+    project_data = copy.deepcopy(p.data)
+    writes: list[str] = []
+    real_write = Project.write_component
+
+    def write(self: Project, c: Component) -> None:
+        writes.append(c.name)
+        if failing == "the second file" and len(writes) == 2:
+            raise OSError(28, "No space left on device")
+        real_write(self, c)
+
+    def write_project(self: Project) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Project, "write_component", write)
+    if failing == "the project file" or edit in ("set_property", "rename"):
+        monkeypatch.setattr(Project, "write_project", write_project)
+    with pytest.raises(OSError):
+        _EDITS[edit](p, a, b)
+    monkeypatch.undo()
+    assert files() == before
+    assert [x.data for x in (a, b)] == memory and p.data == project_data
+    assert (a.name, a.directory, a.rel) == ("a", p.root / "a", "a")
+    assert sharin.model.git.unsaved(p.root, ".") == {}
+    _EDITS[edit](p, a, b)  # and it can be made once what failed is gone

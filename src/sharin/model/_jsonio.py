@@ -199,13 +199,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
     A crash leaves either the old file or the new one, never half of it.
     """
+    write_bytes_atomic(path, (dumps_indented(data) + "\n").encode("utf-8"))
+
+
+def write_bytes_atomic(path: Path, raw: bytes) -> None:
+    """Write ``raw`` to ``path`` through a temporary file and a rename, with the mode the file
+    had (a new file: :data:`NEW_FILE_MODE`)."""
     import tempfile  # not needed to read a project
 
-    text = dumps_indented(data) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
         try:
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:

@@ -501,6 +501,37 @@ class Project:
         """``git add`` a new component (as WHEEL does), so that revert removes it again."""
         self.stage(path)
 
+    @contextlib.contextmanager
+    def _all_or_nothing(self, *cs: Component) -> Iterator[None]:
+        """The block edits ``cs`` (and the project's own data) all or not at all: when it
+        fails, each one's data in memory and its file on disk are put back as they were (the
+        file's own bytes, so a file WHEEL wrote keeps its layout)."""
+        seen: set[int] = set()
+        before: list[tuple[Component, dict[str, Any], bytes | None]] = []
+        for c in cs:
+            if id(c) in seen:
+                continue
+            seen.add(id(c))
+            try:
+                raw: bytes | None = c.file.read_bytes()
+            except OSError:
+                raw = None
+            before.append((c, copy.deepcopy(c.data), raw))
+        project_data = copy.deepcopy(self.data)
+        try:
+            yield
+        except BaseException:
+            from ._jsonio import write_bytes_atomic
+
+            self.data = project_data
+            for c, data, raw in before:
+                c.data = data
+                with contextlib.suppress(OSError):
+                    if raw is not None and c.file.read_bytes() != raw:
+                        write_bytes_atomic(c.file, raw)
+            _cache_forget(self.root)
+            raise
+
     def stage(self, *paths: Path) -> None:
         """``git add`` files sharin wrote into the project (a component, its script …), so that
         they are part of the next save and clean never takes them for run outputs."""
@@ -569,21 +600,24 @@ class Project:
         if else_ and src.type != ComponentType.IF:
             raise ProjectError(f"{src.rel} is not an if component; only an if has an else branch")
         _refuse_cycle(src, dst)
-        lst = src.data.setdefault(key, [])
-        if dst.id not in lst:
-            lst.append(dst.id)
-        prev = dst.data.setdefault("previous", [])
-        if src.id not in prev:
-            prev.append(src.id)
-        self.write_component(src)
-        self.write_component(dst)
-        if src.type == dst.type == ComponentType.STEPJOB_TASK and src.parent is not None:
-            # as WHEEL: step numbers follow the chain of flow edges
-            for i, step in enumerate(step_order(src.parent)):
-                if step.data.get("stepnum") != i:
-                    step.data["stepnum"] = i
-                    self.write_component(step)
-        self.touch()
+        steps = src.type == dst.type == ComponentType.STEPJOB_TASK and src.parent is not None
+        siblings = src.parent.children if steps and src.parent is not None else []
+        with self._all_or_nothing(src, dst, *siblings):
+            lst = src.data.setdefault(key, [])
+            if dst.id not in lst:
+                lst.append(dst.id)
+            prev = dst.data.setdefault("previous", [])
+            if src.id not in prev:
+                prev.append(src.id)
+            self.write_component(src)
+            self.write_component(dst)
+            if steps and src.parent is not None:
+                # as WHEEL: step numbers follow the chain of flow edges
+                for i, step in enumerate(step_order(src.parent)):
+                    if step.data.get("stepnum") != i:
+                        step.data["stepnum"] = i
+                        self.write_component(step)
+            self.touch()
 
     @_edit
     def connect_file(self, src: Component, src_name: str, dst: Component, dst_name: str) -> None:
@@ -601,24 +635,26 @@ class Project:
         )
         if src.parent is dst.parent:
             _refuse_cycle(src, dst)
-            _add_output(src.data, src_name, "dst", {"dstNode": dst.id, "dstName": dst_name})
-            _add_input(dst.data, dst_name, "src", {"srcNode": src.id, "srcName": src_name})
-        elif dst.parent is src:
-            # parent input forwarded to a child
-            _add_input(src.data, src_name, "forwardTo", {"dstNode": dst.id, "dstName": dst_name})
-            _add_input(dst.data, dst_name, "src", {"srcNode": src.id, "srcName": src_name})
-        elif src.parent is dst:
-            # child output handed up to the parent
-            _add_output(src.data, src_name, "dst", {"dstNode": dst.id, "dstName": dst_name})
-            _add_output(dst.data, dst_name, "origin", {"srcNode": src.id, "srcName": src_name})
-        else:
+        elif dst.parent is not src and src.parent is not dst:
             raise ProjectError(
                 f"{src.rel} and {dst.rel} are neither siblings nor parent and child; "
                 "route the file through their common workflow's inputs/outputs"
             )
-        self.write_component(src)
-        self.write_component(dst)
-        self.touch()
+        to_dst = {"dstNode": dst.id, "dstName": dst_name}
+        from_src = {"srcNode": src.id, "srcName": src_name}
+        with self._all_or_nothing(src, dst):
+            if src.parent is dst.parent:
+                _add_output(src.data, src_name, "dst", to_dst)
+                _add_input(dst.data, dst_name, "src", from_src)
+            elif dst.parent is src:  # parent input forwarded to a child
+                _add_input(src.data, src_name, "forwardTo", to_dst)
+                _add_input(dst.data, dst_name, "src", from_src)
+            else:  # child output handed up to the parent
+                _add_output(src.data, src_name, "dst", to_dst)
+                _add_output(dst.data, dst_name, "origin", from_src)
+            self.write_component(src)
+            self.write_component(dst)
+            self.touch()
 
     @_edit
     def disconnect(self, src: Component, dst: Component, *, else_: bool = False) -> None:
@@ -635,16 +671,18 @@ class Project:
                     else " (add --else for an else edge)"
                 )
             )
-        src.data[key] = [x for x in lst if x != dst.id]
-        still = any(
-            isinstance(src.data.get(k), list) and dst.id in src.data[k] for k in ("next", "else")
-        )
-        prev = dst.data.get("previous")
-        if not still and isinstance(prev, list):
-            dst.data["previous"] = [x for x in prev if x != src.id]
-        self.write_component(src)
-        self.write_component(dst)
-        self.touch()
+        with self._all_or_nothing(src, dst):
+            src.data[key] = [x for x in lst if x != dst.id]
+            still = any(
+                isinstance(src.data.get(k), list) and dst.id in src.data[k]
+                for k in ("next", "else")
+            )
+            prev = dst.data.get("previous")
+            if not still and isinstance(prev, list):
+                dst.data["previous"] = [x for x in prev if x != src.id]
+            self.write_component(src)
+            self.write_component(dst)
+            self.touch()
 
     @_edit
     def disconnect_file(self, src: Component, src_name: str, dst: Component, dst_name: str) -> None:
@@ -663,15 +701,18 @@ class Project:
         else:
             edits = [("outputFiles", src, src_name, "dst", to_dst)]
             edits.append(("inputFiles", dst, dst_name, "src", from_src))
-        found = [_drop_link(c.data, fkey, name, lkey, link) for fkey, c, name, lkey, link in edits]
-        if not any(found):
-            raise ProjectError(
-                f"there is no file edge {src.rel}:{src_name} → {dst.rel}:{dst_name}; "
-                "nothing to disconnect"
-            )
-        self.write_component(src)
-        self.write_component(dst)
-        self.touch()
+        with self._all_or_nothing(src, dst):
+            found = [
+                _drop_link(c.data, fkey, name, lkey, link) for fkey, c, name, lkey, link in edits
+            ]
+            if not any(found):
+                raise ProjectError(
+                    f"there is no file edge {src.rel}:{src_name} → {dst.rel}:{dst_name}; "
+                    "nothing to disconnect"
+                )
+            self.write_component(src)
+            self.write_component(dst)
+            self.touch()
 
     def check_property(self, c: Component, key: str, value: Any) -> None:
         """Raise a ProjectError naming the file and field when ``value`` does not fit ``key``,
@@ -689,9 +730,10 @@ class Project:
             self.rename(c, str(value))
             return
         _refuse_unsafe_change(c, key, value, self.root)
-        c.data[key] = value
-        self.write_component(c)
-        self.touch()
+        with self._all_or_nothing(c):
+            c.data[key] = value
+            self.write_component(c)
+            self.touch()
 
     @_edit
     def rename(self, c: Component, name: str) -> None:
@@ -704,15 +746,26 @@ class Project:
         new_dir = c.directory.parent / name
         if new_dir.exists():
             raise ProjectError("a directory of that name is in the way", path=new_dir)
+        old_dir, old_rel = c.directory, c.rel
         c.directory.rename(new_dir)
-        c.data["name"] = name
-        old_rel = c.rel
         new_rel = f"{c.parent.rel}/{name}" if c.parent.rel else name
-        for x in c.walk():
-            x.rel = new_rel + x.rel[len(old_rel) :]
-            x.directory = self.root / x.rel
-        self.write_component(c)
-        self.touch()
+
+        def move(rel: str, to: str) -> None:
+            for x in c.walk():
+                x.rel = to + x.rel[len(rel) :]
+                x.directory = self.root / x.rel
+
+        move(old_rel, new_rel)
+        try:
+            with self._all_or_nothing(c):
+                c.data["name"] = name
+                self.write_component(c)
+                self.touch()
+        except BaseException:
+            move(new_rel, old_rel)
+            with contextlib.suppress(OSError):
+                new_dir.rename(old_dir)
+            raise
 
     # ------------------------------------------------------------------ state
     def set_project_state(self, state: str) -> None:
