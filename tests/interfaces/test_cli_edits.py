@@ -392,6 +392,31 @@ def test_set_warns_about_a_field_wheel_does_not_have(cli: Cli, project: Project)
     assert "no field 'indexList'" in r.stderr and "'keep'" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    "later",
+    ["script=../../x", "name=bad/name", "name=b", "retry=-1", "condition=/etc/passwd"],
+)
+def test_set_of_several_fields_one_refused_changes_none(
+    cli: Cli, project: Project, later: str
+) -> None:
+    root = project.root
+    sharin.add_task(project, "a", "true")
+    sharin.add_task(project, "b", "true")
+    before = project_files(root)
+    r = cli("set", root, "a", "retry=3", "name=renamed", later, code=2)
+    assert "error:" in r.stderr and "Traceback" not in r.stderr
+    assert project_files(root) == before
+
+
+def test_set_of_fields_and_a_new_name_does_all_of_it(cli: Cli, project: Project) -> None:
+    root = project.root
+    sharin.add_task(project, "a", "true")
+    cli("set", root, "a", "retry=3", "name=renamed", "description=x")
+    data = read_json(root / "renamed" / "cmp.wheel.json")
+    assert (data["retry"], data["name"], data["description"]) == (3, "renamed", "x")
+    assert not (root / "a").exists()
+
+
 # ---------------------------------------------------------------------- parsing
 
 

@@ -712,6 +712,21 @@ def _patch(client: TestClient, pid: str, cid: str, **properties: Any) -> None:
     assert r.status_code == 200, r.text
 
 
+def test_a_patch_with_one_field_refused_changes_none(client: TestClient) -> None:
+    pid = _new(client)["id"]
+    cid = _add(client, pid, "task", "a")
+    before = client.get(f"/api/projects/{pid}/components/{cid}").json()
+    r = client.patch(
+        f"/api/projects/{pid}/components/{cid}",
+        json={"properties": {"retry": 3, "name": "renamed", "script": "../../x"}},
+    )
+    assert r.status_code in (400, 422), r.text
+    assert client.get(f"/api/projects/{pid}/components/{cid}").json() == before
+    _patch(client, pid, cid, retry=3, name="renamed")  # all of it when nothing is refused
+    got = client.get(f"/api/projects/{pid}/components/{cid}").json()
+    assert (got["properties"]["retry"], got["name"], got["path"]) == (3, "renamed", "renamed")
+
+
 def _inner_task(client: TestClient, pid: str, parent: str, where: str, script: str) -> str:
     """A task ``t`` in the container ``parent`` (whose directory is ``where``)."""
     cid = _add(client, pid, "task", "t", parent)

@@ -90,6 +90,7 @@ __all__ = [
     "job_states_async",
     "runs",
     "save",
+    "set_properties",
     "set_property",
     "status",
     "unknown_key",
@@ -295,6 +296,15 @@ def set_property(project: ProjectRef, component: Component | str, key: str, valu
     """Set one field of a component's ``cmp.wheel.json`` (``name`` renames it)."""
     with editing(project) as p:
         p.set_property(_component(p, component), key, value)
+
+
+def set_properties(
+    project: ProjectRef, component: Component | str, values: Mapping[str, Any]
+) -> None:
+    """Set fields of a component's ``cmp.wheel.json``, all of them or none (every value is
+    checked before anything is written)."""
+    with editing(project) as p:
+        p.set_properties(_component(p, component), values)
 
 
 def unknown_key(project: ProjectRef, component: Component | str, key: str) -> str | None:

@@ -547,10 +547,8 @@ def set_(project: Path, component: str, assignments: tuple[str, ...]) -> None:
         raise ProjectError(f"{fixed[0]!r} cannot be changed (it is set when a component is made)")
     with api.editing(project) as p:
         c = p.component(component)
-        for k, v in pairs:  # every value is checked before any is written
-            p.check_property(c, k, v)
+        api.set_properties(p, c, dict(pairs))  # all of them or none
         for k, v in pairs:
-            api.set_property(p, c, k, v)
             console.print(escape(f"{component}: {k} = {json.dumps(v)}"))
             _warn_unknown(p, c, k)
 

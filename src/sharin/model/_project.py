@@ -723,20 +723,35 @@ class Project:
 
     @_edit
     def set_property(self, c: Component, key: str, value: Any) -> None:
-        if key in ("ID", "parent", "type"):
-            raise ProjectError(f"{key!r} cannot be changed (it is set when a component is made)")
-        self.check_property(c, key, value)
-        if key == "name":
-            self.rename(c, str(value))
-            return
-        _refuse_unsafe_change(c, key, value, self.root)
-        with self._all_or_nothing(c):
-            c.data[key] = value
-            self.write_component(c)
-            self.touch()
+        self.set_properties(c, {key: value})
 
     @_edit
-    def rename(self, c: Component, name: str) -> None:
+    def set_properties(self, c: Component, values: Mapping[str, Any]) -> None:
+        """Set fields of ``c`` (``name`` renames it), all or none: every value is checked
+        before anything is written, and a write that fails puts back what was written."""
+        for key, value in values.items():
+            if key in ("ID", "parent", "type"):
+                raise ProjectError(
+                    f"{key!r} cannot be changed (it is set when a component is made)"
+                )
+            self.check_property(c, key, value)
+        rest = {k: v for k, v in values.items() if k != "name"}
+        if rest:
+            trial = Component({**c.data, **rest}, c.directory, c.rel, parent=c.parent)
+            _refuse_unsafe(trial, self.root, before=c)
+        if "name" in values:
+            self._check_rename(c, str(values["name"]))
+        with self._all_or_nothing(c):
+            if rest:
+                c.data.update(rest)
+                self.write_component(c)
+            if "name" in values:
+                self.rename(c, str(values["name"]))
+            else:
+                self.touch()
+
+    def _check_rename(self, c: Component, name: str) -> Path:
+        """The new directory of ``c`` renamed ``name``, or the error that refuses it."""
         if c.parent is None:
             raise ProjectError("rename the project directory itself to rename a project")
         if not is_valid_name(name):
@@ -746,6 +761,12 @@ class Project:
         new_dir = c.directory.parent / name
         if new_dir.exists():
             raise ProjectError("a directory of that name is in the way", path=new_dir)
+        return new_dir
+
+    @_edit
+    def rename(self, c: Component, name: str) -> None:
+        new_dir = self._check_rename(c, name)
+        assert c.parent is not None  # the root is refused above
         old_dir, old_rel = c.directory, c.rel
         c.directory.rename(new_dir)
         new_rel = f"{c.parent.rel}/{name}" if c.parent.rel else name

@@ -649,10 +649,8 @@ def create_app(config: ServerConfig) -> Any:
     def set_properties(pid: str, cid: str, body: Properties) -> dict[str, Any]:
         p = project(pid)
         c = component(p, cid)
-        for key, value in body.properties.items():
-            api.set_property(p, c.id, key, value)
-            p = project(pid)
-        return _component_json(component(p, cid))
+        api.set_properties(p, c.id, body.properties)  # all of them or none
+        return _component_json(component(project(pid), cid))
 
     @app.delete("/api/projects/{pid}/components/{cid}")
     def remove_component(pid: str, cid: str, confirm: bool = False) -> dict[str, Any]:
