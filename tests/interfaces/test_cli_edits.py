@@ -408,6 +408,20 @@ def test_set_of_several_fields_one_refused_changes_none(
     assert project_files(root) == before
 
 
+@pytest.mark.parametrize("verb", ["connect", "disconnect"])
+def test_file_edges_one_refused_makes_none(cli: Cli, project: Project, verb: str) -> None:
+    root = project.root
+    sharin.add_task(project, "a", "true")
+    sharin.add_task(project, "b", "true")
+    if verb == "disconnect":
+        cli("connect", root, "a", "b", "--file", "o1:i1", "--file", "o2:i2")
+    before = edited_files(root)  # put back as it was: contents, not times
+    bad = "o2:i9" if verb == "disconnect" else "../x:y"  # no such edge / leaves the directory
+    r = cli(verb, root, "a", "b", "--file", "o1:i1", "--file", bad, code=2)
+    assert "error:" in r.stderr and "Traceback" not in r.stderr
+    assert edited_files(root) == before
+
+
 def test_set_of_fields_and_a_new_name_does_all_of_it(cli: Cli, project: Project) -> None:
     root = project.root
     sharin.add_task(project, "a", "true")

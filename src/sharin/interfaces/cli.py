@@ -446,8 +446,12 @@ def _edit_edges(
             (api.disconnect if remove else api.connect)(p, src, dst, else_=else_)
             console.print(escape(f"{said}{src} → {dst}" + (" (else)" if else_ else "")))
             return
+        a, b = p.component(src), p.component(dst)
+        edit = api.disconnect_files if remove else api.connect_files
+        with p.all_or_nothing(a, b):  # every edge, or none when one is refused
+            for out, inp in specs:
+                edit(p, a, out, b, inp)
         for out, inp in specs:
-            (api.disconnect_files if remove else api.connect_files)(p, src, out, dst, inp)
             console.print(escape(f"{said}{src}:{out} → {dst}:{inp}"))
 
 

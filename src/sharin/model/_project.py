@@ -502,33 +502,33 @@ class Project:
         self.stage(path)
 
     @contextlib.contextmanager
-    def _all_or_nothing(self, *cs: Component) -> Iterator[None]:
-        """The block edits ``cs`` (and the project's own data) all or not at all: when it
-        fails, each one's data in memory and its file on disk are put back as they were (the
-        file's own bytes, so a file WHEEL wrote keeps its layout)."""
+    def all_or_nothing(self, *cs: Component) -> Iterator[None]:
+        """The block edits ``cs`` and the project's own file all or not at all: when it
+        fails, each one's data in memory and its file on disk (``prj.wheel.json`` too) are put
+        back as they were (the file's own bytes, so a file WHEEL wrote keeps its layout)."""
         seen: set[int] = set()
         before: list[tuple[Component, dict[str, Any], bytes | None]] = []
         for c in cs:
             if id(c) in seen:
                 continue
             seen.add(id(c))
-            try:
-                raw: bytes | None = c.file.read_bytes()
-            except OSError:
-                raw = None
-            before.append((c, copy.deepcopy(c.data), raw))
+            before.append((c, copy.deepcopy(c.data), _bytes_or_none(c.file)))
         project_data = copy.deepcopy(self.data)
+        project_raw = _bytes_or_none(self.root / PROJECT_FILE)
         try:
             yield
         except BaseException:
             from ._jsonio import write_bytes_atomic
 
             self.data = project_data
-            for c, data, raw in before:
+            files = [(c.file, raw) for c, _, raw in before]
+            files.append((self.root / PROJECT_FILE, project_raw))
+            for c, data, _ in before:
                 c.data = data
+            for path, raw in files:
                 with contextlib.suppress(OSError):
-                    if raw is not None and c.file.read_bytes() != raw:
-                        write_bytes_atomic(c.file, raw)
+                    if raw is not None and _bytes_or_none(path) != raw:
+                        write_bytes_atomic(path, raw)
             _cache_forget(self.root)
             raise
 
@@ -602,7 +602,7 @@ class Project:
         _refuse_cycle(src, dst)
         steps = src.type == dst.type == ComponentType.STEPJOB_TASK and src.parent is not None
         siblings = src.parent.children if steps and src.parent is not None else []
-        with self._all_or_nothing(src, dst, *siblings):
+        with self.all_or_nothing(src, dst, *siblings):
             lst = src.data.setdefault(key, [])
             if dst.id not in lst:
                 lst.append(dst.id)
@@ -642,7 +642,7 @@ class Project:
             )
         to_dst = {"dstNode": dst.id, "dstName": dst_name}
         from_src = {"srcNode": src.id, "srcName": src_name}
-        with self._all_or_nothing(src, dst):
+        with self.all_or_nothing(src, dst):
             if src.parent is dst.parent:
                 _add_output(src.data, src_name, "dst", to_dst)
                 _add_input(dst.data, dst_name, "src", from_src)
@@ -671,7 +671,7 @@ class Project:
                     else " (add --else for an else edge)"
                 )
             )
-        with self._all_or_nothing(src, dst):
+        with self.all_or_nothing(src, dst):
             src.data[key] = [x for x in lst if x != dst.id]
             still = any(
                 isinstance(src.data.get(k), list) and dst.id in src.data[k]
@@ -701,7 +701,7 @@ class Project:
         else:
             edits = [("outputFiles", src, src_name, "dst", to_dst)]
             edits.append(("inputFiles", dst, dst_name, "src", from_src))
-        with self._all_or_nothing(src, dst):
+        with self.all_or_nothing(src, dst):
             found = [
                 _drop_link(c.data, fkey, name, lkey, link) for fkey, c, name, lkey, link in edits
             ]
@@ -741,7 +741,7 @@ class Project:
             _refuse_unsafe(trial, self.root, before=c)
         if "name" in values:
             self._check_rename(c, str(values["name"]))
-        with self._all_or_nothing(c):
+        with self.all_or_nothing(c):
             if rest:
                 c.data.update(rest)
                 self.write_component(c)
@@ -778,7 +778,7 @@ class Project:
 
         move(old_rel, new_rel)
         try:
-            with self._all_or_nothing(c):
+            with self.all_or_nothing(c):
                 c.data["name"] = name
                 self.write_component(c)
                 self.touch()
@@ -1055,6 +1055,13 @@ _CONTAINERS = {t.value for t in ComponentType} & {
     "parameterStudy",
     "stepjob",
 }
+
+
+def _bytes_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _write_script(directory: Path, name: str, text: str) -> None:
