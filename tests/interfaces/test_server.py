@@ -252,6 +252,28 @@ def test_uploads_over_the_limit_are_refused_and_leave_no_file(
     assert not [n for n in left if "big" in n], left
 
 
+@pytest.mark.parametrize("where", ["", "sub/deeper"])
+def test_an_upload_of_several_files_one_too_large_writes_none(
+    client: TestClient, workspace: Path, where: str
+) -> None:
+    pid = _new(client)["id"]
+    root = workspace / "demo.wheel"
+    if not where:
+        (root / "a.txt").write_text("old\n")
+    big = b"x" * ((1 << 20) + 1)
+    r = client.post(
+        f"/api/projects/{pid}/files/upload",
+        params={"path": where},
+        files=[("files", ("a.txt", b"new\n", "text/plain")), ("files", ("big.bin", big, "x/y"))],
+    )
+    assert r.status_code == 400 and "limit" in r.json()["error"]
+    if where:
+        assert not (root / "sub").exists()  # the directories made for it are gone again
+    else:
+        assert (root / "a.txt").read_text() == "old\n"
+    assert not [x for x in root.rglob("*") if x.name.endswith(".part")]
+
+
 @pytest.mark.parametrize(
     "path",
     [

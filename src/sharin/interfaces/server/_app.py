@@ -227,11 +227,28 @@ def _entry(path: Path, name: str) -> dict[str, Any]:
 
 def _write_atomic(target: Path, chunks: Any, limit: int) -> int:
     """Write ``chunks`` (an iterator of bytes) to ``target`` through a temporary file in the same
-    directory, renamed over it only when complete and within ``limit``."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    size = 0
+    directory, renamed over it only when complete and within ``limit``. Directories made for
+    it are removed again when it fails."""
+    tmp, size, made = _write_temp(target, chunks, limit)
     try:
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        _remove_made(made)
+        raise
+    return size
+
+
+def _write_temp(target: Path, chunks: Any, limit: int) -> tuple[str, int, list[Path]]:
+    """``chunks`` written to a temporary file beside ``target`` (with its mode, when it is
+    there): the file, its size and the directories made for it. On a failure nothing is left."""
+    made = [d for d in [target.parent, *target.parent.parents] if not d.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+        size = 0
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 size += len(chunk)
@@ -243,12 +260,20 @@ def _write_atomic(target: Path, chunks: Any, limit: int) -> int:
                 f.write(chunk)
         if target.exists():
             shutil.copymode(target, tmp)
-        os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        _remove_made(made)
         raise
-    return size
+    return tmp, size, made
+
+
+def _remove_made(made: list[Path]) -> None:
+    """Remove the directories a failed write made (deepest first), each only while empty."""
+    for d in made:
+        with contextlib.suppress(OSError):
+            d.rmdir()
 
 
 def _host_map(text: str | None, known: list[str]) -> dict[str, str]:
@@ -1011,14 +1036,27 @@ def create_app(config: ServerConfig) -> Any:
         _inside(root, path)  # the directory itself must be inside
         if api.engine_pid(root) is not None:
             raise BusyError(f"{root}: cannot change files while the project runs; stop it first")
-        done = []
-        for f in files:
-            name = os.path.basename((f.filename or "").replace("\\", "/"))
-            target = _inside(root, f"{path}/{name}" if path else name, what="upload")
-            if not name or target.is_dir():
-                raise ProjectError(f"upload {f.filename!r}: give a file name")
-            size = _write_atomic(target, _chunks(f.file), config.upload_limit)
-            done.append({"path": os.path.relpath(target, root), "size": size})
+        done: list[dict[str, Any]] = []
+        # every file written aside first, then all put in place: one refused changes none
+        written: list[tuple[Path, str, int, list[Path]]] = []
+        try:
+            for f in files:
+                name = os.path.basename((f.filename or "").replace("\\", "/"))
+                target = _inside(root, f"{path}/{name}" if path else name, what="upload")
+                if not name or target.is_dir():
+                    raise ProjectError(f"upload {f.filename!r}: give a file name")
+                written.append((target, *_write_temp(target, _chunks(f.file), config.upload_limit)))
+            while written:
+                target, tmp, size, _ = written[0]
+                os.replace(tmp, target)
+                done.append({"path": os.path.relpath(target, root), "size": size})
+                del written[0]
+        except BaseException:
+            for _, tmp, _, made in reversed(written):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                _remove_made(made)
+            raise
         return {"uploaded": done}
 
     # ------------------------------------------------------------ hosts
