@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sharin
 from sharin import Component, Project
@@ -226,3 +228,46 @@ def test_an_edit_that_fails_half_way_changes_no_file_and_nothing_in_memory(
     assert (a.name, a.directory, a.rel) == ("a", p.root / "a", "a")
     assert sharin.model.git.unsaved(p.root, ".") == {}
     _EDITS[edit](p, a, b)  # and it can be made once what failed is gone
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edges=st.lists(
+        st.tuples(st.integers(0, 4), st.integers(0, 4), st.booleans()), min_size=1, max_size=12
+    )
+)
+def test_an_edge_is_refused_exactly_when_it_would_close_a_cycle(
+    tmp_path_factory: pytest.TempPathFactory, edges: list[tuple[int, int, bool]]
+) -> None:
+    """Flow and file edges among five siblings (and a workflow around them), against a plain
+    reachability check of the edges accepted so far."""
+    root = tmp_path_factory.mktemp("cycles")
+    p = Project.create(root / "p", git=False)
+    wf = p.add_component("workflow", "wf")
+    tasks = [p.add_component("task", f"t{i}", wf) for i in range(5)]
+    accepted: set[tuple[int, int]] = set()
+
+    def reaches(a: int, b: int) -> bool:
+        seen, todo = {a}, [a]
+        while todo:
+            x = todo.pop()
+            for u, v in accepted:
+                if u == x and v not in seen:
+                    seen.add(v)
+                    todo.append(v)
+        return b in seen
+
+    for a, b, as_file in edges:
+        if a == b:
+            continue
+        closes = reaches(b, a)
+        try:
+            if as_file:
+                p.connect_file(tasks[a], f"o{b}", tasks[b], f"i{a}")
+            else:
+                p.connect(tasks[a], tasks[b])
+        except sharin.ProjectError as e:
+            assert closes and "would make a cycle" in str(e), (a, b, str(e))
+            continue
+        assert not closes, (a, b)
+        accepted.add((a, b))

@@ -504,31 +504,39 @@ class Project:
     @contextlib.contextmanager
     def all_or_nothing(self, *cs: Component) -> Iterator[None]:
         """The block edits ``cs`` and the project's own file all or not at all: when it
-        fails, each one's data in memory and its file on disk (``prj.wheel.json`` too) are put
-        back as they were (the file's own bytes, so a file WHEEL wrote keeps its layout)."""
+        fails, each one's file on disk (``prj.wheel.json`` too) is put back as it was, byte for
+        byte (a file WHEEL wrote keeps its layout), and its data in memory read from it again.
+
+        Nothing is copied while the block goes well: only the files' bytes are read (an edit
+        writes what it changes at once; what a batch defers, a container's ``descendants``,
+        is worked out from its children when the batch ends)."""
         seen: set[int] = set()
-        before: list[tuple[Component, dict[str, Any], bytes | None]] = []
+        before: list[tuple[Component, bytes | None]] = []
         for c in cs:
-            if id(c) in seen:
-                continue
-            seen.add(id(c))
-            before.append((c, copy.deepcopy(c.data), _bytes_or_none(c.file)))
-        project_data = copy.deepcopy(self.data)
+            if id(c) not in seen:
+                seen.add(id(c))
+                before.append((c, _bytes_or_none(c.file)))
+        mtime = self.data.get("mtime")
         project_raw = _bytes_or_none(self.root / PROJECT_FILE)
         try:
             yield
         except BaseException:
             from ._jsonio import write_bytes_atomic
 
-            self.data = project_data
-            files = [(c.file, raw) for c, _, raw in before]
+            if mtime is None:
+                self.data.pop("mtime", None)
+            else:
+                self.data["mtime"] = mtime
+            files = [(c.file, raw) for c, raw in before]
             files.append((self.root / PROJECT_FILE, project_raw))
-            for c, data, _ in before:
-                c.data = data
             for path, raw in files:
                 with contextlib.suppress(OSError):
                     if raw is not None and _bytes_or_none(path) != raw:
                         write_bytes_atomic(path, raw)
+            for c, raw in before:
+                with contextlib.suppress(ProjectError):
+                    if raw is not None:
+                        c.data = json_object(parse_json(raw, c.file), c.file)
             _cache_forget(self.root)
             raise
 
@@ -599,7 +607,7 @@ class Project:
         key = "else" if else_ else "next"
         if else_ and src.type != ComponentType.IF:
             raise ProjectError(f"{src.rel} is not an if component; only an if has an else branch")
-        _refuse_cycle(src, dst)
+        _refuse_cycle(src, dst, self.by_id)
         steps = src.type == dst.type == ComponentType.STEPJOB_TASK and src.parent is not None
         siblings = src.parent.children if steps and src.parent is not None else []
         with self.all_or_nothing(src, dst, *siblings):
@@ -634,7 +642,7 @@ class Project:
             (dst, "inputFiles" if src.parent is not dst else "outputFiles", dst_name),
         )
         if src.parent is dst.parent:
-            _refuse_cycle(src, dst)
+            _refuse_cycle(src, dst, self.by_id)
         elif dst.parent is not src and src.parent is not dst:
             raise ProjectError(
                 f"{src.rel} and {dst.rel} are neither siblings nor parent and child; "
@@ -1174,38 +1182,59 @@ def _drop_link(data: dict[str, Any], fkey: str, name: str, lkey: str, link: dict
     return changed
 
 
-def _waits_for(c: Component, ids: set[str]) -> set[str]:
-    """The siblings ``c`` waits for: flow edges into it and producers of its input files."""
-    out = {x for x in c.previous if x in ids}
+def _waits_for(c: Component) -> set[str]:
+    """The IDs ``c`` waits for: flow edges into it and producers of its input files."""
+    out = set(c.previous)
     for inp in c.input_files:
-        out.update(link.node for link in inp.src if link.node in ids)
+        out.update(link.node for link in inp.src)
     return out
 
 
-def _refuse_cycle(src: Component, dst: Component) -> None:
-    """Refuse an edge ``src`` → ``dst`` between siblings when ``src`` already waits for ``dst``."""
-    if src.parent is None:
+def _refuse_cycle(src: Component, dst: Component, by_id: Mapping[str, Component]) -> None:
+    """Refuse an edge ``src`` → ``dst`` between siblings when ``src`` already waits for ``dst``.
+
+    Only what ``src`` waits for is walked, each sibling found by its ID (``by_id``, the
+    project's map; the siblings are listed only for an ID it does not place among them), so
+    that adding the edges of 10,000 siblings one by one does not list them 10,000 times."""
+    parent = src.parent
+    if parent is None:
         return
-    siblings = {c.id: c for c in src.parent.children}
-    ids = set(siblings)
+    listed: dict[str, Component] | None = None
+
+    def sibling(x: str) -> Component | None:
+        nonlocal listed
+        c = by_id.get(x)
+        if c is not None and c.parent is parent:
+            return c
+        if listed is None:
+            listed = {k.id: k for k in parent.children}
+        return listed.get(x)
+
     came_from: dict[str, str] = {src.id: ""}
-    todo = [src.id]
+    todo = [src]
     while todo:
         node = todo.pop()
-        for up in _waits_for(siblings[node], ids):
+        for up in _waits_for(node):
             if up in came_from:
                 continue
-            came_from[up] = node
+            c = sibling(up)
+            if c is None:
+                continue
+            came_from[up] = node.id
             if up == dst.id:
                 chain = [dst.id]
                 while chain[-1] != src.id:
                     chain.append(came_from[chain[-1]])
-                names = " → ".join(siblings[x].name for x in [src.id, *chain])
+                names = " → ".join(_shown_name(sibling(x), x) for x in [src.id, *chain])
                 raise ProjectError(
                     f"connecting {src.rel} to {dst.rel} would make a cycle ({names}); "
                     f"{src.name} already waits for {dst.name}"
                 )
-            todo.append(up)
+            todo.append(c)
+
+
+def _shown_name(c: Component | None, fallback: str) -> str:
+    return c.name if c is not None else fallback
 
 
 def _write_parameter_skeleton(c: Component) -> None:
