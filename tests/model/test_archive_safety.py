@@ -10,6 +10,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import sharin
 
@@ -163,3 +165,43 @@ def test_an_export_that_cannot_write_is_a_clear_error(cli: Cli, tmp_path: Path) 
     assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".x.tgz")] == []
     with tarfile.open(out) as tar:
         assert "w.wheel/prj.wheel.json" in tar.getnames()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    where = tmp_path_factory.mktemp("exported")
+    p = sharin.new_project(where / "whole")
+    sharin.add_task(p, "a", "echo a > out.txt", outputs=["out.txt"])
+    sharin.save(p)
+    return sharin.export_project(p, where / "whole.tgz").read_bytes()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(data=st.data())
+def test_a_cut_or_corrupt_archive_is_one_clear_error_and_leaves_nothing(
+    cli: Cli, tmp_path_factory: pytest.TempPathFactory, exported: bytes, data: st.DataObject
+) -> None:
+    """An archive cut short (a download that stopped), with bytes changed, or not an archive
+    at all: exit 2 with the file named and what to do, and nothing made in the parent."""
+    how = data.draw(st.sampled_from(["cut", "flipped", "random"]))
+    if how == "cut":
+        raw = exported[: data.draw(st.integers(0, len(exported) - 1))]
+    elif how == "flipped":
+        at = data.draw(st.integers(10, len(exported) - 1))  # past gzip's header
+        raw = exported[:at] + bytes([exported[at] ^ 0xFF]) + exported[at + 1 :]
+    else:
+        raw = data.draw(st.binary(max_size=200))
+    tmp = tmp_path_factory.mktemp("bad")
+    (tmp / "bad.tgz").write_bytes(raw)
+    (tmp / "into").mkdir()
+    r = cli("import", tmp / "bad.tgz", tmp / "into", code=None)
+    if r.exit_code == 0:  # a changed byte the archive can take (in a file's contents)
+        assert how == "flipped"
+        return
+    assert r.exit_code == 2, r.output
+    assert "bad.tgz" in r.stderr and "Traceback" not in r.output and "Aborted" not in r.output
+    assert list((tmp / "into").iterdir()) == []

@@ -10,11 +10,13 @@ clones the result to ``<parent>/<name>.wheel``.
 
 from __future__ import annotations
 
+import lzma
 import os
 import shutil
 import tarfile
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -245,8 +247,13 @@ def _extract(archive: Path, into: Path) -> Path:
             "copy the targets)",
             path=archive,
         ) from None
-    except (tarfile.TarError, OSError) as e:
-        raise ProjectError(f"cannot be read as a project archive ({e})", path=archive) from None
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+        # EOFError: the archive ends early (a download cut short); zlib/lzma: corrupt data
+        raise ProjectError(
+            f"cannot be read as a project archive ({e or type(e).__name__}); "
+            "download or export it again",
+            path=archive,
+        ) from None
     found = [p.parent for p in into.glob(f"*/{PROJECT_FILE}")] + (
         [into] if (into / PROJECT_FILE).exists() else []
     )
