@@ -240,6 +240,11 @@ def _extract(archive: Path, into: Path) -> Path:
     try:
         with tarfile.open(archive, "r:*") as tar:
             tar.extractall(into, filter="data")
+            # read on to the end of the compressed stream: tar stops at its end-of-archive
+            # blocks, before gzip's checksum, so a changed byte would otherwise go unseen
+            assert tar.fileobj is not None
+            while tar.fileobj.read(1 << 20):
+                pass
     except tarfile.FilterError as e:
         raise ProjectError(
             f"holds an entry that would leave the project or is not plain data ({e}); a "
