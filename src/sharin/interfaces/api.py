@@ -230,16 +230,9 @@ def add_task(
     with editing(project) as p:
         prel = _component(p, parent).rel if parent is not None else ""
         where = f"{prel}/{name}" if prel else name
-        if not script or "/" in script or script in (".", "..") or "\0" in script:
-            raise ProjectError(
-                f"{where}/{COMPONENT_FILE} [script]: {script!r} must be a file name in the "
-                "component's directory (no '/'), e.g. run.sh"
-            )
-        if script in (COMPONENT_FILE, model.STATUS_FILE):
-            raise ProjectError(
-                f"{where}/{COMPONENT_FILE} [script]: {script!r} is WHEEL's own file; "
-                "choose another, e.g. run.sh"
-            )
+        problem = model.script_file_problem(script)
+        if problem is not None:
+            raise ProjectError(f"{where}/{COMPONENT_FILE} [script]: {problem}")
         scripts = {}
         if script_text is not None:
             text = script_text if script_text.startswith("#!") else "#!/bin/sh\n" + script_text

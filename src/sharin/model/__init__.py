@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         State,
         is_valid_name,
         new_id,
+        script_file_problem,
         step_order,
     )
     from ._expr import ExpressionError, evaluate, is_true, looks_like_script_name, parse_expression
@@ -82,6 +83,7 @@ _LAZY: dict[str, str] = {
             "OutputFile",
             "State",
             "is_valid_name",
+            "script_file_problem",
             "new_id",
             "step_order",
         ),
@@ -181,6 +183,7 @@ __all__ = [
     "load_hosts",
     "local_job_limit",
     "new_id",
+    "script_file_problem",
     "step_order",
     "read_json_object",
     "validate",

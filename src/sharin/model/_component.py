@@ -73,6 +73,16 @@ RUN_FIELDS = frozenset(
 _NAME_RE = re.compile(r"^[A-Za-z0-9_\-]+$")
 
 
+def script_file_problem(name: str) -> str | None:
+    """What is wrong with ``name`` as the file a task's script is written to (None: nothing):
+    it must be a plain file name in the component's directory, and not one of WHEEL's own."""
+    if not name or "/" in name or name in (".", "..") or "\0" in name:
+        return f"{name!r} must be a file name in the component's directory (no '/'), e.g. run.sh"
+    if name in (COMPONENT_FILE, STATUS_FILE):
+        return f"{name!r} is WHEEL's own file; choose another, e.g. run.sh"
+    return None
+
+
 def is_valid_name(name: object) -> bool:
     """WHEEL's rule for component names (they are directory names): ``[A-Za-z0-9_-]+``."""
     return isinstance(name, str) and bool(_NAME_RE.match(name))

@@ -27,6 +27,7 @@ from ._component import (
     default_component,
     is_valid_name,
     new_id,
+    script_file_problem,
     step_order,
 )
 from ._jsonio import json_object, parse_json, read_bytes, show_json, write_json_atomic
@@ -416,8 +417,8 @@ class Project:
         """Add a component (its directory and ``cmp.wheel.json``) under ``parent`` (default: root),
         with ``scripts`` (file name → text, made executable) written in its directory.
 
-        All of it or nothing: when a step fails, what was done is taken back
-        (:meth:`take_back`) and the error raised."""
+        All of it or nothing: when a step fails, what was done is taken back and the error
+        raised."""
         parent = parent or self.root_component
         try:
             ComponentType(ctype)
@@ -452,27 +453,27 @@ class Project:
         comp = Component(data, directory, rel, parent=parent)
         parent.children.append(comp)
         self.by_id[comp.id] = comp
-        mtime = self.data.get("mtime")
         try:
-            if "descendants" in parent.data:
-                self._write_container(parent)
-            self.write_component(comp)
-            if ctype == ComponentType.PARAMETER_STUDY:
-                _write_parameter_skeleton(comp)
-            for file, text in (scripts or {}).items():
-                _write_script(directory, file, text)
-            self._stage(directory)
-            self.touch()
+            with self.all_or_nothing(parent):  # the parent's file and prj.wheel.json
+                if "descendants" in parent.data:
+                    self._write_container(parent)
+                self.write_component(comp)
+                if ctype == ComponentType.PARAMETER_STUDY:
+                    _write_parameter_skeleton(comp)
+                for file, text in (scripts or {}).items():
+                    _write_script(directory, file, text)
+                self._stage(directory)
+                self.touch()
         except BaseException:
-            self.data["mtime"] = mtime
-            self.take_back(comp)
+            self._take_back(comp)
             raise
         return comp
 
-    def take_back(self, comp: Component) -> None:
-        """Undo the adding of ``comp``, which this process has just added and nobody has used
-        yet, when what came after failed: its directory (only sharin's files) is removed and its
-        parent's ``cmp.wheel.json`` written as it was. What cannot be undone is left as it is."""
+    def _take_back(self, comp: Component) -> None:
+        """Undo the adding of ``comp``, just added and not used yet, when what came after
+        failed (its parent's file is put back by :meth:`all_or_nothing`): it leaves the tree,
+        its directory (only sharin's files) is removed and nothing of it stays staged. What
+        cannot be undone is left as it is."""
         import shutil
 
         parent = comp.parent
@@ -486,9 +487,6 @@ class Project:
             for x in self._batch_stage
             if x != comp.directory and not os.fspath(x).startswith(below)
         ]
-        if parent is not None and "descendants" in parent.data:
-            with contextlib.suppress(OSError, ProjectError):
-                self._write_container(parent)
         shutil.rmtree(comp.directory, ignore_errors=True)
         if not self._batch_depth:
             from . import _git
@@ -608,9 +606,8 @@ class Project:
         if else_ and src.type != ComponentType.IF:
             raise ProjectError(f"{src.rel} is not an if component; only an if has an else branch")
         _refuse_cycle(src, dst, self.by_id)
-        steps = src.type == dst.type == ComponentType.STEPJOB_TASK and src.parent is not None
-        siblings = src.parent.children if steps and src.parent is not None else []
-        with self.all_or_nothing(src, dst, *siblings):
+        stepjob = src.parent if src.type == dst.type == ComponentType.STEPJOB_TASK else None
+        with self.all_or_nothing(src, dst, *(stepjob.children if stepjob is not None else ())):
             lst = src.data.setdefault(key, [])
             if dst.id not in lst:
                 lst.append(dst.id)
@@ -619,9 +616,9 @@ class Project:
                 prev.append(src.id)
             self.write_component(src)
             self.write_component(dst)
-            if steps and src.parent is not None:
+            if stepjob is not None:
                 # as WHEEL: step numbers follow the chain of flow edges
-                for i, step in enumerate(step_order(src.parent)):
+                for i, step in enumerate(step_order(stepjob)):
                     if step.data.get("stepnum") != i:
                         step.data["stepnum"] = i
                         self.write_component(step)
@@ -745,8 +742,7 @@ class Project:
             self.check_property(c, key, value)
         rest = {k: v for k, v in values.items() if k != "name"}
         if rest:
-            trial = Component({**c.data, **rest}, c.directory, c.rel, parent=c.parent)
-            _refuse_unsafe(trial, self.root, before=c)
+            _refuse_unsafe_change(c, rest, self.root)
         if "name" in values:
             self._check_rename(c, str(values["name"]))
         with self.all_or_nothing(c):
@@ -1074,9 +1070,10 @@ def _bytes_or_none(path: Path) -> bytes | None:
 
 def _write_script(directory: Path, name: str, text: str) -> None:
     """A new executable file ``name`` in a component's directory sharin has just made
-    (an existing file, or a name that is not a plain file name, is an error)."""
-    if not name or "/" in name or "\0" in name or name in (".", ".."):
-        raise ProjectError(f"{name!r} is not a file name; give a plain name, e.g. run.sh")
+    (an existing file, or a name :func:`script_file_problem` refuses, is an error)."""
+    problem = script_file_problem(name)
+    if problem is not None:
+        raise ProjectError(problem, path=directory)
     fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o755)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
@@ -1156,9 +1153,9 @@ def _refuse_unsafe(c: Component, root: Path, before: Component | None = None) ->
         raise ProjectError("; ".join(str(x) for x in problems))
 
 
-def _refuse_unsafe_change(c: Component, key: str, value: Any, root: Path) -> None:
-    """Refuse ``set key=value`` when the new value holds a name that leaves the directory."""
-    trial = Component({**c.data, key: value}, c.directory, c.rel, parent=c.parent)
+def _refuse_unsafe_change(c: Component, values: Mapping[str, Any], root: Path) -> None:
+    """Refuse setting ``values`` when a new value holds a name that leaves the directory."""
+    trial = Component({**c.data, **values}, c.directory, c.rel, parent=c.parent)
     _refuse_unsafe(trial, root, before=c)
 
 

@@ -233,9 +233,7 @@ def _write_atomic(target: Path, chunks: Any, limit: int) -> int:
     try:
         os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        _remove_made(made)
+        _discard_temp(tmp, made)
         raise
     return size
 
@@ -261,16 +259,17 @@ def _write_temp(target: Path, chunks: Any, limit: int) -> tuple[str, int, list[P
         if target.exists():
             shutil.copymode(target, tmp)
     except BaseException:
-        if tmp:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        _remove_made(made)
+        _discard_temp(tmp, made)
         raise
     return tmp, size, made
 
 
-def _remove_made(made: list[Path]) -> None:
-    """Remove the directories a failed write made (deepest first), each only while empty."""
+def _discard_temp(tmp: str, made: list[Path]) -> None:
+    """Remove a failed write's temporary file (when there is one, and still there) and the
+    directories made for it (deepest first), each only while empty."""
+    if tmp:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
     for d in made:
         with contextlib.suppress(OSError):
             d.rmdir()
@@ -1046,16 +1045,14 @@ def create_app(config: ServerConfig) -> Any:
                 if not name or target.is_dir():
                     raise ProjectError(f"upload {f.filename!r}: give a file name")
                 written.append((target, *_write_temp(target, _chunks(f.file), config.upload_limit)))
-            while written:
-                target, tmp, size, _ = written[0]
+            for target, tmp, size, _ in written:
                 os.replace(tmp, target)
                 done.append({"path": os.path.relpath(target, root), "size": size})
-                del written[0]
         except BaseException:
+            # a file already in place is not undone; its temporary file is gone, and the
+            # directory it is in is no longer empty, so nothing of it is removed here
             for _, tmp, _, made in reversed(written):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                _remove_made(made)
+                _discard_temp(tmp, made)
             raise
         return {"uploaded": done}
 
