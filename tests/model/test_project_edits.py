@@ -271,3 +271,24 @@ def test_an_edge_is_refused_exactly_when_it_would_close_a_cycle(
             continue
         assert not closes, (a, b)
         accepted.add((a, b))
+
+
+@pytest.mark.parametrize("name", ["../x.sh", "/etc/x.sh", "sub/x.sh", "cmp.wheel.json", ""])
+def test_a_script_named_outside_its_directory_is_refused_and_nothing_is_made(
+    tmp_path: Path, name: str
+) -> None:
+    """Where a script is written, its name is checked again (the API checks it first)."""
+    p = sharin.new_project(tmp_path / "demo")
+
+    def files() -> dict[str, object]:  # the user's files (not git's, nor sharin's lock)
+        return {
+            k: (v[0], v[-1])
+            for k, v in tree_snapshot(p.root).items()
+            if k.split("/")[0] not in (".git", ".sharin")
+        }
+
+    before = files()
+    with pytest.raises(sharin.ProjectError, match="file name|WHEEL's own file"):
+        p.add_component("task", "a", scripts={name: "true\n"})
+    assert files() == before and not (tmp_path / "x.sh").exists()
+    assert [c.name for c in p.components()] == []
