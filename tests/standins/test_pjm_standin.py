@@ -385,6 +385,21 @@ def test_step_job_by_name_with_dependency_statement(
     assert again != ids[0] and again.endswith("_0")
 
 
+def test_one_slot_runs_the_jobs_in_the_order_they_were_submitted(pjm: PJM) -> None:
+    """First come, first served: each job's runner races for the slot, and the first job
+    submitted still runs first however the runners start."""
+    one = {"PJM_STANDIN_SLOTS": "1"}
+    pjm.script("o.sh", f'{WAIT_GO}\necho "$PJM_JOBID" >> order')
+    ids = [pjm.submit("o.sh", env=one) for _ in range(4)]
+    pjm.wait_state(ids[0], ("RUN",))
+    assert {
+        i: st for i, (st, *_) in rows_of(pjm.stat(*BULKSTAT, *ids[1:])).items()
+    } == dict.fromkeys(ids[1:], "QUE")
+    pjm.go()
+    pjm.ended(*ids, timeout=30)
+    assert (pjm.workdir / "order").read_text().split() == ids
+
+
 def test_pjdel_queued_running_and_sub_jobs(pjm: PJM) -> None:
     one = {"PJM_STANDIN_SLOTS": "1"}
     pjm.script("t.sh", 'trap "echo term; exit 7" TERM\necho up\nsleep 30 &\nwait')

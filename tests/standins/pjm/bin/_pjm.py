@@ -648,8 +648,9 @@ def spawn_runner(h: Path, jid: int, key: str) -> int:
 # --------------------------------------------------------------------------- runner
 
 
-def _try_slot(h: Path, n: int) -> int | None:
-    for i in range(n):
+def _try_slot(h: Path, n: int, first: int = 0) -> int | None:
+    """A free slot among ``first`` .. ``n - 1`` (its lock held), or None."""
+    for i in range(first, n):
         fd = os.open(h / "slots" / f"{i}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -657,6 +658,36 @@ def _try_slot(h: Path, n: int) -> int | None:
         except BlockingIOError:
             os.close(fd)
     return None
+
+
+def _order(jid: int, sub: Sub) -> tuple[float, int, int]:
+    return (float(sub["accept"]), jid, sub["index"] or 0)
+
+
+def _waits_for_a_slot(job: Job, sub: Sub) -> bool:
+    """True when ``sub`` is queued and would take a slot now (its step turn, its start
+    delay over)."""
+    if sub["st"] != "QUE" or sub.get("cancel"):
+        return False
+    if job["md"] == "ST" and _step_gate(job, sub) != "run":
+        return False
+    return time.time() >= float(sub["accept"]) + float(sub.get("start_delay", 0.0))
+
+
+def _slots_taken_first(h: Path, jid: int, sub: Sub) -> int:
+    """How many slots (from slot 0) sub jobs accepted before ``sub`` and waiting for one may
+    take: the runners' race for the slots' locks is not their order of submission, so ``sub``
+    tries only the slots above those."""
+    mine = _order(jid, sub)
+    return max(
+        (
+            int(other["slots"])
+            for job in all_jobs(h)
+            for other in job["subs"]
+            if _order(job["id"], other) < mine and _waits_for_a_slot(job, other)
+        ),
+        default=0,
+    )
 
 
 def _compare(a: int, op: str, b: int) -> bool:
@@ -720,7 +751,9 @@ def runner_main(h: Path, jid: int, key: str) -> int:
                 time.sleep(POLL)
                 continue
             if slot_fd is None:
-                slot_fd = _try_slot(h, int(sub["slots"]))
+                # first come, first served, as a job manager queues: the slots a sub job
+                # accepted earlier waits for are left to it
+                slot_fd = _try_slot(h, int(sub["slots"]), _slots_taken_first(h, jid, sub))
                 if slot_fd is None and not (job["md"] == "ST" and _step_gate(job, sub) == "delete"):
                     time.sleep(POLL)
                     continue
